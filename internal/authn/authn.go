@@ -1,0 +1,77 @@
+// Package authn authenticates client-server API requests by access token and
+// carries the authenticated device in the request context.
+package authn
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"maunium.net/go/mautrix/id"
+
+	"parley/internal/httputil"
+)
+
+// Device is the authenticated requester.
+type Device struct {
+	UserID   id.UserID
+	DeviceID id.DeviceID
+	IsGuest  bool
+	IsAdmin  bool
+	// SessionID identifies the access token used, for logout.
+	SessionID int64
+}
+
+// Authenticator resolves an access token to its device. It returns a
+// *httputil.MatrixError (M_UNKNOWN_TOKEN, with soft_logout where it applies)
+// for unknown, revoked or expired tokens.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (*Device, error)
+}
+
+type ctxKey struct{}
+
+// WithDevice returns a context carrying dev.
+func WithDevice(ctx context.Context, dev *Device) context.Context {
+	return context.WithValue(ctx, ctxKey{}, dev)
+}
+
+// FromContext returns the device of an authenticated request, or nil.
+func FromContext(ctx context.Context) *Device {
+	dev, _ := ctx.Value(ctxKey{}).(*Device)
+	return dev
+}
+
+// Token extracts the access token from the Authorization header or, for older
+// clients, the access_token query parameter.
+func Token(r *http.Request) (string, bool) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, tok, ok := strings.Cut(h, " ")
+		if ok && strings.EqualFold(scheme, "Bearer") && tok != "" {
+			return strings.TrimSpace(tok), true
+		}
+		return "", false
+	}
+	if tok := r.URL.Query().Get("access_token"); tok != "" {
+		return tok, true
+	}
+	return "", false
+}
+
+// Handler is a handler for an authenticated endpoint.
+type Handler func(w http.ResponseWriter, r *http.Request, dev *Device) error
+
+// Required wraps h so that it runs only for requests with a valid access token.
+func Required(a Authenticator, h Handler) httputil.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		tok, ok := Token(r)
+		if !ok {
+			return httputil.Errorf(http.StatusUnauthorized, httputil.CodeMissingToken, "Missing access token")
+		}
+		dev, err := a.Authenticate(r.Context(), tok)
+		if err != nil {
+			return err
+		}
+		return h(w, r.WithContext(WithDevice(r.Context(), dev)), dev)
+	}
+}

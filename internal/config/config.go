@@ -1,0 +1,259 @@
+// Package config holds Parley's typed configuration: defaults, YAML loading,
+// environment overrides and validation. There are no globals: the loaded
+// Config is passed to the components that need it.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+	"maunium.net/go/mautrix/id"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	ServerName     string       `yaml:"server_name"`
+	SigningKeyPath string       `yaml:"signing_key_path"`
+	Database       Database     `yaml:"database"`
+	Listen         Listen       `yaml:"listen"`
+	Registration   Registration `yaml:"registration"`
+	RateLimits     RateLimits   `yaml:"rate_limits"`
+	Rooms          Rooms        `yaml:"rooms"`
+	Federation     Federation   `yaml:"federation"`
+	Sync           Sync         `yaml:"sync"`
+	Media          Media        `yaml:"media"`
+	WellKnown      WellKnown    `yaml:"well_known"`
+	Log            Log          `yaml:"log"`
+}
+
+// Database selects the storage backend by URL.
+type Database struct {
+	// URL is sqlite:///path/to/file.db or postgres://user@host:port/db.
+	URL string `yaml:"url"`
+	// MaxOpenConns bounds the read pool (SQLite) or the whole pool (PostgreSQL).
+	MaxOpenConns int `yaml:"max_open_conns"`
+}
+
+// Listen says where Parley serves HTTP.
+type Listen struct {
+	// HTTP serves the client-server API (and plain-HTTP federation) on host:port.
+	HTTP string `yaml:"http"`
+	// HTTPS serves the federation API (and client API) over TLS when set.
+	HTTPS   string `yaml:"https"`
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// MaxRequestBytes limits request bodies other than media uploads.
+	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+}
+
+// Registration controls who may create accounts.
+type Registration struct {
+	Enabled bool `yaml:"enabled"`
+	// RequireToken makes m.login.registration_token mandatory when registration is enabled.
+	RequireToken bool `yaml:"require_token"`
+	// SharedSecret enables /_synapse/admin/v1/register when set.
+	SharedSecret string `yaml:"shared_secret"`
+	// AllowGuests enables kind=guest.
+	AllowGuests bool `yaml:"allow_guests"`
+	// MinPasswordLength rejects shorter passwords with M_WEAK_PASSWORD.
+	MinPasswordLength int `yaml:"min_password_length"`
+	// AccessTokenLifetime makes access tokens expire (with refresh tokens) when above zero.
+	AccessTokenLifetime time.Duration `yaml:"access_token_lifetime"`
+}
+
+// RateLimits configures per-endpoint token buckets.
+type RateLimits struct {
+	Enabled bool `yaml:"enabled"`
+	// PerSecond and Burst apply per client (user, or IP when unauthenticated) and endpoint class.
+	Login    Bucket `yaml:"login"`
+	Register Bucket `yaml:"register"`
+	Message  Bucket `yaml:"message"`
+}
+
+// Bucket is one token bucket.
+type Bucket struct {
+	PerSecond float64 `yaml:"per_second"`
+	Burst     int     `yaml:"burst"`
+}
+
+// Rooms holds room defaults.
+type Rooms struct {
+	DefaultVersion id.RoomVersion `yaml:"default_version"`
+}
+
+// Federation configures the server-server API.
+type Federation struct {
+	Enabled bool `yaml:"enabled"`
+	// TrustedCAFile is an extra PEM CA bundle trusted for outbound federation (test networks).
+	TrustedCAFile string `yaml:"trusted_ca_file"`
+	// InsecureSkipVerify disables TLS verification for outbound federation (tests only).
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// Sync configures the sync API.
+type Sync struct {
+	// Presence enables presence tracking; large servers may turn it off.
+	Presence bool `yaml:"presence"`
+}
+
+// Media configures the media repository.
+type Media struct {
+	Path          string `yaml:"path"`
+	MaxUploadSize int64  `yaml:"max_upload_size"`
+}
+
+// WellKnown sets what /.well-known/matrix/{client,server} advertise.
+type WellKnown struct {
+	ClientBaseURL string `yaml:"client_base_url"`
+	ServerName    string `yaml:"server"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level string `yaml:"level"`
+}
+
+// Defaults is the no-config configuration: server name localhost, loopback only,
+// SQLite under ./data, open registration, no rate limits.
+func Defaults() Config {
+	return Config{
+		ServerName:     "localhost",
+		SigningKeyPath: "data/signing.key",
+		Database:       Database{URL: "sqlite:///data/parley.db", MaxOpenConns: 8},
+		Listen:         Listen{HTTP: "127.0.0.1:8008", MaxRequestBytes: 1 << 20},
+		Registration:   Registration{Enabled: true, MinPasswordLength: 0},
+		RateLimits: RateLimits{
+			Enabled:  false,
+			Login:    Bucket{PerSecond: 0.2, Burst: 5},
+			Register: Bucket{PerSecond: 0.1, Burst: 3},
+			Message:  Bucket{PerSecond: 10, Burst: 50},
+		},
+		Rooms:      Rooms{DefaultVersion: "11"},
+		Federation: Federation{Enabled: true},
+		Sync:       Sync{Presence: true},
+		Media:      Media{Path: "data/media", MaxUploadSize: 100 << 20},
+		Log:        Log{Level: "info"},
+	}
+}
+
+// Load reads a YAML file over the defaults, applies environment overrides and validates.
+// Unknown keys are errors that name the key.
+func Load(path string) (Config, error) {
+	cfg := Defaults()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	if err := Parse(b, &cfg); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	cfg.ApplyEnv()
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes YAML into cfg, rejecting unknown keys.
+func Parse(b []byte, cfg *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// ApplyEnv applies PARLEY_* environment overrides for the database URL and secrets.
+func (c *Config) ApplyEnv() {
+	if v := os.Getenv("PARLEY_DATABASE_URL"); v != "" {
+		c.Database.URL = v
+	}
+	if v := os.Getenv("PARLEY_REGISTRATION_SHARED_SECRET"); v != "" {
+		c.Registration.SharedSecret = v
+	}
+	if v := os.Getenv("PARLEY_SERVER_NAME"); v != "" {
+		c.ServerName = v
+	}
+}
+
+// Validate checks the configuration and names the key at fault.
+func (c *Config) Validate() error {
+	if c.ServerName == "" {
+		return errors.New("server_name: must be set")
+	}
+	if !id.ValidateServerName(c.ServerName) {
+		return fmt.Errorf("server_name: %q is not a valid server name", c.ServerName)
+	}
+	if !strings.HasPrefix(c.Database.URL, "sqlite://") && !strings.HasPrefix(c.Database.URL, "postgres://") && !strings.HasPrefix(c.Database.URL, "postgresql://") {
+		return fmt.Errorf("database.url: %q must start with sqlite:// or postgres://", c.Database.URL)
+	}
+	if c.Database.MaxOpenConns < 1 {
+		return errors.New("database.max_open_conns: must be at least 1")
+	}
+	if c.Listen.HTTP == "" && c.Listen.HTTPS == "" {
+		return errors.New("listen: set listen.http or listen.https")
+	}
+	for key, addr := range map[string]string{"listen.http": c.Listen.HTTP, "listen.https": c.Listen.HTTPS} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("%s: %q is not host:port", key, addr)
+		}
+	}
+	if c.Listen.HTTPS != "" && (c.Listen.TLSCert == "" || c.Listen.TLSKey == "") {
+		return errors.New("listen.tls_cert, listen.tls_key: required when listen.https is set")
+	}
+	if c.Listen.MaxRequestBytes < 1024 {
+		return errors.New("listen.max_request_bytes: must be at least 1024")
+	}
+	if c.SigningKeyPath == "" {
+		return errors.New("signing_key_path: must be set")
+	}
+	if !c.Rooms.DefaultVersion.IsKnown() {
+		return fmt.Errorf("rooms.default_version: unknown room version %q", c.Rooms.DefaultVersion)
+	}
+	if c.Registration.MinPasswordLength < 0 {
+		return errors.New("registration.min_password_length: must not be negative")
+	}
+	for key, b := range map[string]Bucket{"rate_limits.login": c.RateLimits.Login, "rate_limits.register": c.RateLimits.Register, "rate_limits.message": c.RateLimits.Message} {
+		if c.RateLimits.Enabled && (b.PerSecond <= 0 || b.Burst < 1) {
+			return fmt.Errorf("%s: per_second must be above 0 and burst at least 1", key)
+		}
+	}
+	if _, err := parseLevel(c.Log.Level); err != nil {
+		return fmt.Errorf("log.level: %w", err)
+	}
+	return nil
+}
+
+func parseLevel(s string) (string, error) {
+	switch s {
+	case "debug", "info", "warn", "error":
+		return s, nil
+	}
+	return "", fmt.Errorf("%q is not one of debug, info, warn, error", s)
+}
+
+// Generated returns a configuration for a real deployment of serverName:
+// registration closed, rate limits on, listening on all interfaces.
+func Generated(serverName string) Config {
+	c := Defaults()
+	c.ServerName = serverName
+	c.Listen.HTTP = "0.0.0.0:8008"
+	c.Registration.Enabled = false
+	c.RateLimits.Enabled = true
+	c.WellKnown.ServerName = ""
+	return c
+}
+
+// Marshal renders cfg as YAML.
+func (c Config) Marshal() ([]byte, error) { return yaml.Marshal(c) }

@@ -1,0 +1,102 @@
+// Package homeserver is the composition root: it opens storage, builds every
+// component and wires them together. It is the only package that knows them all.
+package homeserver
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+	"maunium.net/go/mautrix/federation"
+
+	"parley/clientapi"
+	"parley/internal/config"
+	"parley/internal/httputil"
+	"parley/internal/logging"
+	"parley/internal/signing"
+	"parley/storage"
+	"parley/storage/sqlstore"
+)
+
+// Homeserver is a running Parley instance without its listeners.
+type Homeserver struct {
+	Config     config.Config
+	Store      storage.Store
+	SigningKey *federation.SigningKey
+	Log        *zap.Logger
+
+	handler http.Handler
+}
+
+// New opens storage (running migrations), loads or creates the signing key and builds every component.
+func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, error) {
+	key, created, err := signing.LoadOrGenerate(cfg.SigningKeyPath)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	if created {
+		log.Info("generated signing key", zap.String("path", cfg.SigningKeyPath), zap.String("key_id", string(key.ID)))
+	}
+	store, err := sqlstore.New(ctx, cfg.Database.URL, cfg.Database.MaxOpenConns)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	hs := &Homeserver{Config: cfg, Store: store, SigningKey: key, Log: log}
+
+	router := httputil.NewRouter()
+	client := clientapi.New(clientapi.Deps{Config: &hs.Config, Store: store, Log: log})
+	client.Register(router)
+
+	hs.handler = httputil.CORS(hs.requestLog(router))
+	return hs, nil
+}
+
+// Handler is the HTTP handler serving every API.
+func (hs *Homeserver) Handler() http.Handler { return hs.handler }
+
+// Close stops background work and closes the database.
+func (hs *Homeserver) Close() error {
+	return hs.Store.Close()
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// requestLog gives each request an id and a child logger, and logs one line per
+// request at debug level. The query string is not logged: it may hold an access token.
+func (hs *Homeserver) requestLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hs.Log.Core().Enabled(zap.DebugLevel) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		b := make([]byte, 6)
+		_, _ = rand.Read(b)
+		reqID := hex.EncodeToString(b)
+		log := hs.Log.With(zap.String("request_id", reqID))
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r.WithContext(logging.With(r.Context(), log)))
+		log.Debug("request", zap.String("method", r.Method), zap.String("path", r.URL.Path),
+			zap.Int("status", rec.status), zap.Duration("duration", time.Since(start)))
+	})
+}

@@ -1,0 +1,36 @@
+package sqlstore
+
+import (
+	"context"
+
+	"parley/storage"
+)
+
+// Store implements storage.Store over a DB.
+type Store struct {
+	db *DB
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// New opens the database at url, runs migrations and returns the store.
+func New(ctx context.Context, url string, maxConns int) (*Store, error) {
+	db, err := Open(ctx, url, maxConns)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Store{db: db}, nil
+}
+
+// DB exposes the handle for tests of this package.
+func (s *Store) DB() *DB { return s.db }
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.db.r.PingContext(ctx) }

@@ -1,0 +1,13 @@
+package storage
+
+import "context"
+
+// Store is every kind of storage Parley has. Each component takes only the
+// interfaces it needs from it.
+type Store interface {
+	AccountStore
+	// Close releases the database connections.
+	Close() error
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+}
