@@ -57,10 +57,6 @@ func (a *API) Register(root *mux.Router) {
 	a.handle(client, "/versions", "versions", a.versions, http.MethodGet)
 	a.handle(root, "/.well-known/matrix/client", "well_known_client", a.wellKnownClient, http.MethodGet)
 
-	a.handle(v3, "/register", "register", a.register, http.MethodPost)
-	a.handle(v3, "/register/available", "register_available", a.registerAvailable, http.MethodGet)
-	a.handle(v3, "/login", "login_flows", a.loginFlows, http.MethodGet)
-	a.handle(v3, "/login", "login", a.login, http.MethodPost)
-	a.authed(v3, "/logout", "logout", a.logout, http.MethodPost)
-	a.authed(v3, "/account/whoami", "whoami", a.whoami, http.MethodGet)
+	a.registerAccountRoutes(v3)
+	a.registerRoomRoutes(v3)
 }

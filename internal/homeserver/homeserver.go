@@ -19,6 +19,7 @@ import (
 	"parley/internal/logging"
 	"parley/internal/signing"
 	"parley/storage"
+	"parley/syncapi"
 	"parley/storage/sqlstore"
 )
 
@@ -50,6 +51,10 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	router := httputil.NewRouter()
 	client := clientapi.New(clientapi.Deps{Config: &hs.Config, Store: store, Log: log})
 	client.Register(router)
+
+	notifier := syncapi.NewNotifier()
+	sync := syncapi.New(syncapi.Deps{Auth: client.Authenticator(), Notifier: notifier, Log: log})
+	sync.Register(router)
 
 	hs.handler = httputil.CORS(hs.requestLog(router))
 	return hs, nil

@@ -1,0 +1,230 @@
+// Package syncapi serves GET /sync: it tells each client what happened since
+// its last token. Each kind of data is a Stream with its own position; a
+// long-polling request waits on the Notifier until a stream has something for
+// its user, then every stream fills its part of the response.
+package syncapi
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+	"go.uber.org/zap"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/id"
+
+	"parley/internal/authn"
+	"parley/internal/httputil"
+)
+
+// Request is one /sync request as the streams see it.
+type Request struct {
+	Device *authn.Device
+	// Since is the client's token; nil for an initial sync.
+	Since Token
+	// FullState asks for the whole state of each room, as on an initial sync.
+	FullState bool
+	// Filter is the effective filter (defaults applied).
+	Filter *mautrix.Filter
+	// SetPresence is the set_presence parameter ("online" if absent).
+	SetPresence string
+}
+
+// Initial reports whether this is an initial sync (no since token).
+func (r *Request) Initial() bool { return r.Since == nil }
+
+// Stream is one kind of sync data.
+type Stream interface {
+	// Name is the stream's key in tokens.
+	Name() StreamName
+	// Position is the stream's current (latest) position.
+	Position(ctx context.Context) (int64, error)
+	// Fill adds to resp what happened for req's user between from (exclusive;
+	// 0 with an initial sync) and to (inclusive). It reports whether it added
+	// anything that should end a long-poll.
+	Fill(ctx context.Context, req *Request, from, to int64, resp *Response) (bool, error)
+}
+
+// FilterLoader returns a stored filter by ID for a user.
+type FilterLoader interface {
+	LoadFilter(ctx context.Context, user id.UserID, filterID string) (*mautrix.Filter, error)
+}
+
+// Deps is what the sync API needs.
+type Deps struct {
+	Auth     authn.Authenticator
+	Notifier *Notifier
+	Streams  []Stream
+	Filters  FilterLoader
+	Log      *zap.Logger
+}
+
+// Server is the sync API.
+type Server struct {
+	auth     authn.Authenticator
+	notifier *Notifier
+	streams  []Stream
+	filters  FilterLoader
+	log      *zap.Logger
+}
+
+// New builds the sync API.
+func New(d Deps) *Server {
+	return &Server{auth: d.Auth, notifier: d.Notifier, streams: d.Streams, filters: d.Filters, log: d.Log}
+}
+
+// Notifier returns the notifier that streams and writers wake.
+func (s *Server) Notifier() *Notifier { return s.notifier }
+
+// Register attaches /sync.
+func (s *Server) Register(root *mux.Router) {
+	v3 := root.PathPrefix("/_matrix/client/{apiversion:(?:r0|v3)}").Subrouter()
+	v3.Handle("/sync", httputil.Wrap(s.log, "sync", authn.Required(s.auth, s.sync))).Methods(http.MethodGet)
+}
+
+// maxTimeout bounds a long-poll.
+const maxTimeout = 5 * time.Minute
+
+// sync handles GET /sync.
+func (s *Server) sync(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
+	ctx := r.Context()
+	q := r.URL.Query()
+	req := &Request{Device: dev, SetPresence: q.Get("set_presence")}
+	if req.SetPresence == "" {
+		req.SetPresence = "online"
+	}
+	switch req.SetPresence {
+	case "online", "offline", "unavailable":
+	default:
+		return httputil.InvalidParam("set_presence must be online, offline or unavailable")
+	}
+	if v := q.Get("since"); v != "" {
+		t, err := ParseToken(v)
+		if err != nil {
+			return httputil.InvalidParam("%v", err)
+		}
+		req.Since = t
+	}
+	switch q.Get("full_state") {
+	case "", "false":
+	case "true":
+		req.FullState = true
+	default:
+		return httputil.InvalidParam("full_state must be true or false")
+	}
+	var timeout time.Duration
+	if v := q.Get("timeout"); v != "" {
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || ms < 0 {
+			return httputil.InvalidParam("timeout must be a non-negative integer")
+		}
+		timeout = min(time.Duration(ms)*time.Millisecond, maxTimeout)
+	}
+	filter, err := s.loadFilter(ctx, dev.UserID, q.Get("filter"))
+	if err != nil {
+		return err
+	}
+	req.Filter = filter
+
+	// Subscribe before reading positions, so no wake-up is lost in between.
+	l := s.notifier.Listen(dev.UserID)
+	defer l.Close()
+	var deadline <-chan time.Time
+	if timeout > 0 && !req.Initial() && !req.FullState {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		deadline = t.C
+	}
+	for {
+		resp, found, err := s.build(ctx, req)
+		if err != nil {
+			return err
+		}
+		if found || deadline == nil {
+			return writeResponse(w, resp)
+		}
+		select {
+		case <-l.C():
+		case <-deadline:
+			// Nothing happened: an empty response with the newest token. Build
+			// once more so that positions that moved without data for this user
+			// are still acknowledged.
+			resp, _, err := s.build(ctx, req)
+			if err != nil {
+				return err
+			}
+			return writeResponse(w, resp)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// build reads every stream's position and fills the response from req.Since to there.
+func (s *Server) build(ctx context.Context, req *Request) (*Response, bool, error) {
+	next := make(Token, len(s.streams))
+	for _, st := range s.streams {
+		pos, err := st.Position(ctx)
+		if err != nil {
+			return nil, false, err
+		}
+		next[st.Name()] = pos
+	}
+	resp := NewResponse()
+	found := false
+	for _, st := range s.streams {
+		var from int64
+		if !req.Initial() {
+			from = req.Since[st.Name()]
+		}
+		to := next[st.Name()]
+		if from > to {
+			// The stream restarted below the client's position (an in-memory
+			// stream after a restart): send what there is now.
+			from = 0
+		}
+		if !req.Initial() && !req.FullState && from == to {
+			continue
+		}
+		got, err := st.Fill(ctx, req, from, to, resp)
+		if err != nil {
+			return nil, false, err
+		}
+		found = found || got
+	}
+	resp.NextBatch = next.String()
+	return resp, found, nil
+}
+
+func writeResponse(w http.ResponseWriter, resp *Response) error {
+	b, err := json.Marshal(resp)
+	if err != nil {
+		return err
+	}
+	return httputil.WriteRawJSON(w, http.StatusOK, b)
+}
+
+// loadFilter parses an inline JSON filter or loads a stored one by ID.
+func (s *Server) loadFilter(ctx context.Context, user id.UserID, param string) (*mautrix.Filter, error) {
+	f := mautrix.DefaultFilter()
+	if param == "" {
+		return &f, nil
+	}
+	if param[0] == '{' {
+		if err := json.Unmarshal([]byte(param), &f); err != nil {
+			return nil, httputil.BadJSON("invalid filter: %v", err)
+		}
+		return &f, nil
+	}
+	if s.filters == nil {
+		return &f, nil
+	}
+	stored, err := s.filters.LoadFilter(ctx, user, param)
+	if err != nil {
+		return nil, err
+	}
+	return stored, nil
+}
