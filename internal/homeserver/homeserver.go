@@ -19,8 +19,8 @@ import (
 	"parley/internal/logging"
 	"parley/internal/signing"
 	"parley/storage"
-	"parley/syncapi"
 	"parley/storage/sqlstore"
+	"parley/syncapi"
 )
 
 // Homeserver is a running Parley instance without its listeners.
