@@ -6,6 +6,7 @@ import "context"
 // interfaces it needs from it.
 type Store interface {
 	AccountStore
+	RoomStore
 	// Close releases the database connections.
 	Close() error
 	// Ping checks that the database answers.
