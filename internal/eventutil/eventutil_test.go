@@ -29,7 +29,7 @@ func TestClientEvent(t *testing.T) {
 		t.Fatalf("federation fields leaked: %s", out)
 	}
 
-	state := []byte(`{"content":{},"origin_server_ts":1,"sender":"@a:hs","type":"m.room.redaction","state_key":"","content":{"redacts":"$x"}}`)
+	state := []byte(`{"origin_server_ts":1,"sender":"@a:hs","type":"m.room.redaction","state_key":"","content":{"redacts":"$x"}}`)
 	out = ClientEvent(nil, ClientInput{PDU: state, EventID: "$f", RoomID: "!r", NowMS: 0})
 	m = nil
 	if err := json.Unmarshal(out, &m); err != nil {
