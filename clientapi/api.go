@@ -12,6 +12,7 @@ import (
 	"parley/internal/authn"
 	"parley/internal/config"
 	"parley/internal/httputil"
+	"parley/roomserver"
 	"parley/storage"
 )
 
@@ -20,6 +21,8 @@ type Deps struct {
 	Config *config.Config
 	Store  storage.Store
 	Log    *zap.Logger
+	// Rooms is the roomserver behind the room endpoints.
+	Rooms *roomserver.Server
 }
 
 // API is the client-server API.
@@ -28,11 +31,12 @@ type API struct {
 	store storage.Store
 	log   *zap.Logger
 	auth  *Authenticator
+	rooms *roomserver.Server
 }
 
 // New builds the client API.
 func New(d Deps) *API {
-	return &API{cfg: d.Config, store: d.Store, log: d.Log, auth: NewAuthenticator(d.Store)}
+	return &API{cfg: d.Config, store: d.Store, log: d.Log, auth: NewAuthenticator(d.Store), rooms: d.Rooms}
 }
 
 // Authenticator returns the access-token authenticator, shared with syncapi.

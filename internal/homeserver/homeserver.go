@@ -18,6 +18,7 @@ import (
 	"parley/internal/httputil"
 	"parley/internal/logging"
 	"parley/internal/signing"
+	"parley/roomserver"
 	"parley/storage"
 	"parley/storage/sqlstore"
 	"parley/syncapi"
@@ -29,6 +30,8 @@ type Homeserver struct {
 	Store      storage.Store
 	SigningKey *federation.SigningKey
 	Log        *zap.Logger
+	// Rooms is the roomserver.
+	Rooms *roomserver.Server
 
 	handler http.Handler
 }
@@ -49,11 +52,20 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	hs := &Homeserver{Config: cfg, Store: store, SigningKey: key, Log: log}
 
 	router := httputil.NewRouter()
-	client := clientapi.New(clientapi.Deps{Config: &hs.Config, Store: store, Log: log})
+	notifier := syncapi.NewNotifier()
+	rooms := roomserver.New(roomserver.Deps{Store: store, Config: &hs.Config, SigningKey: key, Log: log})
+	hs.Rooms = rooms
+	pduStream := syncapi.NewPDUStream(rooms, notifier, log)
+	if err := pduStream.Load(ctx); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("load room memberships: %w", err)
+	}
+	rooms.SetOnEvent(pduStream.OnEvent)
+
+	client := clientapi.New(clientapi.Deps{Config: &hs.Config, Store: store, Log: log, Rooms: rooms})
 	client.Register(router)
 
-	notifier := syncapi.NewNotifier()
-	sync := syncapi.New(syncapi.Deps{Auth: client.Authenticator(), Notifier: notifier, Log: log})
+	sync := syncapi.New(syncapi.Deps{Auth: client.Authenticator(), Notifier: notifier, Log: log, Streams: []syncapi.Stream{pduStream}})
 	sync.Register(router)
 
 	hs.handler = httputil.CORS(hs.requestLog(router))

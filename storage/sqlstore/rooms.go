@@ -563,4 +563,3 @@ func prefixColumns(cols, p string) string {
 	}
 	return string(b)
 }
-
