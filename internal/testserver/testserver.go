@@ -51,6 +51,7 @@ func New(t testing.TB, opts ...Option) *Server {
 	cfg.SigningKeyPath = filepath.Join(dir, "signing.key")
 	cfg.Media.Path = filepath.Join(dir, "media")
 	cfg.Database.URL = "sqlite://" + filepath.Join(dir, "hs.db")
+	cfg.Registration.BcryptCost = 4 // bcrypt.MinCost: keep tests fast
 	if os.Getenv("PARLEY_TEST_DB") == "postgres" {
 		cfg.Database.URL = PostgresDatabase(t)
 	}
