@@ -77,7 +77,7 @@ func (s *Store) GetAccount(ctx context.Context, userID id.UserID) (*storage.Acco
 // SetPassword implements storage.AccountStore.
 func (s *Store) SetPassword(ctx context.Context, userID id.UserID, hash string, logoutDevices bool, keep id.DeviceID) error {
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE accounts SET password_hash = $2 WHERE user_id = $1`, userID, hash)
+		res, err := tx.ExecContext(ctx, `UPDATE accounts SET password_hash = $1 WHERE user_id = $2`, hash, userID)
 		if err != nil {
 			return err
 		}
@@ -213,7 +213,7 @@ func (s *Store) ListDevices(ctx context.Context, userID id.UserID) ([]storage.De
 // SetDeviceDisplayName implements storage.AccountStore.
 func (s *Store) SetDeviceDisplayName(ctx context.Context, userID id.UserID, deviceID id.DeviceID, name string) error {
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE devices SET display_name = $3 WHERE user_id = $1 AND device_id = $2`, userID, deviceID, name)
+		res, err := tx.ExecContext(ctx, `UPDATE devices SET display_name = $1 WHERE user_id = $2 AND device_id = $3`, name, userID, deviceID)
 		if err != nil {
 			return err
 		}
@@ -227,7 +227,7 @@ func (s *Store) SetDeviceDisplayName(ctx context.Context, userID id.UserID, devi
 // UpdateDeviceLastSeen implements storage.AccountStore.
 func (s *Store) UpdateDeviceLastSeen(ctx context.Context, userID id.UserID, deviceID id.DeviceID, ts int64, ip string) error {
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE devices SET last_seen_ts = $3, last_seen_ip = $4 WHERE user_id = $1 AND device_id = $2`, userID, deviceID, ts, ip)
+		_, err := tx.ExecContext(ctx, `UPDATE devices SET last_seen_ts = $1, last_seen_ip = $2 WHERE user_id = $3 AND device_id = $4`, ts, ip, userID, deviceID)
 		return err
 	})
 }

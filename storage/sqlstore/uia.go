@@ -91,8 +91,8 @@ func (s *Store) CompleteUIAStage(ctx context.Context, sessionID, stage, regToken
 			sess.RegistrationToken = regToken
 		}
 		completed, _ := json.Marshal(sess.Completed)
-		_, err = tx.ExecContext(ctx, `UPDATE uia_sessions SET completed = $2, registration_token = $3 WHERE session_id = $1`,
-			sessionID, string(completed), sess.RegistrationToken)
+		_, err = tx.ExecContext(ctx, `UPDATE uia_sessions SET completed = $1, registration_token = $2 WHERE session_id = $3`,
+			string(completed), sess.RegistrationToken, sessionID)
 		return err
 	})
 	return sess, err
