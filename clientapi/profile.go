@@ -118,7 +118,7 @@ func validateProfileValue(key string, value json.RawMessage) error {
 	var s string
 	switch key {
 	case profileFieldDisplay, profileFieldAvatarURL, "m.tz":
-		if err := json.Unmarshal(value, &s); err != nil {
+		if err := json.Unmarshal(value, &s); err != nil || string(value) == "null" {
 			return httputil.BadJSON("%s must be a string", key)
 		}
 	default:
