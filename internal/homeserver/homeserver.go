@@ -12,9 +12,10 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"maunium.net/go/mautrix/federation"
+	mfed "maunium.net/go/mautrix/federation"
 
 	"parley/clientapi"
+	"parley/federation"
 	"parley/internal/config"
 	"parley/internal/httputil"
 	"parley/internal/logging"
@@ -25,11 +26,15 @@ import (
 	"parley/syncapi"
 )
 
+// Version is Parley's version, reported by `parley version` and the federation
+// version endpoint; set at build time with -ldflags "-X parley/internal/homeserver.Version=...".
+var Version = "0.1.0-dev"
+
 // Homeserver is a running Parley instance without its listeners.
 type Homeserver struct {
 	Config     config.Config
 	Store      storage.Store
-	SigningKey *federation.SigningKey
+	SigningKey *mfed.SigningKey
 	Log        *zap.Logger
 
 	handler http.Handler
@@ -62,6 +67,9 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	notifier := syncapi.NewNotifier()
 	sync := syncapi.New(syncapi.Deps{Auth: client.Authenticator(), Notifier: notifier, Log: log})
 	sync.Register(router)
+
+	fed := federation.New(federation.Deps{ServerName: cfg.ServerName, Key: key, Version: Version, Log: log})
+	fed.Register(router)
 
 	hs.handler = httputil.CORS(hs.requestLog(httputil.LimitBody(cfg.Listen.MaxRequestBytes, isMediaUpload, router)))
 	return hs, nil
