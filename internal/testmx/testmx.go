@@ -104,6 +104,9 @@ type Event struct {
 	// event fails auth on receipt (including against the state before it).
 	// The state after a rejected event is the state before it.
 	Rejected bool
+	// ExtraSigners are further server names that sign the event (with the
+	// same key), e.g. the authorising server of a restricted join.
+	ExtraSigners []string
 }
 
 // Add signs and adds an event and returns its ID.
@@ -153,8 +156,10 @@ func (r *Room) Add(e Event) id.EventID {
 			ev.AuthEvents = append(ev.AuthEvents, a)
 		}
 	}
-	if err := ev.Sign(r.Version, e.Sender.Homeserver(), KeyID, privateKey); err != nil {
-		r.t.Fatalf("testmx: sign: %v", err)
+	for _, server := range append([]string{e.Sender.Homeserver()}, e.ExtraSigners...) {
+		if err := ev.Sign(r.Version, server, KeyID, privateKey); err != nil {
+			r.t.Fatalf("testmx: sign: %v", err)
+		}
 	}
 	evID, err := ev.GetEventID(r.Version)
 	if err != nil {

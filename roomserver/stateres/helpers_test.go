@@ -33,7 +33,9 @@ var (
 	noteKey  = StateKey{Type: noteType}
 )
 
-func memberKey(u id.UserID) StateKey { return StateKey{Type: event.StateMember.Type, StateKey: u.String()} }
+func memberKey(u id.UserID) StateKey {
+	return StateKey{Type: event.StateMember.Type, StateKey: u.String()}
+}
 
 // plContent returns power levels granting users their levels; room creators
 // are left out in versions where they have infinite power and may not be
