@@ -1,17 +1,19 @@
 //go:build parley_complement
 
 // This file is Parley's own Complement deployment shim. It is not part of
-// Parley's module: sytest/complement/run copies it into a fetched Complement
-// checkout (as package complement, next to test_main.go) and builds the test
-// binaries with -tags parley_complement.
+// Parley's module (the build tag keeps it out of Parley's builds): it belongs
+// to package complement, next to Complement's test_main.go, and takes effect
+// in test binaries built with the tag parley_complement.
 //
 // When PARLEY_COMPLEMENT_START is set, every complement.Deploy(t, n) starts n
 // Parley processes through sytest/complement/start-parley.sh instead of
 // Docker containers: hsN listens on 127.0.0.(N+1) (client HTTP :8008,
 // federation HTTPS :8448). The names hs1, hs2, ... must resolve to those
-// addresses; sytest/complement/run arranges that with a private /etc/hosts in
-// a private mount and network namespace. Only one deployment runs at a time,
-// so run the tests with -test.parallel=1.
+// addresses, and host.docker.internal (where Complement's own federation
+// servers listen, on all interfaces) to 127.0.0.1: run the test binary as
+// root in a private mount and network namespace (unshare -m -n, loopback up)
+// with a private /etc/hosts bind-mounted over the real one. Only one
+// deployment runs at a time, so run the tests with -test.parallel=1.
 //
 // Environment:
 //

@@ -4,7 +4,7 @@
 #   start-parley.sh SERVER_NAME IP DATA_DIR
 #
 # SERVER_NAME  the server name (hs1, hs2, ...), resolvable to IP by the caller
-#              (sytest/complement/run maps it in a private /etc/hosts)
+#              (for example in a private /etc/hosts; see parley_deployment.go)
 # IP           a loopback address (127.0.0.x) to listen on: client-server API
 #              over HTTP on IP:8008, federation (and client) over HTTPS on IP:8448
 # DATA_DIR     config, TLS certificate, signing key, database and media go here;
