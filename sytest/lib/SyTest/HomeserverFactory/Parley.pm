@@ -27,7 +27,7 @@ sub _init
    $self->{args} = {
       binary  => $ENV{PARLEY_BINARY} // "../bin/parley",
       db_type => $db,
-      pg_url  => $ENV{PARLEY_PG_URL} // "postgres://postgres@127.0.0.1:5432",
+      pg_url  => $ENV{PARLEY_PG_URL} // 'postgres://postgres@127.0.0.1:5432',
    };
 
    $self->SUPER::_init( @_ );
