@@ -9,7 +9,6 @@ import (
 // registerRoomRoutes attaches room creation, sending, state, membership and history.
 func (a *API) registerRoomRoutes(v3 *mux.Router) {
 	a.authed(v3, "/createRoom", "create_room", a.createRoom, http.MethodPost)
-	a.authed(v3, "/capabilities", "capabilities", a.capabilities, http.MethodGet)
 
 	a.authed(v3, "/rooms/{roomID}/send/{eventType}/{txnID}", "send_event", a.sendEvent, http.MethodPut)
 	a.authed(v3, "/rooms/{roomID}/state/{eventType}", "put_state", a.putState, http.MethodPut)

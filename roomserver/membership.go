@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"go.uber.org/zap"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
@@ -150,4 +151,28 @@ func (s *Server) Forget(ctx context.Context, user id.UserID, roomID id.RoomID) e
 		return fmt.Errorf("%w: leave the room before forgetting it", ErrBadRequest)
 	}
 	return s.store.ForgetRoom(ctx, user, roomID)
+}
+
+// ProfileChanged sends an updated m.room.member join event, carrying the new
+// displayname and avatar_url, into every room the user is joined to. It
+// implements clientapi.ProfileListener; failures are logged per room.
+func (s *Server) ProfileChanged(ctx context.Context, userID id.UserID, displayName, avatarURL string) {
+	rooms, err := s.JoinedRooms(ctx, userID)
+	if err != nil {
+		s.log.Warn("profile change: list joined rooms", zap.Error(err))
+		return
+	}
+	for _, roomID := range rooms {
+		extra := map[string]any{}
+		if displayName != "" {
+			extra["displayname"] = displayName
+		}
+		if avatarURL != "" {
+			extra["avatar_url"] = avatarURL
+		}
+		req := MembershipRequest{RoomID: roomID, Sender: userID, Target: userID, Extra: extra}
+		if _, err := s.member(ctx, req, event.MembershipJoin, nil); err != nil {
+			s.log.Warn("profile change: update member event", zap.String("room_id", string(roomID)), zap.Error(err))
+		}
+	}
 }

@@ -7,6 +7,9 @@ import "context"
 type Store interface {
 	AccountStore
 	RoomStore
+	UIAStore
+	RegistrationTokenStore
+	ProfileStore
 	// Close releases the database connections.
 	Close() error
 	// Ping checks that the database answers.
