@@ -4,13 +4,15 @@ import (
 	"net/http"
 
 	"github.com/gorilla/mux"
+
+	"parley/internal/ratelimit"
 )
 
 // registerRoomRoutes attaches room creation, sending, state, membership and history.
 func (a *API) registerRoomRoutes(v3 *mux.Router) {
 	a.authed(v3, "/createRoom", "create_room", a.createRoom, http.MethodPost)
 
-	a.authed(v3, "/rooms/{roomID}/send/{eventType}/{txnID}", "send_event", a.sendEvent, http.MethodPut)
+	a.authed(v3, "/rooms/{roomID}/send/{eventType}/{txnID}", "send_event", a.limits.WrapAuthed(ratelimit.Message, a.sendEvent), http.MethodPut)
 	a.authed(v3, "/rooms/{roomID}/state/{eventType}", "put_state", a.putState, http.MethodPut)
 	a.authed(v3, "/rooms/{roomID}/state/{eventType}/{stateKey:.*}", "put_state", a.putState, http.MethodPut)
 	a.authed(v3, "/rooms/{roomID}/redact/{eventID}/{txnID}", "redact", a.redactEvent, http.MethodPut)

@@ -113,7 +113,9 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (id.Room
 		return "", "", err
 	}
 	// 2. the creator joins
-	if err := state(event.StateMember.Type, string(creator), map[string]any{"membership": "join"}); err != nil {
+	creatorContent := map[string]any{"membership": "join"}
+	s.addProfile(ctx, creator, creatorContent)
+	if err := state(event.StateMember.Type, string(creator), creatorContent); err != nil {
 		return "", "", err
 	}
 	// 3. power levels: defaults, preset, then power_level_content_override
@@ -197,6 +199,7 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (id.Room
 	// 8. invites
 	for _, u := range req.Invite {
 		c := map[string]any{"membership": "invite"}
+		s.addProfile(ctx, u, c)
 		if req.IsDirect {
 			c["is_direct"] = true
 		}

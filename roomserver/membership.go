@@ -112,6 +112,9 @@ func (s *Server) member(ctx context.Context, req MembershipRequest, m event.Memb
 		}
 	}
 	content := map[string]any{}
+	if m == event.MembershipJoin || m == event.MembershipInvite {
+		s.addProfile(ctx, req.Target, content)
+	}
 	for k, v := range req.Extra {
 		content[k] = v
 	}
@@ -173,6 +176,23 @@ func (s *Server) ProfileChanged(ctx context.Context, userID id.UserID, displayNa
 		req := MembershipRequest{RoomID: roomID, Sender: userID, Target: userID, Extra: extra}
 		if _, err := s.member(ctx, req, event.MembershipJoin, nil); err != nil {
 			s.log.Warn("profile change: update member event", zap.String("room_id", string(roomID)), zap.Error(err))
+		}
+	}
+}
+
+// addProfile puts a local user's displayname and avatar_url into member event content.
+func (s *Server) addProfile(ctx context.Context, user id.UserID, content map[string]any) {
+	if user.Homeserver() != s.serverName {
+		return
+	}
+	prof, err := s.store.GetProfile(ctx, user)
+	if err != nil {
+		return
+	}
+	for _, k := range []string{"displayname", "avatar_url"} {
+		var v string
+		if raw, ok := prof[k]; ok && json.Unmarshal(raw, &v) == nil && v != "" {
+			content[k] = v
 		}
 	}
 }
