@@ -1,0 +1,145 @@
+package roomserver_test
+
+import (
+	"context"
+	"encoding/json/v2"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"maunium.net/go/mautrix/federation/pdu"
+	"maunium.net/go/mautrix/id"
+
+	"parley/internal/testserver"
+	"parley/roomserver"
+)
+
+// TestEventsVerifyAsRemote checks every stored event the way a remote server
+// would: content hash, signature with our public key, event ID = reference hash,
+// and (room v12) the room ID derived from the create event.
+func TestEventsVerifyAsRemote(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	hs := srv.HS
+	for _, v := range []string{"3", "10", "11", "12"} {
+		res := alice.MustDo(t, http.MethodPost, "createRoom", map[string]any{"room_version": v, "preset": "public_chat", "name": "n", "topic": "t"})
+		room := res.JSON["room_id"].(string)
+		bob.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", room), map[string]any{})
+		ev := bob.MustDo(t, http.MethodPut, testserver.Sprintf("rooms/%s/send/m.room.message/x%s", room, v), map[string]any{"body": "hi"}).JSON["event_id"].(string)
+		alice.MustDo(t, http.MethodPut, testserver.Sprintf("rooms/%s/redact/%s/r%s", room, ev, v), map[string]any{})
+
+		evs, err := hs.Store.RoomEvents(context.Background(), id.RoomID(room), 0, 1<<62, 1000, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) < 10 {
+			t.Fatalf("v%s: only %d events", v, len(evs))
+		}
+		getKey := func(server string, keyID id.KeyID, _ time.Time) (id.SigningKey, time.Time, error) {
+			if server == "hs1.test" && keyID == hs.SigningKey.ID {
+				return hs.SigningKey.Pub, time.Now().Add(time.Hour), nil
+			}
+			return "", time.Time{}, nil
+		}
+		depth := int64(0)
+		var prev id.EventID
+		for _, e := range evs {
+			var p pdu.PDU
+			if err := json.Unmarshal(e.JSON, &p); err != nil {
+				t.Fatalf("v%s %s: %v", v, e.EventID, err)
+			}
+			rv := id.RoomVersion(v)
+			if !e.Redacted && !p.VerifyContentHash() {
+				t.Fatalf("v%s %s: content hash mismatch", v, e.EventID)
+			}
+			if err := p.VerifySignature(rv, "hs1.test", getKey); err != nil {
+				t.Fatalf("v%s %s: signature: %v", v, e.EventID, err)
+			}
+			evID, err := p.GetEventID(rv)
+			if err != nil || evID != e.EventID {
+				t.Fatalf("v%s: event ID %s, reference hash gives %s (%v)", v, e.EventID, evID, err)
+			}
+			if p.Depth <= depth {
+				t.Fatalf("v%s: depth not increasing", v)
+			}
+			depth = p.Depth
+			if prev != "" && (len(p.PrevEvents) != 1 || p.PrevEvents[0] != prev) {
+				t.Fatalf("v%s: prev_events %v, want [%s]", v, p.PrevEvents, prev)
+			}
+			prev = e.EventID
+			if p.Type == "m.room.create" {
+				if rv.RoomIDIsCreateEventID() {
+					rid, err := p.GetRoomID()
+					if err != nil || string(rid) != room || p.RoomID != "" {
+						t.Fatalf("v12 room ID %s, derived %s (%v)", room, rid, err)
+					}
+				}
+			} else if string(p.RoomID) != room {
+				t.Fatalf("v%s: room_id %s", v, p.RoomID)
+			}
+		}
+	}
+}
+
+// TestConcurrentSendsDoNotFork sends from many goroutines into one room and
+// checks the DAG stays linear.
+func TestConcurrentSendsDoNotFork(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	room := id.RoomID(alice.MustDo(t, http.MethodPost, "createRoom", map[string]any{}).JSON["room_id"].(string))
+	rs := srv.HS.Rooms
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				if _, err := rs.Send(context.Background(), roomserver.SendRequest{RoomID: room, Sender: alice.UserID, Type: "m.room.message", Content: []byte(`{"body":"x"}`)}); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	ext, err := srv.HS.Store.ForwardExtremities(context.Background(), room)
+	if err != nil || len(ext) != 1 {
+		t.Fatalf("forward extremities %v (%v)", ext, err)
+	}
+	evs, _ := srv.HS.Store.RoomEvents(context.Background(), room, 0, 1<<62, 1000, false)
+	seen := map[id.EventID]bool{}
+	for i, e := range evs {
+		var p pdu.PDU
+		_ = json.Unmarshal(e.JSON, &p)
+		if i > 0 && (len(p.PrevEvents) != 1 || p.PrevEvents[0] != evs[i-1].EventID) {
+			t.Fatalf("fork at %d: prev %v", i, p.PrevEvents)
+		}
+		seen[e.EventID] = true
+	}
+	if len(evs) < 80 {
+		t.Fatalf("%d events", len(evs))
+	}
+}
+
+// TestRejectedEventChangesNothing: an event the auth rules reject is not stored.
+func TestRejectedEventChangesNothing(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	room := id.RoomID(alice.MustDo(t, http.MethodPost, "createRoom", map[string]any{}).JSON["room_id"].(string))
+	ctx := context.Background()
+	before, _ := srv.HS.Store.MaxStreamPos(ctx)
+	_, err := srv.HS.Rooms.Send(ctx, roomserver.SendRequest{RoomID: room, Sender: "@mallory:hs1.test", Type: "m.room.message", Content: []byte(`{}`)})
+	if err == nil {
+		t.Fatal("event from a non-member accepted")
+	}
+	after, _ := srv.HS.Store.MaxStreamPos(ctx)
+	if before != after {
+		t.Fatalf("rejected event stored: %d → %d", before, after)
+	}
+	// And the room still works.
+	if _, err := srv.HS.Rooms.Send(ctx, roomserver.SendRequest{RoomID: room, Sender: alice.UserID, Type: "m.room.message", Content: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
