@@ -142,4 +142,3 @@ func TestRejectedEventChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
