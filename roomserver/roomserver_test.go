@@ -142,3 +142,28 @@ func TestRejectedEventChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestResolveStateLinear: resolving a state against itself and an older state
+// of the same linear DAG gives the newer state (no conflict survives).
+func TestResolveStateLinear(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	room := id.RoomID(alice.MustDo(t, http.MethodPost, "createRoom", map[string]any{"name": "a"}).JSON["room_id"].(string))
+	ctx := context.Background()
+	info1, _ := srv.HS.Store.GetRoom(ctx, room)
+	alice.MustDo(t, http.MethodPut, testserver.Sprintf("rooms/%s/state/m.room.name/", room), map[string]any{"name": "b"})
+	info2, _ := srv.HS.Store.GetRoom(ctx, room)
+	got, err := srv.HS.Rooms.ResolveState(ctx, info2.Version, []int64{info1.CurrentGroup, info2.CurrentGroup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := srv.HS.Store.StateIDs(ctx, info2.CurrentGroup)
+	if len(got) != len(want) {
+		t.Fatalf("resolved %d entries, want %d", len(got), len(want))
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Fatalf("%v: got %s want %s", k, got[k], v)
+		}
+	}
+}
