@@ -140,7 +140,7 @@ func (s *Server) add(w *working, spec eventSpec) (*storage.NewEvent, error) {
 		}
 	}
 	if err := p.Sign(w.version, s.serverName, s.key.ID, s.key.Priv); err != nil {
-		return nil, fmt.Errorf("%w: cannot sign event: %v", ErrBadRequest, err)
+		return nil, fmt.Errorf("%w: event is not valid canonical JSON (floats and integers outside ±(2^53-1) are not allowed): %v", ErrBadRequest, err)
 	}
 	evID, err := p.GetEventID(w.version)
 	if err != nil {

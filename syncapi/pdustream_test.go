@@ -273,3 +273,87 @@ func TestSyncTokensSurviveRestart(t *testing.T) {
 		t.Fatalf("messages after restart: %s", res.Body)
 	}
 }
+
+func TestSyncKnockAndFilters(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	knockRoom := createRoom(t, alice, map[string]any{"room_version": "10", "name": "Knock here",
+		"initial_state": []map[string]any{{"type": "m.room.join_rules", "content": map[string]any{"join_rule": "knock"}}}})
+	next := doSync(t, bob, nil).JSON["next_batch"].(string)
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("knock/%s", knockRoom), map[string]any{})
+	res := doSync(t, bob, url.Values{"since": {next}, "timeout": {"2000"}})
+	kr := section(res, "knock", knockRoom)
+	if kr == nil {
+		t.Fatalf("knock missing: %s", res.Body)
+	}
+	types := map[string]bool{}
+	for _, e := range kr["knock_state"].(map[string]any)["events"].([]any) {
+		types[e.(map[string]any)["type"].(string)] = true
+	}
+	if !types["m.room.name"] || !types["m.room.member"] {
+		t.Fatalf("knock_state: %s", res.Body)
+	}
+
+	// Filters: rooms, timeline types, senders, lazy-loaded members.
+	r1 := createRoom(t, alice, map[string]any{"preset": "public_chat"})
+	r2 := createRoom(t, alice, map[string]any{"preset": "public_chat"})
+	for _, r := range []string{r1, r2} {
+		bob.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", r), map[string]any{})
+	}
+	send(t, alice, r1, "from alice")
+	send(t, bob, r1, "from bob")
+	carol := srv.Register(t, "carol")
+	carol.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", r1), map[string]any{})
+
+	res = doSync(t, bob, url.Values{"filter": {fmt.Sprintf(`{"room":{"rooms":[%q]}}`, r1)}})
+	if section(res, "join", r1) == nil || section(res, "join", r2) != nil {
+		t.Fatalf("rooms filter: %s", res.Body)
+	}
+	res = doSync(t, bob, url.Values{"filter": {`{"room":{"timeline":{"types":["m.room.message"],"limit":50}}}`}})
+	for _, e := range section(res, "join", r1)["timeline"].(map[string]any)["events"].([]any) {
+		if e.(map[string]any)["type"] != "m.room.message" {
+			t.Fatalf("timeline types filter let through %v", e)
+		}
+	}
+	res = doSync(t, bob, url.Values{"filter": {fmt.Sprintf(`{"room":{"timeline":{"senders":[%q],"limit":50}}}`, alice.UserID)}})
+	if b := timelineBodies(section(res, "join", r1)); len(b) != 1 || b[0] != "from alice" {
+		t.Fatalf("senders filter: %v", b)
+	}
+	// Lazy loading with a 1-event timeline (bob's message): only bob's member event in state.
+	res = doSync(t, bob, url.Values{"filter": {`{"room":{"timeline":{"limit":1,"types":["m.room.message"]},"state":{"lazy_load_members":true}}}`}})
+	for _, e := range section(res, "join", r1)["state"].(map[string]any)["events"].([]any) {
+		ev := e.(map[string]any)
+		if ev["type"] == "m.room.member" && ev["state_key"] == string(carol.UserID) {
+			t.Fatalf("lazy loading sent carol's member event: %s", res.Body)
+		}
+	}
+}
+
+// TestSyncWakeAfterRestart: after a restart the notifier knows room members again.
+func TestSyncWakeAfterRestart(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	room := createRoom(t, alice, map[string]any{"preset": "public_chat"})
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", room), map[string]any{})
+	cfg := srv.Cfg
+	srv.Close()
+	srv2 := testserver.Start(t, cfg)
+	alice.S, bob.S = srv2, srv2
+	next := doSync(t, bob, nil).JSON["next_batch"].(string)
+	done := make(chan *testserver.Response, 1)
+	go func() {
+		done <- bob.Do(t, http.MethodGet, "sync?"+url.Values{"since": {next}, "timeout": {"20000"}}.Encode(), nil)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	send(t, alice, room, "ping")
+	select {
+	case res := <-done:
+		if b := timelineBodies(section(res, "join", room)); len(b) != 1 || b[0] != "ping" {
+			t.Fatalf("woken sync: %s", res.Body)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("long-poll not woken after restart")
+	}
+}
