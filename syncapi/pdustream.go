@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -154,6 +156,7 @@ func (p *PDUStream) Fill(ctx context.Context, req *Request, from, to int64, resp
 	var forgotten map[id.RoomID]bool
 	f := &filler{p: p, req: req, rf: rf, now: time.Now().UnixMilli(), resp: resp}
 	found := false
+	var joins []joinJob
 	for _, m := range ms {
 		if m.StreamPos > to || !rf.roomAllowed(m.RoomID) {
 			continue // a membership newer than this response is sent next time
@@ -164,11 +167,7 @@ func (p *PDUStream) Fill(ctx context.Context, req *Request, from, to int64, resp
 			if !full && !changed[m.RoomID] {
 				continue
 			}
-			got, err := f.joined(ctx, m, from, to, full || inRange)
-			if err != nil {
-				return false, err
-			}
-			found = found || got
+			joins = append(joins, joinJob{m: m, full: full || inRange})
 		case "invite", "knock":
 			if !full && !inRange {
 				continue
@@ -195,11 +194,69 @@ func (p *PDUStream) Fill(ctx context.Context, req *Request, from, to int64, resp
 			found = true
 		}
 	}
-	return found, nil
+	got, err := f.joinedAll(ctx, joins, from, to)
+	return found || got, err
+}
+
+type joinJob struct {
+	m    storage.Membership
+	full bool
+}
+
+// syncWorkers bounds the rooms of one /sync built in parallel.
+const syncWorkers = 4
+
+// joinedAll fills rooms.join for every job, several rooms at a time: an
+// initial sync is dominated by per-room database round trips.
+func (f *filler) joinedAll(ctx context.Context, jobs []joinJob, from, to int64) (bool, error) {
+	if len(jobs) <= 2 {
+		found := false
+		for _, j := range jobs {
+			got, err := f.joined(ctx, j.m, from, to, j.full)
+			if err != nil {
+				return false, err
+			}
+			found = found || got
+		}
+		return found, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		next     atomic.Int64
+		found    atomic.Bool
+		errOnce  sync.Once
+		firstErr error
+	)
+	for w := 0; w < min(syncWorkers, len(jobs)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(jobs) || ctx.Err() != nil {
+					return
+				}
+				got, err := f.joined(ctx, jobs[i].m, from, to, jobs[i].full)
+				if err != nil {
+					errOnce.Do(func() { firstErr = err; cancel() })
+					return
+				}
+				if got {
+					found.Store(true)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return found.Load(), firstErr
 }
 
 // filler builds one response.
 type filler struct {
+	// mu guards resp's maps while rooms are filled in parallel.
+	mu   sync.Mutex
 	p    *PDUStream
 	req  *Request
 	rf   *roomFilter
@@ -335,7 +392,9 @@ func (f *filler) joined(ctx context.Context, m storage.Membership, from, to int6
 	if err != nil {
 		return false, err
 	}
+	f.mu.Lock()
 	jr := f.resp.JoinedRoom(m.RoomID)
+	f.mu.Unlock()
 	jr.Timeline.Events = f.format(tl)
 	jr.Timeline.Limited = limited
 	jr.Timeline.PrevBatch = formatPos(to)
