@@ -33,6 +33,11 @@ type StateMap = map[StateKey]id.EventID
 // version 3 and later) and InternalMeta.Rejected set if the event was rejected
 // on receipt. The resolver never modifies the returned events.
 //
+// Room version 2 events must be passed in the pdu.PDU shape (auth_events and
+// prev_events as plain ID lists) with InternalMeta.EventID set, and the
+// process must set pdu.UseInternalMetaForGetEventID, without which mautrix's
+// auth rules cannot identify the create event of such rooms.
+//
 // An error aborts the resolution and is returned from Resolve.
 type FetchFunc func(ctx context.Context, ids []id.EventID) ([]*pdu.PDU, error)
 
