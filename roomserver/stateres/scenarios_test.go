@@ -276,3 +276,36 @@ func TestV21ConflictedSubgraphReplaysUnconflictedPowerLevels(t *testing.T) {
 		wantEvent(t, got, memberKey(bob), leave, "bob's leave passes")
 	})
 }
+
+// Room version 12 creators have infinite power, also in the reverse
+// topological power ordering. Bob and alice both have 100 in v11 and edit
+// the power levels concurrently: the tie goes to timestamps, so alice's later
+// edit is applied last and wins. In v12 alice, the creator, sorts first, so
+// bob's edit is applied last and wins.
+func TestV12CreatorsOutrankEveryone(t *testing.T) {
+	for _, c := range []struct {
+		v        id.RoomVersion
+		bobWins  bool
+		scenario string
+	}{
+		{id.RoomV11, false, "equal power: the later edit (alice's) wins"},
+		{id.RoomV12, true, "alice sorts first: bob's edit is applied last"},
+	} {
+		t.Run("v"+string(c.v), func(t *testing.T) {
+			f := newFixture(t, c.v)
+			equal := f.State(f.base, alice, event.StatePowerLevels.Type, "", plContent(c.v, map[id.UserID]int{alice: 100, bob: 100}))
+			bobPL := plContent(c.v, map[id.UserID]int{alice: 100, bob: 100})
+			bobPL["invite"] = 100
+			byBob := f.State(equal, bob, event.StatePowerLevels.Type, "", bobPL)
+			alicePL := plContent(c.v, map[id.UserID]int{alice: 100, bob: 100})
+			alicePL["invite"] = 50
+			byAlice := f.State(equal, alice, event.StatePowerLevels.Type, "", alicePL)
+			got := f.resolve(f.After(byBob), f.After(byAlice))
+			want := byAlice
+			if c.bobWins {
+				want = byBob
+			}
+			wantEvent(t, got, plKey, want, c.scenario)
+		})
+	}
+}

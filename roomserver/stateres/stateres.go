@@ -3,6 +3,11 @@
 // versions appendix of the Matrix specification ("State resolution" in
 // /rooms/v2 and /rooms/v12).
 //
+// The roomserver calls it at DAG forks: the state before an event with several
+// prev_events is the resolution of the states after each of them:
+//
+//	before, err := stateres.Resolve(ctx, roomVersion, []stateres.StateMap{after1, after2}, fetchEvents)
+//
 // The package is pure: it does no I/O of its own. Events are obtained through a
 // FetchFunc supplied by the caller, and authorisation rules are delegated to
 // mautrix's federation/eventauth. It is safe to call Resolve concurrently as
