@@ -72,6 +72,11 @@ func Resolve(ctx context.Context, roomVersion id.RoomVersion, stateSets []StateM
 // state map. The input maps are not modified. The result is deterministic: it
 // does not depend on the order of stateSets or of the fetched events.
 //
+// Rejected events (InternalMeta.Rejected) in the full conflicted set are
+// authorised afresh like any other, as the spec's "Rejected events" section
+// requires (Synapse instead keeps them out); the flag only stops an event
+// being used as a fallback auth event in the iterative auth checks.
+//
 // Events that the FetchFunc cannot find are ignored, as Synapse does: a
 // conflicted state event that cannot be loaded takes no part in resolution,
 // and a missing auth event is treated as absent from the auth chain.
