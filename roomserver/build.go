@@ -214,7 +214,14 @@ func prevUnsigned(prev stateEntry) []byte {
 // commit persists w's events in one transaction, updates the room cache and
 // publishes them. r must be locked (nil for a new room, which is then cached).
 func (s *Server) commit(ctx context.Context, w *working, newRoom *storage.Room) ([]*storage.Event, error) {
-	stored, err := s.store.StoreEvents(ctx, storage.StoreEventsRequest{RoomID: w.roomID, NewRoom: newRoom, Events: w.events})
+	req := storage.StoreEventsRequest{RoomID: w.roomID, NewRoom: newRoom, Events: w.events}
+	if w.r != nil {
+		req.ExpectExtremities = w.r.extremities
+		if req.ExpectExtremities == nil {
+			req.ExpectExtremities = []id.EventID{}
+		}
+	}
+	stored, err := s.store.StoreEvents(ctx, req)
 	if err != nil {
 		if w.r != nil {
 			// The write may or may not have happened (commit errors): reload next time.
@@ -265,44 +272,53 @@ func (s *Server) publish(evs []*storage.Event, v id.RoomVersion) {
 // Send builds, authorises and persists one local event, idempotently per
 // device and transaction ID. It returns the event ID.
 func (s *Server) Send(ctx context.Context, req SendRequest) (id.EventID, error) {
-	if req.TxnID != "" {
-		if evID, err := s.store.EventByTxnID(ctx, req.Sender, req.DeviceID, req.TxnID); err == nil {
-			return evID, nil
-		} else if !errors.Is(err, storage.ErrNotFound) {
+	return s.inRoom(ctx, req.RoomID, func(w *working) (id.EventID, error) {
+		if req.TxnID != "" {
+			if evID, err := s.store.EventByTxnID(ctx, req.Sender, req.DeviceID, req.TxnID); err == nil {
+				return evID, nil
+			} else if !errors.Is(err, storage.ErrNotFound) {
+				return "", err
+			}
+		}
+		spec := eventSpec{Sender: req.Sender, Type: req.Type, StateKey: req.StateKey, Content: req.Content, Redacts: req.Redacts, TxnID: req.TxnID, DeviceID: req.DeviceID}
+		if req.Type == event.EventRedaction.Type && req.Redacts != "" {
+			return s.redact(ctx, w, spec)
+		}
+		if req.StateKey != nil {
+			if err := s.checkStateEvent(w, req.Sender, req.Type, *req.StateKey, req.Content); err != nil {
+				return "", err
+			}
+		}
+		ne, err := s.add(w, spec)
+		if err != nil {
 			return "", err
 		}
-	}
-	r, err := s.lockRoom(ctx, req.RoomID)
-	if err != nil {
-		return "", err
-	}
-	defer r.mu.Unlock()
-	if req.TxnID != "" {
-		// A concurrent request with the same transaction ID may have won the race for the lock.
-		if evID, err := s.store.EventByTxnID(ctx, req.Sender, req.DeviceID, req.TxnID); err == nil {
-			return evID, nil
-		}
-	}
-	w := newWorking(r)
-	spec := eventSpec{Sender: req.Sender, Type: req.Type, StateKey: req.StateKey, Content: req.Content, Redacts: req.Redacts, TxnID: req.TxnID, DeviceID: req.DeviceID}
-	if req.Type == event.EventRedaction.Type && req.Redacts != "" {
-		return s.redact(ctx, w, spec)
-	}
-	if req.StateKey != nil {
-		if err := s.checkStateEvent(w, req.Sender, req.Type, *req.StateKey, req.Content); err != nil {
+		evs, err := s.commit(ctx, w, nil)
+		if err != nil {
 			return "", err
 		}
+		s.publish(evs, w.version)
+		return ne.EventID, nil
+	})
+}
+
+// inRoom runs fn on a working copy of the room's current state, holding the
+// room's write lock. When the write finds that another process changed the
+// room meanwhile (storage.ErrStale), the room is reloaded and fn runs once more.
+func (s *Server) inRoom(ctx context.Context, roomID id.RoomID, fn func(w *working) (id.EventID, error)) (id.EventID, error) {
+	for attempt := 0; ; attempt++ {
+		r, err := s.lockRoom(ctx, roomID)
+		if err != nil {
+			return "", err
+		}
+		evID, err := fn(newWorking(r))
+		r.mu.Unlock()
+		if errors.Is(err, storage.ErrStale) && attempt < 2 {
+			s.log.Info("room changed by another writer, retrying", logging.RoomID(roomID))
+			continue
+		}
+		return evID, err
 	}
-	ne, err := s.add(w, spec)
-	if err != nil {
-		return "", err
-	}
-	evs, err := s.commit(ctx, w, nil)
-	if err != nil {
-		return "", err
-	}
-	s.publish(evs, w.version)
-	return ne.EventID, nil
 }
 
 // checkStateEvent applies the client-server API's extra checks on state sent by clients.

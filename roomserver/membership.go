@@ -95,47 +95,43 @@ func (s *Server) member(ctx context.Context, req MembershipRequest, m event.Memb
 			return evID, nil
 		}
 	}
-	r, err := s.lockRoom(ctx, req.RoomID)
-	if err != nil {
-		return "", err
-	}
-	defer r.mu.Unlock()
-	w := newWorking(r)
-	if pre != nil {
-		skip, err := pre(w)
+	return s.inRoom(ctx, req.RoomID, func(w *working) (id.EventID, error) {
+		if pre != nil {
+			skip, err := pre(w)
+			if err != nil {
+				return "", err
+			}
+			if skip {
+				e, _ := w.get(event.StateMember.Type, string(req.Target))
+				return e.id, nil
+			}
+		}
+		content := map[string]any{}
+		if m == event.MembershipJoin || m == event.MembershipInvite {
+			s.addProfile(ctx, req.Target, content)
+		}
+		for k, v := range req.Extra {
+			content[k] = v
+		}
+		content["membership"] = m
+		if req.Reason != "" {
+			content["reason"] = req.Reason
+		}
+		b, err := json.Marshal(content)
+		if err != nil {
+			return "", fmt.Errorf("%w: %v", ErrBadRequest, err)
+		}
+		ne, err := s.add(w, eventSpec{Sender: req.Sender, Type: event.StateMember.Type, StateKey: strPtr(string(req.Target)), Content: b, TxnID: req.TxnID, DeviceID: req.DeviceID})
 		if err != nil {
 			return "", err
 		}
-		if skip {
-			e, _ := w.get(event.StateMember.Type, string(req.Target))
-			return e.id, nil
+		evs, err := s.commit(ctx, w, nil)
+		if err != nil {
+			return "", err
 		}
-	}
-	content := map[string]any{}
-	if m == event.MembershipJoin || m == event.MembershipInvite {
-		s.addProfile(ctx, req.Target, content)
-	}
-	for k, v := range req.Extra {
-		content[k] = v
-	}
-	content["membership"] = m
-	if req.Reason != "" {
-		content["reason"] = req.Reason
-	}
-	b, err := json.Marshal(content)
-	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrBadRequest, err)
-	}
-	ne, err := s.add(w, eventSpec{Sender: req.Sender, Type: event.StateMember.Type, StateKey: strPtr(string(req.Target)), Content: b, TxnID: req.TxnID, DeviceID: req.DeviceID})
-	if err != nil {
-		return "", err
-	}
-	evs, err := s.commit(ctx, w, nil)
-	if err != nil {
-		return "", err
-	}
-	s.publish(evs, w.version)
-	return ne.EventID, nil
+		s.publish(evs, w.version)
+		return ne.EventID, nil
+	})
 }
 
 // Forget forgets a room the user has left. It is 400 while the user is still joined or invited.

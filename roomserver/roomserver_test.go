@@ -167,3 +167,36 @@ func TestResolveStateLinear(t *testing.T) {
 		}
 	}
 }
+
+// TestTwoWritersSameDatabase: two server processes share one database; a
+// server whose cached view of a room is stale must notice and rebuild on the
+// other's events instead of forking the DAG.
+func TestTwoWritersSameDatabase(t *testing.T) {
+	srv1 := testserver.New(t)
+	alice := srv1.Register(t, "alice")
+	room := id.RoomID(alice.MustDo(t, http.MethodPost, "createRoom", map[string]any{}).JSON["room_id"].(string))
+	srv2 := testserver.Start(t, srv1.Cfg)
+	ctx := context.Background()
+	send := func(s *testserver.Server) {
+		t.Helper()
+		if _, err := s.HS.Rooms.Send(ctx, roomserver.SendRequest{RoomID: room, Sender: alice.UserID, Type: "m.room.message", Content: []byte(`{"body":"x"}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(srv1)
+	send(srv2)
+	send(srv1) // srv1's cache predates srv2's event
+	send(srv2)
+	ext, err := srv1.HS.Store.ForwardExtremities(ctx, room)
+	if err != nil || len(ext) != 1 {
+		t.Fatalf("forked: extremities %v (%v)", ext, err)
+	}
+	evs, _ := srv1.HS.Store.RoomEvents(ctx, room, 0, 1<<62, 100, false)
+	for i := 1; i < len(evs); i++ {
+		var p pdu.PDU
+		_ = json.Unmarshal(evs[i].JSON, &p)
+		if len(p.PrevEvents) != 1 || p.PrevEvents[0] != evs[i-1].EventID || p.Depth <= evs[i-1].Depth {
+			t.Fatalf("event %d does not follow %d: prev %v", i, i-1, p.PrevEvents)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 
 	"maunium.net/go/mautrix/id"
 )
@@ -69,7 +70,15 @@ type StoreEventsRequest struct {
 	// room's current state group; each next event's state before is the state
 	// after the previous one. State events get a new state group.
 	Events []*NewEvent
+	// ExpectExtremities, when non-nil, makes the write fail with ErrStale
+	// unless the room's forward extremities are exactly these event IDs. The
+	// roomserver builds on a cached view of the room; this catches another
+	// process (PostgreSQL deployments) having written to the room meanwhile.
+	ExpectExtremities []id.EventID
 }
+
+// ErrStale is returned when a write was built on an outdated view of a room.
+var ErrStale = errors.New("room changed concurrently")
 
 // StoredEvent is what StoreEvents assigned to one event.
 type StoredEvent struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 
 	"maunium.net/go/mautrix/id"
 
@@ -101,6 +102,11 @@ func (s *Store) StoreEvents(ctx context.Context, req storage.StoreEventsRequest)
 			return fmt.Errorf("load room %s: %w", req.RoomID, NotFound(err))
 		}
 		startGroup := group
+		if req.ExpectExtremities != nil {
+			if err := checkExtremities(ctx, tx, req.RoomID, req.ExpectExtremities); err != nil {
+				return err
+			}
+		}
 		for i, ev := range req.Events {
 			stored, err := s.storeEvent(ctx, tx, ev, group)
 			if err != nil {
@@ -191,6 +197,32 @@ func (s *Store) storeEvent(ctx context.Context, tx *sql.Tx, ev *storage.NewEvent
 		}
 	}
 	return res, nil
+}
+
+func checkExtremities(ctx context.Context, tx *sql.Tx, roomID id.RoomID, want []id.EventID) error {
+	rows, err := tx.QueryContext(ctx, `SELECT event_id FROM forward_extremities WHERE room_id = $1`, roomID)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var e id.EventID
+		if err := rows.Scan(&e); err != nil {
+			return err
+		}
+		if !slices.Contains(want, e) {
+			return storage.ErrStale
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if n != len(want) {
+		return storage.ErrStale
+	}
+	return nil
 }
 
 // newStateGroup stores the state "before plus (tuple → eventID)" as a delta on
