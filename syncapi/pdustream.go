@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
@@ -167,7 +168,13 @@ func (p *PDUStream) Fill(ctx context.Context, req *Request, from, to int64, resp
 			if !full && !changed[m.RoomID] {
 				continue
 			}
-			joins = append(joins, joinJob{m: m, full: full || inRange})
+			newlyJoined := false
+			if !full && inRange {
+				if newlyJoined, err = p.newlyJoined(ctx, m); err != nil {
+					return false, err
+				}
+			}
+			joins = append(joins, joinJob{m: m, full: full || newlyJoined})
 		case "invite", "knock":
 			if !full && !inRange {
 				continue
@@ -196,6 +203,16 @@ func (p *PDUStream) Fill(ctx context.Context, req *Request, from, to int64, resp
 	}
 	got, err := f.joinedAll(ctx, joins, from, to)
 	return found || got, err
+}
+
+// newlyJoined reports whether m's join event was a join (not a profile change
+// of an already joined member): only then does the room need its full state.
+func (p *PDUStream) newlyJoined(ctx context.Context, m storage.Membership) (bool, error) {
+	ev, err := p.store.GetEvent(ctx, m.EventID)
+	if err != nil {
+		return false, err
+	}
+	return gjson.GetBytes(ev.Unsigned, "prev_content.membership").Str != "join", nil
 }
 
 type joinJob struct {

@@ -357,3 +357,36 @@ func TestSyncWakeAfterRestart(t *testing.T) {
 		t.Fatal("long-poll not woken after restart")
 	}
 }
+
+// TestSyncProfileChange: a displayname change reaches rooms as a new member
+// event, and is not treated as a fresh join (no full state).
+func TestSyncProfileChange(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	room := createRoom(t, alice, map[string]any{"preset": "public_chat"})
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", room), map[string]any{})
+	next := doSync(t, bob, nil).JSON["next_batch"].(string)
+	bob.MustDo(t, http.MethodPut, testserver.Sprintf("profile/%s/displayname", bob.UserID), map[string]any{"displayname": "Bobby"})
+	res := doSync(t, bob, url.Values{"since": {next}, "timeout": {"2000"}})
+	jr := section(res, "join", room)
+	if jr == nil {
+		t.Fatalf("no room after profile change: %s", res.Body)
+	}
+	evs := jr["timeline"].(map[string]any)["events"].([]any)
+	last := evs[len(evs)-1].(map[string]any)
+	if last["type"] != "m.room.member" || last["content"].(map[string]any)["displayname"] != "Bobby" || last["content"].(map[string]any)["membership"] != "join" {
+		t.Fatalf("member event: %s", res.Body)
+	}
+	if len(jr["state"].(map[string]any)["events"].([]any)) != 0 {
+		t.Fatalf("profile change resent the state: %s", res.Body)
+	}
+	// Joins carry the profile too.
+	carol := srv.Register(t, "carol")
+	carol.MustDo(t, http.MethodPut, testserver.Sprintf("profile/%s/displayname", carol.UserID), map[string]any{"displayname": "Caz"})
+	carol.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", room), map[string]any{})
+	res = alice.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/joined_members", room), nil)
+	if m := res.JSON["joined"].(map[string]any)[string(carol.UserID)].(map[string]any); m["display_name"] != "Caz" {
+		t.Fatalf("joined_members: %s", res.Body)
+	}
+}
