@@ -53,7 +53,7 @@ func (a *API) join(w http.ResponseWriter, r *http.Request, dev *authn.Device) er
 	if err != nil {
 		return roomError(err)
 	}
-	if _, err := a.rooms.Join(r.Context(), roomserver.MembershipRequest{RoomID: roomID, Sender: dev.UserID, Reason: body.Reason}); err != nil {
+	if _, err := a.rooms.Join(r.Context(), roomserver.MembershipRequest{RoomID: roomID, Sender: dev.UserID, Reason: body.Reason, Guest: dev.IsGuest}); err != nil {
 		return roomError(err)
 	}
 	return httputil.WriteJSON(w, http.StatusOK, map[string]id.RoomID{"room_id": roomID})

@@ -6,6 +6,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"maunium.net/go/mautrix/id"
+
+	"parley/internal/config"
 	"parley/internal/testserver"
 )
 
@@ -310,4 +313,19 @@ func TestKnock(t *testing.T) {
 	pub := createRoom(t, alice, map[string]any{"preset": "public_chat"})
 	carol := srv.Register(t, "carol")
 	wantErr(t, carol.Do(t, http.MethodPost, testserver.Sprintf("knock/%s", pub), map[string]any{}), 403, "M_FORBIDDEN")
+}
+
+func TestGuestAccess(t *testing.T) {
+	srv := testserver.New(t, func(c *config.Config) { c.Registration.AllowGuests = true })
+	alice := srv.Register(t, "alice")
+	res := srv.Anon().MustDo(t, http.MethodPost, "register?kind=guest", map[string]any{})
+	guest := &testserver.Client{S: srv, UserID: id.UserID(res.JSON["user_id"].(string)), AccessToken: res.JSON["access_token"].(string)}
+	wantErr(t, guest.Do(t, http.MethodPost, "createRoom", map[string]any{}), 403, "M_GUEST_ACCESS_FORBIDDEN")
+	closed := createRoom(t, alice, map[string]any{"preset": "public_chat"}) // guest_access forbidden
+	wantErr(t, guest.Do(t, http.MethodPost, testserver.Sprintf("join/%s", closed), map[string]any{}), 403, "M_GUEST_ACCESS_FORBIDDEN")
+	open := createRoom(t, alice, map[string]any{"preset": "public_chat", "initial_state": []map[string]any{{"type": "m.room.guest_access", "content": map[string]any{"guest_access": "can_join"}}}})
+	guest.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", open), map[string]any{})
+	if m := membershipOf(t, alice, open, string(guest.UserID)); m != "join" {
+		t.Fatalf("guest membership %q", m)
+	}
 }

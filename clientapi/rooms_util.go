@@ -29,6 +29,8 @@ func roomError(err error) error {
 		return httputil.NotFound("Unknown room")
 	case errors.Is(err, roomserver.ErrEventNotFound):
 		return httputil.NotFound("Event not found")
+	case errors.Is(err, roomserver.ErrGuestForbidden):
+		return httputil.Errorf(http.StatusForbidden, httputil.CodeGuestAccessForbidden, "Guest access is not allowed in this room")
 	case errors.Is(err, roomserver.ErrForbidden):
 		return httputil.Forbidden("%s", strings.TrimPrefix(err.Error(), roomserver.ErrForbidden.Error()+": "))
 	case errors.Is(err, roomserver.ErrUnsupportedRoomVersion):

@@ -10,24 +10,25 @@ import (
 
 // registerRoomRoutes attaches room creation, sending, state, membership and history.
 func (a *API) registerRoomRoutes(v3 *mux.Router) {
-	a.authed(v3, "/createRoom", "create_room", a.createRoom, http.MethodPost)
+	a.authedNoGuest(v3, "/createRoom", "create_room", a.createRoom, http.MethodPost)
 
 	a.authed(v3, "/rooms/{roomID}/send/{eventType}/{txnID}", "send_event", a.limits.WrapAuthed(ratelimit.Message, a.sendEvent), http.MethodPut)
 	a.authed(v3, "/rooms/{roomID}/state/{eventType}", "put_state", a.putState, http.MethodPut)
 	a.authed(v3, "/rooms/{roomID}/state/{eventType}/{stateKey:.*}", "put_state", a.putState, http.MethodPut)
-	a.authed(v3, "/rooms/{roomID}/redact/{eventID}/{txnID}", "redact", a.redactEvent, http.MethodPut)
+	a.authedNoGuest(v3, "/rooms/{roomID}/redact/{eventID}/{txnID}", "redact", a.redactEvent, http.MethodPut)
 
 	a.authed(v3, "/rooms/{roomID}/state", "get_state", a.getState, http.MethodGet)
 	a.authed(v3, "/rooms/{roomID}/state/{eventType}", "get_state_event", a.getStateEvent, http.MethodGet)
 	a.authed(v3, "/rooms/{roomID}/state/{eventType}/{stateKey:.*}", "get_state_event", a.getStateEvent, http.MethodGet)
 
 	a.authed(v3, "/join/{roomIDOrAlias}", "join", a.join, http.MethodPost)
-	a.authed(v3, "/knock/{roomIDOrAlias}", "knock", a.knock, http.MethodPost)
+	a.authedNoGuest(v3, "/knock/{roomIDOrAlias}", "knock", a.knock, http.MethodPost)
 	a.authed(v3, "/rooms/{roomID}/join", "join_room", a.join, http.MethodPost)
-	for _, action := range []string{"invite", "leave", "kick", "ban", "unban"} {
-		a.authed(v3, "/rooms/{roomID}/"+action, action, a.membershipAction(action), http.MethodPost)
+	a.authed(v3, "/rooms/{roomID}/leave", "leave", a.membershipAction("leave"), http.MethodPost)
+	for _, action := range []string{"invite", "kick", "ban", "unban"} {
+		a.authedNoGuest(v3, "/rooms/{roomID}/"+action, action, a.membershipAction(action), http.MethodPost)
 	}
-	a.authed(v3, "/rooms/{roomID}/forget", "forget", a.forget, http.MethodPost)
+	a.authedNoGuest(v3, "/rooms/{roomID}/forget", "forget", a.forget, http.MethodPost)
 	a.authed(v3, "/joined_rooms", "joined_rooms", a.joinedRooms, http.MethodGet)
 	a.authed(v3, "/rooms/{roomID}/members", "members", a.members, http.MethodGet)
 	a.authed(v3, "/rooms/{roomID}/joined_members", "joined_members", a.joinedMembers, http.MethodGet)
@@ -38,6 +39,6 @@ func (a *API) registerRoomRoutes(v3 *mux.Router) {
 	a.authed(v3, "/rooms/{roomID}/aliases", "room_aliases", a.roomAliases, http.MethodGet)
 
 	a.handle(v3, "/directory/room/{roomAlias}", "get_alias", a.getAlias, http.MethodGet)
-	a.authed(v3, "/directory/room/{roomAlias}", "put_alias", a.putAlias, http.MethodPut)
-	a.authed(v3, "/directory/room/{roomAlias}", "delete_alias", a.deleteAlias, http.MethodDelete)
+	a.authedNoGuest(v3, "/directory/room/{roomAlias}", "put_alias", a.putAlias, http.MethodPut)
+	a.authedNoGuest(v3, "/directory/room/{roomAlias}", "delete_alias", a.deleteAlias, http.MethodDelete)
 }

@@ -24,6 +24,8 @@ var (
 	ErrBadRequest = errors.New("bad request")
 	// ErrRoomInUse: a requested alias is taken.
 	ErrRoomInUse = errors.New("room alias in use")
+	// ErrGuestForbidden: a guest may not join the room (m.room.guest_access is not can_join).
+	ErrGuestForbidden = errors.New("guest access forbidden")
 	// ErrBadAlias: an alias does not point to the room it is used for.
 	ErrBadAlias = errors.New("bad alias")
 )
@@ -61,6 +63,8 @@ type MembershipRequest struct {
 	// DeviceID and TxnID are optional.
 	DeviceID id.DeviceID
 	TxnID    string
+	// Guest is set when the sender is a guest account.
+	Guest bool
 }
 
 // CreateRoomRequest is POST /createRoom, decoded.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
@@ -33,7 +34,16 @@ func (s *Server) ResolveRoom(ctx context.Context, roomIDOrAlias string) (id.Room
 func (s *Server) Join(ctx context.Context, req MembershipRequest) (id.EventID, error) {
 	req.Target = req.Sender
 	evID, err := s.member(ctx, req, event.MembershipJoin, func(w *working) (bool, error) {
-		return w.membership(req.Sender) == event.MembershipJoin, nil
+		if w.membership(req.Sender) == event.MembershipJoin {
+			return true, nil
+		}
+		if req.Guest {
+			ga, ok := w.get(event.StateGuestAccess.Type, "")
+			if !ok || gjson.GetBytes(ga.pdu.Content, "guest_access").Str != "can_join" {
+				return false, ErrGuestForbidden
+			}
+		}
+		return false, nil
 	})
 	if err == nil {
 		err = s.store.UnforgetRoom(ctx, req.Sender, req.RoomID)

@@ -161,7 +161,9 @@ func (s *Server) StateEvent(ctx context.Context, user id.UserID, roomID id.RoomI
 // Event returns an event the user may see (GET /rooms/{id}/event/{eventId}).
 func (s *Server) Event(ctx context.Context, user id.UserID, roomID id.RoomID, eventID id.EventID) (*storage.Event, error) {
 	v, _, _, err := s.access(ctx, user, roomID)
-	if err != nil {
+	if errors.Is(err, ErrForbidden) {
+		return nil, ErrEventNotFound // as for events the user may not see
+	} else if err != nil {
 		return nil, err
 	}
 	ev, err := s.store.GetEvent(ctx, eventID)
