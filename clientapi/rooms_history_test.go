@@ -200,3 +200,52 @@ func TestAliases(t *testing.T) {
 	wantErr(t, alice.Do(t, http.MethodGet, "directory/room/%23a1:hs1.test", nil), 404, "M_NOT_FOUND")
 	wantErr(t, alice.Do(t, http.MethodDelete, "directory/room/%23a1:hs1.test", nil), 404, "M_NOT_FOUND")
 }
+
+// TestStateSnapshots: many state changes cross the state-group snapshot
+// interval; state stays exact, a left member sees state as of their leave,
+// and /members?at= gives past membership.
+func TestStateSnapshots(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	room := createRoom(t, alice, map[string]any{"preset": "public_chat"})
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", room), map[string]any{})
+	for i := 0; i < 45; i++ {
+		alice.MustDo(t, http.MethodPut, testserver.Sprintf("rooms/%s/state/org.example.k/%s", room, fmt.Sprint("k", i%30)), map[string]any{"v": i})
+	}
+	atToken := alice.MustDo(t, http.MethodGet, "sync", nil).JSON["next_batch"].(string)
+	member(t, bob, room, "leave", nil)
+	alice.MustDo(t, http.MethodPut, testserver.Sprintf("rooms/%s/state/m.room.topic/", room), map[string]any{"topic": "after bob"})
+
+	res := alice.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/state", room), nil)
+	var state []map[string]any
+	mustUnmarshal(t, res.Body, &state)
+	vals := map[string]float64{}
+	for _, ev := range state {
+		if ev["type"] == "org.example.k" {
+			vals[ev["state_key"].(string)] = ev["content"].(map[string]any)["v"].(float64)
+		}
+	}
+	if len(vals) != 30 || vals["k0"] != 30 || vals["k14"] != 44 || vals["k15"] != 15 {
+		t.Fatalf("state after 45 changes: %v", vals)
+	}
+	// Bob left before the topic: he sees the state at his leave.
+	res = bob.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/state", room), nil)
+	state = nil
+	mustUnmarshal(t, res.Body, &state)
+	for _, ev := range state {
+		if ev["type"] == "m.room.topic" {
+			t.Fatalf("left member sees later state: %v", ev)
+		}
+	}
+	wantErr(t, bob.Do(t, http.MethodGet, testserver.Sprintf("rooms/%s/state/m.room.topic/", room), nil), 404, "M_NOT_FOUND")
+	// members at the sync token (before bob left): bob joined.
+	res = alice.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/members", room)+"?membership=join&at="+atToken, nil)
+	if n := len(res.JSON["chunk"].([]any)); n != 2 {
+		t.Fatalf("members at token: %d: %s", n, res.Body)
+	}
+	res = alice.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/members", room)+"?membership=join", nil)
+	if n := len(res.JSON["chunk"].([]any)); n != 1 {
+		t.Fatalf("members now: %d", n)
+	}
+}

@@ -99,30 +99,37 @@ func (v *Visibility) CanSee(ev *storage.Event) bool {
 // user may read (current state while joined or world-readable, the state at
 // their leave otherwise). It is ErrForbidden when the user was never in the room.
 func (s *Server) access(ctx context.Context, user id.UserID, roomID id.RoomID) (*Visibility, *storage.Room, int64, error) {
+	v, info, group, _, err := s.accessAt(ctx, user, roomID)
+	return v, info, group, err
+}
+
+// accessAt is access that also returns the stream position of the user's
+// leave when they may only read the room up to it (else 0).
+func (s *Server) accessAt(ctx context.Context, user id.UserID, roomID id.RoomID) (*Visibility, *storage.Room, int64, int64, error) {
 	info, err := s.store.GetRoom(ctx, roomID)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, nil, 0, fmt.Errorf("%w: you are not in the room", ErrForbidden)
+		return nil, nil, 0, 0, fmt.Errorf("%w: you are not in the room", ErrForbidden)
 	} else if err != nil {
-		return nil, nil, 0, err
+		return nil, nil, 0, 0, err
 	}
 	v, err := s.NewVisibility(ctx, user, roomID)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, nil, 0, 0, err
 	}
 	switch {
 	case v.current == "join" || v.WorldReadable():
-		return v, info, info.CurrentGroup, nil
+		return v, info, info.CurrentGroup, 0, nil
 	case v.current == "leave" || v.current == "ban":
 		if !v.EverMember() {
 			break
 		}
 		ev, err := s.store.CurrentStateEvent(ctx, roomID, event.StateMember.Type, string(user))
 		if err != nil {
-			return nil, nil, 0, err
+			return nil, nil, 0, 0, err
 		}
-		return v, info, ev.StateAfter, nil
+		return v, info, ev.StateAfter, ev.StreamPos, nil
 	}
-	return nil, nil, 0, fmt.Errorf("%w: you are not a member of the room and were never one", ErrForbidden)
+	return nil, nil, 0, 0, fmt.Errorf("%w: you are not a member of the room and were never one", ErrForbidden)
 }
 
 // RoomState returns the room state the user may see (GET /rooms/{id}/state).
@@ -190,18 +197,18 @@ type MembersRequest struct {
 
 // Members returns the member events of a room the user may see.
 func (s *Server) Members(ctx context.Context, req MembersRequest) ([]*storage.Event, error) {
-	_, _, group, err := s.access(ctx, req.User, req.RoomID)
+	_, _, group, until, err := s.accessAt(ctx, req.User, req.RoomID)
 	if err != nil {
 		return nil, err
 	}
 	if req.At > 0 {
-		ev, err := s.store.LastEventAt(ctx, req.RoomID, req.At)
+		at := req.At
+		if until > 0 && at > until {
+			at = until // never past what the user may see (their leave)
+		}
+		ev, err := s.store.LastEventAt(ctx, req.RoomID, at)
 		if err == nil {
-			// Never past what the user may see (their leave).
-			gev, gerr := s.groupPos(ctx, req.RoomID, group)
-			if gerr != nil || gev == 0 || ev.StreamPos <= gev {
-				group = ev.StateAfter
-			}
+			group = ev.StateAfter
 		} else if !errors.Is(err, storage.ErrNotFound) {
 			return nil, err
 		}
@@ -224,26 +231,6 @@ func (s *Server) Members(ctx context.Context, req MembersRequest) ([]*storage.Ev
 		out = append(out, ev)
 	}
 	return out, nil
-}
-
-// groupPos returns the stream position of the room's latest event with state
-// after it in group, or 0 when group is the current state.
-func (s *Server) groupPos(ctx context.Context, roomID id.RoomID, group int64) (int64, error) {
-	info, err := s.store.GetRoom(ctx, roomID)
-	if err != nil || info.CurrentGroup == group {
-		return 0, err
-	}
-	ms, err := s.store.RoomMemberships(ctx, roomID)
-	if err != nil {
-		return 0, err
-	}
-	for _, m := range ms {
-		ev, err := s.store.GetEvent(ctx, m.EventID)
-		if err == nil && ev.StateAfter == group {
-			return ev.StreamPos, nil
-		}
-	}
-	return 0, nil
 }
 
 // JoinedMembers returns the joined member events of a room the user is joined to.
