@@ -111,7 +111,11 @@ func TestCreateRoomAndState(t *testing.T) {
 	wantErr(t, alice.Do(t, http.MethodPost, "createRoom", map[string]any{"room_version": "1"}), 400, "M_UNSUPPORTED_ROOM_VERSION")
 	wantErr(t, alice.Do(t, http.MethodPost, "createRoom", "{"), 400, "M_NOT_JSON")
 	wantErr(t, alice.Do(t, http.MethodPost, "createRoom", "[]"), 400, "M_BAD_JSON")
-	wantErr(t, alice.Do(t, http.MethodPost, "createRoom", map[string]any{"preset": "nope"}), 400, "M_BAD_JSON")
+	wantErr(t, alice.Do(t, http.MethodPost, "createRoom", map[string]any{"preset": "nope"}), 400, "M_INVALID_PARAM")
+	wantErr(t, alice.Do(t, http.MethodPost, "createRoom", map[string]any{"invite": []string{"notauser"}}), 400, "M_INVALID_PARAM")
+	wantErr(t, alice.Do(t, http.MethodPost, "createRoom", map[string]any{"room_alias_name": "a:b"}), 400, "M_INVALID_PARAM")
+	// A power level override that leaves the creator unable to name the room.
+	wantErr(t, alice.Do(t, http.MethodPost, "createRoom", map[string]any{"name": "x", "power_level_content_override": map[string]any{"users": map[string]any{}, "state_default": 50, "events": map[string]any{}}}), 400, "M_INVALID_ROOM_STATE")
 	wantErr(t, srv.Anon().Do(t, http.MethodPost, "createRoom", map[string]any{}), 401, "M_MISSING_TOKEN")
 
 	// Capabilities list the versions.

@@ -41,6 +41,10 @@ func roomError(err error) error {
 		return httputil.Errorf(http.StatusBadRequest, httputil.CodeBadAlias, "%v", err)
 	case errors.Is(err, roomserver.ErrTooLarge):
 		return httputil.Errorf(http.StatusRequestEntityTooLarge, httputil.CodeTooLarge, "%v", err)
+	case errors.Is(err, roomserver.ErrInvalidParam):
+		return httputil.InvalidParam("%s", strings.TrimPrefix(err.Error(), roomserver.ErrInvalidParam.Error()+": "))
+	case errors.Is(err, roomserver.ErrInvalidRoomState):
+		return httputil.Errorf(http.StatusBadRequest, httputil.CodeInvalidRoomState, "%s", strings.TrimPrefix(err.Error(), roomserver.ErrInvalidRoomState.Error()+": "))
 	case errors.Is(err, roomserver.ErrBadRequest):
 		return httputil.BadJSON("%s", strings.TrimPrefix(err.Error(), roomserver.ErrBadRequest.Error()+": "))
 	}

@@ -24,6 +24,10 @@ var (
 	ErrBadRequest = errors.New("bad request")
 	// ErrRoomInUse: a requested alias is taken.
 	ErrRoomInUse = errors.New("room alias in use")
+	// ErrInvalidParam: a parameter is invalid. Errors wrapping it say which.
+	ErrInvalidParam = errors.New("invalid parameter")
+	// ErrInvalidRoomState: createRoom's parameters imply a state the auth rules reject.
+	ErrInvalidRoomState = errors.New("invalid initial room state")
 	// ErrGuestForbidden: a guest may not join the room (m.room.guest_access is not can_join).
 	ErrGuestForbidden = errors.New("guest access forbidden")
 	// ErrBadAlias: an alias does not point to the room it is used for.

@@ -55,20 +55,20 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (id.Room
 		}
 	}
 	if preset != "private_chat" && preset != "public_chat" && preset != "trusted_private_chat" {
-		return "", "", fmt.Errorf("%w: unknown preset %q", ErrBadRequest, preset)
+		return "", "", fmt.Errorf("%w: unknown preset %q", ErrInvalidParam, preset)
 	}
 	if req.Visibility != "" && req.Visibility != "public" && req.Visibility != "private" {
-		return "", "", fmt.Errorf("%w: visibility must be public or private", ErrBadRequest)
+		return "", "", fmt.Errorf("%w: visibility must be public or private", ErrInvalidParam)
 	}
 	for _, u := range req.Invite {
 		if _, _, err := u.ParseAndValidateRelaxed(); err != nil {
-			return "", "", fmt.Errorf("%w: invalid user ID %q in invite", ErrBadRequest, u)
+			return "", "", fmt.Errorf("%w: invalid user ID %q in invite", ErrInvalidParam, u)
 		}
 	}
 	var alias id.RoomAlias
 	if req.RoomAliasName != "" {
 		if strings.ContainsAny(req.RoomAliasName, ":# \t\n") {
-			return "", "", fmt.Errorf("%w: invalid room_alias_name", ErrBadAlias)
+			return "", "", fmt.Errorf("%w: invalid room_alias_name", ErrInvalidParam)
 		}
 		alias = id.NewRoomAlias(req.RoomAliasName, s.serverName)
 		if _, _, err := s.store.ResolveAlias(ctx, alias); err == nil {
@@ -91,7 +91,9 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (id.Room
 			b = mustJSON(content)
 		}
 		_, err := s.add(w, eventSpec{Sender: creator, Type: evType, StateKey: strPtr(stateKey), Content: b})
-		if err != nil {
+		if errors.Is(err, ErrForbidden) {
+			return fmt.Errorf("%w: %s: %v", ErrInvalidRoomState, evType, err)
+		} else if err != nil {
 			return fmt.Errorf("%s: %w", evType, err)
 		}
 		return nil
