@@ -237,9 +237,11 @@ func (s *Server) commit(ctx context.Context, w *working, newRoom *storage.Room) 
 		s.rooms[w.roomID] = r
 		s.mu.Unlock()
 	}
+	before := len(r.state)
 	for k, e := range w.overlay {
 		r.state[k] = e
 	}
+	s.cachedState.Add(int64(len(r.state) - before))
 	r.extremities = w.extremities
 	r.depth = w.depth
 	out := make([]*storage.Event, len(w.events))

@@ -33,8 +33,11 @@ type Deps struct {
 	// Keys looks up remote servers' signing keys (for third-party invites and
 	// remote events). Nil means only this server's own key is known.
 	Keys pdu.GetKeyFunc
-	// MaxCachedRooms bounds the in-memory room state cache (default 4096).
+	// MaxCachedRooms bounds the in-memory room state cache (default 4096 rooms).
 	MaxCachedRooms int
+	// MaxCachedState bounds the state events held by the cache over all rooms
+	// (default 200000); large rooms are evicted first when it is exceeded.
+	MaxCachedState int
 }
 
 // Server is the roomserver.
@@ -47,10 +50,13 @@ type Server struct {
 	onEvent    func(OutputEvent)
 	keys       pdu.GetKeyFunc
 	maxRooms   int
+	maxState   int
 
 	// mu guards rooms (the map, not the entries: each room has its own lock).
 	mu    sync.Mutex
 	rooms map[id.RoomID]*room
+	// cachedState approximates the number of state events held by the cache.
+	cachedState atomic.Int64
 
 	// lastPos is the newest committed stream position seen by this process.
 	lastPos atomic.Int64
@@ -65,6 +71,10 @@ func New(d Deps) *Server {
 	}
 	if s.maxRooms <= 0 {
 		s.maxRooms = 4096
+	}
+	s.maxState = d.MaxCachedState
+	if s.maxState <= 0 {
+		s.maxState = 200000
 	}
 	if s.onEvent == nil {
 		s.onEvent = func(OutputEvent) {}
@@ -138,28 +148,35 @@ func (s *Server) lockRoom(ctx context.Context, roomID id.RoomID) (*room, error) 
 	}
 }
 
-// evictLocked drops idle rooms when the cache is full. s.mu must be held.
+// evictLocked drops idle rooms when the cache holds too many rooms or state
+// events, down to three quarters of the limits. s.mu must be held.
 func (s *Server) evictLocked() {
-	if len(s.rooms) < s.maxRooms {
+	over := func(frac int) bool {
+		return len(s.rooms) >= s.maxRooms*frac/4 || s.cachedState.Load() >= int64(s.maxState*frac/4)
+	}
+	if !over(4) {
 		return
 	}
 	for rid, r := range s.rooms {
-		if len(s.rooms) < s.maxRooms*3/4 {
+		if !over(3) {
 			return
 		}
 		if r.mu.TryLock() {
 			r.evicted = true
+			s.cachedState.Add(-int64(len(r.state)))
 			delete(s.rooms, rid)
 			r.mu.Unlock()
 		}
 	}
 }
 
-// forget drops a room from the cache (after a failed write whose effects are unknown).
+// forget drops a room from the cache (after a failed write whose effects are
+// unknown). r must be locked.
 func (s *Server) forget(r *room) {
 	s.mu.Lock()
 	if s.rooms[r.id] == r {
 		delete(s.rooms, r.id)
+		s.cachedState.Add(-int64(len(r.state)))
 	}
 	s.mu.Unlock()
 	r.evicted = true
@@ -196,6 +213,7 @@ func (s *Server) loadRoom(ctx context.Context, r *room) error {
 	for _, ev := range prev {
 		r.depth = max(r.depth, ev.Depth)
 	}
+	s.cachedState.Add(int64(len(r.state)))
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap/zaptest"
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 
@@ -197,6 +198,36 @@ func TestTwoWritersSameDatabase(t *testing.T) {
 		_ = json.Unmarshal(evs[i].JSON, &p)
 		if len(p.PrevEvents) != 1 || p.PrevEvents[0] != evs[i-1].EventID || p.Depth <= evs[i-1].Depth {
 			t.Fatalf("event %d does not follow %d: prev %v", i, i-1, p.PrevEvents)
+		}
+	}
+}
+
+// TestCacheEviction: with a tiny cache, rooms are evicted and reloaded from
+// storage without losing their DAG position.
+func TestCacheEviction(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	ctx := context.Background()
+	rs := roomserver.New(roomserver.Deps{Store: srv.HS.Store, Config: &srv.HS.Config, SigningKey: srv.HS.SigningKey, Log: zaptest.NewLogger(t), MaxCachedRooms: 2, MaxCachedState: 20})
+	var rooms []id.RoomID
+	for i := 0; i < 5; i++ {
+		rid, _, err := rs.CreateRoom(ctx, roomserver.CreateRoomRequest{Creator: alice.UserID, Preset: "public_chat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rooms = append(rooms, rid)
+	}
+	for round := 0; round < 3; round++ {
+		for _, rid := range rooms {
+			if _, err := rs.Send(ctx, roomserver.SendRequest{RoomID: rid, Sender: alice.UserID, Type: "m.room.message", Content: []byte(`{}`)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, rid := range rooms {
+		ext, err := srv.HS.Store.ForwardExtremities(ctx, rid)
+		if err != nil || len(ext) != 1 {
+			t.Fatalf("%s: extremities %v (%v)", rid, ext, err)
 		}
 	}
 }

@@ -184,7 +184,9 @@ func (p *PDUStream) Fill(ctx context.Context, req *Request, from, to int64, resp
 			}
 			found = true
 		case "leave", "ban":
-			if full && !rf.includeLeave || !full && !inRange {
+			// Left rooms come in an initial sync only with include_leave, and
+			// otherwise (full_state included) when the leave is new since "since".
+			if req.Initial() && !rf.includeLeave || !req.Initial() && !inRange {
 				continue
 			}
 			if forgotten == nil {
