@@ -33,6 +33,7 @@ type working struct {
 	version     id.RoomVersion
 	overlay     map[storage.StateKeyTuple]stateEntry
 	extremities []id.EventID
+	refs        map[id.EventID][]byte
 	depth       int64
 	events      []*storage.NewEvent
 	pdus        []*pdu.PDU
@@ -40,7 +41,7 @@ type working struct {
 
 func newWorking(r *room) *working {
 	return &working{r: r, roomID: r.id, version: r.version, overlay: map[storage.StateKeyTuple]stateEntry{},
-		extremities: r.extremities, depth: r.depth}
+		extremities: r.extremities, refs: r.refs, depth: r.depth}
 }
 
 func (w *working) get(evType, stateKey string) (stateEntry, bool) {
@@ -133,18 +134,28 @@ func (s *Server) add(w *working, spec eventSpec) (*storage.NewEvent, error) {
 		p.Redacts = &r
 	}
 	authPDUs := []*pdu.PDU{}
+	var authEntries []stateEntry
 	for _, k := range p.AuthEventSelection(w.version) {
 		if e, ok := w.get(k.Type, k.StateKey); ok {
 			p.AuthEvents = append(p.AuthEvents, e.id)
 			authPDUs = append(authPDUs, e.pdu)
+			authEntries = append(authEntries, e)
 		}
 	}
-	if err := p.Sign(w.version, s.serverName, s.key.ID, s.key.Priv); err != nil {
-		return nil, fmt.Errorf("%w: event is not valid canonical JSON (floats and integers outside ±(2^53-1) are not allowed): %v", ErrBadRequest, err)
-	}
-	evID, err := p.GetEventID(w.version)
-	if err != nil {
-		return nil, fmt.Errorf("event id: %w", err)
+	var evID id.EventID
+	var raw, ref []byte
+	var err error
+	if isV1(w.version) {
+		if evID, raw, ref, err = s.buildV1(w, p, authEntries); err != nil {
+			return nil, err
+		}
+	} else {
+		if err := p.Sign(w.version, s.serverName, s.key.ID, s.key.Priv); err != nil {
+			return nil, fmt.Errorf("%w: event is not valid canonical JSON (floats and integers outside ±(2^53-1) are not allowed): %v", ErrBadRequest, err)
+		}
+		if evID, err = p.GetEventID(w.version); err != nil {
+			return nil, fmt.Errorf("event id: %w", err)
+		}
 	}
 	getEvents := func(ids []id.EventID) ([]*pdu.PDU, error) {
 		out := make([]*pdu.PDU, 0, len(ids))
@@ -158,9 +169,10 @@ func (s *Server) add(w *working, spec eventSpec) (*storage.NewEvent, error) {
 	if err := eventauth.Authorize(w.version, p, authPDUs, getEvents, s.getKey); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrForbidden, err)
 	}
-	raw, err := json.Marshal(p)
-	if err != nil {
-		return nil, err
+	if raw == nil {
+		if raw, err = json.Marshal(p); err != nil {
+			return nil, err
+		}
 	}
 	if len(raw) > maxEventBytes {
 		return nil, fmt.Errorf("%w: event is larger than %d bytes", ErrTooLarge, maxEventBytes)
@@ -188,9 +200,12 @@ func (s *Server) add(w *working, spec eventSpec) (*storage.NewEvent, error) {
 		if prev, ok := w.get(p.Type, *p.StateKey); ok {
 			ne.Unsigned = prevUnsigned(prev)
 		}
-		w.overlay[storage.StateKeyTuple{Type: p.Type, StateKey: *p.StateKey}] = stateEntry{id: evID, pdu: p}
+		w.overlay[storage.StateKeyTuple{Type: p.Type, StateKey: *p.StateKey}] = stateEntry{id: evID, pdu: p, ref: ref}
 	}
 	w.extremities = []id.EventID{evID}
+	if ref != nil {
+		w.refs = map[id.EventID][]byte{evID: ref}
+	}
 	w.depth = p.Depth
 	w.events = append(w.events, ne)
 	w.pdus = append(w.pdus, p)
@@ -243,6 +258,7 @@ func (s *Server) commit(ctx context.Context, w *working, newRoom *storage.Room) 
 	}
 	s.cachedState.Add(int64(len(r.state) - before))
 	r.extremities = w.extremities
+	r.refs = w.refs
 	r.depth = w.depth
 	out := make([]*storage.Event, len(w.events))
 	for i, ne := range w.events {

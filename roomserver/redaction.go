@@ -52,14 +52,9 @@ func (s *Server) redact(ctx context.Context, w *working, spec eventSpec) (id.Eve
 		return "", err
 	}
 	if target != nil {
-		tp, err := parsePDU(target.JSON)
+		redJSON, red, err := redactStored(w.version, target.JSON)
 		if err != nil {
-			return "", fmt.Errorf("parse redaction target: %w", err)
-		}
-		red := tp.Clone().Redact(w.version)
-		redJSON, err := json.Marshal(red)
-		if err != nil {
-			return "", err
+			return "", fmt.Errorf("redact %s: %w", target.EventID, err)
 		}
 		ne.Redacts = target.EventID
 		ne.RedactedJSON = redJSON
@@ -68,7 +63,7 @@ func (s *Server) redact(ctx context.Context, w *working, spec eventSpec) (id.Eve
 		if target.StateKey != nil {
 			k := storage.StateKeyTuple{Type: target.Type, StateKey: *target.StateKey}
 			if cur, ok := w.get(k.Type, k.StateKey); ok && cur.id == target.EventID {
-				w.overlay[k] = stateEntry{id: cur.id, pdu: red}
+				w.overlay[k] = stateEntry{id: cur.id, pdu: red, ref: cur.ref}
 			}
 		}
 	}

@@ -98,6 +98,8 @@ func (s *Server) RoomVersions() (id.RoomVersion, map[id.RoomVersion]string) {
 type stateEntry struct {
 	id  id.EventID
 	pdu *pdu.PDU
+	// ref is the reference hash of room v1/v2 events (nil otherwise).
+	ref []byte
 }
 
 // room is the cached current state of one room. mu serialises every write
@@ -112,7 +114,9 @@ type room struct {
 	evicted     bool
 	state       map[storage.StateKeyTuple]stateEntry
 	extremities []id.EventID
-	depth       int64
+	// refs holds the reference hashes of v1/v2 extremities.
+	refs  map[id.EventID][]byte
+	depth int64
 }
 
 // lockRoom returns the room's cache entry, locked. It loads the room from
@@ -196,11 +200,11 @@ func (s *Server) loadRoom(ctx context.Context, r *room) error {
 	}
 	r.state = make(map[storage.StateKeyTuple]stateEntry, len(evs))
 	for _, ev := range evs {
-		p, err := parsePDU(ev.JSON)
+		p, ref, err := parseEvent(r.version, ev.JSON)
 		if err != nil {
 			return fmt.Errorf("parse %s: %w", ev.EventID, err)
 		}
-		r.state[storage.StateKeyTuple{Type: ev.Type, StateKey: *ev.StateKey}] = stateEntry{id: ev.EventID, pdu: p}
+		r.state[storage.StateKeyTuple{Type: ev.Type, StateKey: *ev.StateKey}] = stateEntry{id: ev.EventID, pdu: p, ref: ref}
 	}
 	r.extremities, err = s.store.ForwardExtremities(ctx, r.id)
 	if err != nil {
@@ -210,8 +214,16 @@ func (s *Server) loadRoom(ctx context.Context, r *room) error {
 	if err != nil {
 		return err
 	}
+	r.refs = map[id.EventID][]byte{}
 	for _, ev := range prev {
 		r.depth = max(r.depth, ev.Depth)
+		if isV1(r.version) {
+			_, ref, err := parseEvent(r.version, ev.JSON)
+			if err != nil {
+				return fmt.Errorf("parse %s: %w", ev.EventID, err)
+			}
+			r.refs[ev.EventID] = ref
+		}
 	}
 	s.cachedState.Add(int64(len(r.state)))
 	return nil

@@ -1,9 +1,11 @@
 package roomserver_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 
 	"parley/internal/testserver"
 	"parley/roomserver"
+	"parley/storage"
 )
 
 // TestEventsVerifyAsRemote checks every stored event the way a remote server
@@ -24,7 +27,7 @@ func TestEventsVerifyAsRemote(t *testing.T) {
 	alice := srv.Register(t, "alice")
 	bob := srv.Register(t, "bob")
 	hs := srv.HS
-	for _, v := range []string{"3", "10", "11", "12"} {
+	for _, v := range []string{"1", "2", "3", "10", "11", "12"} {
 		res := alice.MustDo(t, http.MethodPost, "createRoom", map[string]any{"room_version": v, "preset": "public_chat", "name": "n", "topic": "t"})
 		room := res.JSON["room_id"].(string)
 		bob.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", room), map[string]any{})
@@ -43,6 +46,10 @@ func TestEventsVerifyAsRemote(t *testing.T) {
 				return hs.SigningKey.Pub, time.Now().Add(time.Hour), nil
 			}
 			return "", time.Time{}, nil
+		}
+		if v == "1" || v == "2" {
+			verifyV1(t, id.RoomVersion(v), evs, getKey)
+			continue
 		}
 		depth := int64(0)
 		var prev id.EventID
@@ -229,5 +236,38 @@ func TestCacheEviction(t *testing.T) {
 		if err != nil || len(ext) != 1 {
 			t.Fatalf("%s: extremities %v (%v)", rid, ext, err)
 		}
+	}
+}
+
+// verifyV1 checks room v1/v2 events: hashes, signatures, and prev_events
+// pointing at the previous event with its reference hash.
+func verifyV1(t *testing.T, rv id.RoomVersion, evs []*storage.Event, getKey pdu.GetKeyFunc) {
+	t.Helper()
+	var prevID id.EventID
+	var prevRef [32]byte
+	for _, e := range evs {
+		var p pdu.RoomV1PDU
+		if err := json.Unmarshal(e.JSON, &p); err != nil {
+			t.Fatalf("v%s %s: %v", rv, e.EventID, err)
+		}
+		if p.EventID != e.EventID || !strings.HasSuffix(string(p.EventID), ":hs1.test") {
+			t.Fatalf("v%s: event_id %s stored as %s", rv, p.EventID, e.EventID)
+		}
+		if !e.Redacted && !p.VerifyContentHash() {
+			t.Fatalf("v%s %s: content hash mismatch", rv, e.EventID)
+		}
+		if err := p.VerifySignature(rv, "hs1.test", getKey); err != nil {
+			t.Fatalf("v%s %s: signature: %v", rv, e.EventID, err)
+		}
+		if prevID != "" {
+			if len(p.PrevEvents) != 1 || p.PrevEvents[0].ID != prevID || !bytes.Equal(p.PrevEvents[0].Hashes.SHA256, prevRef[:]) {
+				t.Fatalf("v%s %s: prev_events %+v, want %s with its reference hash", rv, e.EventID, p.PrevEvents, prevID)
+			}
+		}
+		ref, err := p.GetReferenceHash(rv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prevID, prevRef = p.EventID, ref
 	}
 }

@@ -2,10 +2,9 @@ package roomserver
 
 import "maunium.net/go/mautrix/id"
 
-// supportedVersions are the room versions Parley can create and serve. Room
-// versions 1 and 2 (custom event IDs) are not supported.
+// supportedVersions are the room versions Parley can create and serve.
 var supportedVersions = []id.RoomVersion{
-	id.RoomV3, id.RoomV4, id.RoomV5, id.RoomV6, id.RoomV7, id.RoomV8, id.RoomV9, id.RoomV10, id.RoomV11, id.RoomV12,
+	id.RoomV1, id.RoomV2, id.RoomV3, id.RoomV4, id.RoomV5, id.RoomV6, id.RoomV7, id.RoomV8, id.RoomV9, id.RoomV10, id.RoomV11, id.RoomV12,
 }
 
 // Supported reports whether rooms of version v can be created and joined.
