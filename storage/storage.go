@@ -6,6 +6,11 @@ import "context"
 // interfaces it needs from it.
 type Store interface {
 	AccountStore
+	AccountDataStore
+	FilterStore
+	ReceiptStore
+	PushRuleStore
+	NotificationStore
 	// Close releases the database connections.
 	Close() error
 	// Ping checks that the database answers.
