@@ -142,6 +142,7 @@ type PushJob struct {
 
 // NotificationStore keeps notifications, unread counts, pushers and the push queue.
 type NotificationStore interface {
+	UnreadTotalStore
 	// AddNotifications stores notifications for one event and queues jobs for
 	// the users' pushers, in one transaction.
 	AddNotifications(ctx context.Context, ns []Notification, jobs []PushJob) error
@@ -173,4 +174,10 @@ type NotificationStore interface {
 	RetryPushJob(ctx context.Context, jobID int64, attempts int, next int64) error
 	// DeletePushJob removes a job.
 	DeletePushJob(ctx context.Context, jobID int64) error
+}
+
+// UnreadTotalStore is the part of NotificationStore push payloads use.
+type UnreadTotalStore interface {
+	// UnreadTotal counts the user's unread notifications in every room.
+	UnreadTotal(ctx context.Context, user id.UserID) (int, error)
 }

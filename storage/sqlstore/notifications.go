@@ -255,3 +255,10 @@ func (s *Store) DeletePushJob(ctx context.Context, jobID int64) error {
 		return err
 	})
 }
+
+// UnreadTotal implements storage.NotificationStore.
+func (s *Store) UnreadTotal(ctx context.Context, user id.UserID) (int, error) {
+	var n int
+	err := s.db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM push_actions WHERE user_id = $1 AND is_read = FALSE`, string(user)).Scan(&n)
+	return n, err
+}
