@@ -225,7 +225,7 @@ func (s *accountDataStream) Fill(ctx context.Context, req *Request, from, to int
 		}
 	}
 	// On an initial sync push rules are always sent, as Synapse does.
-	if from == 0 && matchPart(globalPart, "m.push_rules", user, "") && !hasType(entries, "m.push_rules") {
+	if (req.Initial() || req.FullState) && matchPart(globalPart, "m.push_rules", user, "") && !hasType(entries, "m.push_rules") {
 		rs, err := s.in.ruleset(ctx, user)
 		if err != nil {
 			return false, err

@@ -15,18 +15,18 @@ import (
 type syncResp struct {
 	NextBatch   string `json:"next_batch"`
 	AccountData struct {
-		Events []event `json:"events"`
+		Events []syncEvent `json:"events"`
 	} `json:"account_data"`
 	Presence struct {
-		Events []event `json:"events"`
+		Events []syncEvent `json:"events"`
 	} `json:"presence"`
 	Rooms struct {
 		Join map[id.RoomID]struct {
 			AccountData struct {
-				Events []event `json:"events"`
+				Events []syncEvent `json:"events"`
 			} `json:"account_data"`
 			Ephemeral struct {
-				Events []event `json:"events"`
+				Events []syncEvent `json:"events"`
 			} `json:"ephemeral"`
 			UnreadNotifications *struct {
 				NotificationCount int `json:"notification_count"`
@@ -41,13 +41,13 @@ type syncResp struct {
 	raw []byte
 }
 
-type event struct {
+type syncEvent struct {
 	Type    string          `json:"type"`
 	Sender  string          `json:"sender"`
 	Content json.RawMessage `json:"content"`
 }
 
-func (e event) content() map[string]any {
+func (e syncEvent) content() map[string]any {
 	var m map[string]any
 	_ = json.Unmarshal(e.Content, &m)
 	return m
@@ -73,8 +73,8 @@ func doSync(t *testing.T, c *testserver.Client, params map[string]string) *syncR
 
 func since(tok string) map[string]string { return map[string]string{"since": tok} }
 
-func findType(evs []event, typ string) []event {
-	var out []event
+func findType(evs []syncEvent, typ string) []syncEvent {
+	var out []syncEvent
 	for _, e := range evs {
 		if e.Type == typ {
 			out = append(out, e)

@@ -140,8 +140,9 @@ func (in *Inbox) ProcessEvent(ctx context.Context, ev *PushEvent) error {
 	return nil
 }
 
-// notifStream brings back rooms whose unread counts were reset by a receipt
-// (on any device of the user), and as a Finisher fills unread_notifications
+// notifStream brings back rooms whose unread counts changed (a new
+// notification, or a receipt on any device of the user), lists every joined
+// room on an initial sync, and as a Finisher fills unread_notifications
 // (and unread_thread_notifications) of every joined room in the response.
 type notifStream struct{ in *Inbox }
 
@@ -152,15 +153,21 @@ func (s *notifStream) Position(ctx context.Context) (int64, error) {
 }
 
 func (s *notifStream) Fill(ctx context.Context, req *Request, from, to int64, resp *Response) (bool, error) {
-	if from == 0 {
-		return false, nil // an initial sync: the rooms are there through other streams
+	joined, all, err := s.in.joinedSet(ctx, req.Device.UserID)
+	if err != nil {
+		return false, err
+	}
+	if req.Initial() || req.FullState {
+		// An initial sync lists every joined room, each with its counts.
+		for _, r := range all {
+			if roomAllowed(req.Filter, r) {
+				resp.JoinedRoom(r)
+			}
+		}
+		return false, nil
 	}
 	rooms, err := s.in.store.NotifChangedRooms(ctx, req.Device.UserID, from, to)
 	if err != nil || len(rooms) == 0 {
-		return false, err
-	}
-	joined, _, err := s.in.joinedSet(ctx, req.Device.UserID)
-	if err != nil {
 		return false, err
 	}
 	found := false

@@ -50,6 +50,11 @@ func markRead(ctx context.Context, tx *sql.Tx, user id.UserID, room id.RoomID, t
 	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 		return fmt.Errorf("mark notifications read: %w", err)
 	}
+	return notifChanged(ctx, tx, user, room)
+}
+
+// notifChanged records in the notif stream that user's counts in room changed.
+func notifChanged(ctx context.Context, tx *sql.Tx, user id.UserID, room id.RoomID) error {
 	pos, err := nextStreamPos(ctx, tx, streamNotif)
 	if err != nil {
 		return err
