@@ -27,9 +27,6 @@ import (
 	"parley/internal/signing"
 )
 
-// Version is set at build time with -ldflags "-X main.Version=...".
-var Version = "0.1.0-dev"
-
 func main() {
 	args := os.Args[1:]
 	cmd := "serve"
@@ -47,7 +44,7 @@ func main() {
 	case "register-user":
 		err = registerUser(args)
 	case "version":
-		fmt.Println("parley", Version)
+		fmt.Println("parley", homeserver.Version)
 	default:
 		err = fmt.Errorf("unknown command %q (serve, generate-config, generate-keys, register-user, version)", cmd)
 	}

@@ -8,26 +8,33 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
-	"maunium.net/go/mautrix/federation"
+	mfed "maunium.net/go/mautrix/federation"
 
 	"parley/clientapi"
+	"parley/federation"
 	"parley/internal/config"
 	"parley/internal/httputil"
 	"parley/internal/logging"
+	"parley/internal/ratelimit"
 	"parley/internal/signing"
 	"parley/storage"
 	"parley/storage/sqlstore"
 	"parley/syncapi"
 )
 
+// Version is Parley's version, reported by `parley version` and the federation
+// version endpoint; set at build time with -ldflags "-X parley/internal/homeserver.Version=...".
+var Version = "0.1.0-dev"
+
 // Homeserver is a running Parley instance without its listeners.
 type Homeserver struct {
 	Config     config.Config
 	Store      storage.Store
-	SigningKey *federation.SigningKey
+	SigningKey *mfed.SigningKey
 	Log        *zap.Logger
 	// Inbox serves account data, filters, typing, receipts, presence, push
 	// rules and notifications; the roomserver feeds it events (Inbox.OnEvent).
@@ -55,7 +62,12 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	hs := &Homeserver{Config: cfg, Store: store, SigningKey: key, Log: log}
 
 	router := httputil.NewRouter()
-	client := clientapi.New(clientapi.Deps{Config: &hs.Config, Store: store, Log: log})
+	client := clientapi.New(clientapi.Deps{
+		Config: &hs.Config, Store: store, Log: log,
+		Limits: ratelimit.NewLimits(cfg.RateLimits),
+		// TODO(accounts): Profiles (roomserver member-event propagation) and
+		// RoomVersions: func() { return roomserver.RoomVersions(cfg.Rooms.DefaultVersion) } (#foundation).
+	})
 	client.Register(router)
 
 	notifier := syncapi.NewNotifier()
@@ -68,8 +80,19 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		Streams: hs.Inbox.Streams(), Filters: hs.Inbox, Observer: hs.Inbox.Observer()})
 	sync.Register(router)
 
-	hs.handler = httputil.CORS(hs.requestLog(router))
+	fed := federation.New(federation.Deps{ServerName: cfg.ServerName, Key: key, Version: Version, Log: log})
+	fed.Register(router)
+
+	hs.handler = httputil.CORS(hs.requestLog(httputil.LimitBody(cfg.Listen.MaxRequestBytes, isMediaUpload, router)))
 	return hs, nil
+}
+
+// isMediaUpload exempts media uploads from listen.max_request_bytes; they
+// have their own limit (media.max_upload_size).
+func isMediaUpload(r *http.Request) bool {
+	p := r.URL.Path
+	return strings.HasPrefix(p, "/_matrix/media/") && strings.Contains(p, "/upload") ||
+		strings.HasPrefix(p, "/_matrix/client/v1/media/upload")
 }
 
 // Handler is the HTTP handler serving every API.

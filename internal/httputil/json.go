@@ -7,10 +7,12 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"unicode/utf8"
 )
 
-// MaxBodyBytes is the default limit on request bodies that are decoded as JSON.
-const MaxBodyBytes = 1 << 20
+// MaxBodyBytes is a safety cap on request bodies decoded as JSON; the
+// configured limit (listen.max_request_bytes) is applied by LimitBody.
+const MaxBodyBytes = 64 << 20
 
 // ReadBody reads at most limit bytes of the request body; a longer body is 413 M_TOO_LARGE.
 func ReadBody(r *http.Request, limit int64) ([]byte, error) {
@@ -18,6 +20,10 @@ func ReadBody(r *http.Request, limit int64) ([]byte, error) {
 		return nil, nil
 	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, Errorf(http.StatusRequestEntityTooLarge, CodeTooLarge, "request body too large")
+	}
 	if err != nil {
 		return nil, Errorf(http.StatusBadRequest, CodeUnknown, "failed to read request body")
 	}
@@ -44,7 +50,8 @@ func UnmarshalObject(b []byte, v any) error {
 	if len(b) == 0 {
 		return Errorf(http.StatusBadRequest, CodeNotJSON, "request body is empty, expected a JSON object")
 	}
-	if !json.Valid(b) {
+	// encoding/json accepts invalid UTF-8 (replacing it), but JSON text must be UTF-8.
+	if !utf8.Valid(b) || !json.Valid(b) {
 		return Errorf(http.StatusBadRequest, CodeNotJSON, "request body is not valid JSON")
 	}
 	if b[0] != '{' {

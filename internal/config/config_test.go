@@ -1,0 +1,62 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestDefaultsValid(t *testing.T) {
+	cfg := Defaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+	if !cfg.Registration.Enabled || cfg.RateLimits.Enabled || cfg.Listen.HTTP != "127.0.0.1:8008" || cfg.ServerName != "localhost" {
+		t.Fatalf("no-config defaults changed: %+v", cfg)
+	}
+	gen := Generated("example.org")
+	if err := gen.Validate(); err != nil {
+		t.Fatalf("generated invalid: %v", err)
+	}
+	if gen.Registration.Enabled || !gen.RateLimits.Enabled {
+		t.Fatalf("generated config must close registration and enable rate limits: %+v", gen)
+	}
+}
+
+func TestParseRejectsUnknownAndBadKeys(t *testing.T) {
+	cases := []struct {
+		yaml string
+		want string
+	}{
+		{"server_name: example.org\nbogus: 1\n", "bogus"},
+		{"server_name: \"\"\n", "server_name"},
+		{"database:\n  url: mysql://x\n", "database.url"},
+		{"listen:\n  http: nonsense\n", "listen.http"},
+		{"rooms:\n  default_version: \"99\"\n", "rooms.default_version"},
+		{"log:\n  level: loud\n", "log.level"},
+	}
+	for _, c := range cases {
+		cfg := Defaults()
+		err := Parse([]byte(c.yaml), &cfg)
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: got %v, want an error naming %s", c.yaml, err, c.want)
+		}
+	}
+}
+
+func TestMarshalRoundTrip(t *testing.T) {
+	cfg := Generated("example.org")
+	b, err := cfg.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := Defaults()
+	if err := Parse(b, &back); err != nil {
+		t.Fatalf("generated config does not parse: %v\n%s", err, b)
+	}
+	if back.ServerName != "example.org" || back.Registration.Enabled {
+		t.Fatalf("round trip lost values: %+v", back)
+	}
+}
