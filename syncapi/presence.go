@@ -277,43 +277,71 @@ func (s *presenceStream) Fill(ctx context.Context, req *Request, from, to int64,
 		return false, nil
 	}
 	me := req.Device.UserID
-	visible := map[id.UserID]struct{}{me: {}}
-	rooms, err := s.in.rooms.JoinedRooms(ctx, me)
-	if err != nil {
-		return false, err
-	}
-	for _, r := range rooms {
-		members, err := s.in.rooms.JoinedMembers(ctx, r)
-		if err != nil {
-			return false, err
-		}
-		for _, m := range members {
-			visible[m] = struct{}{}
-		}
-	}
+	// Changed users first (in memory), then visibility only for them.
 	type entry struct {
-		pos int64
-		ev  json.RawMessage
+		pos  int64
+		user id.UserID
+		c    map[string]any
 	}
-	var out []entry
+	var changed []entry
 	now := time.Now()
-	for u := range visible {
+	s.in.presence.mu.Lock()
+	users := make([]id.UserID, 0, len(s.in.presence.users))
+	for u, info := range s.in.presence.users {
+		if info.pos > from && info.pos <= to {
+			users = append(users, u)
+		}
+	}
+	s.in.presence.mu.Unlock()
+	if len(users) == 0 {
+		return false, nil
+	}
+	var mine map[id.RoomID]struct{}
+	for _, u := range users {
 		if !matchPart(req.Filter.Presence, "m.presence", u, "") {
 			continue
 		}
-		c, pos, ok := s.in.presence.content(u, now)
-		if !ok || pos <= from || pos > to {
-			continue
+		if u != me {
+			if mine == nil {
+				var err error
+				if mine, _, err = s.in.joinedSet(ctx, me); err != nil {
+					return false, err
+				}
+			}
+			shared, err := s.in.sharesRoom(ctx, u, mine)
+			if err != nil {
+				return false, err
+			}
+			if !shared {
+				continue
+			}
 		}
-		ev, _ := json.Marshal(map[string]any{"type": "m.presence", "sender": u, "content": c})
-		out = append(out, entry{pos, ApplyEventFields(ev, req.Filter.EventFields)})
+		c, pos, ok := s.in.presence.content(u, now)
+		if ok && pos > from && pos <= to {
+			changed = append(changed, entry{pos, u, c})
+		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].pos < out[j].pos })
-	evs := make([]json.RawMessage, len(out))
-	for i, e := range out {
-		evs[i] = e.ev
+	sort.Slice(changed, func(i, j int) bool { return changed[i].pos < changed[j].pos })
+	evs := make([]json.RawMessage, 0, len(changed))
+	for _, e := range changed {
+		ev, _ := json.Marshal(map[string]any{"type": "m.presence", "sender": e.user, "content": e.c})
+		evs = append(evs, ApplyEventFields(ev, req.Filter.EventFields))
 	}
 	evs = applyLimit(evs, req.Filter.Presence)
 	resp.Presence.Events = append(resp.Presence.Events, evs...)
 	return len(evs) > 0, nil
+}
+
+// sharesRoom reports whether user is joined to one of rooms.
+func (in *Inbox) sharesRoom(ctx context.Context, user id.UserID, rooms map[id.RoomID]struct{}) (bool, error) {
+	theirs, err := in.rooms.JoinedRooms(ctx, user)
+	if err != nil {
+		return false, err
+	}
+	for _, r := range theirs {
+		if _, ok := rooms[r]; ok {
+			return true, nil
+		}
+	}
+	return false, nil
 }
