@@ -8,6 +8,7 @@ import (
 	"github.com/gorilla/mux"
 	"go.uber.org/zap"
 	"maunium.net/go/mautrix/id"
+	"maunium.net/go/mautrix/pushrules"
 
 	"parley/internal/authn"
 	"parley/internal/config"
@@ -67,6 +68,10 @@ type Inbox struct {
 	auth     authn.Authenticator
 	log      *zap.Logger
 
+	// rulesMu guards rulesCache, users' compiled push rules.
+	rulesMu    sync.Mutex
+	rulesCache map[id.UserID]*pushrules.PushRuleset
+
 	typing   *typingState
 	presence *presenceState
 	pusher   *pushSender
@@ -78,7 +83,8 @@ type Inbox struct {
 
 // NewInbox builds the inbox. Call Start to run its background work and Close to stop it.
 func NewInbox(d InboxDeps) *Inbox {
-	in := &Inbox{cfg: d.Config, store: d.Store, notifier: d.Notifier, rooms: d.Rooms, auth: d.Auth, log: d.Log}
+	in := &Inbox{cfg: d.Config, store: d.Store, notifier: d.Notifier, rooms: d.Rooms, auth: d.Auth, log: d.Log,
+		rulesCache: map[id.UserID]*pushrules.PushRuleset{}}
 	if in.rooms == nil {
 		in.rooms = NewMemoryRooms()
 	}

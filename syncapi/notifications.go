@@ -64,6 +64,22 @@ func threadOf(ev *event.Event) string {
 
 // evaluate runs user's push rules over ev and returns the matching actions.
 func (in *Inbox) evaluate(ctx context.Context, user id.UserID, ev *PushEvent) (pushrules.PushActionArray, error) {
+	mrs, err := in.compiledRules(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	return mrs.GetActions(pushRoom{ev: ev, user: user}, ev.Event), nil
+}
+
+// compiledRules returns user's ruleset as mautrix evaluates it, cached until
+// the user changes a rule through this process.
+func (in *Inbox) compiledRules(ctx context.Context, user id.UserID) (*pushrules.PushRuleset, error) {
+	in.rulesMu.Lock()
+	mrs, ok := in.rulesCache[user]
+	in.rulesMu.Unlock()
+	if ok {
+		return mrs, nil
+	}
 	rs, err := in.ruleset(ctx, user)
 	if err != nil {
 		return nil, err
@@ -72,11 +88,27 @@ func (in *Inbox) evaluate(ctx context.Context, user id.UserID, ev *PushEvent) (p
 	if err != nil {
 		return nil, err
 	}
-	var mrs pushrules.PushRuleset
-	if err := json.Unmarshal(b, &mrs); err != nil {
+	mrs = &pushrules.PushRuleset{}
+	if err := json.Unmarshal(b, mrs); err != nil {
 		return nil, err
 	}
-	return mrs.GetActions(pushRoom{ev: ev, user: user}, ev.Event), nil
+	in.rulesMu.Lock()
+	if len(in.rulesCache) >= maxCachedRulesets {
+		clear(in.rulesCache)
+	}
+	in.rulesCache[user] = mrs
+	in.rulesMu.Unlock()
+	return mrs, nil
+}
+
+// maxCachedRulesets bounds the compiled ruleset cache.
+const maxCachedRulesets = 10000
+
+// forgetRules drops user's compiled ruleset after a change.
+func (in *Inbox) forgetRules(user id.UserID) {
+	in.rulesMu.Lock()
+	delete(in.rulesCache, user)
+	in.rulesMu.Unlock()
 }
 
 // ProcessEvent evaluates push rules for a new event for every local member

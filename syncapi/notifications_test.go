@@ -273,3 +273,39 @@ func newGateway(t *testing.T, up func() bool, got chan<- struct{}) string {
 	t.Cleanup(gw.Close)
 	return gw.URL
 }
+
+// TestPushRuleChangesApply checks that rule changes take effect for the next
+// event (the compiled ruleset cache is dropped on change).
+func TestPushRuleChangesApply(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	room := id.RoomID("!room:hs1.test")
+	for _, u := range []id.UserID{alice.UserID, bob.UserID, "@carol:hs1.test"} {
+		srv.HS.Membership.SetJoined(room, u, true)
+	}
+	msg := map[string]any{"msgtype": "m.text", "body": "plain"}
+	sendEvent(t, srv, room, alice.UserID, "$a", 1, msg)
+	if c := unread(t, doSync(t, bob, nil), room); c != (counts{1, 0}) {
+		t.Fatalf("before change: %+v", c)
+	}
+	bob.MustDo(t, http.MethodPut, "pushrules/global/underride/.m.rule.message/actions", map[string]any{"actions": []any{}})
+	sendEvent(t, srv, room, alice.UserID, "$b", 2, msg)
+	if c := unread(t, doSync(t, bob, nil), room); c != (counts{1, 0}) {
+		t.Fatalf("after silencing .m.rule.message: %+v", c)
+	}
+	// A sender rule for alice with a highlight wins over the underride.
+	bob.MustDo(t, http.MethodPut, testserver.Sprintf("pushrules/global/sender/%s", alice.UserID),
+		map[string]any{"actions": []any{"notify", map[string]any{"set_tweak": "highlight"}}})
+	sendEvent(t, srv, room, alice.UserID, "$c", 3, msg)
+	if c := unread(t, doSync(t, bob, nil), room); c != (counts{2, 1}) {
+		t.Fatalf("after sender rule: %+v", c)
+	}
+	// The master rule silences everything.
+	bob.MustDo(t, http.MethodPut, "pushrules/global/override/.m.rule.master/enabled", map[string]any{"enabled": true})
+	sendEvent(t, srv, room, alice.UserID, "$d", 4, map[string]any{"msgtype": "m.text", "body": "@bob:hs1.test",
+		"m.mentions": map[string]any{"user_ids": []string{"@bob:hs1.test"}}})
+	if c := unread(t, doSync(t, bob, nil), room); c != (counts{2, 1}) {
+		t.Fatalf("after enabling master: %+v", c)
+	}
+}

@@ -264,6 +264,7 @@ func (in *Inbox) putPushRule(w http.ResponseWriter, r *http.Request, dev *authn.
 		own = append(own[:pos], append([]storage.PushRule{rule}, own[pos:]...)...)
 		return append(others, renumber(own)...), nil
 	})
+	in.forgetRules(dev.UserID)
 	if err != nil {
 		return err
 	}
@@ -309,6 +310,7 @@ func (in *Inbox) deletePushRule(w http.ResponseWriter, r *http.Request, dev *aut
 		}
 		return nil, httputil.NotFound("push rule not found")
 	})
+	in.forgetRules(dev.UserID)
 	if err != nil {
 		return err
 	}
@@ -367,6 +369,7 @@ func (in *Inbox) putPushRuleAttr(w http.ResponseWriter, r *http.Request, dev *au
 		}
 		return rules, nil
 	})
+	in.forgetRules(dev.UserID)
 	if err != nil {
 		return err
 	}
