@@ -224,6 +224,20 @@ func (in *Inbox) getPresence(w http.ResponseWriter, r *http.Request, dev *authn.
 	if _, _, err := user.Parse(); err != nil {
 		return httputil.InvalidParam("%q is not a valid user ID", user)
 	}
+	if user != dev.UserID {
+		// As Synapse: presence is visible to users sharing a room.
+		mine, _, err := in.joinedSet(r.Context(), dev.UserID)
+		if err != nil {
+			return err
+		}
+		shared, err := in.sharesRoom(r.Context(), user, mine)
+		if err != nil {
+			return err
+		}
+		if !shared {
+			return httputil.Forbidden("you do not share a room with %s", user)
+		}
+	}
 	c, _, ok := in.presence.content(user, time.Now())
 	if !ok {
 		if !in.isLocal(user) {

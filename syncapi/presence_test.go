@@ -54,11 +54,16 @@ func TestPresence(t *testing.T) {
 	if p := presenceOf(doSync(t, alice, map[string]string{"set_presence": "offline"}), alice.UserID); p == nil || p["presence"] != "unavailable" {
 		t.Fatal("alice does not see her own presence")
 	}
-	// Unknown local users are offline.
-	if res := bob.MustDo(t, http.MethodGet, testserver.Sprintf("presence/%s/status", "@nobody:hs1.test"), nil); res.JSON["presence"] != "offline" {
-		t.Fatalf("unknown user: %s", res.Body)
+	// Presence is visible to users sharing a room only.
+	wantErr(t, carol.Do(t, http.MethodGet, status, nil), 403, "M_FORBIDDEN")
+	wantErr(t, bob.Do(t, http.MethodGet, testserver.Sprintf("presence/%s/status", "@nobody:hs1.test"), nil), 403, "M_FORBIDDEN")
+	wantErr(t, bob.Do(t, http.MethodGet, testserver.Sprintf("presence/%s/status", "notauser"), nil), 400, "M_INVALID_PARAM")
+	// A user who never set presence is offline.
+	if res := carol.MustDo(t, http.MethodGet, testserver.Sprintf("presence/%s/status", carol.UserID), nil); res.JSON["presence"] != "offline" {
+		t.Fatalf("carol's own presence: %s", res.Body)
 	}
-	wantErr(t, bob.Do(t, http.MethodGet, testserver.Sprintf("presence/%s/status", "@x:remote.test"), nil), 404, "M_NOT_FOUND")
+	srv.HS.Membership.SetJoined(room, "@remote:other.test", true)
+	wantErr(t, bob.Do(t, http.MethodGet, testserver.Sprintf("presence/%s/status", "@remote:other.test"), nil), 404, "M_NOT_FOUND")
 }
 
 func TestPresenceTimeouts(t *testing.T) {
