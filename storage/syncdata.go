@@ -56,8 +56,11 @@ type ReceiptStore interface {
 	// PutReceipt replaces the user's receipt of that type (and thread) in the
 	// room and returns the new receipt stream position. In the same
 	// transaction it marks the user's notifications in the room (in the
-	// receipt's thread, or all threads when unthreaded) up to readUpTo (an
-	// event stream position) as read, and bumps the notif stream.
+	// receipt's thread, or all threads when unthreaded) up to readUpTo (the
+	// event's stream position) as read, remembering it so that later-stored
+	// notifications up to there are read too, and bumps the notif stream.
+	// readUpTo < 0 (position unknown) marks every stored notification read
+	// without remembering; 0 marks nothing.
 	PutReceipt(ctx context.Context, r Receipt, readUpTo int64) (int64, error)
 	// ReceiptsBetween returns receipts written in (from, to] in rooms.
 	ReceiptsBetween(ctx context.Context, rooms []id.RoomID, from, to int64) ([]Receipt, error)

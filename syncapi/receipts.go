@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -95,7 +94,7 @@ func (in *Inbox) setReceipt(ctx context.Context, user id.UserID, room id.RoomID,
 	if !joined {
 		return httputil.Forbidden("you are not joined to %s", room)
 	}
-	upTo := int64(math.MaxInt64)
+	upTo := int64(-1) // unknown: everything stored so far is read
 	if loc, ok := in.rooms.(EventLocator); ok {
 		pos, err := loc.EventStreamPos(ctx, room, ev)
 		if errors.Is(err, storage.ErrNotFound) {

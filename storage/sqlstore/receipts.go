@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 
 	"maunium.net/go/mautrix/id"
 
@@ -29,10 +30,20 @@ func (s *Store) PutReceipt(ctx context.Context, r storage.Receipt, readUpTo int6
 		if err != nil {
 			return fmt.Errorf("store receipt: %w", err)
 		}
-		if readUpTo <= 0 {
-			return nil
+		switch {
+		case readUpTo > 0:
+			_, err := tx.ExecContext(ctx, `INSERT INTO push_read_upto (user_id, room_id, thread_id, event_pos) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (user_id, room_id, thread_id) DO UPDATE
+				SET event_pos = CASE WHEN excluded.event_pos > push_read_upto.event_pos THEN excluded.event_pos ELSE push_read_upto.event_pos END`,
+				string(r.UserID), string(r.RoomID), r.ThreadID, readUpTo)
+			if err != nil {
+				return fmt.Errorf("store read position: %w", err)
+			}
+			return markRead(ctx, tx, r.UserID, r.RoomID, r.ThreadID, readUpTo)
+		case readUpTo < 0:
+			return markRead(ctx, tx, r.UserID, r.RoomID, r.ThreadID, math.MaxInt64)
 		}
-		return markRead(ctx, tx, r.UserID, r.RoomID, r.ThreadID, readUpTo)
+		return nil
 	})
 	return pos, err
 }

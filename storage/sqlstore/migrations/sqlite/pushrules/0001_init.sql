@@ -40,6 +40,16 @@ CREATE TABLE push_changes (
 	PRIMARY KEY (user_id, room_id)
 );
 CREATE INDEX push_changes_pos ON push_changes (user_id, stream_pos);
+-- push_read_upto is how far each receipt of a user read a room thread ('' for
+-- unthreaded receipts), so notifications stored after the receipt (push rule
+-- evaluation runs after the event is persisted) are born read.
+CREATE TABLE push_read_upto (
+	user_id TEXT NOT NULL,
+	room_id TEXT NOT NULL,
+	thread_id TEXT NOT NULL,
+	event_pos BIGINT NOT NULL,
+	PRIMARY KEY (user_id, room_id, thread_id)
+);
 CREATE TABLE pushers (
 	user_id TEXT NOT NULL,
 	app_id TEXT NOT NULL,
