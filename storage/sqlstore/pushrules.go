@@ -18,11 +18,11 @@ func (s *Store) PushRules(ctx context.Context, user id.UserID) ([]storage.PushRu
 	return pushRules(ctx, s.db.r, user)
 }
 
-type querier interface {
+type ruleQuerier interface {
 	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
 }
 
-func pushRules(ctx context.Context, q querier, user id.UserID) ([]storage.PushRule, error) {
+func pushRules(ctx context.Context, q ruleQuerier, user id.UserID) ([]storage.PushRule, error) {
 	rows, err := q.QueryContext(ctx, `SELECT kind, rule_id, priority, is_default, enabled, actions, conditions, pattern
 		FROM push_rules WHERE user_id = $1 ORDER BY kind, priority`, string(user))
 	if err != nil {
