@@ -43,7 +43,7 @@ func TestAccountData(t *testing.T) {
 	wantErr(t, alice.Do(t, http.MethodGet, testserver.Sprintf("user/%s/account_data/%s", alice.UserID, "com.example.room"), nil), 404, "M_NOT_FOUND")
 	alice.MustDo(t, http.MethodPut, testserver.Sprintf("user/%s/rooms/%s/account_data/%s", alice.UserID, other, "com.example.room"), map[string]any{"n": 2})
 
-	s1 := doSync(t, alice, nil)
+	s1 := inboxSync(t, alice, nil)
 	if got := findType(s1.AccountData.Events, "com.example.pref"); len(got) != 1 || got[0].content()["theme"] != "dark" {
 		t.Fatalf("initial sync account data: %s", s1.raw)
 	}
@@ -57,17 +57,17 @@ func TestAccountData(t *testing.T) {
 		t.Fatalf("room the user is not joined to appears: %s", s1.raw)
 	}
 	// Incremental: nothing new, so nothing again.
-	s2 := doSync(t, alice, since(s1.NextBatch))
+	s2 := inboxSync(t, alice, since(s1.NextBatch))
 	if len(s2.AccountData.Events) != 0 || len(s2.Rooms.Join) != 0 {
 		t.Fatalf("account data repeated: %s", s2.raw)
 	}
 	alice.MustDo(t, http.MethodPut, path, map[string]any{"theme": "light"})
-	s3 := doSync(t, alice, map[string]string{"since": s2.NextBatch, "timeout": "5000"})
+	s3 := inboxSync(t, alice, map[string]string{"since": s2.NextBatch, "timeout": "5000"})
 	if got := findType(s3.AccountData.Events, "com.example.pref"); len(got) != 1 || got[0].content()["theme"] != "light" {
 		t.Fatalf("update not in incremental sync: %s", s3.raw)
 	}
 	// Bob never sees alice's account data.
-	if got := findType(doSync(t, bob, nil).AccountData.Events, "com.example.pref"); len(got) != 0 {
+	if got := findType(inboxSync(t, bob, nil).AccountData.Events, "com.example.pref"); len(got) != 0 {
 		t.Fatalf("bob sees alice's account data")
 	}
 }
@@ -83,7 +83,7 @@ func TestTags(t *testing.T) {
 	if res := alice.MustDo(t, http.MethodGet, tags, nil); len(res.JSON["tags"].(map[string]any)) != 0 {
 		t.Fatalf("tags not empty: %s", res.Body)
 	}
-	s0 := doSync(t, alice, nil)
+	s0 := inboxSync(t, alice, nil)
 	alice.MustDo(t, http.MethodPut, tags+"/m.favourite", map[string]any{"order": 0.25})
 	alice.MustDo(t, http.MethodPut, tags+"/u.work", map[string]any{})
 	wantErr(t, alice.Do(t, http.MethodPut, tags+"/u.bad", map[string]any{"order": "high"}), 400, "M_BAD_JSON")
@@ -100,7 +100,7 @@ func TestTags(t *testing.T) {
 	if got := res.JSON["tags"].(map[string]any); len(got) != 1 || got["u.work"] != nil {
 		t.Fatalf("after delete: %s", res.Body)
 	}
-	s1 := doSync(t, alice, since(s0.NextBatch))
+	s1 := inboxSync(t, alice, since(s0.NextBatch))
 	tagEvs := findType(s1.Rooms.Join[room].AccountData.Events, "m.tag")
 	if len(tagEvs) != 1 {
 		t.Fatalf("m.tag not in sync once: %s", s1.raw)

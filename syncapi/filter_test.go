@@ -52,7 +52,7 @@ func TestFilters(t *testing.T) {
 	alice.MustDo(t, http.MethodPut, adPath+"com.example.hidden", map[string]any{"keep": 1})
 	alice.MustDo(t, http.MethodPut, adPath+"com.example.shown", map[string]any{"keep": 2, "drop": 3})
 
-	s := doSync(t, alice, map[string]string{"filter": fid})
+	s := inboxSync(t, alice, map[string]string{"filter": fid})
 	if len(s.AccountData.Events) != 1 || s.AccountData.Events[0].Type != "com.example.shown" {
 		t.Fatalf("filtered account data: %s", s.raw)
 	}
@@ -60,12 +60,12 @@ func TestFilters(t *testing.T) {
 		t.Fatalf("event_fields not applied: %s", s.raw)
 	}
 	// An inline filter works as well; limit keeps the newest.
-	s = doSync(t, alice, map[string]string{"filter": `{"account_data":{"limit":1,"types":["com.example.*"]}}`})
+	s = inboxSync(t, alice, map[string]string{"filter": `{"account_data":{"limit":1,"types":["com.example.*"]}}`})
 	if len(s.AccountData.Events) != 1 || s.AccountData.Events[0].Type != "com.example.shown" {
 		t.Fatalf("inline filter: %s", s.raw)
 	}
 	// Unfiltered: both plus push rules.
-	if s := doSync(t, alice, nil); len(s.AccountData.Events) != 3 {
+	if s := inboxSync(t, alice, nil); len(s.AccountData.Events) != 3 {
 		t.Fatalf("unfiltered: %s", s.raw)
 	}
 }

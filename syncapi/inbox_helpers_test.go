@@ -54,7 +54,7 @@ func (e syncEvent) content() map[string]any {
 }
 
 // doSync runs /sync with the given query parameters (since, filter, timeout, ...).
-func doSync(t *testing.T, c *testserver.Client, params map[string]string) *syncResp {
+func inboxSync(t *testing.T, c *testserver.Client, params map[string]string) *syncResp {
 	t.Helper()
 	q := url.Values{}
 	for k, v := range params {

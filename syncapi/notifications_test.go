@@ -55,14 +55,14 @@ func TestNotificationCounts(t *testing.T) {
 	for _, u := range []id.UserID{alice.UserID, bob.UserID, "@carol:hs1.test", "@remote:other.test"} {
 		srv.HS.Membership.SetJoined(room, u, true)
 	}
-	b1 := doSync(t, bob, nil)
-	b2 := doSync(t, bob2, nil)
+	b1 := inboxSync(t, bob, nil)
+	b2 := inboxSync(t, bob2, nil)
 	if c := unread(t, b1, room); c != (counts{}) {
 		t.Fatalf("initial counts %+v", c)
 	}
 	// Bob long-polls; a message wakes him via the notification.
 	done := make(chan *syncResp, 1)
-	go func() { done <- doSync(t, bob2, map[string]string{"since": b2.NextBatch, "timeout": "10000"}) }()
+	go func() { done <- inboxSync(t, bob2, map[string]string{"since": b2.NextBatch, "timeout": "10000"}) }()
 	time.Sleep(100 * time.Millisecond)
 	sendEvent(t, srv, room, alice.UserID, "$m1", 1, map[string]any{"msgtype": "m.text", "body": "hello all"})
 	select {
@@ -79,12 +79,12 @@ func TestNotificationCounts(t *testing.T) {
 	sendEvent(t, srv, room, alice.UserID, "$m3", 3, map[string]any{"msgtype": "m.text", "body": "Bobby, look"})
 	sendEvent(t, srv, room, alice.UserID, "$m4", 4, map[string]any{"msgtype": "m.notice", "body": "bot says hi"})
 	sendEvent(t, srv, room, bob.UserID, "$m5", 5, map[string]any{"msgtype": "m.text", "body": "my own message"})
-	s := doSync(t, bob, nil)
+	s := inboxSync(t, bob, nil)
 	if c := unread(t, s, room); c != (counts{3, 2}) {
 		t.Fatalf("counts after mention, display name, notice, own message: %+v", c)
 	}
 	// The sender is not notified.
-	if c := unread(t, doSync(t, alice, nil), room); c != (counts{1, 0}) {
+	if c := unread(t, inboxSync(t, alice, nil), room); c != (counts{1, 0}) {
 		t.Fatalf("alice's counts (bob's message only): %+v", c)
 	}
 
@@ -107,11 +107,11 @@ func TestNotificationCounts(t *testing.T) {
 
 	// A receipt on one device resets the counts on every device.
 	bob.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/receipt/m.read/%s", room, "$m3"), map[string]any{})
-	s = doSync(t, bob2, map[string]string{"since": b2.NextBatch, "timeout": "5000"})
+	s = inboxSync(t, bob2, map[string]string{"since": b2.NextBatch, "timeout": "5000"})
 	if c := unread(t, s, room); c != (counts{}) {
 		t.Fatalf("bob2 after receipt on bob: %+v: %s", c, s.raw)
 	}
-	if c := unread(t, doSync(t, bob, since(b1.NextBatch)), room); c != (counts{}) {
+	if c := unread(t, inboxSync(t, bob, since(b1.NextBatch)), room); c != (counts{}) {
 		t.Fatalf("bob after receipt: %+v", c)
 	}
 	res = bob.MustDo(t, http.MethodGet, "notifications", nil)
@@ -120,11 +120,11 @@ func TestNotificationCounts(t *testing.T) {
 	}
 	// A private receipt works as well.
 	sendEvent(t, srv, room, alice.UserID, "$m6", 6, map[string]any{"msgtype": "m.text", "body": "again"})
-	if c := unread(t, doSync(t, bob2, nil), room); c != (counts{1, 0}) {
+	if c := unread(t, inboxSync(t, bob2, nil), room); c != (counts{1, 0}) {
 		t.Fatalf("after new message: %+v", c)
 	}
 	bob2.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/receipt/m.read.private/%s", room, "$m6"), map[string]any{})
-	if c := unread(t, doSync(t, bob, nil), room); c != (counts{}) {
+	if c := unread(t, inboxSync(t, bob, nil), room); c != (counts{}) {
 		t.Fatalf("after private receipt: %+v", c)
 	}
 }
@@ -143,7 +143,7 @@ func TestThreadNotificationCounts(t *testing.T) {
 		"m.relates_to": thread, "m.mentions": map[string]any{"user_ids": []string{"@bob:hs1.test"}}})
 
 	filter := map[string]string{"filter": `{"room":{"timeline":{"unread_thread_notifications":true}}}`}
-	s := doSync(t, bob, filter)
+	s := inboxSync(t, bob, filter)
 	if c := unread(t, s, room); c != (counts{1, 0}) {
 		t.Fatalf("main counts: %+v", c)
 	}
@@ -152,17 +152,17 @@ func TestThreadNotificationCounts(t *testing.T) {
 		t.Fatalf("thread counts: %s", s.raw)
 	}
 	// Without the filter flag everything is summed.
-	if c := unread(t, doSync(t, bob, nil), room); c != (counts{3, 1}) {
+	if c := unread(t, inboxSync(t, bob, nil), room); c != (counts{3, 1}) {
 		t.Fatalf("summed counts: %+v", c)
 	}
 	// A threaded receipt clears only its thread.
 	bob.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/receipt/m.read/%s", room, "$t2"), map[string]any{"thread_id": "$root"})
-	s = doSync(t, bob, filter)
+	s = inboxSync(t, bob, filter)
 	if c := unread(t, s, room); c != (counts{1, 0}) || len(s.Rooms.Join[room].UnreadThreadNotifications) != 0 {
 		t.Fatalf("after thread receipt: %+v %s", c, s.raw)
 	}
 	bob.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/receipt/m.read/%s", room, "$root"), map[string]any{"thread_id": "main"})
-	if c := unread(t, doSync(t, bob, filter), room); c != (counts{}) {
+	if c := unread(t, inboxSync(t, bob, filter), room); c != (counts{}) {
 		t.Fatalf("after main receipt: %+v", c)
 	}
 }
@@ -286,26 +286,26 @@ func TestPushRuleChangesApply(t *testing.T) {
 	}
 	msg := map[string]any{"msgtype": "m.text", "body": "plain"}
 	sendEvent(t, srv, room, alice.UserID, "$a", 1, msg)
-	if c := unread(t, doSync(t, bob, nil), room); c != (counts{1, 0}) {
+	if c := unread(t, inboxSync(t, bob, nil), room); c != (counts{1, 0}) {
 		t.Fatalf("before change: %+v", c)
 	}
 	bob.MustDo(t, http.MethodPut, "pushrules/global/underride/.m.rule.message/actions", map[string]any{"actions": []any{}})
 	sendEvent(t, srv, room, alice.UserID, "$b", 2, msg)
-	if c := unread(t, doSync(t, bob, nil), room); c != (counts{1, 0}) {
+	if c := unread(t, inboxSync(t, bob, nil), room); c != (counts{1, 0}) {
 		t.Fatalf("after silencing .m.rule.message: %+v", c)
 	}
 	// A sender rule for alice with a highlight wins over the underride.
 	bob.MustDo(t, http.MethodPut, testserver.Sprintf("pushrules/global/sender/%s", alice.UserID),
 		map[string]any{"actions": []any{"notify", map[string]any{"set_tweak": "highlight"}}})
 	sendEvent(t, srv, room, alice.UserID, "$c", 3, msg)
-	if c := unread(t, doSync(t, bob, nil), room); c != (counts{2, 1}) {
+	if c := unread(t, inboxSync(t, bob, nil), room); c != (counts{2, 1}) {
 		t.Fatalf("after sender rule: %+v", c)
 	}
 	// The master rule silences everything.
 	bob.MustDo(t, http.MethodPut, "pushrules/global/override/.m.rule.master/enabled", map[string]any{"enabled": true})
 	sendEvent(t, srv, room, alice.UserID, "$d", 4, map[string]any{"msgtype": "m.text", "body": "@bob:hs1.test",
 		"m.mentions": map[string]any{"user_ids": []string{"@bob:hs1.test"}}})
-	if c := unread(t, doSync(t, bob, nil), room); c != (counts{2, 1}) {
+	if c := unread(t, inboxSync(t, bob, nil), room); c != (counts{2, 1}) {
 		t.Fatalf("after enabling master: %+v", c)
 	}
 }

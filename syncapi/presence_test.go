@@ -35,23 +35,23 @@ func TestPresence(t *testing.T) {
 	wantErr(t, alice.Do(t, http.MethodPut, status, map[string]any{"presence": "busy"}), 400, "M_BAD_JSON")
 	wantErr(t, alice.Do(t, http.MethodPut, status, map[string]any{"status_msg": "x"}), 400, "M_BAD_JSON")
 
-	b0 := doSync(t, bob, map[string]string{"set_presence": "offline"})
-	c0 := doSync(t, carol, map[string]string{"set_presence": "offline"})
+	b0 := inboxSync(t, bob, map[string]string{"set_presence": "offline"})
+	c0 := inboxSync(t, carol, map[string]string{"set_presence": "offline"})
 	alice.MustDo(t, http.MethodPut, status, map[string]any{"presence": "unavailable", "status_msg": "lunch"})
 	res := bob.MustDo(t, http.MethodGet, status, nil)
 	if res.JSON["presence"] != "unavailable" || res.JSON["status_msg"] != "lunch" {
 		t.Fatalf("GET presence: %s", res.Body)
 	}
-	b1 := doSync(t, bob, map[string]string{"since": b0.NextBatch, "timeout": "5000", "set_presence": "offline"})
+	b1 := inboxSync(t, bob, map[string]string{"since": b0.NextBatch, "timeout": "5000", "set_presence": "offline"})
 	if p := presenceOf(b1, alice.UserID); p == nil || p["presence"] != "unavailable" || p["status_msg"] != "lunch" {
 		t.Fatalf("bob does not see alice's presence: %s", b1.raw)
 	}
-	c1 := doSync(t, carol, map[string]string{"since": c0.NextBatch, "set_presence": "offline"})
+	c1 := inboxSync(t, carol, map[string]string{"since": c0.NextBatch, "set_presence": "offline"})
 	if presenceOf(c1, alice.UserID) != nil {
 		t.Fatalf("carol shares no room with alice but sees her presence: %s", c1.raw)
 	}
 	// The user sees their own presence.
-	if p := presenceOf(doSync(t, alice, map[string]string{"set_presence": "offline"}), alice.UserID); p == nil || p["presence"] != "unavailable" {
+	if p := presenceOf(inboxSync(t, alice, map[string]string{"set_presence": "offline"}), alice.UserID); p == nil || p["presence"] != "unavailable" {
 		t.Fatal("alice does not see her own presence")
 	}
 	// Presence is visible to users sharing a room only.
@@ -75,7 +75,7 @@ func TestPresenceTimeouts(t *testing.T) {
 	status := testserver.Sprintf("presence/%s/status", alice.UserID)
 	get := func() any { return alice.MustDo(t, http.MethodGet, status, nil).JSON["presence"] }
 
-	doSync(t, alice, nil) // set_presence defaults to online
+	inboxSync(t, alice, nil) // set_presence defaults to online
 	if p := get(); p != "online" {
 		t.Fatalf("after sync: %v", p)
 	}
@@ -83,8 +83,8 @@ func TestPresenceTimeouts(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s := doSync(t, alice, nil)
-		doSync(t, alice, map[string]string{"since": s.NextBatch, "timeout": "1500", "filter": `{"presence":{"not_types":["*"]}}`})
+		s := inboxSync(t, alice, nil)
+		inboxSync(t, alice, map[string]string{"since": s.NextBatch, "timeout": "1500", "filter": `{"presence":{"not_types":["*"]}}`})
 	}()
 	time.Sleep(800 * time.Millisecond)
 	if p := get(); p != "unavailable" {
@@ -93,7 +93,7 @@ func TestPresenceTimeouts(t *testing.T) {
 	<-done
 	waitFor(t, 3*time.Second, func() bool { return get() == "offline" })
 	// set_presence=unavailable sets unavailable; offline leaves it alone.
-	doSync(t, alice, map[string]string{"set_presence": "unavailable"})
+	inboxSync(t, alice, map[string]string{"set_presence": "unavailable"})
 	if p := get(); p != "unavailable" {
 		t.Fatalf("set_presence=unavailable: %v", p)
 	}
@@ -107,7 +107,7 @@ func TestPresenceDisabled(t *testing.T) {
 	if res := alice.MustDo(t, http.MethodGet, status, nil); res.JSON["presence"] != "unavailable" || res.JSON["status_msg"] != "away" {
 		t.Fatalf("GET: %s", res.Body)
 	}
-	if s := doSync(t, alice, nil); len(s.Presence.Events) != 0 {
+	if s := inboxSync(t, alice, nil); len(s.Presence.Events) != 0 {
 		t.Fatalf("sync carries presence while disabled: %s", s.raw)
 	}
 	// Syncing does not change presence either.

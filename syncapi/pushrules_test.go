@@ -96,7 +96,7 @@ func TestPushRulesDefaults(t *testing.T) {
 func TestPushRulesCRUD(t *testing.T) {
 	srv := testserver.New(t)
 	alice := srv.Register(t, "alice")
-	s0 := doSync(t, alice, nil)
+	s0 := inboxSync(t, alice, nil)
 
 	put := func(kind, id, query string, body any) *testserver.Response {
 		return alice.Do(t, http.MethodPut, testserver.Sprintf("pushrules/global/%s/%s", kind, id)+query, body)
@@ -181,7 +181,7 @@ func TestPushRulesCRUD(t *testing.T) {
 	wantErr(t, alice.Do(t, http.MethodGet, "pushrules/global/override/two", nil), 404, "M_NOT_FOUND")
 
 	// The changes reach sync as m.push_rules, once.
-	s1 := doSync(t, alice, since(s0.NextBatch))
+	s1 := inboxSync(t, alice, since(s0.NextBatch))
 	evs := findType(s1.AccountData.Events, "m.push_rules")
 	if len(evs) != 1 {
 		t.Fatalf("m.push_rules not in sync once: %s", s1.raw)
@@ -193,7 +193,7 @@ func TestPushRulesCRUD(t *testing.T) {
 	if got := ids(content.Global.Override); !eq(got[:4], []string{".m.rule.master", "one", "three", "zero"}) {
 		t.Fatalf("m.push_rules in sync: %v", got)
 	}
-	if s2 := doSync(t, alice, since(s1.NextBatch)); len(s2.AccountData.Events) != 0 {
+	if s2 := inboxSync(t, alice, since(s1.NextBatch)); len(s2.AccountData.Events) != 0 {
 		t.Fatalf("m.push_rules repeated: %s", s2.raw)
 	}
 }

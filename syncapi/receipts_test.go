@@ -46,13 +46,13 @@ func TestReceipts(t *testing.T) {
 	wantErr(t, alice.Do(t, http.MethodPost, rcpt("m.fully_read", "$e1"), map[string]any{"thread_id": "main"}), 400, "M_BAD_JSON")
 	wantErr(t, carol.Do(t, http.MethodPost, rcpt("m.read", "$e1"), map[string]any{}), 403, "M_FORBIDDEN")
 
-	b0 := doSync(t, bob, nil)
-	a0 := doSync(t, alice, nil)
+	b0 := inboxSync(t, bob, nil)
+	a0 := inboxSync(t, alice, nil)
 	alice.MustDo(t, http.MethodPost, rcpt("m.read", "$e1"), map[string]any{})
 	alice.MustDo(t, http.MethodPost, rcpt("m.read.private", "$e2"), map[string]any{})
 	alice.MustDo(t, http.MethodPost, rcpt("m.read", "$t1"), map[string]any{"thread_id": "$root"})
 
-	b1 := doSync(t, bob, since(b0.NextBatch))
+	b1 := inboxSync(t, bob, since(b0.NextBatch))
 	got := receiptsIn(b1, room)
 	if got["$e1"]["m.read"][string(alice.UserID)] == nil {
 		t.Fatalf("bob does not see alice's m.read: %s", b1.raw)
@@ -63,16 +63,16 @@ func TestReceipts(t *testing.T) {
 	if info := got["$t1"]["m.read"][string(alice.UserID)].(map[string]any); info["thread_id"] != "$root" || info["ts"] == nil {
 		t.Fatalf("threaded receipt: %s", b1.raw)
 	}
-	a1 := doSync(t, alice, since(a0.NextBatch))
+	a1 := inboxSync(t, alice, since(a0.NextBatch))
 	if receiptsIn(a1, room)["$e2"]["m.read.private"][string(alice.UserID)] == nil {
 		t.Fatalf("alice does not see her private receipt: %s", a1.raw)
 	}
 	// Nothing new: the receipts are not repeated.
-	if b2 := doSync(t, bob, since(b1.NextBatch)); len(receiptsIn(b2, room)) != 0 {
+	if b2 := inboxSync(t, bob, since(b1.NextBatch)); len(receiptsIn(b2, room)) != 0 {
 		t.Fatalf("receipts repeated: %s", b2.raw)
 	}
 	// Initial sync carries the current receipts.
-	if got := receiptsIn(doSync(t, bob, nil), room); got["$e1"] == nil || got["$e2"] != nil {
+	if got := receiptsIn(inboxSync(t, bob, nil), room); got["$e1"] == nil || got["$e2"] != nil {
 		t.Fatal("initial sync receipts wrong")
 	}
 
@@ -85,7 +85,7 @@ func TestReceipts(t *testing.T) {
 		t.Fatalf("m.fully_read: %s", fr.Body)
 	}
 	alice.MustDo(t, http.MethodPost, rcpt("m.fully_read", "$e4"), map[string]any{})
-	a2 := doSync(t, alice, since(a1.NextBatch))
+	a2 := inboxSync(t, alice, since(a1.NextBatch))
 	if evs := findType(a2.Rooms.Join[room].AccountData.Events, "m.fully_read"); len(evs) != 1 || evs[0].content()["event_id"] != "$e4" {
 		t.Fatalf("m.fully_read not in sync: %s", a2.raw)
 	}

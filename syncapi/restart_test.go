@@ -27,7 +27,7 @@ func TestTokensSurviveRestart(t *testing.T) {
 	alice.MustDo(t, http.MethodPut, testserver.Sprintf("user/%s/account_data/com.example.a", alice.UserID), map[string]any{"v": 1})
 	alice.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/receipt/m.read/%s", room, "$e1"), map[string]any{})
 	bob.MustDo(t, http.MethodPut, testserver.Sprintf("presence/%s/status", bob.UserID), map[string]any{"presence": "online"})
-	tok := doSync(t, alice, nil).NextBatch
+	tok := inboxSync(t, alice, nil).NextBatch
 
 	cfg := srv.Cfg
 	srv.Close()
@@ -35,13 +35,13 @@ func TestTokensSurviveRestart(t *testing.T) {
 	join(srv2)
 	alice.S, bob.S = srv2, srv2
 
-	s := doSync(t, alice, map[string]string{"since": tok, "set_presence": "offline"})
+	s := inboxSync(t, alice, map[string]string{"since": tok, "set_presence": "offline"})
 	if len(findType(s.AccountData.Events, "com.example.a")) != 0 || len(receiptsIn(s, room)) != 0 {
 		t.Fatalf("old data repeated after restart: %s", s.raw)
 	}
 	alice.MustDo(t, http.MethodPut, testserver.Sprintf("user/%s/account_data/com.example.b", alice.UserID), map[string]any{"v": 2})
 	bob.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/receipt/m.read/%s", room, "$e2"), map[string]any{})
-	s2 := doSync(t, alice, map[string]string{"since": s.NextBatch, "timeout": "2000", "set_presence": "offline"})
+	s2 := inboxSync(t, alice, map[string]string{"since": s.NextBatch, "timeout": "2000", "set_presence": "offline"})
 	if len(findType(s2.AccountData.Events, "com.example.b")) != 1 {
 		t.Fatalf("new account data missing after restart: %s", s2.raw)
 	}
@@ -50,7 +50,7 @@ func TestTokensSurviveRestart(t *testing.T) {
 	}
 	// The in-memory typing stream restarted at 0; a token from before still works.
 	bob.MustDo(t, http.MethodPut, testserver.Sprintf("rooms/%s/typing/%s", room, bob.UserID), map[string]any{"typing": true, "timeout": 5000})
-	s3 := doSync(t, alice, map[string]string{"since": tok, "set_presence": "offline"})
+	s3 := inboxSync(t, alice, map[string]string{"since": tok, "set_presence": "offline"})
 	if users, _ := typingUsers(t, s3, room); len(users) != 1 {
 		t.Fatalf("typing after restart with an old token: %s", s3.raw)
 	}

@@ -38,10 +38,10 @@ func TestTyping(t *testing.T) {
 	wantErr(t, alice.Do(t, http.MethodPut, typing, map[string]any{"timeout": 100}), 400, "M_BAD_JSON")
 	wantErr(t, alice.Do(t, http.MethodPut, typing, map[string]any{"typing": "yes"}), 400, "M_BAD_JSON")
 
-	s0 := doSync(t, bob, nil)
+	s0 := inboxSync(t, bob, nil)
 	// Bob long-polls; alice starts typing while he waits.
 	done := make(chan *syncResp, 1)
-	go func() { done <- doSync(t, bob, map[string]string{"since": s0.NextBatch, "timeout": "10000"}) }()
+	go func() { done <- inboxSync(t, bob, map[string]string{"since": s0.NextBatch, "timeout": "10000"}) }()
 	time.Sleep(100 * time.Millisecond)
 	start := time.Now()
 	alice.MustDo(t, http.MethodPut, typing, map[string]any{"typing": true, "timeout": 30000})
@@ -58,22 +58,22 @@ func TestTyping(t *testing.T) {
 		t.Fatalf("bob's sync lacks alice typing: %s", s1.raw)
 	}
 	// Carol (not in the room) sees nothing.
-	if _, ok := doSync(t, carol, nil).Rooms.Join[room]; ok {
+	if _, ok := inboxSync(t, carol, nil).Rooms.Join[room]; ok {
 		t.Fatal("carol sees the room")
 	}
 	// Stop typing.
 	alice.MustDo(t, http.MethodPut, typing, map[string]any{"typing": false})
-	s2 := doSync(t, bob, map[string]string{"since": s1.NextBatch, "timeout": "5000"})
+	s2 := inboxSync(t, bob, map[string]string{"since": s1.NextBatch, "timeout": "5000"})
 	if users, ok := typingUsers(t, s2, room); !ok || len(users) != 0 {
 		t.Fatalf("stop not delivered: %s", s2.raw)
 	}
 	// Expiry: typing with a short timeout ends on its own.
 	alice.MustDo(t, http.MethodPut, typing, map[string]any{"typing": true, "timeout": 300})
-	s3 := doSync(t, bob, map[string]string{"since": s2.NextBatch, "timeout": "5000"})
+	s3 := inboxSync(t, bob, map[string]string{"since": s2.NextBatch, "timeout": "5000"})
 	if users, _ := typingUsers(t, s3, room); len(users) != 1 {
 		t.Fatalf("typing not delivered: %s", s3.raw)
 	}
-	s4 := doSync(t, bob, map[string]string{"since": s3.NextBatch, "timeout": "5000"})
+	s4 := inboxSync(t, bob, map[string]string{"since": s3.NextBatch, "timeout": "5000"})
 	if users, ok := typingUsers(t, s4, room); !ok || len(users) != 0 {
 		t.Fatalf("typing did not expire: %s", s4.raw)
 	}
