@@ -16,7 +16,10 @@ var specVersions = []string{
 func (a *API) versions(w http.ResponseWriter, r *http.Request) error {
 	return httputil.WriteJSON(w, http.StatusOK, map[string]any{
 		"versions":          specVersions,
-		"unstable_features": map[string]bool{},
+		"unstable_features": map[string]bool{
+			// MSC4186 simplified sliding sync (syncapi/slidingsync.go).
+			"org.matrix.simplified_msc3575": true,
+		},
 	})
 }
 
