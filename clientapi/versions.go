@@ -15,7 +15,7 @@ var specVersions = []string{
 // versions handles GET /_matrix/client/versions.
 func (a *API) versions(w http.ResponseWriter, r *http.Request) error {
 	return httputil.WriteJSON(w, http.StatusOK, map[string]any{
-		"versions":          specVersions,
+		"versions": specVersions,
 		"unstable_features": map[string]bool{
 			// MSC4186 simplified sliding sync (syncapi/slidingsync.go).
 			"org.matrix.simplified_msc3575": true,

@@ -109,6 +109,9 @@ type Sync struct {
 	PresenceIdleTimeout time.Duration `yaml:"presence_idle_timeout"`
 	// PresenceOfflineTimeout turns a user offline this long after their last /sync ended.
 	PresenceOfflineTimeout time.Duration `yaml:"presence_offline_timeout"`
+	// SlidingSyncConnectionTTL is how long an idle sliding sync (MSC4186)
+	// connection is kept; a later request with its pos answers M_UNKNOWN_POS.
+	SlidingSyncConnectionTTL time.Duration `yaml:"sliding_sync_connection_ttl"`
 	// PushMaxAttempts is how often a push to a gateway is tried before it is dropped.
 	PushMaxAttempts int `yaml:"push_max_attempts"`
 	// PushMaxBackoff caps the exponential backoff between push attempts.
@@ -150,7 +153,7 @@ func Defaults() Config {
 		Rooms:      Rooms{DefaultVersion: "11"},
 		Federation: Federation{Enabled: true},
 		Sync: Sync{Presence: true, PresenceIdleTimeout: 5 * time.Minute, PresenceOfflineTimeout: 30 * time.Second,
-			PushMaxAttempts: 10, PushMaxBackoff: time.Hour},
+			PushMaxAttempts: 10, PushMaxBackoff: time.Hour, SlidingSyncConnectionTTL: 30 * time.Minute},
 		Media: Media{Path: "data/media", MaxUploadSize: 100 << 20},
 		Log:   Log{Level: "info"},
 	}
@@ -259,6 +262,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Sync.PresenceOfflineTimeout <= 0 {
 		return errors.New("sync.presence_offline_timeout: must be above 0")
+	}
+	if c.Sync.SlidingSyncConnectionTTL < time.Second {
+		return errors.New("sync.sliding_sync_connection_ttl: must be at least 1s")
 	}
 	if c.Sync.PushMaxAttempts < 1 {
 		return errors.New("sync.push_max_attempts: must be at least 1")

@@ -88,9 +88,14 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		Rooms: hs.Membership, Auth: client.Authenticator(), Log: log})
 	hs.Inbox.Register(router)
 	hs.Inbox.Start(context.WithoutCancel(ctx))
+	streams := append([]syncapi.Stream{pduStream}, hs.Inbox.Streams()...)
 	sync := syncapi.New(syncapi.Deps{Auth: client.Authenticator(), Notifier: notifier, Log: log,
-		Streams: append([]syncapi.Stream{pduStream}, hs.Inbox.Streams()...), Filters: hs.Inbox, Observer: hs.Inbox.Observer()})
+		Streams: streams, Filters: hs.Inbox, Observer: hs.Inbox.Observer()})
 	sync.Register(router)
+	sliding := syncapi.NewSlidingSync(syncapi.SlidingSyncDeps{Auth: client.Authenticator(), Notifier: notifier,
+		PDU: pduStream, Inbox: hs.Inbox, Store: store, Streams: streams, Observer: hs.Inbox.Observer(),
+		ConnectionTTL: cfg.Sync.SlidingSyncConnectionTTL, Log: log})
+	sliding.Register(router)
 
 	fed := federation.New(federation.Deps{ServerName: cfg.ServerName, Key: key, Version: Version, Log: log})
 	fed.Register(router)

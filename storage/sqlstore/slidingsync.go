@@ -33,12 +33,13 @@ func roomTypeArgs(rooms []id.RoomID, types []string) []any {
 // BumpStamps implements storage.SlidingSyncStore.
 func (s *Store) BumpStamps(ctx context.Context, rooms []id.RoomID, types []string) (map[id.RoomID]int64, error) {
 	out := make(map[id.RoomID]int64, len(rooms))
-	if len(types) == 0 {
-		return out, nil
-	}
 	err := chunkRooms(rooms, func(chunk []id.RoomID) error {
+		typeCond := ""
+		if len(types) > 0 {
+			typeCond = ` AND type IN ` + In(1+len(chunk), len(types))
+		}
 		rows, err := s.db.r.QueryContext(ctx, `SELECT room_id, MAX(stream_pos) FROM events
-			WHERE room_id IN `+In(1, len(chunk))+` AND type IN `+In(1+len(chunk), len(types))+`
+			WHERE room_id IN `+In(1, len(chunk))+typeCond+`
 			AND NOT rejected AND NOT outlier AND NOT soft_failed GROUP BY room_id`, roomTypeArgs(chunk, types)...)
 		if err != nil {
 			return err
