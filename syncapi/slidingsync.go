@@ -87,6 +87,9 @@ type ssRequest struct {
 	SetPresence       string                      `json:"set_presence"`
 	Lists             map[string]*ssList          `json:"lists"`
 	RoomSubscriptions map[id.RoomID]*ssRoomConfig `json:"room_subscriptions"`
+	// UnsubscribeRooms ends subscriptions of earlier requests (matrix-js-sdk
+	// sends each subscription once and keeps it until it unsubscribes).
+	UnsubscribeRooms []id.RoomID `json:"unsubscribe_rooms"`
 	Extensions        ssExtensions                `json:"extensions"`
 }
 
@@ -385,6 +388,9 @@ type connState struct {
 	rooms map[id.RoomID]*roomSent
 	// counts are the list counts sent.
 	counts map[string]int
+	// subs are the room subscriptions in force: those of every request on
+	// the connection, less the rooms unsubscribed.
+	subs map[id.RoomID]*ssRoomConfig
 }
 
 // roomSent is what the connection has sent of one room.

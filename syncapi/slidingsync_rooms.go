@@ -126,7 +126,16 @@ func (b *ssBuild) run(ctx context.Context) (*ssResponse, *connState, bool, error
 			found = true
 		}
 	}
-	for room, sub := range b.req.RoomSubscriptions {
+	subs := map[id.RoomID]*ssRoomConfig{}
+	if b.prev != nil {
+		maps.Copy(subs, b.prev.subs)
+	}
+	for _, room := range b.req.UnsubscribeRooms {
+		delete(subs, room)
+	}
+	maps.Copy(subs, b.req.RoomSubscriptions)
+	b.newState.subs = subs
+	for room, sub := range subs {
 		e := b.byRoom[room]
 		if e == nil {
 			continue // not visible to the user: ignored (MSC4186 "Subscriptions")
