@@ -222,21 +222,16 @@ func (b *ssBuild) loadRoomList(ctx context.Context) error {
 		}
 	}
 	if len(joined) > 0 {
-		ss := b.s.d.Store
-		bumps, err := ss.BumpStamps(ctx, joined, bumpTypes)
-		if err != nil {
-			return err
-		}
-		last, err := ss.BumpStamps(ctx, joined, nil)
+		act, err := b.s.d.Store.JoinedRoomActivity(ctx, user, bumpTypes)
 		if err != nil {
 			return err
 		}
 		for _, r := range joined {
-			e := b.byRoom[r]
-			if p, ok := bumps[r]; ok && p <= b.to {
-				e.bump = p
+			e, a := b.byRoom[r], act[r]
+			if a.Bump > 0 && a.Bump <= b.to {
+				e.bump = a.Bump
 			}
-			e.last = min(max(last[r], e.last), b.to)
+			e.last = min(max(a.Last, e.last), b.to)
 		}
 	}
 	sort.Slice(b.entries, func(i, j int) bool {

@@ -2,6 +2,8 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"strconv"
 
 	"maunium.net/go/mautrix/id"
 
@@ -30,32 +32,39 @@ func roomTypeArgs(rooms []id.RoomID, types []string) []any {
 	return args
 }
 
-// BumpStamps implements storage.SlidingSyncStore.
-func (s *Store) BumpStamps(ctx context.Context, rooms []id.RoomID, types []string) (map[id.RoomID]int64, error) {
-	out := make(map[id.RoomID]int64, len(rooms))
-	err := chunkRooms(rooms, func(chunk []id.RoomID) error {
-		typeCond := ""
-		if len(types) > 0 {
-			typeCond = ` AND type IN ` + In(1+len(chunk), len(types))
+// JoinedRoomActivity implements storage.SlidingSyncStore. Each room costs
+// two short backward index walks from its newest event (events_room_pos).
+func (s *Store) JoinedRoomActivity(ctx context.Context, user id.UserID, bumpTypes []string) (map[id.RoomID]storage.RoomActivity, error) {
+	// SQLite numbers $N parameters in order of appearance: keep them in order.
+	args := make([]any, 0, len(bumpTypes)+1)
+	for _, t := range bumpTypes {
+		args = append(args, t)
+	}
+	args = append(args, string(user))
+	bumpCond := "FALSE"
+	if len(bumpTypes) > 0 {
+		bumpCond = "e.type IN " + In(1, len(bumpTypes))
+	}
+	userParam := "$" + strconv.Itoa(len(bumpTypes)+1)
+	const accepted = `NOT e.rejected AND NOT e.outlier AND NOT e.soft_failed`
+	rows, err := s.db.r.QueryContext(ctx, `SELECT c.room_id,
+		(SELECT e.stream_pos FROM events e WHERE e.room_id = c.room_id AND `+accepted+` ORDER BY e.stream_pos DESC LIMIT 1),
+		(SELECT e.stream_pos FROM events e WHERE e.room_id = c.room_id AND `+bumpCond+` AND `+accepted+` ORDER BY e.stream_pos DESC LIMIT 1)
+		FROM current_state c WHERE c.type = 'm.room.member' AND c.state_key = `+userParam+` AND c.membership = 'join'`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[id.RoomID]storage.RoomActivity{}
+	for rows.Next() {
+		var room string
+		var last, bump sql.NullInt64
+		if err := rows.Scan(&room, &last, &bump); err != nil {
+			return nil, err
 		}
-		rows, err := s.db.r.QueryContext(ctx, `SELECT room_id, MAX(stream_pos) FROM events
-			WHERE room_id IN `+In(1, len(chunk))+typeCond+`
-			AND NOT rejected AND NOT outlier AND NOT soft_failed GROUP BY room_id`, roomTypeArgs(chunk, types)...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var room string
-			var pos int64
-			if err := rows.Scan(&room, &pos); err != nil {
-				return err
-			}
-			out[id.RoomID(room)] = pos
-		}
-		return rows.Err()
-	})
-	return out, err
+		out[id.RoomID(room)] = storage.RoomActivity{Last: last.Int64, Bump: bump.Int64}
+	}
+	return out, rows.Err()
 }
 
 // RoomsStateOfTypes implements storage.SlidingSyncStore.
