@@ -1,16 +1,19 @@
 package clientapi
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/gorilla/mux"
 	"maunium.net/go/mautrix/id"
 
+	"parley/internal/config"
 	"parley/internal/httputil"
 	"parley/internal/ratelimit"
 	"parley/storage"
@@ -130,4 +133,28 @@ func (a *API) adminRegister(w http.ResponseWriter, r *http.Request) error {
 	return httputil.WriteJSON(w, http.StatusOK, map[string]any{
 		"access_token": resp.AccessToken, "user_id": userID, "home_server": a.cfg.ServerName, "device_id": resp.DeviceID,
 	})
+}
+
+// RegisterLocalUser creates an account directly in the database, with the
+// same username and password rules as registration (parley register-user).
+func RegisterLocalUser(ctx context.Context, cfg *config.Config, store storage.Store, localpart, password string, admin bool) (id.UserID, error) {
+	a := &API{cfg: cfg, store: store}
+	if err := a.validateLocalpart(localpart); err != nil {
+		return "", err
+	}
+	if err := a.checkPassword(password); err != nil {
+		return "", err
+	}
+	hash, err := a.hashPassword(password)
+	if err != nil {
+		return "", err
+	}
+	userID := id.NewUserID(localpart, cfg.ServerName)
+	_, err = store.Register(ctx, storage.Registration{
+		Account: storage.Account{UserID: userID, PasswordHash: hash, IsAdmin: admin}, DisplayName: localpart,
+	})
+	if errors.Is(err, storage.ErrConflict) {
+		return "", fmt.Errorf("%s is already registered", userID)
+	}
+	return userID, err
 }

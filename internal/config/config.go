@@ -170,12 +170,62 @@ func Parse(b []byte, cfg *Config) error {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return err
+		return nameKeys(b, err)
 	}
 	return nil
 }
 
-// ApplyEnv applies PARLEY_* environment overrides for the database URL and secrets.
+// nameKeys rewrites yaml.v3 errors ("line 3: cannot unmarshal ...") to start
+// with the dotted key at that line, so every message names the bad key.
+func nameKeys(b []byte, err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	var doc yaml.Node
+	if yaml.Unmarshal(b, &doc) != nil {
+		return err
+	}
+	msgs := make([]string, len(te.Errors))
+	for i, m := range te.Errors {
+		msgs[i] = m
+		var line int
+		if _, scanErr := fmt.Sscanf(m, "line %d:", &line); scanErr == nil {
+			if key := keyAtLine(&doc, line, ""); key != "" {
+				msgs[i] = key + ": " + m
+			}
+		}
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+// keyAtLine returns the dotted path of the mapping key on line, or "".
+func keyAtLine(n *yaml.Node, line int, prefix string) string {
+	if n.Kind == yaml.DocumentNode {
+		for _, c := range n.Content {
+			if k := keyAtLine(c, line, prefix); k != "" {
+				return k
+			}
+		}
+		return ""
+	}
+	if n.Kind != yaml.MappingNode {
+		return ""
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Line == line {
+			return prefix + k.Value
+		}
+		if sub := keyAtLine(v, line, prefix+k.Value+"."); sub != "" {
+			return sub
+		}
+	}
+	return ""
+}
+
+// ApplyEnv applies the PARLEY_* environment overrides: server name, database
+// URL, registration shared secret and listen address (PARLEY_LISTEN).
 func (c *Config) ApplyEnv() {
 	if v := os.Getenv("PARLEY_DATABASE_URL"); v != "" {
 		c.Database.URL = v
@@ -185,6 +235,9 @@ func (c *Config) ApplyEnv() {
 	}
 	if v := os.Getenv("PARLEY_SERVER_NAME"); v != "" {
 		c.ServerName = v
+	}
+	if v := os.Getenv("PARLEY_LISTEN"); v != "" {
+		c.Listen.HTTP = v
 	}
 }
 
