@@ -40,7 +40,7 @@ func (a *API) registerFlows() [][]string {
 }
 
 // validateLocalpart checks a requested username (client-server API, POST /register:
-// M_INVALID_USERNAME). Upper case is refused rather than folded, numeric
+// M_INVALID_USERNAME): the localpart grammar (so no upper case), numeric
 // localparts are kept for guests and a leading _ for application services.
 func (a *API) validateLocalpart(localpart string) error {
 	invalid := func(msg string) error {
@@ -101,6 +101,9 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
+	// Like Synapse, registration folds the requested username to lower case
+	// (GET /register/available does not, and rejects upper case).
+	req.Username = strings.ToLower(req.Username)
 	if req.Username != "" {
 		if err := a.validateLocalpart(req.Username); err != nil {
 			return err
