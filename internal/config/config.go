@@ -269,6 +269,9 @@ func (c *Config) Validate() error {
 	if c.Listen.HTTPS != "" && (c.Listen.TLSCert == "" || c.Listen.TLSKey == "") {
 		return errors.New("listen.tls_cert, listen.tls_key: required when listen.https is set")
 	}
+	if err := c.validateTLS(); err != nil {
+		return err
+	}
 	if c.Listen.MaxRequestBytes < 1024 {
 		return errors.New("listen.max_request_bytes: must be at least 1024")
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"unicode/utf8"
 )
 
 // MaxBodyBytes is a safety cap on request bodies decoded as JSON; the
@@ -49,7 +50,8 @@ func UnmarshalObject(b []byte, v any) error {
 	if len(b) == 0 {
 		return Errorf(http.StatusBadRequest, CodeNotJSON, "request body is empty, expected a JSON object")
 	}
-	if !json.Valid(b) {
+	// encoding/json accepts invalid UTF-8 (replacing it), but JSON text must be UTF-8.
+	if !utf8.Valid(b) || !json.Valid(b) {
 		return Errorf(http.StatusBadRequest, CodeNotJSON, "request body is not valid JSON")
 	}
 	if b[0] != '{' {
