@@ -56,7 +56,7 @@ func TestDevices(t *testing.T) {
 		}
 	}
 
-	// DELETE with UIA: challenge, wrong password (403 with flows), then success.
+	// DELETE with UIA: challenge, wrong password (401 M_FORBIDDEN with flows), then success.
 	ch := alice.Do(t, http.MethodDelete, "devices/PHONE", map[string]any{})
 	if ch.Status != 401 || ch.ErrCode != "" || ch.JSON["flows"] == nil {
 		t.Fatalf("challenge: %d %s", ch.Status, ch.Body)
@@ -66,13 +66,13 @@ func TestDevices(t *testing.T) {
 		t.Fatalf("flows: %s", ch.Body)
 	}
 	res := alice.Do(t, http.MethodDelete, "devices/PHONE", map[string]any{"auth": passwordAuth("alice", "wrong", ch.JSON["session"])})
-	if res.Status != 403 || res.ErrCode != "M_FORBIDDEN" || res.JSON["flows"] == nil || res.JSON["session"] != ch.JSON["session"] {
+	if res.Status != 401 || res.ErrCode != "M_FORBIDDEN" || res.JSON["flows"] == nil || res.JSON["session"] != ch.JSON["session"] {
 		t.Fatalf("wrong password: %d %s", res.Status, res.Body)
 	}
 	// Another user's password does not authenticate alice.
 	srv.Register(t, "bob")
 	res = alice.Do(t, http.MethodDelete, "devices/PHONE", map[string]any{"auth": passwordAuth("bob", "password", ch.JSON["session"])})
-	if res.Status != 403 {
+	if res.Status != 401 || res.ErrCode != "M_FORBIDDEN" {
 		t.Fatalf("other user's password: %d %s", res.Status, res.Body)
 	}
 	alice.MustDo(t, http.MethodDelete, "devices/PHONE", map[string]any{"auth": passwordAuth("@alice:hs1.test", "password", ch.JSON["session"])})
@@ -101,7 +101,7 @@ func TestChangePassword(t *testing.T) {
 	other := loginAgain(t, srv, "alice", "password", "OTHER")
 
 	res := alice.Do(t, http.MethodPost, "account/password", map[string]any{"new_password": "newpass1", "auth": passwordAuth("alice", "wrong", nil)})
-	if res.Status != 403 || res.ErrCode != "M_FORBIDDEN" || res.JSON["flows"] == nil {
+	if res.Status != 401 || res.ErrCode != "M_FORBIDDEN" || res.JSON["flows"] == nil {
 		t.Fatalf("wrong password: %d %s", res.Status, res.Body)
 	}
 	alice.MustDo(t, http.MethodPost, "account/password", map[string]any{"new_password": "newpass1", "auth": passwordAuth("alice", "password", res.JSON["session"])})

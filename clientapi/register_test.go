@@ -94,12 +94,33 @@ func TestRegisterUIAFlow(t *testing.T) {
 	if dev.JSON["display_name"] != "Phone" {
 		t.Fatalf("device: %s", dev.Body)
 	}
-	// The session was consumed.
-	res = anon.Do(t, http.MethodPost, "register", map[string]any{
-		"username": "carol2", "password": "secret12", "auth": map[string]any{"type": "m.login.dummy", "session": session},
+	// A retry in the completed session is answered for the same user, with a new token.
+	res = anon.MustDo(t, http.MethodPost, "register", map[string]any{
+		"username": "carol", "password": "secret12", "auth": map[string]any{"type": "m.login.dummy", "session": session},
 	})
-	if res.Status != 400 {
-		t.Fatalf("reused session: %d %s", res.Status, res.Body)
+	if res.JSON["user_id"] != "@carol:hs1.test" || res.JSON["access_token"] == carol.AccessToken {
+		t.Fatalf("retried registration: %s", res.Body)
+	}
+	// Parameters of the first request are remembered: the second may send only auth.
+	ch := anon.Do(t, http.MethodPost, "register", map[string]any{"username": "rémy", "password": "übers3kr1t", "device_id": "xyzzy", "initial_device_display_name": "display_name"})
+	if ch.ErrCode != "M_INVALID_USERNAME" {
+		t.Fatalf("non-ascii username: %d %s", ch.Status, ch.Body)
+	}
+	ch = anon.Do(t, http.MethodPost, "register", map[string]any{"username": "remy", "password": "übers3kr1t", "device_id": "xyzzy", "initial_device_display_name": "display_name"})
+	res = anon.MustDo(t, http.MethodPost, "register", map[string]any{"auth": map[string]any{"type": "m.login.dummy", "session": ch.JSON["session"]}})
+	if res.JSON["user_id"] != "@remy:hs1.test" || res.JSON["device_id"] != "xyzzy" {
+		t.Fatalf("remembered params: %s", res.Body)
+	}
+	remy := &testserver.Client{S: srv, AccessToken: res.JSON["access_token"].(string)}
+	if dev := remy.MustDo(t, http.MethodGet, "devices/xyzzy", nil); dev.JSON["display_name"] != "display_name" {
+		t.Fatalf("remembered display name: %s", dev.Body)
+	}
+	anon.MustDo(t, http.MethodPost, "login", map[string]any{"type": "m.login.password", "user": "remy", "password": "übers3kr1t"})
+	// inhibit_login remembered too.
+	ch = anon.Do(t, http.MethodPost, "register", map[string]any{"username": "ivy", "password": "secret12", "inhibit_login": true})
+	res = anon.MustDo(t, http.MethodPost, "register", map[string]any{"auth": map[string]any{"type": "m.login.dummy", "session": ch.JSON["session"]}})
+	if res.JSON["user_id"] != "@ivy:hs1.test" || res.JSON["access_token"] != nil {
+		t.Fatalf("remembered inhibit_login: %s", res.Body)
 	}
 	// inhibit_login: no token, no device.
 	res = anon.MustDo(t, http.MethodPost, "register", dummyAuth(map[string]any{"username": "dave", "password": "secret12", "inhibit_login": true}))
@@ -127,7 +148,7 @@ func TestRegisterUIAFlow(t *testing.T) {
 	}
 	// A session from another operation cannot be reused here.
 	alice := srv.Register(t, "alice")
-	ch := alice.Do(t, http.MethodPost, "delete_devices", map[string]any{"devices": []string{}})
+	ch = alice.Do(t, http.MethodPost, "delete_devices", map[string]any{"devices": []string{}})
 	res = anon.Do(t, http.MethodPost, "register", map[string]any{"username": "eve", "password": "secret12",
 		"auth": map[string]any{"type": "m.login.dummy", "session": ch.JSON["session"]}})
 	if res.Status != 403 || res.ErrCode != "M_FORBIDDEN" {

@@ -46,7 +46,7 @@ func (s *Store) Register(ctx context.Context, reg storage.Registration) (*storag
 			}
 		}
 		if reg.UIASession != "" {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM uia_sessions WHERE session_id = $1`, reg.UIASession); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE uia_sessions SET result_user_id = $1, registration_token = '' WHERE session_id = $2`, reg.Account.UserID, reg.UIASession); err != nil {
 				return err
 			}
 		}

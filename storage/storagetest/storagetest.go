@@ -84,8 +84,11 @@ func testAccounts(t *testing.T, s storage.Store) {
 	if tok.Pending != 0 || tok.Completed != 1 {
 		t.Fatalf("token: %+v", tok)
 	}
-	_, err = s.GetUIASession(ctx, "sess")
-	wantErr(t, err, storage.ErrNotFound)
+	sess, err := s.GetUIASession(ctx, "sess")
+	must(t, err)
+	if sess.ResultUserID != bob || sess.RegistrationToken != "" {
+		t.Fatalf("session after Register: %+v", sess)
+	}
 	p, err := s.GetProfile(ctx, bob)
 	must(t, err)
 	if string(p["displayname"]) != `"Bob"` {
@@ -277,7 +280,7 @@ func testUIA(t *testing.T, s storage.Store) {
 	wantErr(t, s.CreateUIASession(ctx, storage.UIASession{ID: "s1", Op: "x", CreatedTS: now}, 0), storage.ErrConflict)
 	sess, err := s.GetUIASession(ctx, "s1")
 	must(t, err)
-	if sess.Op != "delete_devices" || sess.UserID != alice || len(sess.Completed) != 0 || sess.CreatedTS != now {
+	if sess.Op != "delete_devices" || sess.UserID != alice || len(sess.Completed) != 0 || sess.CreatedTS != now || sess.Params != "" {
 		t.Fatalf("session: %+v", sess)
 	}
 	sess, err = s.CompleteUIAStage(ctx, "s1", "m.login.password", "")
@@ -290,6 +293,11 @@ func testUIA(t *testing.T, s storage.Store) {
 	if !slices.Equal(sess.Completed, []string{"m.login.password", "m.login.dummy"}) || sess.RegistrationToken != "tok" {
 		t.Fatalf("completed: %+v", sess)
 	}
+	must(t, s.SetUIAParams(ctx, "s1", `{"a":1}`))
+	if sess, _ = s.GetUIASession(ctx, "s1"); sess.Params != `{"a":1}` {
+		t.Fatalf("params: %+v", sess)
+	}
+	wantErr(t, s.SetUIAParams(ctx, "nope", ""), storage.ErrNotFound)
 	_, err = s.CompleteUIAStage(ctx, "nope", "m.login.dummy", "")
 	wantErr(t, err, storage.ErrNotFound)
 	must(t, s.DeleteUIASession(ctx, "s1"))
