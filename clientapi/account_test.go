@@ -72,7 +72,7 @@ func TestDevices(t *testing.T) {
 	// Another user's password does not authenticate alice.
 	srv.Register(t, "bob")
 	res = alice.Do(t, http.MethodDelete, "devices/PHONE", map[string]any{"auth": passwordAuth("bob", "password", ch.JSON["session"])})
-	if res.Status != 401 || res.ErrCode != "M_FORBIDDEN" {
+	if res.Status != 403 || res.ErrCode != "M_FORBIDDEN" {
 		t.Fatalf("other user's password: %d %s", res.Status, res.Body)
 	}
 	alice.MustDo(t, http.MethodDelete, "devices/PHONE", map[string]any{"auth": passwordAuth("@alice:hs1.test", "password", ch.JSON["session"])})
