@@ -292,7 +292,7 @@ func (s *Store) RefreshSession(ctx context.Context, refreshHash, newAccessHash, 
 		var oldID, prevID int64
 		var userID id.UserID
 		var deviceID id.DeviceID
-		err := tx.QueryRowContext(ctx, `SELECT id, prev_id, user_id, device_id FROM access_tokens WHERE refresh_hash = $1`, refreshHash).
+		err := tx.QueryRowContext(ctx, `SELECT id, prev_id, user_id, device_id FROM access_tokens WHERE refresh_hash = $1`+s.forUpdate(), refreshHash).
 			Scan(&oldID, &prevID, &userID, &deviceID)
 		if err != nil {
 			return NotFound(err)

@@ -34,3 +34,13 @@ func (s *Store) Close() error { return s.db.Close() }
 
 // Ping checks the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.db.r.PingContext(ctx) }
+
+// forUpdate is " FOR UPDATE" on PostgreSQL, to lock rows read for a
+// read-modify-write; SQLite needs nothing (its write transactions are
+// exclusive: BEGIN IMMEDIATE on the single writer connection).
+func (s *Store) forUpdate() string {
+	if s.db.Dialect == Postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}

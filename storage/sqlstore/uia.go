@@ -81,7 +81,7 @@ func (s *Store) CompleteUIAStage(ctx context.Context, sessionID, stage, regToken
 	var sess *storage.UIASession
 	err := s.db.Write(ctx, func(tx *sql.Tx) error {
 		var err error
-		sess, err = scanUIASession(tx.QueryRowContext(ctx, `SELECT `+uiaColumns+` FROM uia_sessions WHERE session_id = $1`, sessionID))
+		sess, err = scanUIASession(tx.QueryRowContext(ctx, `SELECT `+uiaColumns+` FROM uia_sessions WHERE session_id = $1`+s.forUpdate(), sessionID))
 		if err != nil {
 			return err
 		}
