@@ -1,6 +1,7 @@
 package clientapi_test
 
 import (
+	"context"
 	"net/http"
 	"testing"
 
@@ -163,5 +164,40 @@ func TestThreePIDsAndCapabilities(t *testing.T) {
 	}
 	if res := srv.Anon().Do(t, http.MethodGet, "capabilities", nil); res.Status != 401 {
 		t.Fatalf("capabilities without token: %d", res.Status)
+	}
+}
+
+func TestDeviceLastSeen(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	ctx := context.Background()
+	get := func() (float64, string) {
+		d := alice.MustDo(t, http.MethodGet, testserver.Sprintf("devices/%s", alice.DeviceID), nil).JSON
+		return d["last_seen_ts"].(float64), d["last_seen_ip"].(string)
+	}
+	created, _ := get()
+	// Requests within the interval write nothing.
+	for i := 0; i < 3; i++ {
+		alice.MustDo(t, http.MethodGet, "account/whoami", nil)
+	}
+	if ts, _ := get(); ts != created {
+		t.Fatalf("last_seen_ts rewritten within the interval: %v -> %v", created, ts)
+	}
+	// A stale record is refreshed by the next request.
+	if err := srv.HS.Store.UpdateDeviceLastSeen(ctx, alice.UserID, alice.DeviceID, 1000, "10.1.2.3"); err != nil {
+		t.Fatal(err)
+	}
+	alice.MustDo(t, http.MethodGet, "account/whoami", nil)
+	ts, ip := get()
+	if ts < created || ip != "127.0.0.1" {
+		t.Fatalf("not refreshed: %v %s", ts, ip)
+	}
+	// And then not again within the interval, even if the row is stale.
+	if err := srv.HS.Store.UpdateDeviceLastSeen(ctx, alice.UserID, alice.DeviceID, 1000, "10.1.2.3"); err != nil {
+		t.Fatal(err)
+	}
+	alice.MustDo(t, http.MethodGet, "account/whoami", nil)
+	if ts, _ := get(); ts != 1000 {
+		t.Fatalf("written twice within the interval: %v", ts)
 	}
 }
