@@ -4,10 +4,12 @@ import (
 	"errors"
 	"net/http"
 
+	"go.uber.org/zap"
 	"maunium.net/go/mautrix/id"
 
 	"parley/internal/authn"
 	"parley/internal/httputil"
+	"parley/internal/logging"
 	"parley/storage"
 )
 
@@ -63,6 +65,7 @@ func (a *API) deactivate(w http.ResponseWriter, r *http.Request, dev *authn.Devi
 	if err := a.store.DeactivateAccount(r.Context(), dev.UserID, req.Erase); err != nil {
 		return err
 	}
+	logging.From(r.Context(), a.log).Info("account deactivated", logging.UserID(dev.UserID), zap.Bool("erase", req.Erase))
 	// TODO(accounts): leave every room once the roomserver offers it (#foundation).
 	// No third-party identifiers are bound, so unbinding them all trivially succeeded.
 	return httputil.WriteJSON(w, http.StatusOK, map[string]string{"id_server_unbind_result": "success"})

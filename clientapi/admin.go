@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"go.uber.org/zap"
 	"maunium.net/go/mautrix/id"
 
 	"parley/internal/config"
 	"parley/internal/httputil"
+	"parley/internal/logging"
 	"parley/internal/ratelimit"
 	"parley/storage"
 )
@@ -130,6 +132,7 @@ func (a *API) adminRegister(w http.ResponseWriter, r *http.Request) error {
 	} else if err != nil {
 		return err
 	}
+	logging.From(r.Context(), a.log).Info("user registered with the shared secret", logging.UserID(userID), zap.Bool("admin", req.Admin))
 	return httputil.WriteJSON(w, http.StatusOK, map[string]any{
 		"access_token": resp.AccessToken, "user_id": userID, "home_server": a.cfg.ServerName, "device_id": resp.DeviceID,
 	})

@@ -10,10 +10,12 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 	"maunium.net/go/mautrix/id"
 
 	"parley/internal/httputil"
+	"parley/internal/logging"
 	"parley/internal/ratelimit"
 	"parley/storage"
 )
@@ -233,6 +235,8 @@ func (a *API) finishRegistration(w http.ResponseWriter, r *http.Request, reg sto
 	} else if err != nil {
 		return err
 	}
+	logging.From(r.Context(), a.log).Info("user registered", logging.UserID(reg.Account.UserID),
+		zap.Bool("guest", reg.Account.IsGuest), zap.Bool("admin", reg.Account.IsAdmin))
 	if resp == nil {
 		return httputil.WriteJSON(w, http.StatusOK, map[string]any{"user_id": reg.Account.UserID})
 	}

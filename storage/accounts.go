@@ -25,6 +25,8 @@ type Device struct {
 	LastSeenTS  int64
 	LastSeenIP  string
 	IsGuest     bool
+	// IsAdmin is the account's admin flag; set by DeviceByAccessToken only.
+	IsAdmin bool
 	// SessionID identifies the access token row; it increases with every new token.
 	SessionID int64
 	// PrevSessionID is the token a refresh replaced, still valid until this

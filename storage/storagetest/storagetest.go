@@ -138,7 +138,7 @@ func testAccounts(t *testing.T, s storage.Store) {
 
 func testDevices(t *testing.T, s storage.Store) {
 	ctx := context.Background()
-	must(t, s.CreateAccount(ctx, storage.Account{UserID: alice}))
+	must(t, s.CreateAccount(ctx, storage.Account{UserID: alice, IsAdmin: true}))
 	for _, d := range []string{"A", "B", "C", "D"} {
 		_, err := s.CreateDevice(ctx, newDevice(alice, id.DeviceID(d), "tok"+d))
 		must(t, err)
@@ -148,7 +148,7 @@ func testDevices(t *testing.T, s storage.Store) {
 
 	dev, expired, err := s.DeviceByAccessToken(ctx, hash("tokA"))
 	must(t, err)
-	if expired || dev.UserID != alice || dev.DeviceID != "A" || dev.LastSeenIP != "10.0.0.1" {
+	if expired || dev.UserID != alice || dev.DeviceID != "A" || dev.LastSeenIP != "10.0.0.1" || !dev.IsAdmin {
 		t.Fatalf("device by token: %+v %v", dev, expired)
 	}
 	// Re-login on a device replaces its token but keeps its name.
