@@ -1,7 +1,12 @@
-// Package testmx builds signed Matrix PDU DAGs for tests: rooms of any
-// version from 3 up, with prev_events, depth, auth_events (selected from the
-// state before each event with mautrix's AuthEventSelection), content hashes,
-// ed25519 signatures from a fixed seed and reference-hash event IDs.
+// Package testmx builds signed Matrix PDU DAGs for tests: rooms with
+// prev_events, depth, auth_events (selected from the state before each event
+// with mautrix's AuthEventSelection), content hashes, ed25519 signatures from a
+// fixed seed and reference-hash event IDs.
+//
+// Room versions 1 and 2 get server-chosen event IDs ("$evN:server") in
+// InternalMeta.EventID, with auth_events and prev_events as plain ID lists
+// (the pdu.PDU shape); mautrix's eventauth only handles them when
+// pdu.UseInternalMetaForGetEventID is set.
 //
 // Every event added is checked against its auth events with mautrix's
 // eventauth; an event that fails fails the test unless it was added with
@@ -14,6 +19,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
 	"testing"
@@ -161,8 +167,11 @@ func (r *Room) Add(e Event) id.EventID {
 			r.t.Fatalf("testmx: sign: %v", err)
 		}
 	}
-	evID, err := ev.GetEventID(r.Version)
-	if err != nil {
+	var evID id.EventID
+	if r.Version.EventIDFormat() == id.EventIDFormatCustom {
+		// Room versions 1 and 2: the sending server picks the event ID.
+		evID = id.EventID(fmt.Sprintf("$ev%d:%s", len(r.events), e.Sender.Homeserver()))
+	} else if evID, err = ev.GetEventID(r.Version); err != nil {
 		r.t.Fatalf("testmx: event ID: %v", err)
 	}
 	ev.InternalMeta.EventID = evID

@@ -3,10 +3,12 @@ package stateres
 import (
 	"context"
 	"maps"
+	"os"
 	"slices"
 	"testing"
 
 	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 
 	"parley/internal/testmx"
@@ -19,10 +21,18 @@ var (
 	dave    = id.UserID("@dave:d.test")
 )
 
-// allVersions are the room versions the scenario tests run under: the last
-// three v2 versions (v10 with strict integer power levels, v11 with the
-// creator taken from the sender) and v12 (state resolution v2.1).
-var allVersions = []id.RoomVersion{id.RoomV10, id.RoomV11, id.RoomV12}
+// allVersions are the room versions the scenario tests run under: v2 (the
+// first with state resolution v2, server-chosen event IDs), v6, v10 (strict
+// integer power levels), v11 (creator taken from the sender) and v12 (state
+// resolution v2.1, infinitely powerful creators).
+var allVersions = []id.RoomVersion{id.RoomV2, id.RoomV6, id.RoomV10, id.RoomV11, id.RoomV12}
+
+func TestMain(m *testing.M) {
+	// Room version 2 event IDs are not reference hashes: mautrix's eventauth
+	// must use the IDs we carry in InternalMeta. A homeserver sets this too.
+	pdu.UseInternalMetaForGetEventID = true
+	os.Exit(m.Run())
+}
 
 const noteType = "org.example.note"
 

@@ -61,16 +61,28 @@ func (g *graph) iterativeAuthChecks(state StateMap, events []int32) error {
 			}
 		}
 		authEvents := make([]*pdu.PDU, 0, len(selection))
+		sameRoom := true
 		for _, key := range selection {
+			var chosen *pdu.PDU
 			if evID, ok := state[key]; ok {
-				if se := g.get(evID); se != nil {
-					authEvents = append(authEvents, se)
-					continue
+				// A state map entry pointing at an event of another key (or a
+				// message event) is ignored rather than trusted.
+				if se := g.get(evID); se != nil && se.StateKey != nil && se.Type == key.Type && *se.StateKey == key.StateKey {
+					chosen = se
 				}
 			}
-			if ae, ok := fromAuthEvents[key]; ok {
-				authEvents = append(authEvents, ae)
+			if chosen == nil {
+				chosen = fromAuthEvents[key]
 			}
+			if chosen != nil {
+				// Auth rule 3.4, which eventauth applies only to an event's
+				// own auth_events: every auth event must be in the same room.
+				sameRoom = sameRoom && chosen.RoomID == ev.RoomID
+				authEvents = append(authEvents, chosen)
+			}
+		}
+		if !sameRoom {
+			continue
 		}
 		err := eventauth.Authorize(g.version, ev, authEvents, g.getEvents, getKey)
 		if g.err != nil {

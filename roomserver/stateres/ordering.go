@@ -195,15 +195,23 @@ func (g *graph) reverseTopologicalPowerOrder(events []int32) ([]int32, error) {
 	for _, i := range events {
 		in.add(i)
 	}
-	pending := make(map[int32]int, len(events)) // auth events in the set not yet output
+	pending := make(map[int32]int, len(events)) // auth ancestors in the set not yet output
 	children := make(map[int32][]int32)
 	h := &candidates{g: g}
+	below := g.nearestMembersBelow(in)
 	for _, i := range events {
+		var parents []int32
 		for _, a := range g.authOf(i) {
 			if in.has(a) {
-				pending[i]++
-				children[a] = append(children[a], i)
+				parents = append(parents, a)
+			} else {
+				parents = append(parents, below(a)...)
 			}
+		}
+		slices.Sort(parents)
+		for _, a := range slices.Compact(parents) {
+			pending[i]++
+			children[a] = append(children[a], i)
 		}
 		if pending[i] == 0 {
 			h.items = append(h.items, i)
@@ -239,6 +247,37 @@ func (g *graph) reverseTopologicalPowerOrder(events []int32) ([]int32, error) {
 		out = append(out, rest...)
 	}
 	return out, g.err
+}
+
+// nearestMembersBelow returns a function giving, for a node outside set, the
+// members of set reachable from it through auth paths whose other nodes are
+// all outside set. The topological order must respect ancestry through such
+// paths too: step 1 takes auth chain events of power events that may be
+// reached only through events outside the full conflicted set.
+func (g *graph) nearestMembersBelow(set nodeSet) func(int32) []int32 {
+	memo := make(map[int32][]int32)
+	var below func(int32) []int32
+	below = func(j int32) []int32 {
+		if v, ok := memo[j]; ok {
+			return v
+		}
+		memo[j] = nil // also guards against auth cycles
+		var out []int32
+		for _, a := range g.authOf(j) {
+			if set.has(a) {
+				out = append(out, a)
+			} else {
+				out = append(out, below(a)...)
+			}
+		}
+		if len(out) > 1 {
+			slices.Sort(out)
+			out = slices.Compact(out)
+		}
+		memo[j] = out
+		return out
+	}
+	return below
 }
 
 // mainlineOrder sorts events by the mainline ordering based on the power

@@ -78,6 +78,24 @@ func TestReverseTopologicalPowerOrder(t *testing.T) {
 	})
 }
 
+// Auth ancestry counts even through events outside the sorted set: bob's
+// kick cites charlie's second join, which cites his first join; with only the
+// kick and the first join in the set, the join must still come first although
+// bob has more power than charlie.
+func TestReverseTopologicalPowerOrderIndirectAncestry(t *testing.T) {
+	forEachVersion(t, func(t *testing.T, v id.RoomVersion) {
+		f := newFixture(t, v)
+		rejoin := f.State(f.base, charlie, event.StateMember.Type, charlie.String(), map[string]any{"membership": "join", "displayname": "C"})
+		kick := f.Member(rejoin, bob, charlie, event.MembershipLeave)
+		g := loadGraph(t, f.Room, kick)
+		got, err := g.reverseTopologicalPowerOrder(g.mustIdx(t, kick, f.joinC))
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkOrder(t, map[id.EventID]string{kick: "kick", f.joinC: "joinC"}, g.ids(got), []id.EventID{f.joinC, kick})
+	})
+}
+
 // With equal power, the older event goes first; with equal power and
 // timestamp, the smaller event ID.
 func TestReverseTopologicalPowerOrderTieBreaks(t *testing.T) {

@@ -236,3 +236,76 @@ func TestV21RejectedAuthEventExcluded(t *testing.T) {
 	got, _, noteD = run(id.RoomV12, false)
 	wantEvent(t, got, noteKey, noteD, "v2.1 control: a non-rejected auth event is used")
 }
+
+// Events of the auth difference are replayed even though no state set holds
+// them. Alice promotes dave (P2) and dave then edits the power levels (P3);
+// concurrently alice demotes bob (P4, older than P2). P2 is superseded on
+// its branch but in the auth difference, so it is replayed after P4 and
+// dave's P3 passes; without it P3 would be checked with dave at 0 and fail.
+func TestAuthDifferenceReplaysSupersededPowerEvent(t *testing.T) {
+	forEachVersion(t, func(t *testing.T, v id.RoomVersion) {
+		f := newFixture(t, v)
+		joinD := f.Member(f.base, dave, dave, event.MembershipJoin)
+		p4 := f.State(joinD, alice, event.StatePowerLevels.Type, "", plContent(v, map[id.UserID]int{alice: 100, bob: 0}))
+		p2 := f.State(joinD, alice, event.StatePowerLevels.Type, "", plContent(v, map[id.UserID]int{alice: 100, bob: 50, dave: 50}))
+		pl := plContent(v, map[id.UserID]int{alice: 100, bob: 50, dave: 50})
+		pl["invite"] = 50
+		p3 := f.State(p2, dave, event.StatePowerLevels.Type, "", pl)
+		got := f.resolve(f.After(p3), f.After(p4))
+		wantEvent(t, got, plKey, p3, "P2, from the auth difference, lets dave's P3 pass")
+	})
+}
+
+// The conflicted state subgraph (v2.1) keeps room version 12 from resurrecting
+// an event that v2 rejects. Bob kicked charlie under P1 on one branch; on the
+// other he demoted himself (P2) and left. Both servers accepted P2, so it is
+// unconflicted, but it lies on the auth path from bob's leave to his join,
+// both conflicted, so v2.1 replays it before the kick, which then fails. v2
+// reaches the same result by starting from the unconflicted state. Without
+// the subgraph, v2.1 would check the kick against its own auth event P1 and
+// let it pass.
+func TestV21ConflictedSubgraphReplaysUnconflictedPowerLevels(t *testing.T) {
+	forEachVersion(t, func(t *testing.T, v id.RoomVersion) {
+		f := newFixture(t, v)
+		kick := f.Member(f.base, bob, charlie, event.MembershipLeave)
+		p2 := f.State(f.base, bob, event.StatePowerLevels.Type, "", plContent(v, map[id.UserID]int{alice: 100, bob: 0}))
+		leave := f.Member(p2, bob, bob, event.MembershipLeave)
+		got := f.resolve(f.with(f.After(p2), kick), f.After(leave))
+		wantEvent(t, got, plKey, p2, "unconflicted")
+		wantEvent(t, got, memberKey(charlie), f.joinC, "bob's kick fails under his own demotion")
+		wantEvent(t, got, memberKey(bob), leave, "bob's leave passes")
+	})
+}
+
+// Room version 12 creators have infinite power, also in the reverse
+// topological power ordering. Bob and alice both have 100 in v11 and edit
+// the power levels concurrently: the tie goes to timestamps, so alice's later
+// edit is applied last and wins. In v12 alice, the creator, sorts first, so
+// bob's edit is applied last and wins.
+func TestV12CreatorsOutrankEveryone(t *testing.T) {
+	for _, c := range []struct {
+		v        id.RoomVersion
+		bobWins  bool
+		scenario string
+	}{
+		{id.RoomV11, false, "equal power: the later edit (alice's) wins"},
+		{id.RoomV12, true, "alice sorts first: bob's edit is applied last"},
+	} {
+		t.Run("v"+string(c.v), func(t *testing.T) {
+			f := newFixture(t, c.v)
+			equal := f.State(f.base, alice, event.StatePowerLevels.Type, "", plContent(c.v, map[id.UserID]int{alice: 100, bob: 100}))
+			bobPL := plContent(c.v, map[id.UserID]int{alice: 100, bob: 100})
+			bobPL["invite"] = 100
+			byBob := f.State(equal, bob, event.StatePowerLevels.Type, "", bobPL)
+			alicePL := plContent(c.v, map[id.UserID]int{alice: 100, bob: 100})
+			alicePL["invite"] = 50
+			byAlice := f.State(equal, alice, event.StatePowerLevels.Type, "", alicePL)
+			got := f.resolve(f.After(byBob), f.After(byAlice))
+			want := byAlice
+			if c.bobWins {
+				want = byBob
+			}
+			wantEvent(t, got, plKey, want, c.scenario)
+		})
+	}
+}

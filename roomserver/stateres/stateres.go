@@ -3,6 +3,11 @@
 // versions appendix of the Matrix specification ("State resolution" in
 // /rooms/v2 and /rooms/v12).
 //
+// The roomserver calls it at DAG forks: the state before an event with several
+// prev_events is the resolution of the states after each of them:
+//
+//	before, err := stateres.Resolve(ctx, roomVersion, []stateres.StateMap{after1, after2}, fetchEvents)
+//
 // The package is pure: it does no I/O of its own. Events are obtained through a
 // FetchFunc supplied by the caller, and authorisation rules are delegated to
 // mautrix's federation/eventauth. It is safe to call Resolve concurrently as
@@ -33,6 +38,11 @@ type StateMap = map[StateKey]id.EventID
 // version 3 and later) and InternalMeta.Rejected set if the event was rejected
 // on receipt. The resolver never modifies the returned events.
 //
+// Room version 2 events must be passed in the pdu.PDU shape (auth_events and
+// prev_events as plain ID lists) with InternalMeta.EventID set, and the
+// process must set pdu.UseInternalMetaForGetEventID, without which mautrix's
+// auth rules cannot identify the create event of such rooms.
+//
 // An error aborts the resolution and is returned from Resolve.
 type FetchFunc func(ctx context.Context, ids []id.EventID) ([]*pdu.PDU, error)
 
@@ -61,6 +71,11 @@ func Resolve(ctx context.Context, roomVersion id.RoomVersion, stateSets []StateM
 // event's prev_events) for a room of the given version, and returns a new
 // state map. The input maps are not modified. The result is deterministic: it
 // does not depend on the order of stateSets or of the fetched events.
+//
+// Rejected events (InternalMeta.Rejected) in the full conflicted set are
+// authorised afresh like any other, as the spec's "Rejected events" section
+// requires (Synapse instead keeps them out); the flag only stops an event
+// being used as a fallback auth event in the iterative auth checks.
 //
 // Events that the FetchFunc cannot find are ignored, as Synapse does: a
 // conflicted state event that cannot be loaded takes no part in resolution,

@@ -108,3 +108,40 @@ func TestGetKeyIsUsedForRestrictedJoins(t *testing.T) {
 	}
 	wantAbsent(t, got, memberKey(dave), "no GetKey: the authorising signature cannot be checked")
 }
+
+// Malformed state sets (a message event under a state key, an event of
+// another room) neither panic nor win. (The foreign event drags its room's
+// create event into the auth difference, which garbles the partial state as
+// it would in Synapse; only the absence of a panic and of the foreign topic is
+// asserted for it.)
+func TestMalformedStateSets(t *testing.T) {
+	forEachVersion(t, func(t *testing.T, v id.RoomVersion) {
+		f := newFixture(t, v)
+		msg := f.Add(testmx.Event{Sender: bob, Type: "m.room.message", Content: map[string]any{"body": "hi"}, Prev: []id.EventID{f.base}})
+		zoe := id.UserID("@zoe:z.test")
+		other := testmx.NewRoom(t, v, zoe, nil)
+		other.Member("", zoe, zoe, event.MembershipJoin)
+		foreign := other.State("", zoe, event.StateTopic.Type, "", map[string]any{"topic": "other room"})
+		fetch := func(ctx context.Context, ids []id.EventID) ([]*pdu.PDU, error) {
+			a, _ := f.Fetch(ctx, ids)
+			b, _ := other.Fetch(ctx, ids)
+			return append(a, b...), nil
+		}
+		note := f.State(f.base, charlie, noteType, "", map[string]any{})
+		for name, bogus := range map[string]id.EventID{"message event": msg, "foreign event": foreign} {
+			s1 := f.After(note)
+			s1[topicKey] = bogus
+			got, err := Resolve(context.Background(), v, []StateMap{s1, f.After(f.base)}, fetch)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if got[topicKey] == bogus {
+				t.Errorf("%s won the topic", name)
+			}
+			if name == "message event" {
+				wantEvent(t, got, topicKey, f.topic, name+" is skipped")
+				wantEvent(t, got, noteKey, note, "other conflicts still resolve")
+			}
+		}
+	})
+}
