@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"parley/internal/authn"
 	"parley/internal/config"
 	"parley/internal/httputil"
 )
@@ -75,5 +76,37 @@ func TestLimits(t *testing.T) {
 	var merr *httputil.MatrixError
 	if !errors.As(err, &merr) || merr.Status != http.StatusTooManyRequests || merr.Code != "M_LIMIT_EXCEEDED" || merr.Extra["retry_after_ms"].(int64) <= 0 {
 		t.Fatalf("limited: %v", err)
+	}
+}
+
+func TestWrap(t *testing.T) {
+	l := NewLimits(config.RateLimits{Enabled: true, Login: config.Bucket{PerSecond: 0.001, Burst: 1},
+		Register: config.Bucket{PerSecond: 0.001, Burst: 1}, Message: config.Bucket{PerSecond: 0.001, Burst: 1}})
+	calls := 0
+	h := l.Wrap(Login, func(w http.ResponseWriter, r *http.Request) error { calls++; return nil })
+	req := func(addr string) *http.Request {
+		r, _ := http.NewRequest(http.MethodPost, "/", nil)
+		r.RemoteAddr = addr
+		return r
+	}
+	if err := h(nil, req("10.0.0.1:1234")); err != nil {
+		t.Fatal(err)
+	}
+	if err := h(nil, req("10.0.0.1:999")); err == nil {
+		t.Fatal("same IP, other port, not limited")
+	}
+	if err := h(nil, req("10.0.0.2:1234")); err != nil {
+		t.Fatal("other IP limited")
+	}
+	send := l.WrapAuthed(Message, func(w http.ResponseWriter, r *http.Request, dev *authn.Device) error { calls++; return nil })
+	alice := &authn.Device{UserID: "@alice:test"}
+	if err := send(nil, req("10.0.0.3:1"), alice); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(nil, req("10.0.0.4:1"), alice); err == nil {
+		t.Fatal("user limit keyed by IP")
+	}
+	if calls != 3 {
+		t.Fatalf("%d calls", calls)
 	}
 }
