@@ -28,6 +28,7 @@ const nonceLifetime = time.Minute
 func (a *API) registerAdminRoutes(root *mux.Router) {
 	a.handle(root, "/_synapse/admin/v1/register", "admin_register_nonce", a.adminRegisterNonce, http.MethodGet)
 	a.handle(root, "/_synapse/admin/v1/register", "admin_register", a.adminRegister, http.MethodPost)
+	a.registerAdminTokenRoutes(root)
 }
 
 var errSharedSecretOff = httputil.Errorf(http.StatusBadRequest, httputil.CodeUnknown, "Shared secret registration is not enabled")

@@ -186,3 +186,39 @@ func isErrCode(err error, code string) bool {
 	}
 	return he.RespError != nil && he.RespError.ErrCode == code
 }
+
+func TestAdminRegistrationTokens(t *testing.T) {
+	srv := testserver.New(t, func(c *config.Config) { c.Registration.RequireToken = true; c.Registration.SharedSecret = "s" })
+	anon := srv.Anon()
+	n := anon.MustDo(t, http.MethodGet, "/_synapse/admin/v1/register", nil).JSON["nonce"].(string)
+	res := anon.MustDo(t, http.MethodPost, "/_synapse/admin/v1/register", map[string]any{"nonce": n, "username": "root", "password": "rootpass",
+		"admin": true, "mac": clientapi.SharedSecretMAC("s", n, "root", "rootpass", true, "")})
+	root := &testserver.Client{S: srv, AccessToken: res.JSON["access_token"].(string)}
+	n = anon.MustDo(t, http.MethodGet, "/_synapse/admin/v1/register", nil).JSON["nonce"].(string)
+	res = anon.MustDo(t, http.MethodPost, "/_synapse/admin/v1/register", map[string]any{"nonce": n, "username": "plain", "password": "plainpass",
+		"mac": clientapi.SharedSecretMAC("s", n, "plain", "plainpass", false, "")})
+	plain := &testserver.Client{S: srv, AccessToken: res.JSON["access_token"].(string)}
+
+	if res := plain.Do(t, http.MethodPost, "/_synapse/admin/v1/registration_tokens/new", map[string]any{}); res.Status != 403 || res.ErrCode != "M_FORBIDDEN" {
+		t.Fatalf("non-admin: %d %s", res.Status, res.Body)
+	}
+	gen := root.MustDo(t, http.MethodPost, "/_synapse/admin/v1/registration_tokens/new", map[string]any{"length": 20})
+	if tok, _ := gen.JSON["token"].(string); len(tok) != 20 || gen.JSON["uses_allowed"] != nil || gen.JSON["pending"] != float64(0) {
+		t.Fatalf("generated: %s", gen.Body)
+	}
+	root.MustDo(t, http.MethodPost, "/_synapse/admin/v1/registration_tokens/new", map[string]any{"token": "invite-1", "uses_allowed": 1})
+	for _, bad := range []map[string]any{{"token": "invite-1"}, {"token": "bad token"}, {"uses_allowed": -1}, {"expiry_time": 5}, {"length": 0}} {
+		if res := root.Do(t, http.MethodPost, "/_synapse/admin/v1/registration_tokens/new", bad); res.Status != 400 || res.ErrCode != "M_INVALID_PARAM" {
+			t.Fatalf("%v: %d %s", bad, res.Status, res.Body)
+		}
+	}
+	anon.MustDo(t, http.MethodPost, "register", map[string]any{"username": "newbie", "password": "secret12",
+		"auth": map[string]any{"type": "m.login.registration_token", "token": "invite-1"}})
+	got := root.MustDo(t, http.MethodGet, "/_synapse/admin/v1/registration_tokens/invite-1", nil)
+	if got.JSON["completed"] != float64(1) || got.JSON["pending"] != float64(0) || got.JSON["uses_allowed"] != float64(1) {
+		t.Fatalf("token after use: %s", got.Body)
+	}
+	if res := root.Do(t, http.MethodGet, "/_synapse/admin/v1/registration_tokens/nope", nil); res.Status != 404 {
+		t.Fatalf("unknown token: %d %s", res.Status, res.Body)
+	}
+}
