@@ -191,7 +191,7 @@ func TestNoConfigStartAndKill9(t *testing.T) {
 func TestGenerateConfigAndRegisterUser(t *testing.T) {
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "parley.yaml")
-	out, err := exec.Command(parleyBinary(t), "generate-config", "--server-name", "example.test", "-o", cfgPath).CombinedOutput()
+	out, err := exec.Command(parleyBinary(t), "generate-config", "--server-name", "example.org", "-o", cfgPath).CombinedOutput()
 	if err != nil {
 		t.Fatalf("generate-config: %v %s", err, out)
 	}
@@ -217,10 +217,10 @@ func TestGenerateConfigAndRegisterUser(t *testing.T) {
 		}
 		return string(out)
 	}
-	if out := run("register-user", "--url", base, "--shared-secret", cfg.Registration.SharedSecret, "--user", "admin", "--password", "adminpw", "--admin"); !strings.Contains(out, "@admin:example.test") {
+	if out := run("register-user", "--url", base, "--shared-secret", cfg.Registration.SharedSecret, "--user", "admin", "--password", "adminpw", "--admin"); !strings.Contains(out, "@admin:example.org") {
 		t.Fatalf("register-user --url: %s", out)
 	}
-	if out := run("register-user", "--config", cfgPath, "--user", "direct", "--password", "directpw"); !strings.Contains(out, "@direct:example.test") {
+	if out := run("register-user", "--config", cfgPath, "--user", "direct", "--password", "directpw"); !strings.Contains(out, "@direct:example.org") {
 		t.Fatalf("register-user --config: %s", out)
 	}
 	for user, pw := range map[string]string{"admin": "adminpw", "direct": "directpw"} {

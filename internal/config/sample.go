@@ -4,6 +4,7 @@ import (
 	"bytes"
 	_ "embed"
 	"fmt"
+	"net"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -15,21 +16,26 @@ import (
 //go:embed sample.yaml
 var SampleYAML []byte
 
-// GenerateYAML returns the commented sample configured for a real deployment
-// of serverName (see Generated): registration closed, rate limits on,
-// listening on all interfaces, and sharedSecret for shared-secret registration.
+// GenerateYAML returns the commented sample configured for serverName with
+// sharedSecret for shared-secret registration. A real server name gets a
+// deployment setup (see Generated): registration closed, rate limits on,
+// listening on all interfaces. A local name (IsLocalName) keeps the
+// development defaults: open registration, no rate limits, loopback only.
 func GenerateYAML(serverName, sharedSecret string) ([]byte, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(SampleYAML, &doc); err != nil {
 		return nil, fmt.Errorf("parse sample: %w", err)
 	}
 	gen := Generated(serverName)
+	if IsLocalName(serverName) {
+		gen = Defaults()
+	}
 	set := map[string]string{
 		"server_name":                serverName,
 		"listen.http":                gen.Listen.HTTP,
-		"registration.enabled":       "false",
+		"registration.enabled":       fmt.Sprint(gen.Registration.Enabled),
 		"registration.shared_secret": sharedSecret,
-		"rate_limits.enabled":        "true",
+		"rate_limits.enabled":        fmt.Sprint(gen.RateLimits.Enabled),
 	}
 	for path, v := range set {
 		n := lookup(&doc, path)
@@ -58,6 +64,29 @@ func GenerateYAML(serverName, sharedSecret string) ([]byte, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// IsLocalName says whether serverName can only be a development server:
+// localhost, a loopback address, or a name under .localhost, .test,
+// .example or .invalid (RFC 2606/6761), with or without a port.
+func IsLocalName(serverName string) bool {
+	host := serverName
+	if h, _, err := net.SplitHostPort(serverName); err == nil {
+		host = h
+	}
+	host = strings.Trim(strings.ToLower(host), "[]")
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.IsLoopback()
+	}
+	if host == "localhost" {
+		return true
+	}
+	for _, tld := range []string{".localhost", ".test", ".example", ".invalid"} {
+		if strings.HasSuffix(host, tld) {
+			return true
+		}
+	}
+	return false
 }
 
 // lookup finds the value node at a dotted key path.

@@ -73,6 +73,29 @@ func TestGenerateYAML(t *testing.T) {
 	if !bytes.Contains(b, []byte("# The server name")) {
 		t.Fatalf("comments lost:\n%s", b)
 	}
+	// A development name keeps registration open and rate limits off.
+	b, err = GenerateYAML("localhost:8448", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := Defaults()
+	if err := Parse(b, &dev); err != nil {
+		t.Fatal(err)
+	}
+	if !dev.Registration.Enabled || dev.RateLimits.Enabled || dev.Listen.HTTP != "127.0.0.1:8008" || dev.ServerName != "localhost:8448" {
+		t.Fatalf("local generated: %+v", dev)
+	}
+}
+
+func TestIsLocalName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"localhost": true, "localhost:8448": true, "127.0.0.1": true, "127.0.0.1:8800": true, "[::1]:8448": true,
+		"hs1.test": true, "a.localhost": true, "example.org": false, "matrix.example.org:443": false, "10.0.0.1": false,
+	} {
+		if got := IsLocalName(name); got != want {
+			t.Errorf("IsLocalName(%q) = %v", name, got)
+		}
+	}
 }
 
 func TestValidationNamesKey(t *testing.T) {
