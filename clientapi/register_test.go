@@ -269,3 +269,22 @@ func TestConcurrentRegistrationSameName(t *testing.T) {
 		t.Fatalf("%d registrations of one name succeeded", ok)
 	}
 }
+
+// TestUIASessionAcrossProcesses starts a registration on one server and
+// finishes it on another sharing the database, as two processes behind a
+// load balancer would.
+func TestUIASessionAcrossProcesses(t *testing.T) {
+	a := testserver.New(t)
+	b := testserver.Start(t, a.Cfg)
+	ch := a.Anon().Do(t, http.MethodPost, "register", map[string]any{"username": "shared", "password": "secret12"})
+	if ch.Status != 401 {
+		t.Fatalf("challenge: %d %s", ch.Status, ch.Body)
+	}
+	res := b.Anon().MustDo(t, http.MethodPost, "register", map[string]any{"auth": map[string]any{"type": "m.login.dummy", "session": ch.JSON["session"]}})
+	if res.JSON["user_id"] != "@shared:hs1.test" {
+		t.Fatalf("register on the second server: %s", res.Body)
+	}
+	// And a token from one server works on the other.
+	c := &testserver.Client{S: a, AccessToken: res.JSON["access_token"].(string)}
+	c.MustDo(t, http.MethodGet, "account/whoami", nil)
+}
