@@ -1,9 +1,11 @@
 package clientapi_test
 
 import (
+	"context"
 	"net/http"
 	"testing"
 
+	"parley/clientapi"
 	"parley/internal/config"
 	"parley/internal/testserver"
 )
@@ -48,4 +50,19 @@ func BenchmarkWhoamiParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkAuthenticate measures the access-token check alone (one indexed
+// read; no HTTP).
+func BenchmarkAuthenticate(b *testing.B) {
+	srv := testserver.New(b)
+	alice := srv.Register(b, "alice")
+	auth := clientapi.NewAuthenticator(srv.HS.Store, srv.HS.Log)
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := auth.Authenticate(ctx, alice.AccessToken); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -162,14 +162,16 @@ func nullBytes(b []byte) any {
 	return b
 }
 
+const deviceByTokenQuery = `SELECT t.id, t.prev_id, t.user_id, t.device_id, t.expires_ts, d.display_name, d.last_seen_ts, d.last_seen_ip, d.is_guest, a.is_admin
+	FROM access_tokens t JOIN devices d ON d.user_id = t.user_id AND d.device_id = t.device_id
+	LEFT JOIN accounts a ON a.user_id = t.user_id WHERE t.token_hash = $1`
+
 // DeviceByAccessToken implements storage.AccountStore.
 func (s *Store) DeviceByAccessToken(ctx context.Context, tokenHash []byte) (*storage.Device, bool, error) {
 	var dev storage.Device
 	var expires int64
 	var admin sql.NullBool
-	err := s.db.r.QueryRowContext(ctx, `SELECT t.id, t.prev_id, t.user_id, t.device_id, t.expires_ts, d.display_name, d.last_seen_ts, d.last_seen_ip, d.is_guest, a.is_admin
-		FROM access_tokens t JOIN devices d ON d.user_id = t.user_id AND d.device_id = t.device_id
-		LEFT JOIN accounts a ON a.user_id = t.user_id WHERE t.token_hash = $1`, tokenHash).
+	err := s.tokenStmt.QueryRowContext(ctx, tokenHash).
 		Scan(&dev.SessionID, &dev.PrevSessionID, &dev.UserID, &dev.DeviceID, &expires, &dev.DisplayName, &dev.LastSeenTS, &dev.LastSeenIP, &dev.IsGuest, &admin)
 	dev.IsAdmin = admin.Bool
 	if err != nil {
