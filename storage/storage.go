@@ -10,6 +10,11 @@ type Store interface {
 	UIAStore
 	RegistrationTokenStore
 	ProfileStore
+	AccountDataStore
+	FilterStore
+	ReceiptStore
+	PushRuleStore
+	NotificationStore
 	// Close releases the database connections.
 	Close() error
 	// Ping checks that the database answers.
