@@ -201,3 +201,37 @@ func TestDeviceLastSeen(t *testing.T) {
 		t.Fatalf("written twice within the interval: %v", ts)
 	}
 }
+
+// TestPushersFollowSessions: a pusher lives as long as the device that set it
+// (SyTest "Pushers created with a different access token are deleted on password change").
+func TestPushersFollowSessions(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	other := loginAgain(t, srv, "alice", "password", "OTHER")
+	pusher := func(key string) map[string]any {
+		return map[string]any{"pushkey": key, "kind": "http", "app_id": "com.example", "app_display_name": "App",
+			"device_display_name": "Phone", "lang": "en", "data": map[string]any{"url": "https://push.example/_matrix/push/v1/notify"}}
+	}
+	keys := func() []string {
+		var out []string
+		for _, p := range alice.MustDo(t, http.MethodGet, "pushers", nil).JSON["pushers"].([]any) {
+			out = append(out, p.(map[string]any)["pushkey"].(string))
+		}
+		return out
+	}
+	alice.MustDo(t, http.MethodPost, "pushers/set", pusher("mine"))
+	other.MustDo(t, http.MethodPost, "pushers/set", pusher("theirs"))
+	if k := keys(); len(k) != 2 {
+		t.Fatalf("pushers: %v", k)
+	}
+	alice.MustDo(t, http.MethodPost, "account/password", map[string]any{"new_password": "newpass1", "auth": passwordAuth("alice", "password", nil)})
+	if k := keys(); len(k) != 1 || k[0] != "mine" {
+		t.Fatalf("after password change: %v", k)
+	}
+	third := loginAgain(t, srv, "alice", "newpass1", "THIRD")
+	third.MustDo(t, http.MethodPost, "pushers/set", pusher("third"))
+	third.MustDo(t, http.MethodPost, "logout", map[string]any{})
+	if k := keys(); len(k) != 1 || k[0] != "mine" {
+		t.Fatalf("after logout: %v", k)
+	}
+}

@@ -244,6 +244,9 @@ func (s *Store) DeleteDevice(ctx context.Context, userID id.UserID, deviceID id.
 		if _, err := tx.ExecContext(ctx, `DELETE FROM access_tokens WHERE user_id = $1 AND device_id = $2`, userID, deviceID); err != nil {
 			return err
 		}
+		if err := deletePushers(ctx, tx, userID, "=", deviceID); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE user_id = $1 AND device_id = $2`, userID, deviceID)
 		if err != nil {
 			return err
@@ -273,6 +276,11 @@ func (s *Store) DeleteDevices(ctx context.Context, userID id.UserID, deviceIDs [
 				return err
 			}
 		}
+		for _, d := range deviceIDs {
+			if err := deletePushers(ctx, tx, userID, "=", d); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 }
@@ -286,7 +294,24 @@ func deleteAllDevices(ctx context.Context, tx *sql.Tx, userID id.UserID, keep id
 	if _, err := tx.ExecContext(ctx, `DELETE FROM access_tokens WHERE user_id = $1 AND device_id <> $2`, userID, keep); err != nil {
 		return err
 	}
+	if err := deletePushers(ctx, tx, userID, "<>", keep); err != nil {
+		return err
+	}
 	_, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE user_id = $1 AND device_id <> $2`, userID, keep)
+	return err
+}
+
+// deletePushers removes the user's pushers whose device_id compares with op
+// ("=" or "<>") to deviceID, and their queued pushes: a pusher lives as long
+// as the session that created it (as in Synapse, where pushers of revoked
+// access tokens are removed).
+func deletePushers(ctx context.Context, tx *sql.Tx, userID id.UserID, op string, deviceID id.DeviceID) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM push_queue WHERE user_id = $1 AND EXISTS (SELECT 1 FROM pushers p
+		WHERE p.user_id = push_queue.user_id AND p.app_id = push_queue.app_id AND p.pushkey = push_queue.pushkey AND p.device_id `+op+` $2)`,
+		userID, deviceID); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `DELETE FROM pushers WHERE user_id = $1 AND device_id `+op+` $2`, userID, deviceID)
 	return err
 }
 
