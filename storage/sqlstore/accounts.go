@@ -104,6 +104,10 @@ func (s *Store) DeactivateAccount(ctx context.Context, userID id.UserID, erase b
 		if err := deleteAllDevices(ctx, tx, userID, ""); err != nil {
 			return err
 		}
+		// Pushers not tied to a device too.
+		if err := deletePushers(ctx, tx, userID, "=", ""); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM login_tokens WHERE user_id = $1`, userID); err != nil {
 			return err
 		}
