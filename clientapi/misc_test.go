@@ -2,6 +2,7 @@ package clientapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strconv"
@@ -220,5 +221,41 @@ func TestAdminRegistrationTokens(t *testing.T) {
 	}
 	if res := root.Do(t, http.MethodGet, "/_synapse/admin/v1/registration_tokens/nope", nil); res.Status != 404 {
 		t.Fatalf("unknown token: %d %s", res.Status, res.Body)
+	}
+}
+
+func TestTrustedProxy(t *testing.T) {
+	srv := testserver.New(t, func(c *config.Config) {
+		c.Listen.TrustedProxies = []string{"127.0.0.1"}
+		c.RateLimits.Enabled = true
+		c.RateLimits.Login = config.Bucket{PerSecond: 0.001, Burst: 1}
+	})
+	srv.Register(t, "alice")
+	loginFrom := func(client string) (int, map[string]any) {
+		body := strings.NewReader(`{"type":"m.login.password","user":"alice","password":"password"}`)
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/_matrix/client/v3/login", body)
+		req.Header.Set("X-Forwarded-For", client)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(res.Body).Decode(&out)
+		return res.StatusCode, out
+	}
+	code, first := loginFrom("203.0.113.7")
+	if code != 200 {
+		t.Fatalf("first client: %d", code)
+	}
+	if code, _ := loginFrom("203.0.113.7"); code != 429 {
+		t.Fatalf("same client again: %d", code)
+	}
+	if code, _ := loginFrom("203.0.113.8"); code != 200 {
+		t.Fatalf("other client behind the same proxy: %d", code)
+	}
+	dev, err := srv.HS.Store.GetDevice(context.Background(), "@alice:hs1.test", id.DeviceID(first["device_id"].(string)))
+	if err != nil || dev.LastSeenIP != "203.0.113.7" {
+		t.Fatalf("last_seen_ip: %+v %v", dev, err)
 	}
 }

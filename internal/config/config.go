@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -51,6 +52,9 @@ type Listen struct {
 	TLSKey  string `yaml:"tls_key"`
 	// MaxRequestBytes limits request bodies other than media uploads.
 	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+	// TrustedProxies lists the reverse proxies (IPs or CIDRs) whose
+	// X-Forwarded-For header names the client, for rate limits and last-seen IPs.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // Registration controls who may create accounts.
@@ -139,7 +143,7 @@ func Defaults() Config {
 		ServerName:     "localhost",
 		SigningKeyPath: "data/signing.key",
 		Database:       Database{URL: "sqlite:///data/parley.db", MaxOpenConns: 8},
-		Listen:         Listen{HTTP: "127.0.0.1:8008", MaxRequestBytes: 1 << 20},
+		Listen:         Listen{HTTP: "127.0.0.1:8008", MaxRequestBytes: 1 << 20, TrustedProxies: []string{}},
 		Registration:   Registration{Enabled: true, MinPasswordLength: 0, AccessTokenLifetime: 5 * time.Minute, BcryptCost: 10},
 		RateLimits: RateLimits{
 			Enabled:  false,
@@ -281,6 +285,11 @@ func (c *Config) Validate() error {
 	if err := c.validateTLS(); err != nil {
 		return err
 	}
+	for _, p := range c.Listen.TrustedProxies {
+		if _, err := ParsePrefix(p); err != nil {
+			return fmt.Errorf("listen.trusted_proxies: %q is not an IP address or CIDR", p)
+		}
+	}
 	if c.Listen.MaxRequestBytes < 1024 {
 		return errors.New("listen.max_request_bytes: must be at least 1024")
 	}
@@ -323,6 +332,18 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("log.level: %w", err)
 	}
 	return nil
+}
+
+// ParsePrefix parses an IP address (as a single-address prefix) or a CIDR.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		return netip.ParsePrefix(s)
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 func parseLevel(s string) (string, error) {
