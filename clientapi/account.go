@@ -1,6 +1,7 @@
 package clientapi
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -10,6 +11,7 @@ import (
 	"parley/internal/authn"
 	"parley/internal/httputil"
 	"parley/internal/logging"
+	"parley/roomserver"
 	"parley/storage"
 )
 
@@ -65,10 +67,36 @@ func (a *API) deactivate(w http.ResponseWriter, r *http.Request, dev *authn.Devi
 	if err := a.store.DeactivateAccount(r.Context(), dev.UserID, req.Erase); err != nil {
 		return err
 	}
-	logging.From(r.Context(), a.log).Info("account deactivated", logging.UserID(dev.UserID), zap.Bool("erase", req.Erase))
-	// TODO(accounts): leave every room once the roomserver offers it (#foundation).
+	log := logging.From(r.Context(), a.log)
+	log.Info("account deactivated", logging.UserID(dev.UserID), zap.Bool("erase", req.Erase))
+	a.partAllRooms(r.Context(), dev.UserID)
 	// No third-party identifiers are bound, so unbinding them all trivially succeeded.
 	return httputil.WriteJSON(w, http.StatusOK, map[string]string{"id_server_unbind_result": "success"})
+}
+
+// partAllRooms makes a deactivated user leave every room they are joined to
+// and reject their invites and knocks, as Synapse does. The account is
+// already deactivated, so failures are logged, not returned.
+func (a *API) partAllRooms(ctx context.Context, userID id.UserID) {
+	if a.rooms == nil {
+		return
+	}
+	log := logging.From(ctx, a.log)
+	ms, err := a.store.UserMemberships(ctx, userID)
+	if err != nil {
+		log.Error("list memberships of deactivated user", logging.UserID(userID), zap.Error(err))
+		return
+	}
+	for _, m := range ms {
+		switch m.Membership {
+		case "join", "invite", "knock":
+		default:
+			continue
+		}
+		if _, err := a.rooms.Leave(ctx, roomserver.MembershipRequest{RoomID: m.RoomID, Sender: userID, Reason: "Account deactivated"}); err != nil {
+			log.Warn("deactivated user could not leave room", logging.UserID(userID), logging.RoomID(m.RoomID), zap.Error(err))
+		}
+	}
 }
 
 // threePIDs handles GET /account/3pid: Parley binds no third-party identifiers.

@@ -235,3 +235,19 @@ func TestPushersFollowSessions(t *testing.T) {
 		t.Fatalf("after logout: %v", k)
 	}
 }
+
+func TestDeactivateLeavesRooms(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	public := createRoom(t, alice, map[string]any{"preset": "public_chat"})
+	private := createRoom(t, alice, map[string]any{"preset": "private_chat", "invite": []string{string(bob.UserID)}})
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/join", public), map[string]any{})
+	bob.MustDo(t, http.MethodPost, "account/deactivate", map[string]any{"auth": passwordAuth("bob", "password", nil)})
+	for _, room := range []string{public, private} {
+		res := alice.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/state/m.room.member/%s", room, bob.UserID), nil)
+		if res.JSON["membership"] != "leave" {
+			t.Fatalf("%s: bob's membership after deactivation: %s", room, res.Body)
+		}
+	}
+}
