@@ -380,6 +380,9 @@ type ContextResponse struct {
 
 // Context returns an event with events before and after it.
 func (s *Server) Context(ctx context.Context, user id.UserID, roomID id.RoomID, eventID id.EventID, limit int, keep func(*storage.Event) bool) (*ContextResponse, error) {
+	if _, _, _, err := s.access(ctx, user, roomID); err != nil {
+		return nil, err // 403 for users who may not read the room at all
+	}
 	ev, err := s.Event(ctx, user, roomID, eventID)
 	if err != nil {
 		return nil, err
@@ -412,3 +415,35 @@ func (s *Server) Context(ctx context.Context, user id.UserID, roomID id.RoomID, 
 
 // Store exposes the room store for read-only consumers (sync).
 func (s *Server) Store() storage.RoomStore { return s.store }
+
+// MembersOf returns the member events, at the newest of evs, of the senders
+// of evs and of user (lazy loading of members for /messages and /context).
+func (s *Server) MembersOf(ctx context.Context, evs []*storage.Event, user id.UserID, includeRedundant bool) ([]*storage.Event, error) {
+	out := []*storage.Event{}
+	if len(evs) == 0 {
+		return out, nil
+	}
+	newest := evs[0]
+	for _, ev := range evs {
+		if ev.StreamPos > newest.StreamPos {
+			newest = ev
+		}
+	}
+	ids, err := s.store.StateIDs(ctx, newest.StateAfter)
+	if err != nil {
+		return nil, err
+	}
+	want := []id.EventID{}
+	seen := map[id.UserID]bool{}
+	for _, ev := range evs {
+		if seen[ev.Sender] {
+			continue
+		}
+		seen[ev.Sender] = true
+		if e, ok := ids[storage.StateKeyTuple{Type: event.StateMember.Type, StateKey: string(ev.Sender)}]; ok {
+			want = append(want, e)
+		}
+	}
+	_ = includeRedundant // every response carries the members it needs; nothing is cached per client
+	return s.store.GetEvents(ctx, want)
+}
