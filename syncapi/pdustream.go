@@ -298,6 +298,21 @@ func (f *filler) format(evs []*storage.Event) []json.RawMessage {
 
 func formatPos(pos int64) string { return "t" + strconv.FormatInt(pos, 10) }
 
+// prevBatch is the timeline's prev_batch: the position just before its first
+// event, so /messages from it returns exactly the events before the timeline.
+// A timeline that starts with the room's create event has nothing before it;
+// there, as Synapse and Dendrite do (and SyTest expects), the token points at
+// the create event itself so that paginating still returns it.
+func prevBatch(tl []*storage.Event, hi int64) string {
+	switch {
+	case len(tl) == 0:
+		return formatPos(hi)
+	case tl[0].Type == event.StateCreate.Type:
+		return formatPos(tl[0].StreamPos)
+	}
+	return formatPos(tl[0].StreamPos - 1)
+}
+
 // timeline loads the last events of a room in (lo, hi], oldest first, keeping
 // those the user may see and the filter allows. joinPos is the stream position
 // of the user's current membership event.
@@ -416,10 +431,7 @@ func (f *filler) joined(ctx context.Context, m storage.Membership, from, to int6
 	f.mu.Unlock()
 	jr.Timeline.Events = f.format(tl)
 	jr.Timeline.Limited = limited
-	jr.Timeline.PrevBatch = formatPos(to)
-	if len(tl) > 0 {
-		jr.Timeline.PrevBatch = formatPos(tl[0].StreamPos - 1)
-	}
+	jr.Timeline.PrevBatch = prevBatch(tl, to)
 	jr.State.Events = f.format(state)
 	if full || hasMember(tl) {
 		if jr.Summary, err = f.summary(ctx, m.RoomID); err != nil {
@@ -516,10 +528,7 @@ func (f *filler) left(ctx context.Context, m storage.Membership, from int64, ful
 	lr := f.resp.LeftRoom(m.RoomID)
 	lr.Timeline.Events = f.format(tl)
 	lr.Timeline.Limited = limited
-	lr.Timeline.PrevBatch = formatPos(m.StreamPos)
-	if len(tl) > 0 {
-		lr.Timeline.PrevBatch = formatPos(tl[0].StreamPos - 1)
-	}
+	lr.Timeline.PrevBatch = prevBatch(tl, m.StreamPos)
 	lr.State.Events = f.format(state)
 	return nil
 }
