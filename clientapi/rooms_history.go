@@ -185,7 +185,11 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request, dev *authn.Device
 		resp["end"] = formatPos(res.End)
 	}
 	if f != nil && f.LazyLoadMembers {
-		members, err := a.rooms.MembersOf(r.Context(), res.Events, dev.UserID, f.IncludeRedundantMembers)
+		at := res.Start
+		if !req.Backwards {
+			at = res.End
+		}
+		members, err := a.rooms.MembersOf(r.Context(), roomID, res.Events, at)
 		if err != nil {
 			return err
 		}
@@ -214,7 +218,7 @@ func (a *API) eventContext(w http.ResponseWriter, r *http.Request, dev *authn.De
 	}
 	if f != nil && f.LazyLoadMembers {
 		all := append(append(append([]*storage.Event{}, res.Before...), res.Event), res.After...)
-		if res.State, err = a.rooms.MembersOf(r.Context(), all, dev.UserID, f.IncludeRedundantMembers); err != nil {
+		if res.State, err = a.rooms.MembersOf(r.Context(), roomID, all, res.End); err != nil {
 			return err
 		}
 	}

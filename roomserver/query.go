@@ -54,6 +54,9 @@ func (s *Server) NewVisibility(ctx context.Context, user id.UserID, roomID id.Ro
 	return v, nil
 }
 
+// MembershipAt is the user's membership after the events up to stream position pos.
+func (v *Visibility) MembershipAt(pos int64) string { return before(v.members, pos+1, "leave") }
+
 // Current is the user's current membership ("leave" when none).
 func (v *Visibility) Current() string { return v.current }
 
@@ -416,20 +419,22 @@ func (s *Server) Context(ctx context.Context, user id.UserID, roomID id.RoomID, 
 // Store exposes the room store for read-only consumers (sync).
 func (s *Server) Store() storage.RoomStore { return s.store }
 
-// MembersOf returns the member events, at the newest of evs, of the senders
-// of evs and of user (lazy loading of members for /messages and /context).
-func (s *Server) MembersOf(ctx context.Context, evs []*storage.Event, user id.UserID, includeRedundant bool) ([]*storage.Event, error) {
+// MembersOf returns the member events of the senders of evs, as of the
+// room's state at stream position at (lazy loading of members for /messages
+// and /context; pass the pagination's newest position).
+func (s *Server) MembersOf(ctx context.Context, roomID id.RoomID, evs []*storage.Event, at int64) ([]*storage.Event, error) {
 	out := []*storage.Event{}
 	if len(evs) == 0 {
 		return out, nil
 	}
-	newest := evs[0]
 	for _, ev := range evs {
-		if ev.StreamPos > newest.StreamPos {
-			newest = ev
-		}
+		at = max(at, ev.StreamPos)
 	}
-	ids, err := s.store.StateIDs(ctx, newest.StateAfter)
+	last, err := s.store.LastEventAt(ctx, roomID, at)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := s.store.StateIDs(ctx, last.StateAfter)
 	if err != nil {
 		return nil, err
 	}
@@ -444,6 +449,5 @@ func (s *Server) MembersOf(ctx context.Context, evs []*storage.Event, user id.Us
 			want = append(want, e)
 		}
 	}
-	_ = includeRedundant // every response carries the members it needs; nothing is cached per client
 	return s.store.GetEvents(ctx, want)
 }
