@@ -46,11 +46,14 @@ type InboxStore interface {
 
 // InboxDeps is what NewInbox needs.
 type InboxDeps struct {
-	Config   *config.Config
-	Store    InboxStore
-	Notifier *Notifier
-	Rooms    Membership
-	Auth     authn.Authenticator
+	Config *config.Config
+	Store  InboxStore
+	// RoomStore reads room events, state and memberships for push rule
+	// evaluation of events handed to OnRoomEvent; nil without a roomserver.
+	RoomStore storage.RoomStore
+	Notifier  *Notifier
+	Rooms     Membership
+	Auth      authn.Authenticator
 	// HTTPClient sends push notifications; http.DefaultClient if nil.
 	HTTPClient *http.Client
 	Log        *zap.Logger
@@ -72,6 +75,13 @@ type Inbox struct {
 	rulesMu    sync.Mutex
 	rulesCache map[id.UserID]*pushrules.PushRuleset
 
+	roomStore storage.RoomStore
+	// roomCtxMu guards roomCtx, the push context of rooms.
+	roomCtxMu sync.Mutex
+	roomCtx   map[id.RoomID]*roomPushContext
+	// done is closed by Close.
+	done chan struct{}
+
 	typing   *typingState
 	presence *presenceState
 	pusher   *pushSender
@@ -84,7 +94,8 @@ type Inbox struct {
 // NewInbox builds the inbox. Call Start to run its background work and Close to stop it.
 func NewInbox(d InboxDeps) *Inbox {
 	in := &Inbox{cfg: d.Config, store: d.Store, notifier: d.Notifier, rooms: d.Rooms, auth: d.Auth, log: d.Log,
-		rulesCache: map[id.UserID]*pushrules.PushRuleset{}}
+		rulesCache: map[id.UserID]*pushrules.PushRuleset{},
+		roomStore:  d.RoomStore, roomCtx: map[id.RoomID]*roomPushContext{}, done: make(chan struct{})}
 	if in.rooms == nil {
 		in.rooms = NewMemoryRooms()
 	}
@@ -108,6 +119,12 @@ func (in *Inbox) Start(ctx context.Context) {
 
 // Close stops background work and waits for it.
 func (in *Inbox) Close() {
+	select {
+	case <-in.done:
+		return
+	default:
+		close(in.done)
+	}
 	if in.stop != nil {
 		in.stop()
 	}

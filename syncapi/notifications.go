@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"time"
 
-	"go.uber.org/zap"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 	"maunium.net/go/mautrix/pushrules"
@@ -287,19 +285,4 @@ func (in *Inbox) getNotifications(w http.ResponseWriter, r *http.Request, dev *a
 		out.NextToken = strconv.FormatInt(ns[len(ns)-1].ID, 10)
 	}
 	return httputil.WriteJSON(w, http.StatusOK, out)
-}
-
-// logEventError logs a failed ProcessEvent (the roomserver hook cannot return errors to a client).
-func (in *Inbox) logEventError(ev *PushEvent, err error) {
-	in.log.Error("push rule evaluation failed", zap.String("room_id", string(ev.Event.RoomID)),
-		zap.String("event_id", string(ev.Event.ID)), zap.Error(err))
-}
-
-// OnEvent is ProcessEvent for callers that cannot handle errors: failures are logged.
-func (in *Inbox) OnEvent(ctx context.Context, ev *PushEvent) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	if err := in.ProcessEvent(ctx, ev); err != nil {
-		in.logEventError(ev, err)
-	}
 }

@@ -40,11 +40,8 @@ type Homeserver struct {
 	// Rooms is the roomserver.
 	Rooms *roomserver.Server
 	// Inbox serves account data, filters, typing, receipts, presence, push
-	// rules and notifications; the roomserver feeds it events (Inbox.OnEvent).
+	// rules and notifications; the roomserver feeds it every committed event (Inbox.OnRoomEvent).
 	Inbox *syncapi.Inbox
-	// Membership is the room membership the inbox consults. Until the
-	// roomserver is wired it is an in-memory set that tests fill.
-	Membership *syncapi.MemoryRooms
 
 	handler http.Handler
 }
@@ -73,7 +70,6 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		store.Close()
 		return nil, fmt.Errorf("load room memberships: %w", err)
 	}
-	rooms.SetOnEvent(pduStream.OnEvent)
 
 	client := clientapi.New(clientapi.Deps{
 		Config: &hs.Config, Store: store, Log: log, Rooms: rooms,
@@ -83,9 +79,13 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	})
 	client.Register(router)
 
-	hs.Membership = syncapi.NewMemoryRooms()
-	hs.Inbox = syncapi.NewInbox(syncapi.InboxDeps{Config: &hs.Config, Store: store, Notifier: notifier,
-		Rooms: hs.Membership, Auth: client.Authenticator(), Log: log})
+	hs.Inbox = syncapi.NewInbox(syncapi.InboxDeps{Config: &hs.Config, Store: store, RoomStore: store, Notifier: notifier,
+		Rooms: syncapi.NewRoomMembership(store), Auth: client.Authenticator(), Log: log})
+	rooms.SetOnEvent(func(out roomserver.OutputEvent) {
+		// Push rules first: a /sync woken by the event then also sees its counts.
+		hs.Inbox.OnRoomEvent(out)
+		pduStream.OnEvent(out)
+	})
 	hs.Inbox.Register(router)
 	hs.Inbox.Start(context.WithoutCancel(ctx))
 	sync := syncapi.New(syncapi.Deps{Auth: client.Authenticator(), Notifier: notifier, Log: log,
