@@ -13,6 +13,7 @@ import (
 	"parley/internal/authn"
 	"parley/internal/config"
 	"parley/internal/httputil"
+	"parley/roomserver"
 	"parley/storage"
 )
 
@@ -51,9 +52,12 @@ type InboxDeps struct {
 	// RoomStore reads room events, state and memberships for push rule
 	// evaluation of events handed to OnRoomEvent; nil without a roomserver.
 	RoomStore storage.RoomStore
-	Notifier  *Notifier
-	Rooms     Membership
-	Auth      authn.Authenticator
+	// AfterEvent is called for each event given to OnRoomEvent once its
+	// notifications are stored (the PDU stream's OnEvent, which wakes /sync).
+	AfterEvent func(roomserver.OutputEvent)
+	Notifier   *Notifier
+	Rooms      Membership
+	Auth       authn.Authenticator
 	// HTTPClient sends push notifications; http.DefaultClient if nil.
 	HTTPClient *http.Client
 	Log        *zap.Logger
@@ -75,7 +79,8 @@ type Inbox struct {
 	rulesMu    sync.Mutex
 	rulesCache map[id.UserID]*pushrules.PushRuleset
 
-	roomStore storage.RoomStore
+	roomStore  storage.RoomStore
+	afterEvent func(roomserver.OutputEvent)
 	// roomCtxMu guards roomCtx, the push context of rooms.
 	roomCtxMu sync.Mutex
 	roomCtx   map[id.RoomID]*roomPushContext
@@ -95,7 +100,7 @@ type Inbox struct {
 func NewInbox(d InboxDeps) *Inbox {
 	in := &Inbox{cfg: d.Config, store: d.Store, notifier: d.Notifier, rooms: d.Rooms, auth: d.Auth, log: d.Log,
 		rulesCache: map[id.UserID]*pushrules.PushRuleset{},
-		roomStore:  d.RoomStore, roomCtx: map[id.RoomID]*roomPushContext{}, done: make(chan struct{})}
+		roomStore:  d.RoomStore, afterEvent: d.AfterEvent, roomCtx: map[id.RoomID]*roomPushContext{}, done: make(chan struct{})}
 	if in.rooms == nil {
 		in.rooms = NewMemoryRooms()
 	}

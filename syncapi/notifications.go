@@ -114,6 +114,41 @@ func (in *Inbox) forgetRules(user id.UserID) {
 // drive unread counts and /notifications) and queues pushes to the users'
 // HTTP pushers, then wakes the affected users.
 func (in *Inbox) ProcessEvent(ctx context.Context, ev *PushEvent) error {
+	var r evalResult
+	if err := in.evaluateEvent(ctx, ev, &r); err != nil {
+		return err
+	}
+	if err := in.storeResults(ctx, &r); err != nil {
+		return err
+	}
+	in.notifier.WakeUsers(r.notified...)
+	return nil
+}
+
+// evalResult collects what evaluating one or more events produced.
+type evalResult struct {
+	notes    []storage.Notification
+	jobs     []storage.PushJob
+	notified []id.UserID
+}
+
+// storeResults stores notifications and push jobs in one transaction, then
+// starts the push sender. Waking the notified users is the caller's job.
+func (in *Inbox) storeResults(ctx context.Context, r *evalResult) error {
+	if len(r.notes) == 0 && len(r.jobs) == 0 {
+		return nil
+	}
+	if err := in.store.AddNotifications(ctx, r.notes, r.jobs); err != nil {
+		return err
+	}
+	if len(r.jobs) > 0 {
+		in.pusher.kick()
+	}
+	return nil
+}
+
+// evaluateEvent runs push rules for ev and adds its notifications and push jobs to r.
+func (in *Inbox) evaluateEvent(ctx context.Context, ev *PushEvent, r *evalResult) error {
 	if ev.Event.Content.Raw == nil && len(ev.Event.Content.VeryRaw) > 0 {
 		_ = json.Unmarshal(ev.Event.Content.VeryRaw, &ev.Event.Content.Raw)
 	}
@@ -160,13 +195,9 @@ func (in *Inbox) ProcessEvent(ctx context.Context, ev *PushEvent) error {
 	if err != nil {
 		return err
 	}
-	if err := in.store.AddNotifications(ctx, notes, jobs); err != nil {
-		return err
-	}
-	if len(jobs) > 0 {
-		in.pusher.kick()
-	}
-	in.notifier.WakeUsers(notified...)
+	r.notes = append(r.notes, notes...)
+	r.jobs = append(r.jobs, jobs...)
+	r.notified = append(r.notified, notified...)
 	return nil
 }
 

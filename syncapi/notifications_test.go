@@ -136,8 +136,19 @@ func TestPushRuleChangesApply(t *testing.T) {
 	room := newRoom(t, alice, bob, carol)
 	sendMsg(t, alice, room, text("plain"))
 	waitCounts(t, bob, room, counts{1, 0}, nil)
+	// Evaluation runs in commit order, so once carol's marker has been
+	// counted for alice, every earlier event has been evaluated for bob.
+	settled := func(aliceCounts counts) {
+		t.Helper()
+		sendMsg(t, carol, room, text("marker"))
+		waitCounts(t, alice, room, aliceCounts, nil)
+	}
 	bob.MustDo(t, http.MethodPut, "pushrules/global/underride/.m.rule.message/actions", map[string]any{"actions": []any{}})
 	sendMsg(t, alice, room, text("plain"))
+	settled(counts{1, 0})
+	if c := unread(t, inboxSync(t, bob, nil), room); c != (counts{1, 0}) {
+		t.Fatalf("after silencing .m.rule.message: %+v", c)
+	}
 	// A sender rule for alice with a highlight wins over the underride.
 	bob.MustDo(t, http.MethodPut, testserver.Sprintf("pushrules/global/sender/%s", alice.UserID),
 		map[string]any{"actions": []any{"notify", map[string]any{"set_tweak": "highlight"}}})
@@ -146,8 +157,7 @@ func TestPushRuleChangesApply(t *testing.T) {
 	// The master rule silences everything.
 	bob.MustDo(t, http.MethodPut, "pushrules/global/override/.m.rule.master/enabled", map[string]any{"enabled": true})
 	sendMsg(t, alice, room, mention("@bob:hs1.test", bob.UserID))
-	sendMsg(t, carol, room, text("marker"))
-	waitCounts(t, alice, room, counts{1, 0}, nil) // carol's marker was evaluated, so bob's were too
+	settled(counts{2, 0})
 	if c := unread(t, inboxSync(t, bob, nil), room); c != (counts{2, 1}) {
 		t.Fatalf("after enabling master: %+v", c)
 	}

@@ -78,24 +78,45 @@ func (m *RoomMembership) EventStreamPos(ctx context.Context, room id.RoomID, ev 
 	return e.StreamPos, nil
 }
 
-// OnRoomEvent evaluates push rules for a committed event and stores the
-// resulting notifications. The roomserver calls it (through the composition
-// root) after each commit and before the PDU stream wakes /sync, so a sync
-// that returns the event also returns the counts it caused.
+// OnRoomEvent evaluates push rules for a committed event, stores its
+// notifications and only then calls InboxDeps.AfterEvent (the PDU stream's
+// wake-up). The roomserver calls it after each commit, before the send
+// returns: once a client's send has returned, every other user's counts
+// include the event, and a /sync woken by the event sees the counts it caused.
 func (in *Inbox) OnRoomEvent(out roomserver.OutputEvent) {
-	ev := out.Event
-	if ev == nil || ev.Rejected || ev.Outlier || ev.SoftFailed {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	pe, err := in.pushEvent(ctx, ev)
-	if err == nil && pe != nil {
-		err = in.ProcessEvent(ctx, pe)
+	in.processBatch(ctx, []roomserver.OutputEvent{out})
+}
+
+// processBatch evaluates, stores and then announces a batch of events.
+func (in *Inbox) processBatch(ctx context.Context, batch []roomserver.OutputEvent) {
+	var r evalResult
+	for _, out := range batch {
+		ev := out.Event
+		if ev == nil || ev.Rejected || ev.Outlier || ev.SoftFailed {
+			continue
+		}
+		pe, err := in.pushEvent(ctx, ev)
+		if err == nil && pe != nil {
+			err = in.evaluateEvent(ctx, pe, &r)
+		}
+		if err != nil && ctx.Err() == nil {
+			in.log.Error("push rule evaluation failed", zap.String("room_id", string(ev.RoomID)),
+				zap.String("event_id", string(ev.EventID)), zap.Error(err))
+		}
 	}
-	if err != nil {
-		in.log.Error("push rule evaluation failed", zap.String("room_id", string(ev.RoomID)),
-			zap.String("event_id", string(ev.EventID)), zap.Error(err))
+	if err := in.storeResults(ctx, &r); err != nil && ctx.Err() == nil {
+		in.log.Error("store notifications", zap.Int("events", len(batch)), zap.Error(err))
+	}
+	// The PDU stream's wake-up reaches every room member, notified or not;
+	// without one, wake the notified users here.
+	if in.afterEvent == nil {
+		in.notifier.WakeUsers(r.notified...)
+		return
+	}
+	for _, out := range batch {
+		in.afterEvent(out)
 	}
 }
 

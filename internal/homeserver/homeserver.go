@@ -79,13 +79,13 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	})
 	client.Register(router)
 
-	hs.Inbox = syncapi.NewInbox(syncapi.InboxDeps{Config: &hs.Config, Store: store, RoomStore: store, Notifier: notifier,
+	// Committed events go to the inbox, which evaluates push rules and then
+	// hands each event to the PDU stream: a /sync woken by an event also sees
+	// the notification counts it caused.
+	hs.Inbox = syncapi.NewInbox(syncapi.InboxDeps{Config: &hs.Config, Store: store, RoomStore: store,
+		AfterEvent: pduStream.OnEvent, Notifier: notifier,
 		Rooms: syncapi.NewRoomMembership(store), Auth: client.Authenticator(), Log: log})
-	rooms.SetOnEvent(func(out roomserver.OutputEvent) {
-		// Push rules first: a /sync woken by the event then also sees its counts.
-		hs.Inbox.OnRoomEvent(out)
-		pduStream.OnEvent(out)
-	})
+	rooms.SetOnEvent(hs.Inbox.OnRoomEvent)
 	hs.Inbox.Register(router)
 	hs.Inbox.Start(context.WithoutCancel(ctx))
 	sync := syncapi.New(syncapi.Deps{Auth: client.Authenticator(), Notifier: notifier, Log: log,
