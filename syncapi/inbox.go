@@ -87,6 +87,11 @@ type Inbox struct {
 	// done is closed by Close.
 	done chan struct{}
 
+	// pushersMu guards pushers (users' pushers, nil slice: none) and pushersGen.
+	pushersMu  sync.Mutex
+	pushers    map[id.UserID][]storage.Pusher
+	pushersGen int64
+
 	typing   *typingState
 	presence *presenceState
 	pusher   *pushSender
@@ -99,8 +104,8 @@ type Inbox struct {
 // NewInbox builds the inbox. Call Start to run its background work and Close to stop it.
 func NewInbox(d InboxDeps) *Inbox {
 	in := &Inbox{cfg: d.Config, store: d.Store, notifier: d.Notifier, rooms: d.Rooms, auth: d.Auth, log: d.Log,
-		rulesCache: map[id.UserID]*pushrules.PushRuleset{},
-		roomStore:  d.RoomStore, afterEvent: d.AfterEvent, roomCtx: map[id.RoomID]*roomPushContext{}, done: make(chan struct{})}
+		rulesCache: map[id.UserID]*pushrules.PushRuleset{}, pushers: map[id.UserID][]storage.Pusher{},
+		roomStore: d.RoomStore, afterEvent: d.AfterEvent, roomCtx: map[id.RoomID]*roomPushContext{}, done: make(chan struct{})}
 	if in.rooms == nil {
 		in.rooms = NewMemoryRooms()
 	}

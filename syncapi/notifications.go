@@ -201,9 +201,9 @@ func (in *Inbox) evaluateEvent(ctx context.Context, ev *PushEvent, r *evalResult
 	return nil
 }
 
-// notifStream brings back rooms whose unread counts changed (a new
-// notification, or a receipt on any device of the user), lists every joined
-// room on an initial sync, and as a Finisher fills unread_notifications
+// notifStream brings back rooms whose unread counts a receipt reset (on any
+// device of the user; new notifications come with their event in the PDU
+// stream), lists every joined room on an initial sync, and as a Finisher fills unread_notifications
 // (and unread_thread_notifications) of every joined room in the response.
 type notifStream struct{ in *Inbox }
 

@@ -31,9 +31,6 @@ func (s *Store) AddNotifications(ctx context.Context, ns []storage.Notification,
 			if err != nil {
 				return fmt.Errorf("store notification: %w", err)
 			}
-			if err := notifChanged(ctx, tx, n.UserID, n.RoomID); err != nil {
-				return err
-			}
 		}
 		for _, j := range jobs {
 			_, err := tx.ExecContext(ctx, `INSERT INTO push_queue (user_id, app_id, pushkey, url, payload, attempts, next_attempt_ts)
