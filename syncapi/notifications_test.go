@@ -269,3 +269,26 @@ func newGateway(t *testing.T, up func() bool, got chan<- struct{}) string {
 	t.Cleanup(gw.Close)
 	return gw.URL
 }
+
+// TestInviteNotifies checks .m.rule.invite_for_me: the invitee (not yet a
+// member) is notified, and nobody else is.
+func TestInviteNotifies(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	carol := srv.Register(t, "carol")
+	room := newRoom(t, alice, carol)
+	alice.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/invite", room), map[string]any{"user_id": bob.UserID})
+	res := bob.MustDo(t, http.MethodGet, "notifications", nil)
+	ns := res.JSON["notifications"].([]any)
+	if len(ns) != 1 {
+		t.Fatalf("bob's notifications: %s", res.Body)
+	}
+	ev := ns[0].(map[string]any)["event"].(map[string]any)
+	if ev["type"] != "m.room.member" || ev["state_key"] != string(bob.UserID) || ev["content"].(map[string]any)["membership"] != "invite" {
+		t.Fatalf("invite notification: %s", res.Body)
+	}
+	if ns := carol.MustDo(t, http.MethodGet, "notifications", nil).JSON["notifications"].([]any); len(ns) != 0 {
+		t.Fatalf("carol notified of bob's invite: %v", ns)
+	}
+}
