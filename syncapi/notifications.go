@@ -241,8 +241,51 @@ func (s *notifStream) Fill(ctx context.Context, req *Request, from, to int64, re
 	return found, nil
 }
 
-// Finish implements Finisher.
+// Finish implements Finisher: unread counts, then the filter's event_fields
+// over every event of the response (whichever stream added it).
 func (s *notifStream) Finish(ctx context.Context, req *Request, resp *Response) error {
+	if err := s.fillCounts(ctx, req, resp); err != nil {
+		return err
+	}
+	if req.Filter != nil && len(req.Filter.EventFields) > 0 {
+		applyEventFieldsAll(resp, req.Filter.EventFields)
+	}
+	return nil
+}
+
+// applyEventFieldsAll trims every event of resp to fields.
+func applyEventFieldsAll(resp *Response, fields []string) {
+	trim := func(l *EventList) {
+		for i, ev := range l.Events {
+			l.Events[i] = ApplyEventFields(ev, fields)
+		}
+	}
+	for _, l := range []*EventList{resp.Presence, resp.AccountData, resp.ToDevice} {
+		if l != nil {
+			trim(l)
+		}
+	}
+	for _, jr := range resp.Rooms.Join {
+		trim(&jr.State)
+		trim(&jr.Ephemeral)
+		trim(&jr.AccountData)
+		trim(&EventList{Events: jr.Timeline.Events})
+	}
+	for _, lr := range resp.Rooms.Leave {
+		trim(&lr.State)
+		trim(&lr.AccountData)
+		trim(&EventList{Events: lr.Timeline.Events})
+	}
+	for _, ir := range resp.Rooms.Invite {
+		trim(&ir.InviteState)
+	}
+	for _, kr := range resp.Rooms.Knock {
+		trim(&kr.KnockState)
+	}
+}
+
+// fillCounts sets unread_notifications (and unread_thread_notifications) of every joined room in resp.
+func (s *notifStream) fillCounts(ctx context.Context, req *Request, resp *Response) error {
 	if len(resp.Rooms.Join) == 0 {
 		return nil
 	}
