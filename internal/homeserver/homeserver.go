@@ -41,11 +41,8 @@ type Homeserver struct {
 	// Rooms is the roomserver.
 	Rooms *roomserver.Server
 	// Inbox serves account data, filters, typing, receipts, presence, push
-	// rules and notifications; the roomserver feeds it events (Inbox.OnEvent).
+	// rules and notifications; the roomserver feeds it every committed event (Inbox.OnRoomEvent).
 	Inbox *syncapi.Inbox
-	// Membership is the room membership the inbox consults. Until the
-	// roomserver is wired it is an in-memory set that tests fill.
-	Membership *syncapi.MemoryRooms
 
 	handler http.Handler
 }
@@ -82,7 +79,6 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		store.Close()
 		return nil, fmt.Errorf("load room memberships: %w", err)
 	}
-	rooms.SetOnEvent(pduStream.OnEvent)
 
 	client := clientapi.New(clientapi.Deps{
 		Config: &hs.Config, Store: store, Log: log, Rooms: rooms,
@@ -92,9 +88,13 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	})
 	client.Register(router)
 
-	hs.Membership = syncapi.NewMemoryRooms()
-	hs.Inbox = syncapi.NewInbox(syncapi.InboxDeps{Config: &hs.Config, Store: store, Notifier: notifier,
-		Rooms: hs.Membership, Auth: client.Authenticator(), Log: log})
+	// Committed events go to the inbox, which evaluates push rules and then
+	// hands each event to the PDU stream: a /sync woken by an event also sees
+	// the notification counts it caused.
+	hs.Inbox = syncapi.NewInbox(syncapi.InboxDeps{Config: &hs.Config, Store: store, RoomStore: store,
+		AfterEvent: pduStream.OnEvent, Notifier: notifier,
+		Rooms: syncapi.NewRoomMembership(store), Auth: client.Authenticator(), Log: log})
+	rooms.SetOnEvent(hs.Inbox.OnRoomEvent)
 	hs.Inbox.Register(router)
 	hs.Inbox.Start(context.WithoutCancel(ctx))
 	sync := syncapi.New(syncapi.Deps{Auth: client.Authenticator(), Notifier: notifier, Log: log,
