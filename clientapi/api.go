@@ -4,39 +4,68 @@
 package clientapi
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/gorilla/mux"
 	"go.uber.org/zap"
+	"maunium.net/go/mautrix/id"
 
 	"parley/internal/authn"
 	"parley/internal/config"
 	"parley/internal/httputil"
+	"parley/internal/ratelimit"
 	"parley/storage"
 )
+
+// ProfileListener is told when a local user's displayname or avatar_url
+// changes, after the change is stored. The roomserver implements it to send
+// updated m.room.member events into the user's joined rooms; errors are its
+// own to log.
+type ProfileListener interface {
+	ProfileChanged(ctx context.Context, userID id.UserID, displayName, avatarURL string)
+}
 
 // Deps is what the client API needs.
 type Deps struct {
 	Config *config.Config
 	Store  storage.Store
 	Log    *zap.Logger
+	// Limits is the rate limiter set; nil disables rate limiting.
+	Limits *ratelimit.Limits
+	// Profiles is notified of profile changes; nil for none.
+	Profiles ProfileListener
+	// RoomVersions returns the default room version and every supported one
+	// with its stability ("stable"/"unstable") for /capabilities; nil omits
+	// m.room_versions.
+	RoomVersions func() (id.RoomVersion, map[id.RoomVersion]string)
 }
 
 // API is the client-server API.
 type API struct {
-	cfg   *config.Config
-	store storage.Store
-	log   *zap.Logger
-	auth  *Authenticator
+	cfg          *config.Config
+	store        storage.Store
+	log          *zap.Logger
+	auth         *Authenticator
+	limits       *ratelimit.Limits
+	profiles     ProfileListener
+	roomVersions func() (id.RoomVersion, map[id.RoomVersion]string)
 }
 
 // New builds the client API.
 func New(d Deps) *API {
-	return &API{cfg: d.Config, store: d.Store, log: d.Log, auth: NewAuthenticator(d.Store)}
+	return &API{
+		cfg: d.Config, store: d.Store, log: d.Log, auth: NewAuthenticator(d.Store, d.Log),
+		limits: d.Limits, profiles: d.Profiles, roomVersions: d.RoomVersions,
+	}
 }
 
 // Authenticator returns the access-token authenticator, shared with syncapi.
 func (a *API) Authenticator() authn.Authenticator { return a.auth }
+
+// Limits returns the rate limiters (nil when disabled) for other route groups,
+// e.g. ratelimit.Message around /send.
+func (a *API) Limits() *ratelimit.Limits { return a.limits }
 
 // handle registers an unauthenticated handler.
 func (a *API) handle(r *mux.Router, path, name string, h httputil.HandlerFunc, methods ...string) {
@@ -48,15 +77,24 @@ func (a *API) authed(r *mux.Router, path, name string, h authn.Handler, methods 
 	r.Handle(path, httputil.Wrap(a.log, name, authn.Required(a.auth, h))).Methods(methods...)
 }
 
+// authedNoGuest registers a handler that requires a non-guest access token;
+// guests get 403 M_GUEST_ACCESS_FORBIDDEN.
+func (a *API) authedNoGuest(r *mux.Router, path, name string, h authn.Handler, methods ...string) {
+	a.authed(r, path, name, authn.NoGuests(h), methods...)
+}
+
 // Register attaches the client API routes to root.
 func (a *API) Register(root *mux.Router) {
 	// gorilla applies regexps only inside named variables, so the version is one.
 	client := root.PathPrefix("/_matrix/client").Subrouter()
 	v3 := root.PathPrefix("/_matrix/client/{apiversion:(?:r0|v3)}").Subrouter()
+	v1 := root.PathPrefix("/_matrix/client/v1").Subrouter()
 
 	a.handle(client, "/versions", "versions", a.versions, http.MethodGet)
 	a.handle(root, "/.well-known/matrix/client", "well_known_client", a.wellKnownClient, http.MethodGet)
+	a.handle(root, "/.well-known/matrix/server", "well_known_server", a.wellKnownServer, http.MethodGet)
 
-	a.registerAccountRoutes(v3)
+	a.registerAccountRoutes(v3, v1)
+	a.registerAdminRoutes(root)
 	a.registerRoomRoutes(v3)
 }

@@ -5,14 +5,20 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 	"maunium.net/go/mautrix/id"
 
 	"parley/internal/authn"
 	"parley/internal/httputil"
+	"parley/internal/ratelimit"
 	"parley/storage"
 )
+
+// loginTokenLifetime is how long an m.login.token token from /login/get_token lives.
+const loginTokenLifetime = 2 * time.Minute
 
 type loginIdentifier struct {
 	Type string `json:"type"`
@@ -20,64 +26,142 @@ type loginIdentifier struct {
 }
 
 type loginRequest struct {
-	Type                     string          `json:"type"`
-	Identifier               loginIdentifier `json:"identifier"`
-	User                     string          `json:"user"` // deprecated form
-	Password                 string          `json:"password"`
-	DeviceID                 id.DeviceID     `json:"device_id"`
-	InitialDeviceDisplayName string          `json:"initial_device_display_name"`
+	Type                     string           `json:"type"`
+	Identifier               *loginIdentifier `json:"identifier"`
+	User                     string           `json:"user"` // deprecated form
+	Password                 string           `json:"password"`
+	Token                    string           `json:"token"`
+	DeviceID                 id.DeviceID      `json:"device_id"`
+	InitialDeviceDisplayName string           `json:"initial_device_display_name"`
+	RefreshToken             bool             `json:"refresh_token"`
 }
 
+// loginResponse is the body of a successful /login, /register or /refresh.
 type loginResponse struct {
-	UserID      id.UserID   `json:"user_id"`
-	AccessToken string      `json:"access_token"`
-	DeviceID    id.DeviceID `json:"device_id"`
-	HomeServer  string      `json:"home_server,omitempty"`
+	UserID       id.UserID   `json:"user_id"`
+	AccessToken  string      `json:"access_token"`
+	DeviceID     id.DeviceID `json:"device_id"`
+	HomeServer   string      `json:"home_server,omitempty"`
+	RefreshToken string      `json:"refresh_token,omitempty"`
+	ExpiresInMS  int64       `json:"expires_in_ms,omitempty"`
 }
 
 // loginFlows handles GET /login.
 func (a *API) loginFlows(w http.ResponseWriter, r *http.Request) error {
 	return httputil.WriteJSON(w, http.StatusOK, map[string]any{
-		"flows": []map[string]string{{"type": "m.login.password"}},
+		"flows": []map[string]any{
+			{"type": "m.login.password"},
+			{"type": "m.login.token", "get_login_token": true},
+		},
 	})
 }
 
+var errBadLogin = httputil.Forbidden("Invalid username or password")
+
 // login handles POST /login.
 func (a *API) login(w http.ResponseWriter, r *http.Request) error {
+	if err := a.limits.CheckRequest(ratelimit.Login, r); err != nil {
+		return err
+	}
 	var req loginRequest
 	if err := httputil.DecodeJSONObject(r, &req); err != nil {
 		return err
 	}
-	if req.Type != "m.login.password" {
-		return httputil.Errorf(http.StatusBadRequest, httputil.CodeUnknown, "unsupported login type %q", req.Type)
-	}
-	name := req.Identifier.User
-	if req.Identifier.Type == "" {
-		name = req.User
-	} else if req.Identifier.Type != "m.id.user" {
-		return httputil.Errorf(http.StatusBadRequest, httputil.CodeUnknown, "unsupported identifier type %q", req.Identifier.Type)
-	}
-	if name == "" {
-		return httputil.MissingParam("no user given")
-	}
-	userID, err := a.resolveLocalUser(name)
-	if err != nil {
-		return httputil.Forbidden("Invalid username or password")
+	var userID id.UserID
+	switch req.Type {
+	case "m.login.password":
+		uid, err := a.passwordLogin(r.Context(), &req)
+		if err != nil {
+			return err
+		}
+		userID = uid
+	case "m.login.token":
+		if req.Token == "" {
+			return httputil.MissingParam("token is required")
+		}
+		uid, err := a.store.ConsumeLoginToken(r.Context(), HashToken(req.Token), time.Now().UnixMilli())
+		if errors.Is(err, storage.ErrNotFound) {
+			return httputil.Forbidden("Invalid or expired login token")
+		} else if err != nil {
+			return err
+		}
+		userID = uid
+	case "":
+		return httputil.MissingParam("type is required")
+	default:
+		return httputil.Errorf(http.StatusBadRequest, httputil.CodeUnknown, "Unknown login type %q", req.Type)
 	}
 	acc, err := a.store.GetAccount(r.Context(), userID)
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && (acc.PasswordHash == "" || acc.Deactivated)) {
-		return httputil.Forbidden("Invalid username or password")
+	if errors.Is(err, storage.ErrNotFound) {
+		return errBadLogin
 	} else if err != nil {
 		return err
 	}
-	if bcrypt.CompareHashAndPassword([]byte(acc.PasswordHash), []byte(req.Password)) != nil {
-		return httputil.Forbidden("Invalid username or password")
+	if acc.Deactivated {
+		return httputil.Errorf(http.StatusForbidden, httputil.CodeUserDeactivated, "This account has been deactivated")
 	}
-	resp, err := a.newSession(r.Context(), userID, req.DeviceID, req.InitialDeviceDisplayName, r.RemoteAddr)
+	resp, err := a.newSession(r.Context(), sessionRequest{
+		userID: userID, deviceID: req.DeviceID, displayName: req.InitialDeviceDisplayName,
+		ip: ratelimit.RemoteIP(r), refresh: req.RefreshToken, guest: acc.IsGuest,
+	})
 	if err != nil {
 		return err
 	}
 	return httputil.WriteJSON(w, http.StatusOK, resp)
+}
+
+// passwordLogin checks an m.login.password login and returns the user.
+func (a *API) passwordLogin(ctx context.Context, req *loginRequest) (id.UserID, error) {
+	name := req.User
+	if req.Identifier != nil {
+		switch req.Identifier.Type {
+		case "m.id.user":
+			name = req.Identifier.User
+		case "m.id.thirdparty", "m.id.phone":
+			// Parley stores no third-party identifiers, so none can match.
+			return "", httputil.Forbidden("No account is bound to this third-party identifier")
+		case "":
+			return "", httputil.MissingParam("identifier.type is required")
+		default:
+			return "", httputil.Errorf(http.StatusBadRequest, httputil.CodeUnknown, "Unknown identifier type %q", req.Identifier.Type)
+		}
+	}
+	if name == "" {
+		return "", httputil.MissingParam("no user given")
+	}
+	userID, err := a.resolveLocalUser(name)
+	if err != nil {
+		return "", errBadLogin
+	}
+	acc, err := a.store.GetAccount(ctx, userID)
+	if errors.Is(err, storage.ErrNotFound) {
+		// Spend the time a hash comparison would, so timing does not reveal which users exist.
+		_ = bcrypt.CompareHashAndPassword(dummyHash(a.cfg.Registration.BcryptCost), []byte(req.Password))
+		return "", errBadLogin
+	} else if err != nil {
+		return "", err
+	}
+	if acc.PasswordHash == "" || bcrypt.CompareHashAndPassword([]byte(acc.PasswordHash), []byte(req.Password)) != nil {
+		return "", errBadLogin
+	}
+	return userID, nil
+}
+
+var (
+	dummyMu     sync.Mutex // guards dummyHashes
+	dummyHashes = map[int][]byte{}
+)
+
+// dummyHash returns a bcrypt hash of cost cost to compare against for unknown users.
+func dummyHash(cost int) []byte {
+	dummyMu.Lock()
+	defer dummyMu.Unlock()
+	if h, ok := dummyHashes[cost]; ok {
+		return h
+	}
+	h, _ := bcrypt.GenerateFromPassword([]byte("parley-no-such-user"), cost)
+	dummyHashes[cost] = h
+	return h
 }
 
 // resolveLocalUser turns a localpart or full user ID into a local user ID.
@@ -93,25 +177,116 @@ func (a *API) resolveLocalUser(name string) (id.UserID, error) {
 	return id.NewUserID(strings.ToLower(name), a.cfg.ServerName), nil
 }
 
-// newSession creates a device (or replaces deviceID's session) with a fresh access token.
-func (a *API) newSession(ctx context.Context, userID id.UserID, deviceID id.DeviceID, displayName, ip string) (*loginResponse, error) {
-	if deviceID == "" {
-		deviceID = id.DeviceID(strings.ToUpper(NewToken("")[:10]))
+// sessionRequest is what newSession needs to log a device in.
+type sessionRequest struct {
+	userID      id.UserID
+	deviceID    id.DeviceID
+	displayName string
+	ip          string
+	refresh     bool
+	guest       bool
+}
+
+// newDevice prepares a device with fresh tokens; the response carries the plain tokens.
+func (a *API) newDevice(req sessionRequest) (storage.NewDevice, *loginResponse) {
+	if req.deviceID == "" {
+		req.deviceID = id.DeviceID(strings.ToUpper(NewToken("")[:10]))
 	}
 	tok := NewToken("pat_")
-	_, err := a.store.CreateDevice(ctx, storage.NewDevice{
-		UserID: userID, DeviceID: deviceID, DisplayName: displayName,
-		AccessTokenHash: HashToken(tok), IP: ip,
-	})
-	if err != nil {
+	d := storage.NewDevice{
+		UserID: req.userID, DeviceID: req.deviceID, DisplayName: req.displayName,
+		AccessTokenHash: HashToken(tok), IP: req.ip, IsGuest: req.guest,
+	}
+	resp := &loginResponse{UserID: req.userID, AccessToken: tok, DeviceID: req.deviceID, HomeServer: a.cfg.ServerName}
+	if lifetime := a.cfg.Registration.AccessTokenLifetime; req.refresh && lifetime > 0 {
+		resp.RefreshToken = NewToken("prt_")
+		resp.ExpiresInMS = lifetime.Milliseconds()
+		d.RefreshTokenHash = HashToken(resp.RefreshToken)
+		d.ExpiresTS = time.Now().Add(lifetime).UnixMilli()
+	}
+	return d, resp
+}
+
+// newSession creates a device (or replaces deviceID's session) with a fresh access token.
+func (a *API) newSession(ctx context.Context, req sessionRequest) (*loginResponse, error) {
+	d, resp := a.newDevice(req)
+	if _, err := a.store.CreateDevice(ctx, d); err != nil {
 		return nil, err
 	}
-	return &loginResponse{UserID: userID, AccessToken: tok, DeviceID: deviceID, HomeServer: a.cfg.ServerName}, nil
+	return resp, nil
+}
+
+// refresh handles POST /refresh.
+func (a *API) refresh(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if err := httputil.DecodeJSONObject(r, &req); err != nil {
+		return err
+	}
+	if req.RefreshToken == "" {
+		return httputil.MissingParam("refresh_token is required")
+	}
+	lifetime := a.cfg.Registration.AccessTokenLifetime
+	if lifetime <= 0 {
+		lifetime = 5 * time.Minute
+	}
+	access, refresh := NewToken("pat_"), NewToken("prt_")
+	_, err := a.store.RefreshSession(r.Context(), HashToken(req.RefreshToken), HashToken(access), HashToken(refresh), time.Now().Add(lifetime).UnixMilli())
+	if errors.Is(err, storage.ErrNotFound) {
+		return httputil.Errorf(http.StatusUnauthorized, httputil.CodeUnknownToken, "Unknown refresh token").With("soft_logout", false)
+	} else if err != nil {
+		return err
+	}
+	return httputil.WriteJSON(w, http.StatusOK, map[string]any{
+		"access_token": access, "refresh_token": refresh, "expires_in_ms": lifetime.Milliseconds(),
+	})
+}
+
+// getLoginToken handles POST /login/get_token (v1.7): a short-lived single-use
+// m.login.token token, behind user-interactive auth.
+func (a *API) getLoginToken(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
+	var req struct {
+		Auth *authDict `json:"auth"`
+	}
+	if err := decodeOptionalObject(r, &req); err != nil {
+		return err
+	}
+	sess, err := a.checkUIA(r.Context(), req.Auth, uiaSpec{op: "get_login_token", user: dev.UserID, flows: sensitiveFlows})
+	if err != nil {
+		return err
+	}
+	tok := NewToken("plt_")
+	if err := a.store.CreateLoginToken(r.Context(), HashToken(tok), dev.UserID, time.Now().Add(loginTokenLifetime).UnixMilli()); err != nil {
+		return err
+	}
+	_ = a.store.DeleteUIASession(r.Context(), sess.ID)
+	return httputil.WriteJSON(w, http.StatusOK, map[string]any{"login_token": tok, "expires_in_ms": loginTokenLifetime.Milliseconds()})
+}
+
+// decodeOptionalObject is DecodeJSONObject that also accepts an empty body.
+func decodeOptionalObject(r *http.Request, v any) error {
+	b, err := httputil.ReadBody(r, httputil.MaxBodyBytes)
+	if err != nil {
+		return err
+	}
+	if len(strings.TrimSpace(string(b))) == 0 {
+		return nil
+	}
+	return httputil.UnmarshalObject(b, v)
 }
 
 // logout handles POST /logout.
 func (a *API) logout(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
 	if err := a.store.DeleteDevice(r.Context(), dev.UserID, dev.DeviceID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	return httputil.WriteJSON(w, http.StatusOK, httputil.Empty)
+}
+
+// logoutAll handles POST /logout/all.
+func (a *API) logoutAll(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
+	if err := a.store.DeleteAllDevices(r.Context(), dev.UserID, ""); err != nil {
 		return err
 	}
 	return httputil.WriteJSON(w, http.StatusOK, httputil.Empty)

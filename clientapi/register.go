@@ -1,83 +1,205 @@
 package clientapi
 
 import (
+	"crypto/rand"
 	"errors"
+	"fmt"
+	"math/big"
 	"net/http"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 	"maunium.net/go/mautrix/id"
 
 	"parley/internal/httputil"
+	"parley/internal/ratelimit"
 	"parley/storage"
 )
 
+// maxPasswordLength bounds passwords: bcrypt hashes at most 72 bytes, and
+// Parley refuses longer passwords rather than silently ignoring the rest.
+const maxPasswordLength = 72
+
 type registerRequest struct {
 	Username                 string      `json:"username"`
-	Password                 string      `json:"password"`
+	Password                 *string     `json:"password"`
 	DeviceID                 id.DeviceID `json:"device_id"`
 	InitialDeviceDisplayName string      `json:"initial_device_display_name"`
 	InhibitLogin             bool        `json:"inhibit_login"`
+	RefreshToken             bool        `json:"refresh_token"`
 	Auth                     *authDict   `json:"auth"`
 }
 
-type authDict struct {
-	Type    string `json:"type"`
-	Session string `json:"session"`
+// registerFlows are the UIA flows of POST /register.
+func (a *API) registerFlows() [][]string {
+	if a.cfg.Registration.RequireToken {
+		return [][]string{{stageRegistrationToken}}
+	}
+	return [][]string{{stageDummy}}
 }
 
-// register handles POST /register with user-interactive auth (m.login.dummy).
+// validateLocalpart checks a requested username (client-server API, POST /register:
+// M_INVALID_USERNAME). Upper case is refused rather than folded, numeric
+// localparts are kept for guests and a leading _ for application services.
+func (a *API) validateLocalpart(localpart string) error {
+	invalid := func(msg string) error {
+		return httputil.Errorf(http.StatusBadRequest, httputil.CodeInvalidUsername, "%s", msg)
+	}
+	if err := id.ValidateUserLocalpart(localpart); err != nil {
+		return invalid("User ID can only contain characters a-z, 0-9, or '=_-./+'")
+	}
+	if strings.HasPrefix(localpart, "_") {
+		return invalid("User ID may not begin with _")
+	}
+	if strings.Trim(localpart, "0123456789") == "" {
+		return invalid("Numeric user IDs are reserved for guest users")
+	}
+	if len(id.NewUserID(localpart, a.cfg.ServerName)) > 255 {
+		return invalid("User ID is too long")
+	}
+	return nil
+}
+
+// checkPassword applies registration.min_password_length (M_WEAK_PASSWORD) and the maximum length.
+func (a *API) checkPassword(pw string) error {
+	if len(pw) < a.cfg.Registration.MinPasswordLength {
+		return httputil.Errorf(http.StatusBadRequest, httputil.CodeWeakPassword, "Password must be at least %d characters", a.cfg.Registration.MinPasswordLength)
+	}
+	if len(pw) > maxPasswordLength {
+		return httputil.Errorf(http.StatusBadRequest, httputil.CodeInvalidParam, "Password must be at most %d bytes", maxPasswordLength)
+	}
+	return nil
+}
+
+// hashPassword hashes pw with the configured bcrypt cost.
+func (a *API) hashPassword(pw string) (string, error) {
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), a.cfg.Registration.BcryptCost)
+	if err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	return string(h), nil
+}
+
+// register handles POST /register.
 func (a *API) register(w http.ResponseWriter, r *http.Request) error {
 	var req registerRequest
 	if err := httputil.DecodeJSONObject(r, &req); err != nil {
 		return err
 	}
-	if kind := r.URL.Query().Get("kind"); kind != "" && kind != "user" {
-		return httputil.Errorf(http.StatusForbidden, httputil.CodeGuestAccessForbidden, "guest access is disabled")
+	switch kind := r.URL.Query().Get("kind"); kind {
+	case "", "user":
+	case "guest":
+		return a.registerGuest(w, r, &req)
+	default:
+		return httputil.InvalidParam("kind must be user or guest")
 	}
 	if !a.cfg.Registration.Enabled {
 		return httputil.Forbidden("Registration is disabled")
 	}
-	localpart := strings.ToLower(req.Username)
-	if localpart == "" {
-		localpart = strings.ToLower(NewToken("")[:12])
+	if err := a.limits.CheckRequest(ratelimit.Register, r); err != nil {
+		return err
 	}
-	if err := id.ValidateUserLocalpart(localpart); err != nil {
-		return httputil.Errorf(http.StatusBadRequest, httputil.CodeInvalidUsername, "invalid username: %v", err)
+	ctx := r.Context()
+	if req.Username != "" {
+		if err := a.validateLocalpart(req.Username); err != nil {
+			return err
+		}
+		if _, err := a.store.GetAccount(ctx, id.NewUserID(req.Username, a.cfg.ServerName)); err == nil {
+			return httputil.Errorf(http.StatusBadRequest, httputil.CodeUserInUse, "User ID already taken")
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
 	}
-	if req.Auth == nil || req.Auth.Type != "m.login.dummy" {
-		return httputil.WriteJSON(w, http.StatusUnauthorized, map[string]any{
-			"flows":   []map[string]any{{"stages": []string{"m.login.dummy"}}},
-			"params":  map[string]any{},
-			"session": NewToken(""),
-		})
+	if req.Password != nil {
+		if err := a.checkPassword(*req.Password); err != nil {
+			return err
+		}
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(req.Password), bcrypt.DefaultCost)
+	sess, err := a.checkUIA(ctx, req.Auth, uiaSpec{op: "register", flows: a.registerFlows()})
 	if err != nil {
-		return httputil.BadJSON("invalid password")
+		return err
+	}
+	if req.Password == nil {
+		return httputil.MissingParam("password is required")
+	}
+	localpart := req.Username
+	if localpart == "" {
+		localpart = strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(NewToken("")))[:12]
+		if strings.Trim(localpart, "0123456789") == "" {
+			localpart = "u" + localpart[1:]
+		}
+	}
+	hash, err := a.hashPassword(*req.Password)
+	if err != nil {
+		return err
 	}
 	userID := id.NewUserID(localpart, a.cfg.ServerName)
-	err = a.store.CreateAccount(r.Context(), storage.Account{UserID: userID, PasswordHash: string(hash)})
+	reg := storage.Registration{
+		Account:           storage.Account{UserID: userID, PasswordHash: hash},
+		DisplayName:       localpart,
+		RegistrationToken: sess.RegistrationToken,
+		UIASession:        sess.ID,
+	}
+	return a.finishRegistration(w, r, reg, &req)
+}
+
+// finishRegistration stores the account (with its first device unless
+// inhibit_login) and writes the response.
+func (a *API) finishRegistration(w http.ResponseWriter, r *http.Request, reg storage.Registration, req *registerRequest) error {
+	var resp *loginResponse
+	if !req.InhibitLogin {
+		d, lr := a.newDevice(sessionRequest{
+			userID: reg.Account.UserID, deviceID: req.DeviceID, displayName: req.InitialDeviceDisplayName,
+			ip: ratelimit.RemoteIP(r), refresh: req.RefreshToken, guest: reg.Account.IsGuest,
+		})
+		reg.Device, resp = &d, lr
+	}
+	_, err := a.store.Register(r.Context(), reg)
 	if errors.Is(err, storage.ErrConflict) {
 		return httputil.Errorf(http.StatusBadRequest, httputil.CodeUserInUse, "User ID already taken")
 	} else if err != nil {
 		return err
 	}
-	if req.InhibitLogin {
-		return httputil.WriteJSON(w, http.StatusOK, map[string]any{"user_id": userID})
-	}
-	resp, err := a.newSession(r.Context(), userID, req.DeviceID, req.InitialDeviceDisplayName, r.RemoteAddr)
-	if err != nil {
-		return err
+	if resp == nil {
+		return httputil.WriteJSON(w, http.StatusOK, map[string]any{"user_id": reg.Account.UserID})
 	}
 	return httputil.WriteJSON(w, http.StatusOK, resp)
 }
 
+// registerGuest handles POST /register?kind=guest: a numeric localpart, no
+// password, and a guest device (registration.allow_guests).
+func (a *API) registerGuest(w http.ResponseWriter, r *http.Request, req *registerRequest) error {
+	if !a.cfg.Registration.AllowGuests {
+		return httputil.Errorf(http.StatusForbidden, httputil.CodeGuestAccessForbidden, "Guest access is disabled")
+	}
+	if err := a.limits.CheckRequest(ratelimit.Register, r); err != nil {
+		return err
+	}
+	n, err := rand.Int(rand.Reader, big.NewInt(1e15))
+	if err != nil {
+		return err
+	}
+	// Guests are numeric, which registered users cannot choose (validateLocalpart).
+	localpart := fmt.Sprintf("%d", n.Int64()+1e15)
+	reg := storage.Registration{
+		Account: storage.Account{UserID: id.NewUserID(localpart, a.cfg.ServerName), IsGuest: true, CreatedTS: time.Now().UnixMilli()},
+	}
+	req.InhibitLogin = false
+	return a.finishRegistration(w, r, reg, req)
+}
+
 // registerAvailable handles GET /register/available.
 func (a *API) registerAvailable(w http.ResponseWriter, r *http.Request) error {
+	if err := a.limits.CheckRequest(ratelimit.Register, r); err != nil {
+		return err
+	}
 	localpart := r.URL.Query().Get("username")
-	if err := id.ValidateUserLocalpart(localpart); err != nil || localpart == "" {
-		return httputil.Errorf(http.StatusBadRequest, httputil.CodeInvalidUsername, "invalid username")
+	if localpart == "" {
+		return httputil.MissingParam("username is required")
+	}
+	if err := a.validateLocalpart(localpart); err != nil {
+		return err
 	}
 	_, err := a.store.GetAccount(r.Context(), id.NewUserID(localpart, a.cfg.ServerName))
 	if err == nil {
@@ -86,4 +208,25 @@ func (a *API) registerAvailable(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return httputil.WriteJSON(w, http.StatusOK, map[string]bool{"available": true})
+}
+
+// registrationTokenValidity handles GET /register/m.login.registration_token/validity (v1.2).
+func (a *API) registrationTokenValidity(w http.ResponseWriter, r *http.Request) error {
+	if !a.cfg.Registration.Enabled {
+		return httputil.Forbidden("Registration is not enabled on this homeserver.")
+	}
+	if err := a.limits.CheckRequest(ratelimit.Register, r); err != nil {
+		return err
+	}
+	token := r.URL.Query().Get("token")
+	if token == "" {
+		return httputil.MissingParam("token is required")
+	}
+	t, err := a.store.GetRegistrationToken(r.Context(), token)
+	if errors.Is(err, storage.ErrNotFound) {
+		return httputil.WriteJSON(w, http.StatusOK, map[string]bool{"valid": false})
+	} else if err != nil {
+		return err
+	}
+	return httputil.WriteJSON(w, http.StatusOK, map[string]bool{"valid": t.Valid(time.Now().UnixMilli())})
 }

@@ -28,3 +28,11 @@ func (a *API) wellKnownClient(w http.ResponseWriter, r *http.Request) error {
 	}
 	return httputil.WriteJSON(w, http.StatusOK, map[string]any{"m.homeserver": map[string]string{"base_url": base}})
 }
+
+// wellKnownServer handles GET /.well-known/matrix/server (well_known.server).
+func (a *API) wellKnownServer(w http.ResponseWriter, r *http.Request) error {
+	if a.cfg.WellKnown.ServerName == "" {
+		return httputil.NotFound("no server well-known is configured")
+	}
+	return httputil.WriteJSON(w, http.StatusOK, map[string]string{"m.server": a.cfg.WellKnown.ServerName})
+}

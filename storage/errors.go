@@ -1,6 +1,3 @@
-// Package storage declares Parley's storage interfaces, one per kind of data.
-// storage/sqlstore implements all of them once over database/sql, for SQLite
-// and PostgreSQL. Components depend on these interfaces, never on tables.
 package storage
 
 import "errors"
@@ -10,4 +7,6 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrConflict is returned when a unique constraint would be violated.
 	ErrConflict = errors.New("already exists")
+	// ErrTooLarge is returned when a write would exceed a size limit.
+	ErrTooLarge = errors.New("too large")
 )

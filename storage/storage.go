@@ -6,6 +6,9 @@ import "context"
 // interfaces it needs from it.
 type Store interface {
 	AccountStore
+	UIAStore
+	RegistrationTokenStore
+	ProfileStore
 	// Close releases the database connections.
 	Close() error
 	// Ping checks that the database answers.

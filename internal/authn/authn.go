@@ -4,6 +4,7 @@ package authn
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"strings"
 
@@ -68,10 +69,43 @@ func Required(a Authenticator, h Handler) httputil.HandlerFunc {
 		if !ok {
 			return httputil.Errorf(http.StatusUnauthorized, httputil.CodeMissingToken, "Missing access token")
 		}
-		dev, err := a.Authenticate(r.Context(), tok)
+		ctx := WithClientIP(r.Context(), remoteIP(r))
+		dev, err := a.Authenticate(ctx, tok)
 		if err != nil {
 			return err
 		}
-		return h(w, r.WithContext(WithDevice(r.Context(), dev)), dev)
+		return h(w, r.WithContext(WithDevice(ctx, dev)), dev)
 	}
+}
+
+// NoGuests wraps h so that guest accounts get 403 M_GUEST_ACCESS_FORBIDDEN.
+func NoGuests(h Handler) Handler {
+	return func(w http.ResponseWriter, r *http.Request, dev *Device) error {
+		if dev.IsGuest {
+			return httputil.Errorf(http.StatusForbidden, httputil.CodeGuestAccessForbidden, "Guest access is not allowed")
+		}
+		return h(w, r, dev)
+	}
+}
+
+type ipKey struct{}
+
+// WithClientIP returns a context carrying the client's IP address.
+func WithClientIP(ctx context.Context, ip string) context.Context {
+	return context.WithValue(ctx, ipKey{}, ip)
+}
+
+// ClientIP returns the IP carried by ctx (set by Required), or "".
+func ClientIP(ctx context.Context) string {
+	ip, _ := ctx.Value(ipKey{}).(string)
+	return ip
+}
+
+// remoteIP is the host part of r.RemoteAddr.
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }

@@ -64,8 +64,12 @@ type Registration struct {
 	AllowGuests bool `yaml:"allow_guests"`
 	// MinPasswordLength rejects shorter passwords with M_WEAK_PASSWORD.
 	MinPasswordLength int `yaml:"min_password_length"`
-	// AccessTokenLifetime makes access tokens expire (with refresh tokens) when above zero.
+	// AccessTokenLifetime is how long access tokens issued with a refresh token
+	// (clients sending refresh_token: true) live; 0 issues no refresh tokens.
+	// Tokens issued without a refresh token never expire.
 	AccessTokenLifetime time.Duration `yaml:"access_token_lifetime"`
+	// BcryptCost is the bcrypt work factor for password hashes (4-31).
+	BcryptCost int `yaml:"bcrypt_cost"`
 }
 
 // RateLimits configures per-endpoint token buckets.
@@ -128,7 +132,7 @@ func Defaults() Config {
 		SigningKeyPath: "data/signing.key",
 		Database:       Database{URL: "sqlite:///data/parley.db", MaxOpenConns: 8},
 		Listen:         Listen{HTTP: "127.0.0.1:8008", MaxRequestBytes: 1 << 20},
-		Registration:   Registration{Enabled: true, MinPasswordLength: 0},
+		Registration:   Registration{Enabled: true, MinPasswordLength: 0, AccessTokenLifetime: 5 * time.Minute, BcryptCost: 10},
 		RateLimits: RateLimits{
 			Enabled:  false,
 			Login:    Bucket{PerSecond: 0.2, Burst: 5},
@@ -226,6 +230,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Registration.MinPasswordLength < 0 {
 		return errors.New("registration.min_password_length: must not be negative")
+	}
+	if c.Registration.BcryptCost < 4 || c.Registration.BcryptCost > 31 {
+		return fmt.Errorf("registration.bcrypt_cost: %d is not between 4 and 31", c.Registration.BcryptCost)
+	}
+	if c.Registration.AccessTokenLifetime < 0 {
+		return errors.New("registration.access_token_lifetime: must not be negative")
+	}
+	if c.Registration.RequireToken && !c.Registration.Enabled {
+		return errors.New("registration.require_token: needs registration.enabled")
 	}
 	for key, b := range map[string]Bucket{"rate_limits.login": c.RateLimits.Login, "rate_limits.register": c.RateLimits.Register, "rate_limits.message": c.RateLimits.Message} {
 		if c.RateLimits.Enabled && (b.PerSecond <= 0 || b.Burst < 1) {

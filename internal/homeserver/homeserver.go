@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -18,6 +19,7 @@ import (
 	"parley/internal/config"
 	"parley/internal/httputil"
 	"parley/internal/logging"
+	"parley/internal/ratelimit"
 	"parley/internal/signing"
 	"parley/storage"
 	"parley/storage/sqlstore"
@@ -54,7 +56,12 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	hs := &Homeserver{Config: cfg, Store: store, SigningKey: key, Log: log}
 
 	router := httputil.NewRouter()
-	client := clientapi.New(clientapi.Deps{Config: &hs.Config, Store: store, Log: log})
+	client := clientapi.New(clientapi.Deps{
+		Config: &hs.Config, Store: store, Log: log,
+		Limits: ratelimit.NewLimits(cfg.RateLimits),
+		// TODO(accounts): Profiles (roomserver member-event propagation) and
+		// RoomVersions: func() { return roomserver.RoomVersions(cfg.Rooms.DefaultVersion) } (#foundation).
+	})
 	client.Register(router)
 
 	notifier := syncapi.NewNotifier()
@@ -64,8 +71,16 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	fed := federation.New(federation.Deps{ServerName: cfg.ServerName, Key: key, Version: Version, Log: log})
 	fed.Register(router)
 
-	hs.handler = httputil.CORS(hs.requestLog(router))
+	hs.handler = httputil.CORS(hs.requestLog(httputil.LimitBody(cfg.Listen.MaxRequestBytes, isMediaUpload, router)))
 	return hs, nil
+}
+
+// isMediaUpload exempts media uploads from listen.max_request_bytes; they
+// have their own limit (media.max_upload_size).
+func isMediaUpload(r *http.Request) bool {
+	p := r.URL.Path
+	return strings.HasPrefix(p, "/_matrix/media/") && strings.Contains(p, "/upload") ||
+		strings.HasPrefix(p, "/_matrix/client/v1/media/upload")
 }
 
 // Handler is the HTTP handler serving every API.

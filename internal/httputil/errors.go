@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"time"
 )
 
 // MatrixError is returned by handlers to send {"errcode": Code, "error": Message}.
@@ -30,11 +31,15 @@ func (e *MatrixError) Error() string {
 func (e *MatrixError) Unwrap() error { return e.Err }
 
 // MarshalJSON writes the error body, extra fields first so that errcode and
-// error can never be overwritten by them.
+// error can never be overwritten by them. An error with an empty Code writes
+// only its Extra fields: that is the shape of a user-interactive auth
+// challenge (401 with flows and no errcode).
 func (e *MatrixError) MarshalJSON() ([]byte, error) {
 	body := make(map[string]any, len(e.Extra)+2)
 	maps.Copy(body, e.Extra)
-	body["errcode"], body["error"] = e.Code, e.Message
+	if e.Code != "" {
+		body["errcode"], body["error"] = e.Code, e.Message
+	}
 	return json.Marshal(body)
 }
 
@@ -88,6 +93,22 @@ const (
 	CodeUserLocked            = "M_USER_LOCKED"
 	CodeUserSuspended         = "M_USER_SUSPENDED"
 )
+
+// Codes the spec defines for profiles.
+const (
+	CodeProfileTooLarge = "M_PROFILE_TOO_LARGE"
+	CodeKeyTooLarge     = "M_KEY_TOO_LARGE"
+)
+
+// RateLimited is 429 M_LIMIT_EXCEEDED with retry_after_ms; Wrap also sets the
+// Retry-After header (whole seconds, rounded up) from it.
+func RateLimited(retryAfter time.Duration) *MatrixError {
+	ms := retryAfter.Milliseconds()
+	if ms < 1 {
+		ms = 1
+	}
+	return Errorf(http.StatusTooManyRequests, CodeLimitExceeded, "Too many requests").With("retry_after_ms", ms)
+}
 
 // Errorf builds a MatrixError with a formatted message.
 func Errorf(status int, code, format string, a ...any) *MatrixError {

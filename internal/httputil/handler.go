@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"github.com/gorilla/mux"
 	"go.uber.org/zap"
@@ -49,7 +50,31 @@ func Wrap(base *zap.Logger, name string, h HandlerFunc) http.Handler {
 		default:
 			log.Debug("request rejected", zap.Error(err))
 		}
+		if ms, ok := merr.Extra["retry_after_ms"].(int64); ok && merr.Status == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", strconv.FormatInt((ms+999)/1000, 10))
+		}
 		_ = WriteJSON(w, merr.Status, merr)
+	})
+}
+
+// LimitBody caps request bodies at max bytes: a declared Content-Length above
+// it is answered 413 M_TOO_LARGE at once, and reading past it makes ReadBody
+// (and so DecodeJSONObject) return 413 M_TOO_LARGE. Requests for which exempt
+// returns true (media uploads) are not limited.
+func LimitBody(max int64, exempt func(*http.Request) bool, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if exempt != nil && exempt(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if r.ContentLength > max {
+			_ = WriteJSON(w, http.StatusRequestEntityTooLarge, Errorf(http.StatusRequestEntityTooLarge, CodeTooLarge, "request body too large"))
+			return
+		}
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, max)
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 

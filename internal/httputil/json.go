@@ -10,8 +10,9 @@ import (
 	"unicode/utf8"
 )
 
-// MaxBodyBytes is the default limit on request bodies that are decoded as JSON.
-const MaxBodyBytes = 1 << 20
+// MaxBodyBytes is a safety cap on request bodies decoded as JSON; the
+// configured limit (listen.max_request_bytes) is applied by LimitBody.
+const MaxBodyBytes = 64 << 20
 
 // ReadBody reads at most limit bytes of the request body; a longer body is 413 M_TOO_LARGE.
 func ReadBody(r *http.Request, limit int64) ([]byte, error) {
@@ -19,6 +20,10 @@ func ReadBody(r *http.Request, limit int64) ([]byte, error) {
 		return nil, nil
 	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, Errorf(http.StatusRequestEntityTooLarge, CodeTooLarge, "request body too large")
+	}
 	if err != nil {
 		return nil, Errorf(http.StatusBadRequest, CodeUnknown, "failed to read request body")
 	}

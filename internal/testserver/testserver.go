@@ -25,8 +25,11 @@ import (
 	"go.uber.org/zap/zaptest"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/gorilla/mux"
+
 	"parley/internal/config"
 	"parley/internal/homeserver"
+	"parley/internal/httputil"
 )
 
 // Server is a running test homeserver.
@@ -51,6 +54,7 @@ func New(t testing.TB, opts ...Option) *Server {
 	cfg.SigningKeyPath = filepath.Join(dir, "signing.key")
 	cfg.Media.Path = filepath.Join(dir, "media")
 	cfg.Database.URL = "sqlite://" + filepath.Join(dir, "hs.db")
+	cfg.Registration.BcryptCost = 4 // bcrypt.MinCost: keep tests fast
 	if os.Getenv("PARLEY_TEST_DB") == "postgres" {
 		cfg.Database.URL = PostgresDatabase(t)
 	}
@@ -87,8 +91,23 @@ func (s *Server) Close() {
 	}
 	s.ts.CloseClientConnections()
 	s.ts.Close()
-	s.HS.Close()
+	if s.HS != nil {
+		s.HS.Close()
+	}
 	s.ts = nil
+}
+
+// Serve serves routes alone (for example a clientapi.API built with special
+// Deps over another server's store) over real HTTP. The returned Server has
+// no HS; clients of it work as with New.
+func Serve(t testing.TB, routes interface{ Register(*mux.Router) }) *Server {
+	t.Helper()
+	r := httputil.NewRouter()
+	routes.Register(r)
+	ts := httptest.NewServer(r)
+	s := &Server{t: t, URL: ts.URL, ts: ts}
+	t.Cleanup(s.Close)
+	return s
 }
 
 // PostgresURL is the server the PostgreSQL tests use: PARLEY_TEST_POSTGRES, or

@@ -1,0 +1,188 @@
+package clientapi_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/id"
+
+	"parley/clientapi"
+	"parley/internal/config"
+	"parley/internal/testserver"
+)
+
+func TestSharedSecretRegistration(t *testing.T) {
+	off := testserver.New(t)
+	if res := off.Anon().Do(t, http.MethodGet, "/_synapse/admin/v1/register", nil); res.Status != 400 {
+		t.Fatalf("disabled: %d %s", res.Status, res.Body)
+	}
+	srv := testserver.New(t, func(c *config.Config) { c.Registration.SharedSecret = "s3cret"; c.Registration.Enabled = false })
+	anon := srv.Anon()
+	nonce := func() string {
+		return anon.MustDo(t, http.MethodGet, "/_synapse/admin/v1/register", nil).JSON["nonce"].(string)
+	}
+	n := nonce()
+	body := map[string]any{"nonce": n, "username": "root", "password": "rootpass", "admin": true,
+		"mac": clientapi.SharedSecretMAC("wrong", n, "root", "rootpass", true, "")}
+	if res := anon.Do(t, http.MethodPost, "/_synapse/admin/v1/register", body); res.Status != 403 || res.ErrCode != "M_FORBIDDEN" {
+		t.Fatalf("bad mac: %d %s", res.Status, res.Body)
+	}
+	// The nonce was spent by the failed attempt.
+	body["mac"] = clientapi.SharedSecretMAC("s3cret", n, "root", "rootpass", true, "")
+	if res := anon.Do(t, http.MethodPost, "/_synapse/admin/v1/register", body); res.Status != 400 {
+		t.Fatalf("reused nonce: %d %s", res.Status, res.Body)
+	}
+	// The MAC covers the admin flag.
+	n = nonce()
+	body["nonce"], body["mac"] = n, clientapi.SharedSecretMAC("s3cret", n, "root", "rootpass", false, "")
+	if res := anon.Do(t, http.MethodPost, "/_synapse/admin/v1/register", body); res.Status != 403 {
+		t.Fatalf("admin flag not covered: %d %s", res.Status, res.Body)
+	}
+	n = nonce()
+	body["nonce"], body["mac"] = n, clientapi.SharedSecretMAC("s3cret", n, "root", "rootpass", true, "")
+	res := anon.MustDo(t, http.MethodPost, "/_synapse/admin/v1/register", body)
+	if res.JSON["user_id"] != "@root:hs1.test" || res.JSON["access_token"] == nil || res.JSON["home_server"] != "hs1.test" {
+		t.Fatalf("register: %s", res.Body)
+	}
+	acc, err := srv.HS.Store.GetAccount(context.Background(), "@root:hs1.test")
+	if err != nil || !acc.IsAdmin {
+		t.Fatalf("admin flag not stored: %+v %v", acc, err)
+	}
+	root := &testserver.Client{S: srv, AccessToken: res.JSON["access_token"].(string)}
+	root.MustDo(t, http.MethodGet, "account/whoami", nil)
+	// Taken name.
+	n = nonce()
+	body["nonce"], body["mac"] = n, clientapi.SharedSecretMAC("s3cret", n, "root", "rootpass", true, "")
+	if res := anon.Do(t, http.MethodPost, "/_synapse/admin/v1/register", body); res.ErrCode != "M_USER_IN_USE" {
+		t.Fatalf("taken: %d %s", res.Status, res.Body)
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	srv := testserver.New(t, func(c *config.Config) {
+		c.RateLimits.Enabled = true
+		c.RateLimits.Login = config.Bucket{PerSecond: 0.001, Burst: 2}
+	})
+	srv.Register(t, "alice")
+	anon := srv.Anon()
+	login := map[string]any{"type": "m.login.password", "user": "alice", "password": "password"}
+	anon.MustDo(t, http.MethodPost, "login", login)
+	anon.MustDo(t, http.MethodPost, "login", login)
+	res := anon.Do(t, http.MethodPost, "login", login)
+	if res.Status != 429 || res.ErrCode != "M_LIMIT_EXCEEDED" {
+		t.Fatalf("third login: %d %s", res.Status, res.Body)
+	}
+	ms, _ := res.JSON["retry_after_ms"].(float64)
+	secs, err := strconv.Atoi(res.Header.Get("Retry-After"))
+	if ms < 1000 || err != nil || secs < 1 || float64(secs)*1000 < ms {
+		t.Fatalf("retry_after_ms %v, Retry-After %q", ms, res.Header.Get("Retry-After"))
+	}
+	// Off by default.
+	free := testserver.New(t)
+	free.Register(t, "alice")
+	for i := 0; i < 10; i++ {
+		free.Anon().MustDo(t, http.MethodPost, "login", login)
+	}
+}
+
+func TestRequestTooLarge(t *testing.T) {
+	srv := testserver.New(t, func(c *config.Config) { c.Listen.MaxRequestBytes = 4096 })
+	alice := srv.Register(t, "alice")
+	big := `{"displayname":"` + strings.Repeat("x", 5000) + `"}`
+	res := alice.Do(t, http.MethodPut, "profile/@alice:hs1.test/displayname", big)
+	if res.Status != 413 || res.ErrCode != "M_TOO_LARGE" {
+		t.Fatalf("large body: %d %s", res.Status, res.Body)
+	}
+	// Chunked (no Content-Length): caught while reading.
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/_matrix/client/v3/login", io.MultiReader(strings.NewReader(big)))
+	req.ContentLength = -1
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 413 {
+		t.Fatalf("chunked large body: %d", resp.StatusCode)
+	}
+}
+
+func TestWellKnown(t *testing.T) {
+	srv := testserver.New(t)
+	for _, p := range []string{"/.well-known/matrix/server", "/.well-known/matrix/client"} {
+		if res := srv.Anon().Do(t, http.MethodGet, p, nil); res.Status != 404 || res.ErrCode != "M_NOT_FOUND" {
+			t.Fatalf("%s unset: %d %s", p, res.Status, res.Body)
+		}
+	}
+	set := testserver.New(t, func(c *config.Config) {
+		c.WellKnown.ServerName = "matrix.hs1.test:443"
+		c.WellKnown.ClientBaseURL = "https://matrix.hs1.test"
+	})
+	if res := set.Anon().MustDo(t, http.MethodGet, "/.well-known/matrix/server", nil); string(res.Body) != `{"m.server":"matrix.hs1.test:443"}` {
+		t.Fatalf("server: %s", res.Body)
+	}
+}
+
+// TestMautrixClient drives the server with a real third-party client library.
+func TestMautrixClient(t *testing.T) {
+	srv := testserver.New(t)
+	ctx := context.Background()
+	cli, err := mautrix.NewClient(srv.URL, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := cli.RegisterDummy(ctx, &mautrix.ReqRegister[any]{Username: "mau", Password: "secret12", InitialDeviceDisplayName: "mautrix"})
+	if err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	if reg.UserID != "@mau:hs1.test" {
+		t.Fatalf("user id %s", reg.UserID)
+	}
+	flows, err := cli.GetLoginFlows(ctx)
+	if err != nil || !flows.HasFlow(mautrix.AuthTypePassword) {
+		t.Fatalf("flows: %+v %v", flows, err)
+	}
+	login, err := cli.Login(ctx, &mautrix.ReqLogin{
+		Type: mautrix.AuthTypePassword, Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: "mau"},
+		Password: "secret12", StoreCredentials: true,
+	})
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	who, err := cli.Whoami(ctx)
+	if err != nil || who.UserID != reg.UserID || who.DeviceID != login.DeviceID {
+		t.Fatalf("whoami: %+v %v", who, err)
+	}
+	if err := cli.SetDisplayName(ctx, "Mau Trix"); err != nil {
+		t.Fatalf("set displayname: %v", err)
+	}
+	prof, err := cli.GetProfile(ctx, reg.UserID)
+	if err != nil || prof.DisplayName != "Mau Trix" {
+		t.Fatalf("profile: %+v %v", prof, err)
+	}
+	if _, err := cli.GetProfile(ctx, id.UserID("@ghost:hs1.test")); !isErrCode(err, "M_NOT_FOUND") {
+		t.Fatalf("unknown profile: %v", err)
+	}
+	if _, err := cli.Logout(ctx); err != nil {
+		t.Fatalf("logout: %v", err)
+	}
+	if _, err := cli.Whoami(ctx); !isErrCode(err, "M_UNKNOWN_TOKEN") {
+		t.Fatalf("whoami after logout: %v", err)
+	}
+}
+
+func isErrCode(err error, code string) bool {
+	var he mautrix.HTTPError
+	if e, ok := err.(mautrix.HTTPError); ok {
+		he = e
+	} else if pe, ok := err.(*mautrix.HTTPError); ok {
+		he = *pe
+	} else {
+		return err != nil && strings.Contains(err.Error(), code)
+	}
+	return he.RespError != nil && he.RespError.ErrCode == code
+}
