@@ -172,6 +172,8 @@ func (d *parleyDeployment) start(s *parleyServer) error {
 	cmd := exec.Command(os.Getenv("PARLEY_COMPLEMENT_START"), s.name, s.ip, s.dir)
 	cmd.Env = append(os.Environ(), "COMPLEMENT_CA_CERT="+caCert, "COMPLEMENT_CA_KEY="+caKey)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// If the test binary dies (a panicking test), take the server with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
 		return err
