@@ -6,9 +6,15 @@ import "context"
 // interfaces it needs from it.
 type Store interface {
 	AccountStore
+	RoomStore
 	UIAStore
 	RegistrationTokenStore
 	ProfileStore
+	AccountDataStore
+	FilterStore
+	ReceiptStore
+	PushRuleStore
+	NotificationStore
 	// Close releases the database connections.
 	Close() error
 	// Ping checks that the database answers.
