@@ -9,6 +9,7 @@ type Store interface {
 	UIAStore
 	RegistrationTokenStore
 	ProfileStore
+	MediaStore
 	// Close releases the database connections.
 	Close() error
 	// Ping checks that the database answers.

@@ -1,0 +1,225 @@
+// Package thumbnail makes thumbnails of JPEG, PNG, GIF and WebP images in
+// pure Go, with the spec's two methods (client-server API, "Thumbnails"):
+// "scale" keeps the aspect ratio and fits the image inside the requested box,
+// "crop" fills the requested box (centre crop). Images are never upscaled.
+package thumbnail
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"image/color/palette"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"io"
+
+	"golang.org/x/image/draw"
+	_ "golang.org/x/image/webp" // registers WebP decoding (still images, first frame)
+)
+
+// Methods of the spec.
+const (
+	Scale = "scale"
+	Crop  = "crop"
+)
+
+var (
+	// ErrUnsupported is returned for content that is not an image Parley can decode.
+	ErrUnsupported = errors.New("cannot thumbnail this content")
+	// ErrTooLarge is returned when the image has more pixels than allowed.
+	ErrTooLarge = errors.New("image too large to thumbnail")
+)
+
+// Limits bound the work one thumbnail may take.
+type Limits struct {
+	// MaxPixels is the largest source image (width × height) decoded.
+	MaxPixels int64
+	// MaxAnimatedWork bounds frames × source pixels for an animated thumbnail;
+	// above it the first frame is used.
+	MaxAnimatedWork int64
+}
+
+// Result is an encoded thumbnail.
+type Result struct {
+	Data        []byte
+	ContentType string
+	Width       int
+	Height      int
+	Animated    bool
+}
+
+// Dimensions returns the size of the thumbnail of a srcW×srcH image for a
+// request of reqW×reqH with method.
+func Dimensions(srcW, srcH, reqW, reqH int, method string) (int, int) {
+	if srcW <= 0 || srcH <= 0 || reqW <= 0 || reqH <= 0 {
+		return 0, 0
+	}
+	if method == Crop {
+		// The box keeps the requested aspect, shrunk until it fits in the source.
+		f := min(1, float64(srcW)/float64(reqW), float64(srcH)/float64(reqH))
+		return max(1, int(float64(reqW)*f)), max(1, int(float64(reqH)*f))
+	}
+	var w, h int
+	if int64(reqW)*int64(srcH) <= int64(reqH)*int64(srcW) {
+		w, h = reqW, max(1, int((int64(reqW)*int64(srcH)+int64(srcW)/2)/int64(srcW)))
+	} else {
+		w, h = max(1, int((int64(reqH)*int64(srcW)+int64(srcH)/2)/int64(srcH))), reqH
+	}
+	if w >= srcW || h >= srcH {
+		return srcW, srcH
+	}
+	return w, h
+}
+
+// cropRect is the centred part of a srcW×srcH image with the aspect of w×h.
+func cropRect(b image.Rectangle, w, h int) image.Rectangle {
+	sw, sh := b.Dx(), b.Dy()
+	if int64(sw)*int64(h) > int64(sh)*int64(w) {
+		cw := int(int64(sh) * int64(w) / int64(h))
+		x0 := b.Min.X + (sw-cw)/2
+		return image.Rect(x0, b.Min.Y, x0+cw, b.Max.Y)
+	}
+	ch := int(int64(sw) * int64(h) / int64(w))
+	y0 := b.Min.Y + (sh-ch)/2
+	return image.Rect(b.Min.X, y0, b.Max.X, y0+ch)
+}
+
+// Generate makes a thumbnail of the image read from r. The format is found
+// from the content itself, not from a claimed content type. JPEG sources
+// give JPEG thumbnails, others PNG (keeping transparency); with animated set,
+// an animated GIF gives an animated GIF when that is cheap enough.
+func Generate(r io.Reader, reqW, reqH int, method string, animated bool, lim Limits) (*Result, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	head, _ := br.Peek(64 << 10)
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(head))
+	if err != nil {
+		return nil, ErrUnsupported
+	}
+	switch format {
+	case "jpeg", "png", "gif", "webp":
+	default:
+		return nil, ErrUnsupported
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return nil, ErrUnsupported
+	}
+	if lim.MaxPixels > 0 && int64(cfg.Width)*int64(cfg.Height) > lim.MaxPixels {
+		return nil, ErrTooLarge
+	}
+	tw, th := Dimensions(cfg.Width, cfg.Height, reqW, reqH, method)
+	if format == "gif" && animated {
+		g, err := gif.DecodeAll(br)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnsupported, err)
+		}
+		work := int64(len(g.Image)) * int64(cfg.Width) * int64(cfg.Height)
+		if len(g.Image) > 1 && (lim.MaxAnimatedWork <= 0 || work <= lim.MaxAnimatedWork) {
+			return animatedGIF(g, tw, th, method)
+		}
+		if len(g.Image) == 0 {
+			return nil, ErrUnsupported
+		}
+		return encodeStill(g.Image[0], "gif", tw, th, method)
+	}
+	src, _, err := image.Decode(br)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnsupported, err)
+	}
+	return encodeStill(src, format, tw, th, method)
+}
+
+func resize(src image.Image, srcRect image.Rectangle, w, h int, k draw.Interpolator) *image.RGBA {
+	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	k.Scale(dst, dst.Bounds(), src, srcRect, draw.Src, nil)
+	return dst
+}
+
+func sourceRect(b image.Rectangle, w, h int, method string) image.Rectangle {
+	if method == Crop {
+		return cropRect(b, w, h)
+	}
+	return b
+}
+
+func encodeStill(src image.Image, format string, w, h int, method string) (*Result, error) {
+	dst := resize(src, sourceRect(src.Bounds(), w, h, method), w, h, draw.CatmullRom)
+	var buf bytes.Buffer
+	res := &Result{Width: w, Height: h}
+	if format == "jpeg" {
+		if err := jpeg.Encode(&buf, dst, &jpeg.Options{Quality: 80}); err != nil {
+			return nil, err
+		}
+		res.ContentType = "image/jpeg"
+	} else {
+		enc := png.Encoder{CompressionLevel: png.BestSpeed}
+		if err := enc.Encode(&buf, dst); err != nil {
+			return nil, err
+		}
+		res.ContentType = "image/png"
+	}
+	res.Data = buf.Bytes()
+	return res, nil
+}
+
+// animatedGIF composes each frame onto the canvas (GIF frames may cover part
+// of it and have disposal methods), scales the canvas and re-palettes it.
+func animatedGIF(g *gif.GIF, w, h int, method string) (*Result, error) {
+	canvasRect := image.Rect(0, 0, g.Config.Width, g.Config.Height)
+	canvas := image.NewRGBA(canvasRect)
+	out := &gif.GIF{LoopCount: g.LoopCount, Config: image.Config{Width: w, Height: h}}
+	srcRect := sourceRect(canvasRect, w, h, method)
+	for i, fr := range g.Image {
+		disposal := byte(0)
+		if i < len(g.Disposal) {
+			disposal = g.Disposal[i]
+		}
+		var saved *image.RGBA
+		if disposal == gif.DisposalPrevious {
+			saved = image.NewRGBA(canvasRect)
+			draw.Copy(saved, image.Point{}, canvas, canvasRect, draw.Src, nil)
+		}
+		draw.Draw(canvas, fr.Bounds(), fr, fr.Bounds().Min, draw.Over)
+		scaled := resize(canvas, srcRect, w, h, draw.BiLinear)
+		pal := fr.Palette
+		if len(pal) == 0 {
+			pal = palette.Plan9
+		}
+		pm := image.NewPaletted(scaled.Bounds(), pal)
+		draw.Draw(pm, pm.Bounds(), scaled, image.Point{}, draw.Src)
+		out.Image = append(out.Image, pm)
+		delay := 0
+		if i < len(g.Delay) {
+			delay = g.Delay[i]
+		}
+		out.Delay = append(out.Delay, delay)
+		out.Disposal = append(out.Disposal, gif.DisposalNone)
+		switch disposal {
+		case gif.DisposalBackground:
+			draw.Draw(canvas, fr.Bounds(), image.Transparent, image.Point{}, draw.Src)
+		case gif.DisposalPrevious:
+			canvas = saved
+		}
+	}
+	var buf bytes.Buffer
+	if err := gif.EncodeAll(&buf, out); err != nil {
+		return nil, err
+	}
+	return &Result{Data: buf.Bytes(), ContentType: "image/gif", Width: w, Height: h, Animated: true}, nil
+}
+
+// IsImage reports whether the content starts like an image Generate can
+// decode, and its size.
+func IsImage(head []byte) (w, h int, ok bool) {
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(head))
+	if err != nil {
+		return 0, 0, false
+	}
+	switch format {
+	case "jpeg", "png", "gif", "webp":
+		return cfg.Width, cfg.Height, true
+	}
+	return 0, 0, false
+}
