@@ -21,6 +21,8 @@ import (
 	"parley/internal/logging"
 	"parley/internal/ratelimit"
 	"parley/internal/signing"
+	"parley/mediaapi"
+	"parley/mediaapi/blob"
 	"parley/storage"
 	"parley/storage/sqlstore"
 	"parley/syncapi"
@@ -67,6 +69,21 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	notifier := syncapi.NewNotifier()
 	sync := syncapi.New(syncapi.Deps{Auth: client.Authenticator(), Notifier: notifier, Log: log})
 	sync.Register(router)
+
+	blobs, err := blob.NewLocal(cfg.Media.Path)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	media, err := mediaapi.New(mediaapi.Deps{
+		Config: &hs.Config, Store: store, Accounts: store, Blobs: blobs, Auth: client.Authenticator(), Log: log,
+		// TODO(media): Remote (federation media download) and RoomMedia (roomserver) once they land (#7).
+	})
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("media: %w", err)
+	}
+	media.Register(router)
 
 	fed := federation.New(federation.Deps{ServerName: cfg.ServerName, Key: key, Version: Version, Log: log})
 	fed.Register(router)

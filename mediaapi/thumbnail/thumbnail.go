@@ -87,11 +87,26 @@ func cropRect(b image.Rectangle, w, h int) image.Rectangle {
 	return image.Rect(b.Min.X, y0, b.Max.X, y0+ch)
 }
 
-// Generate makes a thumbnail of the image read from r. The format is found
-// from the content itself, not from a claimed content type. JPEG sources
-// give JPEG thumbnails, others PNG (keeping transparency); with animated set,
-// an animated GIF gives an animated GIF when that is cheap enough.
-func Generate(r io.Reader, reqW, reqH int, method string, animated bool, lim Limits) (*Result, error) {
+// Source is a decoded image ready to be thumbnailed at several sizes.
+type Source struct {
+	img    image.Image
+	format string
+	anim   *gif.GIF // set for animated GIFs decoded with animation
+}
+
+// Size returns the image's width and height.
+func (s *Source) Size() (int, int) {
+	if s.anim != nil {
+		return s.anim.Config.Width, s.anim.Config.Height
+	}
+	b := s.img.Bounds()
+	return b.Dx(), b.Dy()
+}
+
+// Decode reads an image for thumbnailing. The format is found from the
+// content itself, not from a claimed content type. With animated set, every
+// frame of an animated GIF is kept when that is cheap enough (lim.MaxAnimatedWork).
+func Decode(r io.Reader, animated bool, lim Limits) (*Source, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, _ := br.Peek(64 << 10)
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(head))
@@ -109,26 +124,44 @@ func Generate(r io.Reader, reqW, reqH int, method string, animated bool, lim Lim
 	if lim.MaxPixels > 0 && int64(cfg.Width)*int64(cfg.Height) > lim.MaxPixels {
 		return nil, ErrTooLarge
 	}
-	tw, th := Dimensions(cfg.Width, cfg.Height, reqW, reqH, method)
 	if format == "gif" && animated {
 		g, err := gif.DecodeAll(br)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrUnsupported, err)
-		}
-		work := int64(len(g.Image)) * int64(cfg.Width) * int64(cfg.Height)
-		if len(g.Image) > 1 && (lim.MaxAnimatedWork <= 0 || work <= lim.MaxAnimatedWork) {
-			return animatedGIF(g, tw, th, method)
-		}
-		if len(g.Image) == 0 {
+		if err != nil || len(g.Image) == 0 {
 			return nil, ErrUnsupported
 		}
-		return encodeStill(g.Image[0], "gif", tw, th, method)
+		work := int64(len(g.Image)) * int64(cfg.Width) * int64(cfg.Height)
+		src := &Source{img: g.Image[0], format: format}
+		if len(g.Image) > 1 && (lim.MaxAnimatedWork <= 0 || work <= lim.MaxAnimatedWork) {
+			src.anim = g
+		}
+		return src, nil
 	}
-	src, _, err := image.Decode(br)
+	img, _, err := image.Decode(br)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnsupported, err)
 	}
-	return encodeStill(src, format, tw, th, method)
+	return &Source{img: img, format: format}, nil
+}
+
+// Thumbnail encodes a thumbnail for a reqW×reqH request with method. JPEG
+// sources give JPEG thumbnails, others PNG (keeping transparency); animated
+// requests of an animated GIF decoded with animation give an animated GIF.
+func (s *Source) Thumbnail(reqW, reqH int, method string, animated bool) (*Result, error) {
+	w, h := s.Size()
+	tw, th := Dimensions(w, h, reqW, reqH, method)
+	if animated && s.anim != nil {
+		return animatedGIF(s.anim, tw, th, method)
+	}
+	return encodeStill(s.img, s.format, tw, th, method)
+}
+
+// Generate decodes r and makes one thumbnail of it.
+func Generate(r io.Reader, reqW, reqH int, method string, animated bool, lim Limits) (*Result, error) {
+	src, err := Decode(r, animated, lim)
+	if err != nil {
+		return nil, err
+	}
+	return src.Thumbnail(reqW, reqH, method, animated)
 }
 
 func resize(src image.Image, srcRect image.Rectangle, w, h int, k draw.Interpolator) *image.RGBA {
