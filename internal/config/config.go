@@ -217,7 +217,7 @@ func Defaults() Config {
 				MaxSize: 10 << 20, Timeout: 10 * time.Second, CacheDuration: time.Hour,
 			},
 		},
-		Log:        Log{Level: "info"},
+		Log: Log{Level: "info"},
 	}
 }
 
