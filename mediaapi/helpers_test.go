@@ -146,7 +146,6 @@ func tmpCount(t testing.TB, srv *testserver.Server) int {
 	return len(ents)
 }
 
-
 // eventually retries f until it returns true or a second passes.
 func eventually(t testing.TB, what string, f func() bool) {
 	t.Helper()
