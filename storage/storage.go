@@ -6,10 +6,16 @@ import "context"
 // interfaces it needs from it.
 type Store interface {
 	AccountStore
+	RoomStore
 	UIAStore
 	RegistrationTokenStore
 	ProfileStore
 	MediaStore
+	AccountDataStore
+	FilterStore
+	ReceiptStore
+	PushRuleStore
+	NotificationStore
 	// Close releases the database connections.
 	Close() error
 	// Ping checks that the database answers.

@@ -23,6 +23,7 @@ import (
 	"parley/internal/signing"
 	"parley/mediaapi"
 	"parley/mediaapi/blob"
+	"parley/roomserver"
 	"parley/storage"
 	"parley/storage/sqlstore"
 	"parley/syncapi"
@@ -38,6 +39,14 @@ type Homeserver struct {
 	Store      storage.Store
 	SigningKey *mfed.SigningKey
 	Log        *zap.Logger
+	// Rooms is the roomserver.
+	Rooms *roomserver.Server
+	// Inbox serves account data, filters, typing, receipts, presence, push
+	// rules and notifications; the roomserver feeds it events (Inbox.OnEvent).
+	Inbox *syncapi.Inbox
+	// Membership is the room membership the inbox consults. Until the
+	// roomserver is wired it is an in-memory set that tests fill.
+	Membership *syncapi.MemoryRooms
 
 	handler http.Handler
 }
@@ -58,16 +67,31 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	hs := &Homeserver{Config: cfg, Store: store, SigningKey: key, Log: log}
 
 	router := httputil.NewRouter()
+	notifier := syncapi.NewNotifier()
+	rooms := roomserver.New(roomserver.Deps{Store: store, Config: &hs.Config, SigningKey: key, Log: log})
+	hs.Rooms = rooms
+	pduStream := syncapi.NewPDUStream(rooms, notifier, log)
+	if err := pduStream.Load(ctx); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("load room memberships: %w", err)
+	}
+	rooms.SetOnEvent(pduStream.OnEvent)
+
 	client := clientapi.New(clientapi.Deps{
-		Config: &hs.Config, Store: store, Log: log,
-		Limits: ratelimit.NewLimits(cfg.RateLimits),
-		// TODO(accounts): Profiles (roomserver member-event propagation) and
-		// RoomVersions: func() { return roomserver.RoomVersions(cfg.Rooms.DefaultVersion) } (#foundation).
+		Config: &hs.Config, Store: store, Log: log, Rooms: rooms,
+		Limits:       ratelimit.NewLimits(cfg.RateLimits),
+		Profiles:     rooms,
+		RoomVersions: rooms.RoomVersions,
 	})
 	client.Register(router)
 
-	notifier := syncapi.NewNotifier()
-	sync := syncapi.New(syncapi.Deps{Auth: client.Authenticator(), Notifier: notifier, Log: log})
+	hs.Membership = syncapi.NewMemoryRooms()
+	hs.Inbox = syncapi.NewInbox(syncapi.InboxDeps{Config: &hs.Config, Store: store, Notifier: notifier,
+		Rooms: hs.Membership, Auth: client.Authenticator(), Log: log})
+	hs.Inbox.Register(router)
+	hs.Inbox.Start(context.WithoutCancel(ctx))
+	sync := syncapi.New(syncapi.Deps{Auth: client.Authenticator(), Notifier: notifier, Log: log,
+		Streams: append([]syncapi.Stream{pduStream}, hs.Inbox.Streams()...), Filters: hs.Inbox, Observer: hs.Inbox.Observer()})
 	sync.Register(router)
 
 	blobs, err := blob.NewLocal(cfg.Media.Path)
@@ -105,6 +129,7 @@ func (hs *Homeserver) Handler() http.Handler { return hs.handler }
 
 // Close stops background work and closes the database.
 func (hs *Homeserver) Close() error {
+	hs.Inbox.Close()
 	return hs.Store.Close()
 }
 
