@@ -95,6 +95,9 @@ func (a *API) quarantineUserMedia(w http.ResponseWriter, r *http.Request, dev *a
 func (a *API) quarantineRoomMedia(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
 	roomID := id.RoomID(httputil.PathVar(r, "roomId"))
 	uris, err := a.roomMedia.RoomMediaURIs(r.Context(), roomID)
+	if errors.Is(err, ErrUnknownRoom) {
+		return httputil.NotFound("Unknown room")
+	}
 	if err != nil {
 		return fmt.Errorf("list media of %s: %w", roomID, err)
 	}

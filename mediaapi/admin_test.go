@@ -71,8 +71,39 @@ func TestQuarantineByUser(t *testing.T) {
 	expect(t, download(t, bob, a2), http.StatusNotFound, "M_NOT_FOUND")
 	expect(t, download(t, bob, b1), http.StatusOK, "")
 	expect(t, do(t, admin, http.MethodPost, "/_synapse/admin/v1/user/notauser/media/quarantine", nil), http.StatusBadRequest, "M_INVALID_PARAM")
-	// Room quarantine needs the roomserver's event lookup, not wired yet.
-	expect(t, do(t, admin, http.MethodPost, "/_synapse/admin/v1/room/!r:hs1.test/media/quarantine", nil), http.StatusNotFound, "M_UNRECOGNIZED")
+}
+
+func TestQuarantineByRoom(t *testing.T) {
+	srv := newServer(t)
+	admin := makeAdmin(t, srv, "admin")
+	alice := srv.Register(t, "alice")
+	pic := upload(t, alice, testPNG(), "image/png", "")
+	thumbOfPic := upload(t, alice, []byte("thumb"), "image/png", "")
+	avatar := upload(t, alice, []byte("avatar"), "image/png", "")
+	elsewhere := upload(t, alice, []byte("elsewhere"), "image/png", "")
+	roomID := alice.MustDo(t, http.MethodPost, "createRoom", map[string]any{}).JSON["room_id"].(string)
+	other := alice.MustDo(t, http.MethodPost, "createRoom", map[string]any{}).JSON["room_id"].(string)
+	alice.MustDo(t, http.MethodPut, testserver.Sprintf("rooms/%s/send/m.room.message/t1", roomID), map[string]any{
+		"msgtype": "m.image", "body": "pic.png", "url": "mxc://" + pic,
+		"info": map[string]any{"thumbnail_url": "mxc://" + thumbOfPic},
+	})
+	alice.MustDo(t, http.MethodPut, testserver.Sprintf("rooms/%s/state/m.room.avatar/", roomID), map[string]any{"url": "mxc://" + avatar})
+	alice.MustDo(t, http.MethodPut, testserver.Sprintf("rooms/%s/send/m.room.message/t2", other), map[string]any{
+		"msgtype": "m.image", "body": "e.png", "url": "mxc://" + elsewhere,
+	})
+
+	path := "/_synapse/admin/v1/room/" + testserver.PathEscape(roomID) + "/media/quarantine"
+	expect(t, do(t, alice, http.MethodPost, path, nil), http.StatusForbidden, "M_FORBIDDEN")
+	r := do(t, admin, http.MethodPost, path, nil)
+	expect(t, r, http.StatusOK, "")
+	if r.json["num_quarantined"] != float64(3) {
+		t.Fatalf("num_quarantined: %s", r.body)
+	}
+	for _, m := range []string{pic, thumbOfPic, avatar} {
+		expect(t, download(t, alice, m), http.StatusNotFound, "M_NOT_FOUND")
+	}
+	expect(t, download(t, alice, elsewhere), http.StatusOK, "")
+	expect(t, do(t, admin, http.MethodPost, "/_synapse/admin/v1/room/"+testserver.PathEscape("!unknown:hs1.test")+"/media/quarantine", nil), http.StatusNotFound, "M_NOT_FOUND")
 }
 
 func TestDeleteMedia(t *testing.T) {

@@ -101,7 +101,8 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	}
 	media, err := mediaapi.New(mediaapi.Deps{
 		Config: &hs.Config, Store: store, Accounts: store, Blobs: blobs, Auth: client.Authenticator(), Log: log,
-		// TODO(media): Remote (federation media download) and RoomMedia (roomserver) once they land (#7).
+		RoomMedia: mediaapi.StoreRoomMedia{Rooms: store},
+		// TODO(media): Remote, the federation media download client, once federation has it (#7).
 	})
 	if err != nil {
 		store.Close()
