@@ -92,6 +92,45 @@ type Source struct {
 	img    image.Image
 	format string
 	anim   *gif.GIF // set for animated GIFs decoded with animation
+	// halves[i] is img reduced 2^(i+1) times in each dimension, made on
+	// demand: big photos are halved (a 2×2 box filter) down to within
+	// twice the thumbnail size before the slower high-quality resampling.
+	halves []*image.RGBA
+}
+
+// level returns the image reduced 2^n times (n = 0 is the original).
+func (s *Source) level(n int) image.Image {
+	for len(s.halves) < n {
+		prev := s.img
+		if len(s.halves) > 0 {
+			prev = s.halves[len(s.halves)-1]
+		}
+		b := prev.Bounds()
+		dst := image.NewRGBA(image.Rect(0, 0, b.Dx()/2, b.Dy()/2))
+		// At exactly half size the bilinear sample points fall between 2×2 pixel blocks: a box filter.
+		draw.ApproxBiLinear.Scale(dst, dst.Bounds(), prev, image.Rect(b.Min.X, b.Min.Y, b.Min.X+dst.Rect.Dx()*2, b.Min.Y+dst.Rect.Dy()*2), draw.Src, nil)
+		s.halves = append(s.halves, dst)
+	}
+	if n == 0 {
+		return s.img
+	}
+	return s.halves[n-1]
+}
+
+// still resizes the srcRect part of the image to w×h, starting from the
+// smallest halved level still at least twice the target size.
+func (s *Source) still(srcRect image.Rectangle, w, h int) *image.RGBA {
+	n := 0
+	for srcRect.Dx()>>(n+1) >= 2*w && srcRect.Dy()>>(n+1) >= 2*h {
+		n++
+	}
+	img := s.level(n)
+	if n > 0 {
+		o := s.img.Bounds().Min
+		r := srcRect.Sub(o)
+		srcRect = image.Rect(r.Min.X>>n, r.Min.Y>>n, r.Max.X>>n, r.Max.Y>>n).Intersect(img.Bounds())
+	}
+	return resize(img, srcRect, w, h, draw.CatmullRom)
 }
 
 // Size returns the image's width and height.
@@ -152,7 +191,7 @@ func (s *Source) Thumbnail(reqW, reqH int, method string, animated bool) (*Resul
 	if animated && s.anim != nil {
 		return animatedGIF(s.anim, tw, th, method)
 	}
-	return encodeStill(s.img, s.format, tw, th, method)
+	return encodeStill(s.still(sourceRect(s.img.Bounds(), tw, th, method), tw, th), s.format)
 }
 
 // Generate decodes r and makes one thumbnail of it.
@@ -177,10 +216,9 @@ func sourceRect(b image.Rectangle, w, h int, method string) image.Rectangle {
 	return b
 }
 
-func encodeStill(src image.Image, format string, w, h int, method string) (*Result, error) {
-	dst := resize(src, sourceRect(src.Bounds(), w, h, method), w, h, draw.CatmullRom)
+func encodeStill(dst *image.RGBA, format string) (*Result, error) {
 	var buf bytes.Buffer
-	res := &Result{Width: w, Height: h}
+	res := &Result{Width: dst.Rect.Dx(), Height: dst.Rect.Dy()}
 	if format == "jpeg" {
 		if err := jpeg.Encode(&buf, dst, &jpeg.Options{Quality: 80}); err != nil {
 			return nil, err
