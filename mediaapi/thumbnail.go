@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -191,7 +190,7 @@ func (a *API) decode(ctx context.Context, m *storage.Media, animated bool) (*thu
 		return nil, fmt.Errorf("open media %s/%s: %w", m.Origin, m.MediaID, err)
 	}
 	defer obj.Close()
-	return thumbnail.Decode(io.LimitReader(obj, m.Size), animated, a.limits())
+	return thumbnail.Decode(obj, animated, a.limits())
 }
 
 func (a *API) storeThumbnail(ctx context.Context, m *storage.Media, src *thumbnail.Source, req thumbRequest) (*storage.Thumbnail, error) {

@@ -144,8 +144,10 @@ func (s *Source) Size() (int, int) {
 
 // Decode reads an image for thumbnailing. The format is found from the
 // content itself, not from a claimed content type. With animated set, every
-// frame of an animated GIF is kept when that is cheap enough (lim.MaxAnimatedWork).
-func Decode(r io.Reader, animated bool, lim Limits) (*Source, error) {
+// frame of an animated GIF is kept when that is cheap enough
+// (lim.MaxAnimatedWork, checked by walking the GIF's blocks before decoding
+// any frame, so a small file cannot make the decoder allocate without bound).
+func Decode(r io.ReadSeeker, animated bool, lim Limits) (*Source, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, _ := br.Peek(64 << 10)
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(head))
@@ -164,22 +166,108 @@ func Decode(r io.Reader, animated bool, lim Limits) (*Source, error) {
 		return nil, ErrTooLarge
 	}
 	if format == "gif" && animated {
-		g, err := gif.DecodeAll(br)
-		if err != nil || len(g.Image) == 0 {
-			return nil, ErrUnsupported
+		frames, err := gifFrames(br, int64(cfg.Width)*int64(cfg.Height), lim.MaxAnimatedWork)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnsupported, err)
 		}
-		work := int64(len(g.Image)) * int64(cfg.Width) * int64(cfg.Height)
-		src := &Source{img: g.Image[0], format: format}
-		if len(g.Image) > 1 && (lim.MaxAnimatedWork <= 0 || work <= lim.MaxAnimatedWork) {
-			src.anim = g
+		if _, err := r.Seek(0, io.SeekStart); err != nil {
+			return nil, err
 		}
-		return src, nil
+		br.Reset(r)
+		if frames > 1 {
+			g, err := gif.DecodeAll(br)
+			if err != nil || len(g.Image) == 0 {
+				return nil, ErrUnsupported
+			}
+			return &Source{img: firstFrame(g), format: format, anim: g}, nil
+		}
 	}
 	img, _, err := image.Decode(br)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnsupported, err)
 	}
 	return &Source{img: img, format: format}, nil
+}
+
+// firstFrame is the first frame of g drawn on the full canvas (a frame may cover part of it).
+func firstFrame(g *gif.GIF) image.Image {
+	fr := g.Image[0]
+	canvas := image.Rect(0, 0, g.Config.Width, g.Config.Height)
+	if fr.Bounds() == canvas {
+		return fr
+	}
+	img := image.NewRGBA(canvas)
+	draw.Draw(img, fr.Bounds(), fr, fr.Bounds().Min, draw.Src)
+	return img
+}
+
+// gifFrames counts the frames of a GIF by walking its blocks without
+// decompressing them. It stops counting (returning 0: treat as still) once
+// frames × pixels would exceed maxWork (when maxWork > 0).
+func gifFrames(r *bufio.Reader, pixels, maxWork int64) (int, error) {
+	hdr := make([]byte, 13)
+	if _, err := io.ReadFull(r, hdr); err != nil {
+		return 0, err
+	}
+	skipTable := func(flags byte) error {
+		if flags&0x80 == 0 {
+			return nil
+		}
+		_, err := r.Discard(3 << ((flags & 7) + 1))
+		return err
+	}
+	skipSubBlocks := func() error {
+		for {
+			n, err := r.ReadByte()
+			if err != nil || n == 0 {
+				return err
+			}
+			if _, err := r.Discard(int(n)); err != nil {
+				return err
+			}
+		}
+	}
+	if err := skipTable(hdr[10]); err != nil {
+		return 0, err
+	}
+	frames := 0
+	for {
+		b, err := r.ReadByte()
+		if err != nil {
+			return frames, nil // a truncated file: the decoder will say what it can show
+		}
+		switch b {
+		case 0x21: // extension: label, then sub-blocks
+			if _, err := r.ReadByte(); err != nil {
+				return frames, nil
+			}
+			if err := skipSubBlocks(); err != nil {
+				return frames, nil
+			}
+		case 0x2c: // image descriptor, local colour table, LZW code size, data
+			desc := make([]byte, 9)
+			if _, err := io.ReadFull(r, desc); err != nil {
+				return frames, nil
+			}
+			if err := skipTable(desc[8]); err != nil {
+				return frames, nil
+			}
+			if _, err := r.ReadByte(); err != nil {
+				return frames, nil
+			}
+			if err := skipSubBlocks(); err != nil {
+				return frames, nil
+			}
+			frames++
+			if maxWork > 0 && int64(frames)*pixels > maxWork {
+				return 0, nil
+			}
+		case 0x3b: // trailer
+			return frames, nil
+		default:
+			return frames, nil
+		}
+	}
 }
 
 // Thumbnail encodes a thumbnail for a reqW×reqH request with method. JPEG
@@ -195,7 +283,7 @@ func (s *Source) Thumbnail(reqW, reqH int, method string, animated bool) (*Resul
 }
 
 // Generate decodes r and makes one thumbnail of it.
-func Generate(r io.Reader, reqW, reqH int, method string, animated bool, lim Limits) (*Result, error) {
+func Generate(r io.ReadSeeker, reqW, reqH int, method string, animated bool, lim Limits) (*Result, error) {
 	src, err := Decode(r, animated, lim)
 	if err != nil {
 		return nil, err

@@ -109,7 +109,7 @@ func TestCropKeepsCentre(t *testing.T) {
 	if err := pngEncode(&buf, img); err != nil {
 		t.Fatal(err)
 	}
-	res, err := thumbnail.Generate(&buf, 20, 20, thumbnail.Crop, false, thumbnail.Limits{})
+	res, err := thumbnail.Generate(bytes.NewReader(buf.Bytes()), 20, 20, thumbnail.Crop, false, thumbnail.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,5 +122,40 @@ func TestCropKeepsCentre(t *testing.T) {
 		if r > 0x2000 || b > 0x2000 || g < 0xe000 {
 			t.Fatalf("pixel %v is %x,%x,%x: crop is not centred", p, r, g, b)
 		}
+	}
+}
+
+// TestAnimatedFrameBudget: a GIF of many frames is counted before any frame
+// is decoded, and over the budget only the first frame is decoded.
+func TestAnimatedFrameBudget(t *testing.T) {
+	data := testimg.GIF(50, 40, 30)
+	lim := thumbnail.Limits{MaxAnimatedWork: 50 * 40 * 30}
+	src, err := thumbnail.Decode(bytes.NewReader(data), true, lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := src.Thumbnail(25, 20, thumbnail.Scale, true)
+	if err != nil || !res.Animated {
+		t.Fatalf("within budget: %+v %v", res, err)
+	}
+	g, _ := gif.DecodeAll(bytes.NewReader(res.Data))
+	if len(g.Image) != 30 {
+		t.Fatalf("%d frames, want 30", len(g.Image))
+	}
+	lim.MaxAnimatedWork--
+	src, err = thumbnail.Decode(bytes.NewReader(data), true, lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := src.Thumbnail(25, 20, thumbnail.Scale, true); err != nil || res.Animated {
+		t.Fatalf("over budget: %+v %v", res, err)
+	}
+	// Truncated data is refused cleanly.
+	if _, err := thumbnail.Decode(bytes.NewReader(data[:len(data)/2]), true, thumbnail.Limits{}); !errors.Is(err, thumbnail.ErrUnsupported) {
+		t.Fatalf("truncated gif: %v", err)
+	}
+	png := testimg.PNG(400, 300)
+	if _, err := thumbnail.Decode(bytes.NewReader(png[:len(png)/2]), false, thumbnail.Limits{}); !errors.Is(err, thumbnail.ErrUnsupported) {
+		t.Fatalf("truncated png: %v", err)
 	}
 }
