@@ -47,6 +47,9 @@ type Homeserver struct {
 	// Membership is the room membership the inbox consults. Until the
 	// roomserver is wired it is an in-memory set that tests fill.
 	Membership *syncapi.MemoryRooms
+	// Media is the media repository; federation serves local media with its
+	// LocalMedia and LocalThumbnail.
+	Media *mediaapi.API
 
 	handler http.Handler
 }
@@ -109,6 +112,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		return nil, fmt.Errorf("media: %w", err)
 	}
 	media.Register(router)
+	hs.Media = media
 
 	fed := federation.New(federation.Deps{ServerName: cfg.ServerName, Key: key, Version: Version, Log: log})
 	fed.Register(router)
