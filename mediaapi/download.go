@@ -111,20 +111,27 @@ func (a *API) waitLocal(ctx context.Context, origin, mediaID string, wait time.D
 	defer deadline.Stop()
 	poll := time.NewTicker(time.Second) // another process may complete the upload
 	defer poll.Stop()
-	for {
-		ch := a.uploads.wait(origin + "/" + mediaID)
+	key := origin + "/" + mediaID
+	get := func() (*storage.Media, error) {
 		m, err := a.store.GetMedia(ctx, origin, mediaID)
 		if errors.Is(err, storage.ErrNotFound) {
 			return nil, errNotFound
 		}
-		if err != nil {
-			return nil, err
-		}
-		if !m.Pending() {
-			return m, nil
-		}
-		if m.ExpiresTS != 0 && m.ExpiresTS <= nowMS() {
+		if err == nil && m.Pending() && m.ExpiresTS != 0 && m.ExpiresTS <= nowMS() {
 			return nil, errNotFound
+		}
+		return m, err
+	}
+	for {
+		m, err := get()
+		if err != nil || !m.Pending() {
+			return m, err
+		}
+		// Subscribe, then look again, so an upload in between is not missed.
+		// Only pending IDs get a waiter entry; sweepPending drops expired ones.
+		ch := a.uploads.wait(key)
+		if m, err := get(); err != nil || !m.Pending() {
+			return m, err
 		}
 		select {
 		case <-ch:

@@ -132,6 +132,9 @@ func (a *API) sweepPending(ctx context.Context) {
 	refs, err := a.store.ExpiredPendingMedia(ctx, now)
 	if err == nil && len(refs) > 0 {
 		_, err = a.deleteMedia(ctx, refs)
+		for _, r := range refs {
+			a.uploads.done(r.Origin + "/" + r.MediaID) // waiters then find the ID gone
+		}
 	}
 	if err != nil {
 		a.log.Warn("remove expired pending media", zap.Error(err))

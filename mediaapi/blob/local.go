@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // copyBufferSize is the chunk in which uploads are streamed to disk.
@@ -24,10 +25,24 @@ type Local struct {
 
 var _ Store = (*Local)(nil)
 
-// NewLocal returns a Local store rooted at dir, creating it if needed.
+// staleUpload is the age after which a file left in tmp/ (by a crash
+// mid-upload) is removed when a store is opened. It is long enough that an
+// upload still running in another process sharing the directory is kept.
+const staleUpload = 24 * time.Hour
+
+// NewLocal returns a Local store rooted at dir, creating it if needed, and
+// removes stale partial uploads.
 func NewLocal(dir string) (*Local, error) {
-	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return nil, fmt.Errorf("create media directory: %w", err)
+	}
+	if ents, err := os.ReadDir(tmp); err == nil {
+		for _, e := range ents {
+			if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > staleUpload {
+				os.Remove(filepath.Join(tmp, e.Name()))
+			}
+		}
 	}
 	return &Local{root: dir}, nil
 }

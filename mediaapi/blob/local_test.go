@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"parley/mediaapi/blob"
 )
@@ -61,6 +62,26 @@ func TestLocal(t *testing.T) {
 		if _, err := s.Open(ctx, bad); !errors.Is(err, blob.ErrNotFound) {
 			t.Fatalf("open %q: %v", bad, err)
 		}
+	}
+	// Stale partial uploads are removed when a store is opened; recent ones are kept.
+	stale, fresh := filepath.Join(dir, "tmp", "upload-old"), filepath.Join(dir, "tmp", "upload-new")
+	for _, p := range []string{stale, fresh} {
+		if err := os.WriteFile(p, []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-25 * time.Hour)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := blob.NewLocal(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Fatalf("stale upload kept: %v", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Fatalf("recent upload removed: %v", err)
 	}
 	// A cancelled context stops a long copy.
 	cctx, cancel := context.WithCancel(ctx)
