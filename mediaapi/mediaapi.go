@@ -244,6 +244,22 @@ func (a *API) deleteBlobs(ctx context.Context, hashes []string) {
 	}
 }
 
+// releaseIfUnused deletes a blob stored for a write that then failed, unless
+// a row references it. The caller must not hold blobMu.
+func (a *API) releaseIfUnused(ctx context.Context, sha string) {
+	a.blobMu.Lock()
+	defer a.blobMu.Unlock()
+	ctx = context.WithoutCancel(ctx)
+	used, err := a.store.BlobInUse(ctx, sha)
+	if err != nil {
+		a.log.Warn("check media blob use", zap.String("sha256", sha), zap.Error(err))
+		return
+	}
+	if !used {
+		a.deleteBlobs(ctx, []string{sha})
+	}
+}
+
 // deleteMedia deletes rows, thumbnails and unreferenced blobs.
 func (a *API) deleteMedia(ctx context.Context, refs []storage.MediaRef) ([]storage.MediaRef, error) {
 	a.blobMu.Lock()

@@ -93,6 +93,9 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request, dev *authn.Device) 
 		return nil
 	}()
 	if err != nil {
+		if m.SHA256 != "" {
+			a.releaseIfUnused(r.Context(), m.SHA256)
+		}
 		return err
 	}
 	a.pregenerate(r.Context(), &m)
@@ -173,6 +176,9 @@ func (a *API) uploadAsync(w http.ResponseWriter, r *http.Request, dev *authn.Dev
 		return a.pendingError(nil, a.store.CompletePendingMedia(r.Context(), &m, now), dev, now)
 	}()
 	if err != nil {
+		if m.SHA256 != "" {
+			a.releaseIfUnused(r.Context(), m.SHA256)
+		}
 		return err
 	}
 	a.uploads.done(server + "/" + mediaID)

@@ -96,6 +96,9 @@ type MediaStore interface {
 	// ExpiredPendingMedia lists pending media IDs that expired before now.
 	ExpiredPendingMedia(ctx context.Context, now int64) ([]MediaRef, error)
 
+	// BlobInUse reports whether any media or thumbnail row references the hash.
+	BlobInUse(ctx context.Context, sha256 string) (bool, error)
+
 	// StoreThumbnail stores (or replaces) a cached thumbnail, returning the
 	// hash of a replaced thumbnail that is no longer referenced, or "".
 	StoreThumbnail(ctx context.Context, th Thumbnail) (freed string, err error)

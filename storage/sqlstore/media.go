@@ -297,6 +297,13 @@ func hashUsed(ctx context.Context, tx *sql.Tx, sha string) (bool, error) {
 	return n > 0, err
 }
 
+// BlobInUse implements storage.MediaStore.
+func (s *Store) BlobInUse(ctx context.Context, sha string) (bool, error) {
+	var n int
+	err := s.db.r.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM media WHERE sha256 = $1) + (SELECT COUNT(*) FROM media_thumbnails WHERE sha256 = $1)`, sha).Scan(&n)
+	return n > 0, err
+}
+
 func (s *Store) listRefs(ctx context.Context, query string, args ...any) ([]storage.MediaRef, error) {
 	rows, err := s.db.r.QueryContext(ctx, query, args...)
 	if err != nil {

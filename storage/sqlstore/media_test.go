@@ -108,6 +108,12 @@ func TestMediaStore(t *testing.T) {
 		if err := s.StoreMedia(ctx, &storage.Media{Origin: "remote", MediaID: "r", SHA256: hash('r'), CreatedTS: now, UploadedTS: now, LastAccessTS: now}); err != nil {
 			t.Fatal(err)
 		}
+		if used, err := s.BlobInUse(ctx, hash('r')); err != nil || !used {
+			t.Fatalf("blob of remote media in use: %v %v", used, err)
+		}
+		if used, err := s.BlobInUse(ctx, hash('a')); err != nil || used {
+			t.Fatalf("blob of deleted media in use: %v %v", used, err)
+		}
 		if refs, _ := s.RemoteMediaBefore(ctx, "hs", now); len(refs) != 0 {
 			t.Fatalf("accessed at now is not before now: %v", refs)
 		}
