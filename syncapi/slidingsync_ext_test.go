@@ -66,7 +66,6 @@ func TestSlidingSyncExtensions(t *testing.T) {
 	bob := srv.Register(t, "bob")
 	room := createRoom(t, alice, map[string]any{"preset": "public_chat"})
 	bob.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", room), map[string]any{})
-	inboxJoined(srv, room, alice, bob)
 	ev := send(t, bob, room, "hello")
 	on := map[string]any{"enabled": true}
 	body := map[string]any{
