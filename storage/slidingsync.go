@@ -13,6 +13,8 @@ type SlidingSyncStore interface {
 	// stream position of its newest accepted event (last) and of its newest
 	// accepted event whose type is one of bumpTypes (bump; 0 if none).
 	JoinedRoomActivity(ctx context.Context, user id.UserID, bumpTypes []string) (map[id.RoomID]RoomActivity, error)
+	// RoomsActivity is JoinedRoomActivity for the given rooms.
+	RoomsActivity(ctx context.Context, rooms []id.RoomID, bumpTypes []string) (map[id.RoomID]RoomActivity, error)
 	// RoomsStateOfTypes returns the current state events with an empty state
 	// key and one of types, of every room in rooms.
 	RoomsStateOfTypes(ctx context.Context, rooms []id.RoomID, types []string) ([]*Event, error)

@@ -391,6 +391,8 @@ type connState struct {
 	// subs are the room subscriptions in force: those of every request on
 	// the connection, less the rooms unsubscribed.
 	subs map[id.RoomID]*ssRoomConfig
+	// activity is the newest activity of the user's joined rooms at token.
+	activity map[id.RoomID]storage.RoomActivity
 }
 
 // roomSent is what the connection has sent of one room.

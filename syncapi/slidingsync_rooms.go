@@ -221,18 +221,16 @@ func (b *ssBuild) loadRoomList(ctx context.Context) error {
 			joined = append(joined, m.RoomID)
 		}
 	}
-	if len(joined) > 0 {
-		act, err := b.s.d.Store.JoinedRoomActivity(ctx, user, bumpTypes)
-		if err != nil {
-			return err
+	act, err := b.activity(ctx, joined)
+	if err != nil {
+		return err
+	}
+	for _, r := range joined {
+		e, a := b.byRoom[r], act[r]
+		if a.Bump > 0 && a.Bump <= b.to {
+			e.bump = a.Bump
 		}
-		for _, r := range joined {
-			e, a := b.byRoom[r], act[r]
-			if a.Bump > 0 && a.Bump <= b.to {
-				e.bump = a.Bump
-			}
-			e.last = min(max(a.Last, e.last), b.to)
-		}
+		e.last = min(max(a.Last, e.last), b.to)
 	}
 	sort.Slice(b.entries, func(i, j int) bool {
 		if b.entries[i].bump != b.entries[j].bump {
@@ -241,6 +239,45 @@ func (b *ssBuild) loadRoomList(ctx context.Context) error {
 		return b.entries[i].m.RoomID < b.entries[j].m.RoomID
 	})
 	return b.loadDMs(ctx)
+}
+
+// activity returns the newest activity of the joined rooms. A connection
+// keeps it from response to response and re-reads only the rooms with
+// events since (and newly joined ones), so an incremental request does not
+// read every room of a large account.
+func (b *ssBuild) activity(ctx context.Context, joined []id.RoomID) (map[id.RoomID]storage.RoomActivity, error) {
+	store := b.s.d.Store
+	if b.prev == nil || b.prev.activity == nil {
+		act, err := store.JoinedRoomActivity(ctx, b.dev.UserID, bumpTypes)
+		b.newState.activity = act
+		return act, err
+	}
+	changed, err := b.s.d.PDU.store.RoomsChangedBetween(ctx, b.prev.token[StreamPDU], b.to)
+	if err != nil {
+		return nil, err
+	}
+	isChanged := make(map[id.RoomID]bool, len(changed))
+	for _, r := range changed {
+		isChanged[r] = true
+	}
+	act := make(map[id.RoomID]storage.RoomActivity, len(joined))
+	var stale []id.RoomID
+	for _, r := range joined {
+		if a, ok := b.prev.activity[r]; ok && !isChanged[r] {
+			act[r] = a
+		} else {
+			stale = append(stale, r)
+		}
+	}
+	if len(stale) > 0 {
+		fresh, err := store.RoomsActivity(ctx, stale, bumpTypes)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(act, fresh)
+	}
+	b.newState.activity = act
+	return act, nil
 }
 
 // loadDMs reads m.direct: the rooms in it are DMs.
