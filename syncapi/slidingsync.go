@@ -89,8 +89,8 @@ type ssRequest struct {
 	RoomSubscriptions map[id.RoomID]*ssRoomConfig `json:"room_subscriptions"`
 	// UnsubscribeRooms ends subscriptions of earlier requests (matrix-js-sdk
 	// sends each subscription once and keeps it until it unsubscribes).
-	UnsubscribeRooms []id.RoomID `json:"unsubscribe_rooms"`
-	Extensions        ssExtensions                `json:"extensions"`
+	UnsubscribeRooms []id.RoomID  `json:"unsubscribe_rooms"`
+	Extensions       ssExtensions `json:"extensions"`
 }
 
 // ssRoomConfig is a "room config": timeline_limit and required_state.

@@ -74,6 +74,10 @@ func TestSlidingSyncExtensions(t *testing.T) {
 			"to_device": map[string]any{"enabled": true}},
 	}
 	first := slide(t, alice, "", 0, body)
+	// Bob's message notifies alice (one-to-one room rule).
+	if r := first.Rooms[room]; r == nil || *r.NotificationCount != 1 || *r.HighlightCount != 0 {
+		t.Fatalf("unread counts: %+v", first.Rooms[room])
+	}
 	if ad := accountDataOf(t, first); !slices.Contains(types(ad.Global), "m.push_rules") {
 		t.Fatalf("first response lacks push rules: %+v", ad)
 	}

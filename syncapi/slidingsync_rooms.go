@@ -49,7 +49,6 @@ type ssRoom struct {
 	Avatar            json.RawMessage   `json:"avatar,omitempty"`
 	Heroes            []ssHero          `json:"heroes,omitempty"`
 	Initial           bool              `json:"initial,omitempty"`
-	ExpandedTimeline  bool              `json:"expanded_timeline,omitempty"`
 	RequiredState     []json.RawMessage `json:"required_state,omitempty"`
 	Timeline          []json.RawMessage `json:"timeline,omitempty"`
 	PrevBatch         string            `json:"prev_batch,omitempty"`

@@ -41,9 +41,9 @@ type ssRoomResp struct {
 	Name              *string          `json:"name"`
 	Heroes            []map[string]any `json:"heroes"`
 	Initial           bool             `json:"initial"`
-	RequiredState     []ssEvent      `json:"required_state"`
-	Timeline          []ssEvent      `json:"timeline"`
-	InviteState       []ssEvent      `json:"invite_state"`
+	RequiredState     []ssEvent        `json:"required_state"`
+	Timeline          []ssEvent        `json:"timeline"`
+	InviteState       []ssEvent        `json:"invite_state"`
 	PrevBatch         string           `json:"prev_batch"`
 	Limited           *bool            `json:"limited"`
 	NumLive           *int             `json:"num_live"`
@@ -265,16 +265,26 @@ func TestSlidingSyncLazyMembers(t *testing.T) {
 	if got := stateKeys(next.Rooms[room].RequiredState, "m.room.member"); !slices.Equal(got, []string{string(carol.UserID)}) {
 		t.Fatalf("second lazy batch: %v", got)
 	}
+	// Subscriptions stay in force until unsubscribed (matrix-js-sdk sends each once).
+	send(t, bob, room, "bob 3")
+	sticky := slide(t, alice, next.Pos, 0, map[string]any{})
+	if r := sticky.Rooms[room]; r == nil || !slices.Equal(bodies(r.Timeline), []string{"bob 3"}) {
+		t.Fatalf("subscription not kept: %+v", sticky.Rooms)
+	}
+	send(t, bob, room, "bob 4")
+	if gone := slide(t, alice, sticky.Pos, 0, map[string]any{"unsubscribe_rooms": []string{room}}); len(gone.Rooms) != 0 {
+		t.Fatalf("unsubscribed room still sent: %v", roomIDs(gone))
+	}
 	// $ME and the object form of required_state.
 	me := slide(t, alice, "", 0, sub(map[string]any{"include": []map[string]any{{"type": "m.room.member", "state_key": "$ME"}}}))
 	if got := stateKeys(me.Rooms[room].RequiredState, "m.room.member"); !slices.Equal(got, []string{string(alice.UserID)}) {
 		t.Fatalf("$ME: %v", got)
 	}
 	// Wildcards: every state event, members lazily (the timeline is
-	// "bob 2", "carol again": alice's member event is left out).
+	// "bob 3", "bob 4": carol's and alice's member events are left out).
 	all := slide(t, alice, "", 0, sub([][]string{{"*", "*"}, {"m.room.member", "$LAZY"}}))
 	rs := all.Rooms[room].RequiredState
-	if got := stateKeys(rs, "m.room.member"); !slices.Equal(got, sorted(string(bob.UserID), string(carol.UserID))) || len(stateKeys(rs, "m.room.power_levels")) != 1 {
+	if got := stateKeys(rs, "m.room.member"); !slices.Equal(got, []string{string(bob.UserID)}) || len(stateKeys(rs, "m.room.power_levels")) != 1 {
 		t.Fatalf("wildcard: %+v", rs)
 	}
 	// A room the user is not in is ignored.
