@@ -151,6 +151,7 @@ func TestSlidingSyncExtensions(t *testing.T) {
 
 	// Scoping: an extension limited to no lists and no rooms sends no room data.
 	scoped := map[string]any{
+		"conn_id":    "scoped", // a second connection: the main one goes on below
 		"lists":      body["lists"],
 		"extensions": map[string]any{"typing": map[string]any{"enabled": true, "lists": []string{}, "rooms": []string{}}},
 	}
@@ -177,5 +178,63 @@ func TestSlidingSyncExtensions(t *testing.T) {
 	_ = json.Unmarshal(raw, &td)
 	if len(td.Events) != 0 {
 		t.Fatalf("to-device message delivered twice: %s", raw)
+	}
+}
+
+// TestSlidingSyncE2EEExtension checks the e2ee extension: one-time key
+// counts, and a device list change when someone joins a shared room. It
+// needs the E2EE endpoints (keyserver); without them it skips.
+func TestSlidingSyncE2EEExtension(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	carol := srv.Register(t, "carol")
+	res := alice.Do(t, http.MethodPost, "keys/upload", map[string]any{
+		"one_time_keys": map[string]any{"signed_curve25519:AAAA": map[string]any{"key": "k1"}, "signed_curve25519:AAAB": map[string]any{"key": "k2"}}})
+	if res.Status == http.StatusNotFound {
+		t.Skip("no /keys/upload on this build")
+	}
+	if res.Status != http.StatusOK {
+		t.Fatalf("keys/upload: %d %s", res.Status, res.Body)
+	}
+	room := createRoom(t, alice, map[string]any{"preset": "public_chat"})
+	body := map[string]any{"extensions": map[string]any{"e2ee": map[string]any{"enabled": true}}}
+	first := slide(t, alice, "", 0, body)
+	var e2ee struct {
+		DeviceLists struct {
+			Changed []string `json:"changed"`
+			Left    []string `json:"left"`
+		} `json:"device_lists"`
+		Counts   map[string]int `json:"device_one_time_keys_count"`
+		Fallback []string       `json:"device_unused_fallback_key_types"`
+	}
+	decode := func(r *ssResp) {
+		t.Helper()
+		raw, _ := json.Marshal(extOf(t, r, "e2ee"))
+		e2ee.DeviceLists.Changed = nil
+		if err := json.Unmarshal(raw, &e2ee); err != nil {
+			t.Fatal(err)
+		}
+	}
+	decode(first)
+	if e2ee.Counts["signed_curve25519"] != 2 || e2ee.Fallback == nil {
+		t.Fatalf("key counts: %+v", e2ee)
+	}
+	done := make(chan *ssResp, 1)
+	go func() { done <- slide(t, alice, first.Pos, 10000, body) }()
+	time.Sleep(100 * time.Millisecond)
+	carol.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", room), map[string]any{})
+	var got *ssResp
+	select {
+	case got = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("join did not wake the long-poll")
+	}
+	decode(got)
+	if !slices.Contains(e2ee.DeviceLists.Changed, string(carol.UserID)) {
+		// The device list change may come in the response after the room's.
+		decode(slide(t, alice, got.Pos, 2000, body))
+	}
+	if !slices.Contains(e2ee.DeviceLists.Changed, string(carol.UserID)) {
+		t.Fatalf("device_lists.changed lacks carol: %+v", e2ee.DeviceLists)
 	}
 }
