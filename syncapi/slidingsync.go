@@ -400,12 +400,14 @@ type roomSent struct {
 	// pos is the PDU stream position up to which the room was sent.
 	pos        int64
 	membership string
-	limit      int
-	// stateCfg is the required_state config the room was last sent with.
-	stateCfg string
+	// limit and stateCfgs are the largest timeline_limit and the
+	// required_state configs (canonical forms) the client has the room with;
+	// only a config beyond them makes the room be sent again in full.
+	stateCfgs map[string]bool
 	name     *string
 	avatar   *string
 	heroes   string
+	limit    int
 	isDM     bool
 	// lazy holds the members whose m.room.member event was sent ($LAZY).
 	lazy map[id.UserID]bool

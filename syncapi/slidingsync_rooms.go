@@ -112,8 +112,22 @@ func (b *ssBuild) run(ctx context.Context) (*ssResponse, *connState, bool, error
 	if b.prev != nil {
 		maps.Copy(b.newState.rooms, b.prev.rooms)
 	}
-	if err := b.loadRoomList(ctx); err != nil {
-		return nil, nil, false, err
+	subs := map[id.RoomID]*ssRoomConfig{}
+	if b.prev != nil {
+		maps.Copy(subs, b.prev.subs)
+	}
+	for _, room := range b.req.UnsubscribeRooms {
+		delete(subs, room)
+	}
+	maps.Copy(subs, b.req.RoomSubscriptions)
+	b.newState.subs = subs
+	b.byRoom = map[id.RoomID]*ssEntry{}
+	// A connection with neither lists nor subscriptions (Element X's
+	// encryption loop: extensions only) needs no room list.
+	if len(b.req.Lists) > 0 || len(subs) > 0 {
+		if err := b.loadRoomList(ctx); err != nil {
+			return nil, nil, false, err
+		}
 	}
 	resp := &ssResponse{Lists: map[string]ssListResult{}, Rooms: map[id.RoomID]*ssRoom{}, Extensions: map[string]any{}}
 	found := b.prev == nil
@@ -125,15 +139,6 @@ func (b *ssBuild) run(ctx context.Context) (*ssResponse, *connState, bool, error
 			found = true
 		}
 	}
-	subs := map[id.RoomID]*ssRoomConfig{}
-	if b.prev != nil {
-		maps.Copy(subs, b.prev.subs)
-	}
-	for _, room := range b.req.UnsubscribeRooms {
-		delete(subs, room)
-	}
-	maps.Copy(subs, b.req.RoomSubscriptions)
-	b.newState.subs = subs
 	for room, sub := range subs {
 		e := b.byRoom[room]
 		if e == nil {
@@ -199,7 +204,6 @@ func (b *ssBuild) loadRoomList(ctx context.Context) error {
 		return err
 	}
 	var joined []id.RoomID
-	b.byRoom = map[id.RoomID]*ssEntry{}
 	for _, m := range ms {
 		if m.StreamPos > b.to || forgotten[m.RoomID] {
 			continue
@@ -498,7 +502,7 @@ func (b *ssBuild) rooms(ctx context.Context, resp *ssResponse) (bool, error) {
 		switch {
 		case sent == nil || sent.membership != e.m.Membership:
 			j.initial = true
-		case rc.limit > sent.limit || rc.stateKey() != sent.stateCfg:
+		case rc.expands(sent):
 			// A larger config: send the room again in full (initial), which
 			// covers MSC4186's expanded timeline and required_state.
 			j.initial = true
@@ -600,7 +604,8 @@ func (b *ssBuild) room(ctx context.Context, j *ssJob) (*ssRoom, *roomSent, error
 	m := j.e.m
 	bump := j.e.bump
 	r := &ssRoom{Initial: j.initial, BumpStamp: &bump, Membership: m.Membership}
-	st := &roomSent{pos: b.to, membership: m.Membership, limit: j.rc.limit, stateCfg: j.rc.stateKey(), isDM: b.dms[m.RoomID]}
+	st := &roomSent{pos: b.to, membership: m.Membership, isDM: b.dms[m.RoomID]}
+	st.limit, st.stateCfgs = j.rc.sentConfigs(j.initial, j.sent)
 	if j.sent != nil && !j.initial {
 		st.name, st.avatar, st.heroes, st.lazy = j.sent.name, j.sent.avatar, j.sent.heroes, j.sent.lazy
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
@@ -146,16 +145,33 @@ func (rc *roomConfig) wants(typ, key string, user id.UserID) bool {
 	return slices.ContainsFunc(rc.state, func(rs *requiredState) bool { return rs.matches(typ, key, user) })
 }
 
-// stateKey is a canonical form of the required_state configs, to notice a
-// changed config between requests.
-func (rc *roomConfig) stateKey() string {
-	var parts []string
+// stateKeys are canonical forms of the required_state configs.
+func (rc *roomConfig) stateKeys() []string {
+	var keys []string
 	for _, rs := range rc.state {
-		var b strings.Builder
-		fmt.Fprintf(&b, "%v|%q|%q", rs.lazy, rs.include, rs.exclude)
-		parts = append(parts, b.String())
+		keys = append(keys, fmt.Sprintf("%v|%q|%q", rs.lazy, rs.include, rs.exclude))
 	}
-	slices.Sort(parts)
-	parts = slices.Compact(parts)
-	return strings.Join(parts, ";")
+	return keys
+}
+
+// expands reports whether rc asks for more than what the client has of a
+// room (sent): a larger timeline or a required_state config not sent yet.
+func (rc *roomConfig) expands(sent *roomSent) bool {
+	if rc.limit > sent.limit {
+		return true
+	}
+	return slices.ContainsFunc(rc.stateKeys(), func(k string) bool { return !sent.stateCfgs[k] })
+}
+
+// sentConfigs returns the limit and configs to remember after sending a
+// room: rc's own when sent in full, else what the client had.
+func (rc *roomConfig) sentConfigs(initial bool, prev *roomSent) (int, map[string]bool) {
+	if !initial && prev != nil {
+		return prev.limit, prev.stateCfgs
+	}
+	cfgs := map[string]bool{}
+	for _, k := range rc.stateKeys() {
+		cfgs[k] = true
+	}
+	return rc.limit, cfgs
 }

@@ -397,3 +397,36 @@ func TestVersionsAdvertisesSlidingSync(t *testing.T) {
 		t.Fatalf("unstable_features: %v", res.JSON["unstable_features"])
 	}
 }
+
+// TestSlidingSyncConfigChange: a larger room config sends the room again in
+// full; going back to the smaller one does not.
+func TestSlidingSyncConfigChange(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	room := createRoom(t, alice, map[string]any{"name": "r"})
+	for _, m := range []string{"a", "b", "c"} {
+		send(t, alice, room, m)
+	}
+	list := map[string]any{"all": map[string]any{"ranges": [][]int{{0, 9}}, "timeline_limit": 1, "required_state": [][]string{{"m.room.name", ""}}}}
+	first := slide(t, alice, "", 0, map[string]any{"lists": list})
+	if got := bodies(first.Rooms[room].Timeline); !slices.Equal(got, []string{"c"}) {
+		t.Fatalf("first: %v", got)
+	}
+	// Opening the room: a subscription with a longer timeline and all state.
+	sub := map[string]any{room: map[string]any{"timeline_limit": 3, "required_state": [][]string{{"*", "*"}}}}
+	open := slide(t, alice, first.Pos, 0, map[string]any{"lists": list, "room_subscriptions": sub})
+	r := open.Rooms[room]
+	if r == nil || !r.Initial || !slices.Equal(bodies(r.Timeline), []string{"a", "b", "c"}) || len(stateKeys(r.RequiredState, "m.room.power_levels")) != 1 {
+		t.Fatalf("expanded config not sent in full: %+v", r)
+	}
+	if !slices.Equal(r.Lists, []string{"all"}) {
+		t.Fatalf("lists: %v", r.Lists)
+	}
+	// Closing it again, then a message: only the new event.
+	send(t, alice, room, "d")
+	closed := slide(t, alice, open.Pos, 0, map[string]any{"lists": list, "unsubscribe_rooms": []string{room}})
+	r = closed.Rooms[room]
+	if r == nil || r.Initial || !slices.Equal(bodies(r.Timeline), []string{"d"}) {
+		t.Fatalf("smaller config resent the room: %+v", r)
+	}
+}
