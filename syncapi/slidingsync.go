@@ -404,11 +404,11 @@ type roomSent struct {
 	// required_state configs (canonical forms) the client has the room with;
 	// only a config beyond them makes the room be sent again in full.
 	stateCfgs map[string]bool
-	name     *string
-	avatar   *string
-	heroes   string
-	limit    int
-	isDM     bool
+	name      *string
+	avatar    *string
+	heroes    string
+	limit     int
+	isDM      bool
 	// lazy holds the members whose m.room.member event was sent ($LAZY).
 	lazy map[id.UserID]bool
 }
