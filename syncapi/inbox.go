@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/gorilla/mux"
 	"go.uber.org/zap"
@@ -122,9 +123,36 @@ func NewInbox(d InboxDeps) *Inbox {
 // Start runs the presence timers and the push sender until Close.
 func (in *Inbox) Start(ctx context.Context) {
 	ctx, in.stop = context.WithCancel(ctx)
-	in.wg.Add(2)
+	in.wg.Add(3)
+	go func() { defer in.wg.Done(); in.flushCaches(ctx) }()
 	go func() { defer in.wg.Done(); in.presence.run(ctx) }()
 	go func() { defer in.wg.Done(); in.pusher.run(ctx) }()
+}
+
+// cacheTTL bounds how long the push caches (compiled rules, room push
+// contexts, pushers) live. Changes made through this process clear them at
+// once; changes made by another process sharing the database are seen after
+// at most cacheTTL.
+const cacheTTL = 30 * time.Second
+
+// flushCaches empties the push caches every cacheTTL until ctx ends.
+func (in *Inbox) flushCaches(ctx context.Context) {
+	t := time.NewTicker(cacheTTL)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			in.rulesMu.Lock()
+			clear(in.rulesCache)
+			in.rulesMu.Unlock()
+			in.roomCtxMu.Lock()
+			clear(in.roomCtx)
+			in.roomCtxMu.Unlock()
+			in.forgetPushers()
+		}
+	}
 }
 
 // Close stops background work and waits for it.
