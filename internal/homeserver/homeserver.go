@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -48,6 +49,14 @@ type Homeserver struct {
 
 // New opens storage (running migrations), loads or creates the signing key and builds every component.
 func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, error) {
+	var proxies []netip.Prefix
+	for _, p := range cfg.Listen.TrustedProxies {
+		pfx, err := config.ParsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("listen.trusted_proxies: %w", err)
+		}
+		proxies = append(proxies, pfx)
+	}
 	key, created, err := signing.LoadOrGenerate(cfg.SigningKeyPath)
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
@@ -95,7 +104,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	fed := federation.New(federation.Deps{ServerName: cfg.ServerName, Key: key, Version: Version, Log: log})
 	fed.Register(router)
 
-	hs.handler = httputil.CORS(hs.requestLog(httputil.LimitBody(cfg.Listen.MaxRequestBytes, isMediaUpload, router)))
+	hs.handler = httputil.CORS(httputil.RealIP(proxies, hs.requestLog(httputil.LimitBody(cfg.Listen.MaxRequestBytes, isMediaUpload, router))))
 	return hs, nil
 }
 
