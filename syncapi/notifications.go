@@ -342,7 +342,7 @@ func (in *Inbox) getNotifications(w http.ResponseWriter, r *http.Request, dev *a
 	type note struct {
 		Actions    json.RawMessage `json:"actions"`
 		Event      json.RawMessage `json:"event"`
-		ProfileTag string          `json:"profile_tag,omitempty"`
+		ProfileTag *string         `json:"profile_tag"` // null when none, as Synapse
 		Read       bool            `json:"read"`
 		RoomID     id.RoomID       `json:"room_id"`
 		TS         int64           `json:"ts"`
@@ -352,8 +352,12 @@ func (in *Inbox) getNotifications(w http.ResponseWriter, r *http.Request, dev *a
 		Notifications []note `json:"notifications"`
 	}{Notifications: []note{}}
 	for _, n := range ns {
-		out.Notifications = append(out.Notifications, note{Actions: n.Actions, Event: n.Event, ProfileTag: n.ProfileTag,
-			Read: n.Read, RoomID: n.RoomID, TS: n.TS})
+		nt := note{Actions: n.Actions, Event: n.Event, Read: n.Read, RoomID: n.RoomID, TS: n.TS}
+		if n.ProfileTag != "" {
+			tag := n.ProfileTag
+			nt.ProfileTag = &tag
+		}
+		out.Notifications = append(out.Notifications, nt)
 	}
 	if limit > 0 && len(ns) == limit {
 		out.NextToken = strconv.FormatInt(ns[len(ns)-1].ID, 10)

@@ -58,6 +58,9 @@ func TestNotificationCounts(t *testing.T) {
 	// /notifications lists them newest first, only=highlight filters.
 	res := bob.MustDo(t, http.MethodGet, "notifications", nil)
 	ns := res.JSON["notifications"].([]any)
+	if _, ok := ns[0].(map[string]any)["profile_tag"]; !ok {
+		t.Fatalf("notification without profile_tag: %s", res.Body)
+	}
 	if len(ns) != 3 || ns[0].(map[string]any)["event"].(map[string]any)["event_id"] != m3 || ns[0].(map[string]any)["read"] != false ||
 		ns[0].(map[string]any)["room_id"] != string(room) {
 		t.Fatalf("notifications: %s", res.Body)
