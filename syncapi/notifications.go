@@ -40,8 +40,11 @@ type pushRoom struct {
 	user id.UserID
 }
 
+// GetOwnDisplayname implements pushrules.Room.
 func (p pushRoom) GetOwnDisplayname() string { return p.ev.DisplayNames[p.user] }
+// GetMemberCount implements pushrules.Room.
 func (p pushRoom) GetMemberCount() int       { return len(p.ev.Members) }
+// GetPowerLevels implements pushrules.Room.
 func (p pushRoom) GetPowerLevels() *event.PowerLevelsEventContent {
 	if p.ev.PowerLevels == nil {
 		return &event.PowerLevelsEventContent{}
@@ -207,12 +210,15 @@ func (in *Inbox) evaluateEvent(ctx context.Context, ev *PushEvent, r *evalResult
 // (and unread_thread_notifications) of every joined room in the response.
 type notifStream struct{ in *Inbox }
 
+// Name implements Stream.
 func (s *notifStream) Name() StreamName { return StreamNotif }
 
+// Position implements Stream.
 func (s *notifStream) Position(ctx context.Context) (int64, error) {
 	return s.in.store.NotifPosition(ctx)
 }
 
+// Fill implements Stream.
 func (s *notifStream) Fill(ctx context.Context, req *Request, from, to int64, resp *Response) (bool, error) {
 	joined, all, err := s.in.joinedSet(ctx, req.Device.UserID)
 	if err != nil {

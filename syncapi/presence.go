@@ -276,8 +276,10 @@ func (in *Inbox) putPresence(w http.ResponseWriter, r *http.Request, dev *authn.
 // presenceStream delivers m.presence for the user and users sharing a room.
 type presenceStream struct{ in *Inbox }
 
+// Name implements Stream.
 func (s *presenceStream) Name() StreamName { return StreamPresence }
 
+// Position implements Stream.
 func (s *presenceStream) Position(context.Context) (int64, error) {
 	if !s.in.presence.enabled() {
 		return 0, nil
@@ -287,6 +289,7 @@ func (s *presenceStream) Position(context.Context) (int64, error) {
 	return s.in.presence.pos, nil
 }
 
+// Fill implements Stream.
 func (s *presenceStream) Fill(ctx context.Context, req *Request, from, to int64, resp *Response) (bool, error) {
 	if !s.in.presence.enabled() {
 		return false, nil

@@ -350,6 +350,7 @@ func (s *pushSender) attempt(ctx context.Context, j storage.PushJob) {
 
 type permanentError struct{ status int }
 
+// Error implements error.
 func (e permanentError) Error() string { return "push gateway answered " + http.StatusText(e.status) }
 
 // post sends the payload and returns the pushkeys the gateway rejected.
