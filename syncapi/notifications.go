@@ -42,8 +42,10 @@ type pushRoom struct {
 
 // GetOwnDisplayname implements pushrules.Room.
 func (p pushRoom) GetOwnDisplayname() string { return p.ev.DisplayNames[p.user] }
+
 // GetMemberCount implements pushrules.Room.
-func (p pushRoom) GetMemberCount() int       { return len(p.ev.Members) }
+func (p pushRoom) GetMemberCount() int { return len(p.ev.Members) }
+
 // GetPowerLevels implements pushrules.Room.
 func (p pushRoom) GetPowerLevels() *event.PowerLevelsEventContent {
 	if p.ev.PowerLevels == nil {
