@@ -22,6 +22,8 @@ import (
 	"parley/internal/logging"
 	"parley/internal/ratelimit"
 	"parley/internal/signing"
+	"parley/mediaapi"
+	"parley/mediaapi/blob"
 	"parley/roomserver"
 	"parley/storage"
 	"parley/storage/sqlstore"
@@ -43,6 +45,9 @@ type Homeserver struct {
 	// Inbox serves account data, filters, typing, receipts, presence, push
 	// rules and notifications; the roomserver feeds it every committed event (Inbox.OnRoomEvent).
 	Inbox *syncapi.Inbox
+	// Media is the media repository; federation serves local media with its
+	// LocalMedia and LocalThumbnail.
+	Media *mediaapi.API
 
 	handler http.Handler
 }
@@ -111,6 +116,23 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	sync := syncapi.New(syncapi.Deps{Auth: client.Authenticator(), Notifier: notifier, Log: log,
 		Streams: append([]syncapi.Stream{pduStream}, hs.Inbox.Streams()...), Filters: hs.Inbox, Observer: hs.Inbox.Observer()})
 	sync.Register(router)
+
+	blobs, err := blob.NewLocal(cfg.Media.Path)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	media, err := mediaapi.New(mediaapi.Deps{
+		Config: &hs.Config, Store: store, Accounts: store, Blobs: blobs, Auth: client.Authenticator(), Log: log,
+		RoomMedia: mediaapi.StoreRoomMedia{Rooms: store},
+		// TODO(media): Remote, the federation media download client, once federation has it (#7).
+	})
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("media: %w", err)
+	}
+	media.Register(router)
+	hs.Media = media
 
 	fed := federation.New(federation.Deps{ServerName: cfg.ServerName, Key: key, Version: Version, Log: log})
 	fed.Register(router)
