@@ -96,8 +96,19 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	// Committed events go to the inbox, which evaluates push rules and then
 	// hands each event to the PDU stream: a /sync woken by an event also sees
 	// the notification counts it caused.
+	// Push gateways are reached with the same TLS trust as federation (test
+	// networks use a private CA).
+	pushTLS, err := cfg.Federation.ClientTLSConfig()
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	pushClient := &http.Client{Timeout: 30 * time.Second}
+	if pushTLS != nil {
+		pushClient.Transport = &http.Transport{TLSClientConfig: pushTLS, Proxy: http.ProxyFromEnvironment}
+	}
 	hs.Inbox = syncapi.NewInbox(syncapi.InboxDeps{Config: &hs.Config, Store: store, RoomStore: store,
-		AfterEvent: pduStream.OnEvent, Notifier: notifier,
+		AfterEvent: pduStream.OnEvent, Notifier: notifier, HTTPClient: pushClient,
 		Rooms: syncapi.NewRoomMembership(store), Auth: client.Authenticator(), Log: log})
 	rooms.SetOnEvent(hs.Inbox.OnRoomEvent)
 	hs.Inbox.Register(router)
