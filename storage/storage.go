@@ -9,6 +9,7 @@ type Store interface {
 	UIAStore
 	RegistrationTokenStore
 	ProfileStore
+	KeyStore
 	// Close releases the database connections.
 	Close() error
 	// Ping checks that the database answers.

@@ -48,6 +48,12 @@ type Stream interface {
 	Fill(ctx context.Context, req *Request, from, to int64, resp *Response) (bool, error)
 }
 
+// Extra adds parts of a response that every sync carries whatever the stream
+// positions, such as one-time key counts. It runs after the streams.
+type Extra interface {
+	Extra(ctx context.Context, req *Request, resp *Response) error
+}
+
 // FilterLoader returns a stored filter by ID for a user.
 type FilterLoader interface {
 	LoadFilter(ctx context.Context, user id.UserID, filterID string) (*mautrix.Filter, error)
@@ -60,6 +66,8 @@ type Deps struct {
 	Streams  []Stream
 	Filters  FilterLoader
 	Log      *zap.Logger
+	// Extras fill the per-sync parts of every response.
+	Extras []Extra
 }
 
 // Server is the sync API.
@@ -69,11 +77,12 @@ type Server struct {
 	streams  []Stream
 	filters  FilterLoader
 	log      *zap.Logger
+	extras   []Extra
 }
 
 // New builds the sync API.
 func New(d Deps) *Server {
-	return &Server{auth: d.Auth, notifier: d.Notifier, streams: d.Streams, filters: d.Filters, log: d.Log}
+	return &Server{auth: d.Auth, notifier: d.Notifier, streams: d.Streams, filters: d.Filters, log: d.Log, extras: d.Extras}
 }
 
 // Notifier returns the notifier that streams and writers wake.
@@ -194,6 +203,11 @@ func (s *Server) build(ctx context.Context, req *Request) (*Response, bool, erro
 			return nil, false, err
 		}
 		found = found || got
+	}
+	for _, e := range s.extras {
+		if err := e.Extra(ctx, req, resp); err != nil {
+			return nil, false, err
+		}
 	}
 	resp.NextBatch = next.String()
 	return resp, found, nil

@@ -21,6 +21,7 @@ import (
 	"parley/internal/logging"
 	"parley/internal/ratelimit"
 	"parley/internal/signing"
+	"parley/keyserver"
 	"parley/storage"
 	"parley/storage/sqlstore"
 	"parley/syncapi"
@@ -65,7 +66,16 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	client.Register(router)
 
 	notifier := syncapi.NewNotifier()
-	sync := syncapi.New(syncapi.Deps{Auth: client.Authenticator(), Notifier: notifier, Log: log})
+	keys := keyserver.New(keyserver.Deps{
+		Store: store, Auth: client.Authenticator(), Notifier: notifier, UIA: client,
+		ServerName: cfg.ServerName, Log: log,
+	})
+	keys.Register(router)
+	sync := syncapi.New(syncapi.Deps{
+		Auth: client.Authenticator(), Notifier: notifier, Log: log,
+		Streams: []syncapi.Stream{keyserver.NewToDeviceStream(store), keys.DeviceListStream()},
+		Extras:  []syncapi.Extra{keyserver.NewKeyCounts(store)},
+	})
 	sync.Register(router)
 
 	fed := federation.New(federation.Deps{ServerName: cfg.ServerName, Key: key, Version: Version, Log: log})

@@ -246,7 +246,7 @@ func (s *Store) DeleteDevice(ctx context.Context, userID id.UserID, deviceID id.
 		if n, _ := res.RowsAffected(); n == 0 {
 			return storage.ErrNotFound
 		}
-		return nil
+		return deleteDeviceKeys(ctx, tx, userID, []id.DeviceID{deviceID}, "")
 	})
 }
 
@@ -268,7 +268,10 @@ func (s *Store) DeleteDevices(ctx context.Context, userID id.UserID, deviceIDs [
 				return err
 			}
 		}
-		return nil
+		if len(deviceIDs) == 0 {
+			return nil
+		}
+		return deleteDeviceKeys(ctx, tx, userID, deviceIDs, "")
 	})
 }
 
@@ -281,8 +284,10 @@ func deleteAllDevices(ctx context.Context, tx *sql.Tx, userID id.UserID, keep id
 	if _, err := tx.ExecContext(ctx, `DELETE FROM access_tokens WHERE user_id = $1 AND device_id <> $2`, userID, keep); err != nil {
 		return err
 	}
-	_, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE user_id = $1 AND device_id <> $2`, userID, keep)
-	return err
+	if _, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE user_id = $1 AND device_id <> $2`, userID, keep); err != nil {
+		return err
+	}
+	return deleteDeviceKeys(ctx, tx, userID, nil, keep)
 }
 
 // RefreshSession implements storage.AccountStore.
