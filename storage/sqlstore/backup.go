@@ -64,7 +64,7 @@ func (s *Store) GetBackupVersion(ctx context.Context, user id.UserID, version in
 // UpdateBackupVersion implements storage.KeyStore.
 func (s *Store) UpdateBackupVersion(ctx context.Context, user id.UserID, version int64, authData json.RawMessage) error {
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE backup_versions SET auth_data = $3 WHERE user_id = $1 AND version = $2 AND NOT deleted`, user, version, string(authData))
+		res, err := tx.ExecContext(ctx, `UPDATE backup_versions SET auth_data = $1 WHERE user_id = $2 AND version = $3 AND NOT deleted`, string(authData), user, version)
 		if err != nil {
 			return err
 		}
