@@ -94,11 +94,9 @@ func (t *ToDeviceStream) Position(ctx context.Context) (int64, error) {
 	return t.store.ToDevicePosition(ctx)
 }
 
-// Fill implements syncapi.Stream.
+// Fill implements syncapi.Stream. It reads by position only, so it does not
+// matter whether Finish has acknowledged (deleted) older messages yet.
 func (t *ToDeviceStream) Fill(ctx context.Context, req *syncapi.Request, from, to int64, resp *syncapi.Response) (bool, error) {
-	if err := ack(ctx, t.store, req); err != nil {
-		return false, err
-	}
 	msgs, err := t.store.ToDeviceMessages(ctx, req.Device.UserID, req.Device.DeviceID, from, to)
 	if err != nil {
 		return false, fmt.Errorf("to-device messages: %w", err)
@@ -126,27 +124,19 @@ func ack(ctx context.Context, store storage.KeyStore, req *syncapi.Request) erro
 	return nil
 }
 
-// KeyCounts fills device_one_time_keys_count and
-// device_unused_fallback_key_types on every sync, and acknowledges to-device
-// messages even when the to-device stream did not move.
-type KeyCounts struct {
-	store storage.KeyStore
-}
-
-// NewKeyCounts returns the per-sync key counts filler.
-func NewKeyCounts(store storage.KeyStore) *KeyCounts { return &KeyCounts{store: store} }
-
-// Extra implements syncapi.Extra.
-func (k *KeyCounts) Extra(ctx context.Context, req *syncapi.Request, resp *syncapi.Response) error {
-	if err := ack(ctx, k.store, req); err != nil {
+// Finish implements syncapi.Finisher: it fills device_one_time_keys_count
+// and device_unused_fallback_key_types on every sync, and acknowledges
+// to-device messages even when the stream did not move.
+func (t *ToDeviceStream) Finish(ctx context.Context, req *syncapi.Request, resp *syncapi.Response) error {
+	if err := ack(ctx, t.store, req); err != nil {
 		return err
 	}
-	counts, err := k.store.OneTimeKeyCounts(ctx, req.Device.UserID, req.Device.DeviceID)
+	counts, err := t.store.OneTimeKeyCounts(ctx, req.Device.UserID, req.Device.DeviceID)
 	if err != nil {
 		return fmt.Errorf("one-time key counts: %w", err)
 	}
 	resp.DeviceOneTimeKeysCount = countsWithDefault(counts)
-	types, err := k.store.UnusedFallbackKeyTypes(ctx, req.Device.UserID, req.Device.DeviceID)
+	types, err := t.store.UnusedFallbackKeyTypes(ctx, req.Device.UserID, req.Device.DeviceID)
 	if err != nil {
 		return fmt.Errorf("fallback key types: %w", err)
 	}

@@ -48,10 +48,11 @@ type Stream interface {
 	Fill(ctx context.Context, req *Request, from, to int64, resp *Response) (bool, error)
 }
 
-// Extra adds parts of a response that every sync carries whatever the stream
-// positions, such as one-time key counts. It runs after the streams.
-type Extra interface {
-	Extra(ctx context.Context, req *Request, resp *Response) error
+// Finisher is implemented by streams that decorate the finished response
+// (for example unread counts of every joined room in it). Finish runs after
+// every stream's Fill, on every response, whether or not its position moved.
+type Finisher interface {
+	Finish(ctx context.Context, req *Request, resp *Response) error
 }
 
 // FilterLoader returns a stored filter by ID for a user.
@@ -66,8 +67,6 @@ type Deps struct {
 	Streams  []Stream
 	Filters  FilterLoader
 	Log      *zap.Logger
-	// Extras fill the per-sync parts of every response.
-	Extras []Extra
 }
 
 // Server is the sync API.
@@ -77,12 +76,11 @@ type Server struct {
 	streams  []Stream
 	filters  FilterLoader
 	log      *zap.Logger
-	extras   []Extra
 }
 
 // New builds the sync API.
 func New(d Deps) *Server {
-	return &Server{auth: d.Auth, notifier: d.Notifier, streams: d.Streams, filters: d.Filters, log: d.Log, extras: d.Extras}
+	return &Server{auth: d.Auth, notifier: d.Notifier, streams: d.Streams, filters: d.Filters, log: d.Log}
 }
 
 // Notifier returns the notifier that streams and writers wake.
@@ -204,9 +202,11 @@ func (s *Server) build(ctx context.Context, req *Request) (*Response, bool, erro
 		}
 		found = found || got
 	}
-	for _, e := range s.extras {
-		if err := e.Extra(ctx, req, resp); err != nil {
-			return nil, false, err
+	for _, st := range s.streams {
+		if f, ok := st.(Finisher); ok {
+			if err := f.Finish(ctx, req, resp); err != nil {
+				return nil, false, err
+			}
 		}
 	}
 	resp.NextBatch = next.String()

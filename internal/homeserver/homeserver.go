@@ -74,7 +74,6 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	sync := syncapi.New(syncapi.Deps{
 		Auth: client.Authenticator(), Notifier: notifier, Log: log,
 		Streams: []syncapi.Stream{keyserver.NewToDeviceStream(store), keys.DeviceListStream()},
-		Extras:  []syncapi.Extra{keyserver.NewKeyCounts(store)},
 	})
 	sync.Register(router)
 
