@@ -15,6 +15,7 @@ import (
 	"parley/internal/config"
 	"parley/internal/httputil"
 	"parley/internal/ratelimit"
+	"parley/roomserver"
 	"parley/storage"
 )
 
@@ -31,6 +32,8 @@ type Deps struct {
 	Config *config.Config
 	Store  storage.Store
 	Log    *zap.Logger
+	// Rooms is the roomserver behind the room endpoints.
+	Rooms *roomserver.Server
 	// Limits is the rate limiter set; nil disables rate limiting.
 	Limits *ratelimit.Limits
 	// Profiles is notified of profile changes; nil for none.
@@ -47,6 +50,7 @@ type API struct {
 	store        storage.Store
 	log          *zap.Logger
 	auth         *Authenticator
+	rooms        *roomserver.Server
 	limits       *ratelimit.Limits
 	profiles     ProfileListener
 	roomVersions func() (id.RoomVersion, map[id.RoomVersion]string)
@@ -55,7 +59,7 @@ type API struct {
 // New builds the client API.
 func New(d Deps) *API {
 	return &API{
-		cfg: d.Config, store: d.Store, log: d.Log, auth: NewAuthenticator(d.Store, d.Log),
+		cfg: d.Config, store: d.Store, log: d.Log, auth: NewAuthenticator(d.Store, d.Log), rooms: d.Rooms,
 		limits: d.Limits, profiles: d.Profiles, roomVersions: d.RoomVersions,
 	}
 }

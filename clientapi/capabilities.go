@@ -22,7 +22,5 @@ func (a *API) capabilities(w http.ResponseWriter, r *http.Request, dev *authn.De
 		def, available := a.roomVersions()
 		caps["m.room_versions"] = map[string]any{"default": def, "available": available}
 	}
-	// TODO(accounts): m.room_versions comes from roomserver.RoomVersions() once
-	// it is on main; internal/homeserver passes it as Deps.RoomVersions (#foundation).
 	return httputil.WriteJSON(w, http.StatusOK, map[string]any{"capabilities": caps})
 }

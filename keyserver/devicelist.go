@@ -122,6 +122,18 @@ func (s *Server) keyChanges(w http.ResponseWriter, r *http.Request, dev *authn.D
 	return httputil.WriteJSON(w, http.StatusOK, map[string]any{"changed": changed, "left": left})
 }
 
+// MemberEvent is told about every committed m.room.member event: a join or
+// a departure (leave, ban) of target changes who tracks whose devices.
+// Other memberships (invite, knock) change nothing.
+func (s *Server) MemberEvent(ctx context.Context, room id.RoomID, target id.UserID, membership string) {
+	switch membership {
+	case "join":
+		s.MembershipChanged(ctx, room, target, true)
+	case "leave", "ban":
+		s.MembershipChanged(ctx, room, target, false)
+	}
+}
+
 // MembershipChanged records the device-list consequences of user joining
 // (joined) or leaving a room: on a join, the user and the room's other
 // members start tracking each other's devices (changed); on a leave, those

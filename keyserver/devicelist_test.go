@@ -13,8 +13,8 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"parley/internal/authn"
-	"parley/keyserver"
 	"parley/internal/testserver"
+	"parley/keyserver"
 	"parley/storage"
 	"parley/storage/sqlstore"
 	"parley/syncapi"

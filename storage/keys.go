@@ -150,6 +150,11 @@ type KeyStore interface {
 	// BackupKeys returns the keys of a version, filtered by room and session
 	// when they are not empty; ErrNotFound if the version does not exist.
 	BackupKeys(ctx context.Context, user id.UserID, version int64, room id.RoomID, session string) ([]BackupKey, error)
+	// SharedRoomUsers returns every user joined to a room user is joined to.
+	SharedRoomUsers(ctx context.Context, user id.UserID) (map[id.UserID]struct{}, error)
+	// RoomJoinedUsers returns the users joined to room.
+	RoomJoinedUsers(ctx context.Context, room id.RoomID) ([]id.UserID, error)
+
 	// DeleteBackupKeys deletes keys of a version, filtered like BackupKeys.
 	DeleteBackupKeys(ctx context.Context, user id.UserID, version int64, room id.RoomID, session string) (etag, count int64, err error)
 }

@@ -6,6 +6,7 @@ import "context"
 // interfaces it needs from it.
 type Store interface {
 	AccountStore
+	RoomStore
 	UIAStore
 	RegistrationTokenStore
 	ProfileStore

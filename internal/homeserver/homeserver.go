@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"maunium.net/go/mautrix/event"
 	mfed "maunium.net/go/mautrix/federation"
+	"maunium.net/go/mautrix/id"
 
 	"parley/clientapi"
 	"parley/federation"
@@ -22,6 +24,7 @@ import (
 	"parley/internal/ratelimit"
 	"parley/internal/signing"
 	"parley/keyserver"
+	"parley/roomserver"
 	"parley/storage"
 	"parley/storage/sqlstore"
 	"parley/syncapi"
@@ -37,6 +40,8 @@ type Homeserver struct {
 	Store      storage.Store
 	SigningKey *mfed.SigningKey
 	Log        *zap.Logger
+	// Rooms is the roomserver.
+	Rooms *roomserver.Server
 
 	handler http.Handler
 }
@@ -57,23 +62,37 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	hs := &Homeserver{Config: cfg, Store: store, SigningKey: key, Log: log}
 
 	router := httputil.NewRouter()
+	notifier := syncapi.NewNotifier()
+	rooms := roomserver.New(roomserver.Deps{Store: store, Config: &hs.Config, SigningKey: key, Log: log})
+	hs.Rooms = rooms
+	pduStream := syncapi.NewPDUStream(rooms, notifier, log)
+	if err := pduStream.Load(ctx); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("load room memberships: %w", err)
+	}
+
 	client := clientapi.New(clientapi.Deps{
-		Config: &hs.Config, Store: store, Log: log,
-		Limits: ratelimit.NewLimits(cfg.RateLimits),
-		// TODO(accounts): Profiles (roomserver member-event propagation) and
-		// RoomVersions: func() { return roomserver.RoomVersions(cfg.Rooms.DefaultVersion) } (#foundation).
+		Config: &hs.Config, Store: store, Log: log, Rooms: rooms,
+		Limits:       ratelimit.NewLimits(cfg.RateLimits),
+		Profiles:     rooms,
+		RoomVersions: rooms.RoomVersions,
 	})
 	client.Register(router)
 
-	notifier := syncapi.NewNotifier()
 	keys := keyserver.New(keyserver.Deps{
 		Store: store, Auth: client.Authenticator(), Notifier: notifier, UIA: client,
-		ServerName: cfg.ServerName, Log: log,
+		Rooms: store, ServerName: cfg.ServerName, Log: log,
 	})
 	keys.Register(router)
+	rooms.SetOnEvent(func(out roomserver.OutputEvent) {
+		pduStream.OnEvent(out)
+		if ev := out.Event; ev.Type == event.StateMember.Type && ev.StateKey != nil && !ev.Rejected && !ev.SoftFailed && !ev.Outlier {
+			keys.MemberEvent(context.Background(), ev.RoomID, id.UserID(*ev.StateKey), ev.Membership)
+		}
+	})
 	sync := syncapi.New(syncapi.Deps{
 		Auth: client.Authenticator(), Notifier: notifier, Log: log,
-		Streams: []syncapi.Stream{keyserver.NewToDeviceStream(store), keys.DeviceListStream()},
+		Streams: []syncapi.Stream{pduStream, keyserver.NewToDeviceStream(store), keys.DeviceListStream()},
 	})
 	sync.Register(router)
 

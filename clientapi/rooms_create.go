@@ -1,0 +1,56 @@
+package clientapi
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"maunium.net/go/mautrix/id"
+
+	"parley/internal/authn"
+	"parley/internal/httputil"
+	"parley/roomserver"
+)
+
+type createRoomRequest struct {
+	Visibility                string                         `json:"visibility"`
+	RoomAliasName             string                         `json:"room_alias_name"`
+	Name                      *string                        `json:"name"`
+	Topic                     *string                        `json:"topic"`
+	Invite                    []id.UserID                    `json:"invite"`
+	Invite3PID                []json.RawMessage              `json:"invite_3pid"`
+	CreationContent           map[string]json.RawMessage     `json:"creation_content"`
+	InitialState              []roomserver.InitialStateEvent `json:"initial_state"`
+	Preset                    string                         `json:"preset"`
+	IsDirect                  bool                           `json:"is_direct"`
+	RoomVersion               id.RoomVersion                 `json:"room_version"`
+	PowerLevelContentOverride map[string]json.RawMessage     `json:"power_level_content_override"`
+}
+
+// createRoom handles POST /createRoom.
+func (a *API) createRoom(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
+	var req createRoomRequest
+	if err := httputil.DecodeJSONObject(r, &req); err != nil {
+		return err
+	}
+	if len(req.Invite3PID) > 0 {
+		return httputil.Errorf(http.StatusBadRequest, httputil.CodeUnknown, "invite_3pid is not supported")
+	}
+	for _, is := range req.InitialState {
+		if len(is.Content) == 0 || is.Content[0] != '{' {
+			return httputil.BadJSON("initial_state content must be an object")
+		}
+	}
+	roomID, alias, err := a.rooms.CreateRoom(r.Context(), roomserver.CreateRoomRequest{
+		Creator: dev.UserID, Visibility: req.Visibility, RoomAliasName: req.RoomAliasName, Name: req.Name, Topic: req.Topic,
+		Invite: req.Invite, CreationContent: req.CreationContent, InitialState: req.InitialState, Preset: req.Preset,
+		IsDirect: req.IsDirect, RoomVersion: req.RoomVersion, PowerLevelContentOverride: req.PowerLevelContentOverride,
+	})
+	if err != nil {
+		return roomError(err)
+	}
+	resp := map[string]any{"room_id": roomID}
+	if alias != "" {
+		resp["room_alias"] = alias
+	}
+	return httputil.WriteJSON(w, http.StatusOK, resp)
+}

@@ -1,0 +1,211 @@
+package clientapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/tidwall/gjson"
+	"maunium.net/go/mautrix/id"
+
+	"parley/internal/authn"
+	"parley/internal/httputil"
+	"parley/roomserver"
+	"parley/storage"
+)
+
+// roomEventFilter is the RoomEventFilter of /messages and /context.
+type roomEventFilter struct {
+	Limit       int       `json:"limit"`
+	Types       *[]string `json:"types"`
+	NotTypes    []string  `json:"not_types"`
+	Senders     *[]string `json:"senders"`
+	NotSenders  []string  `json:"not_senders"`
+	ContainsURL *bool     `json:"contains_url"`
+	Rooms       *[]string `json:"rooms"`
+	NotRooms    []string  `json:"not_rooms"`
+}
+
+// typeMatches matches an event type against a filter pattern, where '*' matches any run of characters.
+func typeMatches(pattern, t string) bool {
+	if !strings.Contains(pattern, "*") {
+		return pattern == t
+	}
+	parts := strings.Split(pattern, "*")
+	if !strings.HasPrefix(t, parts[0]) {
+		return false
+	}
+	t = t[len(parts[0]):]
+	for i, p := range parts[1:] {
+		if i == len(parts)-2 {
+			return strings.HasSuffix(t, p)
+		}
+		j := strings.Index(t, p)
+		if j < 0 {
+			return false
+		}
+		t = t[j+len(p):]
+	}
+	return true
+}
+
+func anyMatch(patterns []string, t string) bool {
+	for _, p := range patterns {
+		if typeMatches(p, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// keep returns the filter's predicate, or nil when it keeps everything.
+func (f *roomEventFilter) keep() func(*storage.Event) bool {
+	if f == nil || (f.Types == nil && len(f.NotTypes) == 0 && f.Senders == nil && len(f.NotSenders) == 0 && f.ContainsURL == nil && f.Rooms == nil && len(f.NotRooms) == 0) {
+		return nil
+	}
+	return func(ev *storage.Event) bool {
+		if f.Types != nil && !anyMatch(*f.Types, ev.Type) || anyMatch(f.NotTypes, ev.Type) {
+			return false
+		}
+		if f.Senders != nil && !contains(*f.Senders, string(ev.Sender)) || contains(f.NotSenders, string(ev.Sender)) {
+			return false
+		}
+		if f.Rooms != nil && !contains(*f.Rooms, string(ev.RoomID)) || contains(f.NotRooms, string(ev.RoomID)) {
+			return false
+		}
+		if f.ContainsURL != nil {
+			has := gjson.GetBytes(ev.JSON, "content.url").Type == gjson.String
+			if has != *f.ContainsURL {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func parseEventFilter(r *http.Request) (*roomEventFilter, error) {
+	v := r.URL.Query().Get("filter")
+	if v == "" {
+		return nil, nil
+	}
+	var f roomEventFilter
+	if err := json.Unmarshal([]byte(v), &f); err != nil {
+		return nil, httputil.BadJSON("invalid filter: %v", err)
+	}
+	return &f, nil
+}
+
+func parseLimit(r *http.Request, def int) (int, error) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, httputil.InvalidParam("limit must be a non-negative integer")
+	}
+	return n, nil
+}
+
+// getEvent handles GET /rooms/{roomID}/event/{eventID}.
+func (a *API) getEvent(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
+	roomID, err := roomIDVar(r)
+	if err != nil {
+		return err
+	}
+	ev, err := a.rooms.Event(r.Context(), dev.UserID, roomID, id.EventID(httputil.PathVar(r, "eventID")))
+	if err != nil {
+		return roomError(err)
+	}
+	return httputil.WriteRawJSON(w, http.StatusOK, clientEvents(dev, []*storage.Event{ev})[0])
+}
+
+// messages handles GET /rooms/{roomID}/messages.
+func (a *API) messages(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
+	roomID, err := roomIDVar(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	req := roomserver.MessagesRequest{User: dev.UserID, RoomID: roomID, Backwards: true}
+	switch q.Get("dir") {
+	case "b", "":
+	case "f":
+		req.Backwards = false
+	default:
+		return httputil.InvalidParam("dir must be b or f")
+	}
+	if v := q.Get("from"); v != "" {
+		if req.From, err = parsePos(v); err != nil {
+			return httputil.InvalidParam("%v", err)
+		}
+		req.HasFrom = true
+	}
+	if v := q.Get("to"); v != "" {
+		if req.To, err = parsePos(v); err != nil {
+			return httputil.InvalidParam("%v", err)
+		}
+		req.HasTo = true
+	}
+	if req.Limit, err = parseLimit(r, 10); err != nil {
+		return err
+	}
+	f, err := parseEventFilter(r)
+	if err != nil {
+		return err
+	}
+	if f != nil && f.Limit > 0 && q.Get("limit") == "" {
+		req.Limit = f.Limit
+	}
+	req.Keep = f.keep()
+	if req.Limit == 0 {
+		req.Limit = 10
+	}
+	res, err := a.rooms.Messages(r.Context(), req)
+	if err != nil {
+		return roomError(err)
+	}
+	resp := map[string]any{"chunk": clientEvents(dev, res.Events), "start": formatPos(res.Start)}
+	if res.More {
+		resp["end"] = formatPos(res.End)
+	}
+	return httputil.WriteJSON(w, http.StatusOK, resp)
+}
+
+// eventContext handles GET /rooms/{roomID}/context/{eventID}.
+func (a *API) eventContext(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
+	roomID, err := roomIDVar(r)
+	if err != nil {
+		return err
+	}
+	limit, err := parseLimit(r, 10)
+	if err != nil {
+		return err
+	}
+	f, err := parseEventFilter(r)
+	if err != nil {
+		return err
+	}
+	res, err := a.rooms.Context(r.Context(), dev.UserID, roomID, id.EventID(httputil.PathVar(r, "eventID")), limit, f.keep())
+	if err != nil {
+		return roomError(err)
+	}
+	return httputil.WriteJSON(w, http.StatusOK, map[string]any{
+		"start":         formatPos(res.Start),
+		"end":           formatPos(res.End),
+		"event":         clientEvents(dev, []*storage.Event{res.Event})[0],
+		"events_before": clientEvents(dev, res.Before),
+		"events_after":  clientEvents(dev, res.After),
+		"state":         clientEvents(dev, res.State),
+	})
+}

@@ -1,0 +1,195 @@
+package clientapi
+
+import (
+	"net/http"
+
+	"github.com/tidwall/gjson"
+	"maunium.net/go/mautrix/id"
+
+	"parley/internal/authn"
+	"parley/internal/httputil"
+	"parley/roomserver"
+)
+
+type membershipBody struct {
+	UserID id.UserID `json:"user_id"`
+	Reason string    `json:"reason"`
+}
+
+// decodeMembershipBody decodes an optional JSON object body (an empty body is {}).
+func decodeMembershipBody(r *http.Request, needUser bool) (*membershipBody, error) {
+	var body membershipBody
+	raw, err := httputil.ReadBody(r, httputil.MaxBodyBytes)
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) > 0 || needUser {
+		if err := httputil.UnmarshalObject(raw, &body); err != nil {
+			return nil, err
+		}
+	}
+	if needUser {
+		if body.UserID == "" {
+			return nil, httputil.MissingParam("user_id is required")
+		}
+		if _, _, err := body.UserID.ParseAndValidateRelaxed(); err != nil {
+			return nil, httputil.InvalidParam("invalid user_id %q", body.UserID)
+		}
+	}
+	return &body, nil
+}
+
+// join handles POST /join/{roomIDOrAlias} and POST /rooms/{roomID}/join.
+func (a *API) join(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
+	target := httputil.PathVar(r, "roomIDOrAlias")
+	if target == "" {
+		target = httputil.PathVar(r, "roomID")
+	}
+	body, err := decodeMembershipBody(r, false)
+	if err != nil {
+		return err
+	}
+	roomID, err := a.rooms.ResolveRoom(r.Context(), target)
+	if err != nil {
+		return roomError(err)
+	}
+	if _, err := a.rooms.Join(r.Context(), roomserver.MembershipRequest{RoomID: roomID, Sender: dev.UserID, Reason: body.Reason, Guest: dev.IsGuest}); err != nil {
+		return roomError(err)
+	}
+	return httputil.WriteJSON(w, http.StatusOK, map[string]id.RoomID{"room_id": roomID})
+}
+
+// knock handles POST /knock/{roomIDOrAlias}.
+func (a *API) knock(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
+	body, err := decodeMembershipBody(r, false)
+	if err != nil {
+		return err
+	}
+	roomID, err := a.rooms.ResolveRoom(r.Context(), httputil.PathVar(r, "roomIDOrAlias"))
+	if err != nil {
+		return roomError(err)
+	}
+	if _, err := a.rooms.Knock(r.Context(), roomserver.MembershipRequest{RoomID: roomID, Sender: dev.UserID, Reason: body.Reason}); err != nil {
+		return roomError(err)
+	}
+	return httputil.WriteJSON(w, http.StatusOK, map[string]id.RoomID{"room_id": roomID})
+}
+
+// membershipAction handles invite, leave, kick, ban and unban under /rooms/{roomID}/.
+func (a *API) membershipAction(action string) authn.Handler {
+	return func(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
+		roomID, err := roomIDVar(r)
+		if err != nil {
+			return err
+		}
+		body, err := decodeMembershipBody(r, action != "leave")
+		if err != nil {
+			return err
+		}
+		req := roomserver.MembershipRequest{RoomID: roomID, Sender: dev.UserID, Target: body.UserID, Reason: body.Reason}
+		ctx := r.Context()
+		switch action {
+		case "invite":
+			_, err = a.rooms.Invite(ctx, req)
+		case "leave":
+			_, err = a.rooms.Leave(ctx, req)
+		case "kick":
+			_, err = a.rooms.Kick(ctx, req)
+		case "ban":
+			_, err = a.rooms.Ban(ctx, req)
+		case "unban":
+			_, err = a.rooms.Unban(ctx, req)
+		}
+		if err != nil {
+			return roomError(err)
+		}
+		return httputil.WriteJSON(w, http.StatusOK, httputil.Empty)
+	}
+}
+
+// forget handles POST /rooms/{roomID}/forget.
+func (a *API) forget(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
+	roomID, err := roomIDVar(r)
+	if err != nil {
+		return err
+	}
+	if _, err := decodeMembershipBody(r, false); err != nil {
+		return err
+	}
+	if err := a.rooms.Forget(r.Context(), dev.UserID, roomID); err != nil {
+		if err2 := roomError(err); err2 != err {
+			if me, ok := err2.(*httputil.MatrixError); ok && me.Code == httputil.CodeBadJSON {
+				me.Code = httputil.CodeUnknown
+			}
+			return err2
+		}
+		return err
+	}
+	return httputil.WriteJSON(w, http.StatusOK, httputil.Empty)
+}
+
+// joinedRooms handles GET /joined_rooms.
+func (a *API) joinedRooms(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
+	rooms, err := a.rooms.JoinedRooms(r.Context(), dev.UserID)
+	if err != nil {
+		return err
+	}
+	return httputil.WriteJSON(w, http.StatusOK, map[string]any{"joined_rooms": rooms})
+}
+
+// members handles GET /rooms/{roomID}/members.
+func (a *API) members(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
+	roomID, err := roomIDVar(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	req := roomserver.MembersRequest{User: dev.UserID, RoomID: roomID, Membership: q.Get("membership"), NotMembership: q.Get("not_membership")}
+	for _, m := range []string{req.Membership, req.NotMembership} {
+		switch m {
+		case "", "join", "invite", "knock", "leave", "ban":
+		default:
+			return httputil.InvalidParam("invalid membership %q", m)
+		}
+	}
+	if at := q.Get("at"); at != "" {
+		if req.At, err = parsePos(at); err != nil {
+			return httputil.InvalidParam("%v", err)
+		}
+	}
+	evs, err := a.rooms.Members(r.Context(), req)
+	if err != nil {
+		return roomError(err)
+	}
+	return httputil.WriteJSON(w, http.StatusOK, map[string]any{"chunk": clientEvents(dev, evs)})
+}
+
+type joinedMember struct {
+	DisplayName *string `json:"display_name,omitempty"`
+	AvatarURL   *string `json:"avatar_url,omitempty"`
+}
+
+// joinedMembers handles GET /rooms/{roomID}/joined_members.
+func (a *API) joinedMembers(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
+	roomID, err := roomIDVar(r)
+	if err != nil {
+		return err
+	}
+	evs, err := a.rooms.JoinedMembers(r.Context(), dev.UserID, roomID)
+	if err != nil {
+		return roomError(err)
+	}
+	joined := make(map[string]joinedMember, len(evs))
+	for _, ev := range evs {
+		var m joinedMember
+		c := gjson.GetManyBytes(ev.JSON, "content.displayname", "content.avatar_url")
+		if c[0].Type == gjson.String {
+			m.DisplayName = &c[0].Str
+		}
+		if c[1].Type == gjson.String {
+			m.AvatarURL = &c[1].Str
+		}
+		joined[*ev.StateKey] = m
+	}
+	return httputil.WriteJSON(w, http.StatusOK, map[string]any{"joined": joined})
+}

@@ -1,0 +1,105 @@
+package clientapi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"maunium.net/go/mautrix/id"
+
+	"parley/internal/authn"
+	"parley/internal/eventutil"
+	"parley/internal/httputil"
+	"parley/roomserver"
+	"parley/storage"
+)
+
+// roomError maps roomserver errors to Matrix errors.
+func roomError(err error) error {
+	var merr *httputil.MatrixError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &merr):
+		return err
+	case errors.Is(err, roomserver.ErrRoomNotFound):
+		return httputil.NotFound("Unknown room")
+	case errors.Is(err, roomserver.ErrEventNotFound):
+		return httputil.NotFound("Event not found")
+	case errors.Is(err, roomserver.ErrGuestForbidden):
+		return httputil.Errorf(http.StatusForbidden, httputil.CodeGuestAccessForbidden, "Guest access is not allowed in this room")
+	case errors.Is(err, roomserver.ErrForbidden):
+		return httputil.Forbidden("%s", strings.TrimPrefix(err.Error(), roomserver.ErrForbidden.Error()+": "))
+	case errors.Is(err, roomserver.ErrUnsupportedRoomVersion):
+		return httputil.Errorf(http.StatusBadRequest, httputil.CodeUnsupportedRoomVer, "%v", err)
+	case errors.Is(err, roomserver.ErrRoomInUse):
+		return httputil.Errorf(http.StatusBadRequest, httputil.CodeRoomInUse, "Room alias already taken")
+	case errors.Is(err, roomserver.ErrBadAlias):
+		return httputil.Errorf(http.StatusBadRequest, httputil.CodeBadAlias, "%v", err)
+	case errors.Is(err, roomserver.ErrTooLarge):
+		return httputil.Errorf(http.StatusRequestEntityTooLarge, httputil.CodeTooLarge, "%v", err)
+	case errors.Is(err, roomserver.ErrInvalidParam):
+		return httputil.InvalidParam("%s", strings.TrimPrefix(err.Error(), roomserver.ErrInvalidParam.Error()+": "))
+	case errors.Is(err, roomserver.ErrInvalidRoomState):
+		return httputil.Errorf(http.StatusBadRequest, httputil.CodeInvalidRoomState, "%s", strings.TrimPrefix(err.Error(), roomserver.ErrInvalidRoomState.Error()+": "))
+	case errors.Is(err, roomserver.ErrBadRequest):
+		return httputil.BadJSON("%s", strings.TrimPrefix(err.Error(), roomserver.ErrBadRequest.Error()+": "))
+	}
+	return err
+}
+
+// roomIDVar reads and checks the {roomID} path variable.
+func roomIDVar(r *http.Request) (id.RoomID, error) {
+	v := httputil.PathVar(r, "roomID")
+	if !strings.HasPrefix(v, "!") {
+		return "", httputil.InvalidParam("invalid room ID %q", v)
+	}
+	return id.RoomID(v), nil
+}
+
+// clientEvents formats stored events for dev; transaction_id goes only to the device that sent the event.
+func clientEvents(dev *authn.Device, evs []*storage.Event) []rawJSON {
+	now := time.Now().UnixMilli()
+	out := make([]rawJSON, len(evs))
+	for i, ev := range evs {
+		out[i] = clientEvent(dev, ev, now)
+	}
+	return out
+}
+
+func clientEvent(dev *authn.Device, ev *storage.Event, now int64) rawJSON {
+	in := eventutil.ClientInput{PDU: ev.JSON, EventID: string(ev.EventID), RoomID: string(ev.RoomID), Unsigned: ev.Unsigned, NowMS: now}
+	if dev != nil && ev.TxnID != "" && ev.Sender == dev.UserID && ev.DeviceID == dev.DeviceID {
+		in.TxnID = ev.TxnID
+	}
+	return eventutil.ClientEvent(make([]byte, 0, len(ev.JSON)), in)
+}
+
+// rawJSON is pre-encoded JSON.
+type rawJSON []byte
+
+// MarshalJSON implements json.Marshaler.
+func (r rawJSON) MarshalJSON() ([]byte, error) { return r, nil }
+
+// Pagination tokens of /messages and /context are "t<stream position>". The
+// sync API's prev_batch uses the same form, and a sync next_batch ("s<pdu>_...")
+// is accepted too: its first position is the PDU stream's.
+func formatPos(pos int64) string { return "t" + strconv.FormatInt(pos, 10) }
+
+func parsePos(tok string) (int64, error) {
+	if len(tok) < 2 || (tok[0] != 't' && tok[0] != 's') {
+		return 0, fmt.Errorf("invalid pagination token %q", tok)
+	}
+	num := tok[1:]
+	if i := strings.IndexByte(num, '_'); i >= 0 {
+		num = num[:i]
+	}
+	v, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("invalid pagination token %q", tok)
+	}
+	return v, nil
+}

@@ -1,0 +1,95 @@
+package roomserver
+
+import (
+	"encoding/json"
+	"errors"
+
+	"maunium.net/go/mautrix/id"
+
+	"parley/storage"
+)
+
+// Sentinel errors. Handlers map them to Matrix errcodes.
+var (
+	// ErrRoomNotFound: the room is unknown to this server.
+	ErrRoomNotFound = errors.New("room not found")
+	// ErrEventNotFound: the event is unknown, or not in the room.
+	ErrEventNotFound = errors.New("event not found")
+	// ErrForbidden: the request is not allowed (auth rules or access checks).
+	// Errors wrapping it carry the reason.
+	ErrForbidden = errors.New("forbidden")
+	// ErrUnsupportedRoomVersion: the room version is unknown or not supported.
+	ErrUnsupportedRoomVersion = errors.New("unsupported room version")
+	// ErrBadRequest: the request is malformed. Errors wrapping it say why.
+	ErrBadRequest = errors.New("bad request")
+	// ErrRoomInUse: a requested alias is taken.
+	ErrRoomInUse = errors.New("room alias in use")
+	// ErrInvalidParam: a parameter is invalid. Errors wrapping it say which.
+	ErrInvalidParam = errors.New("invalid parameter")
+	// ErrInvalidRoomState: createRoom's parameters imply a state the auth rules reject.
+	ErrInvalidRoomState = errors.New("invalid initial room state")
+	// ErrGuestForbidden: a guest may not join the room (m.room.guest_access is not can_join).
+	ErrGuestForbidden = errors.New("guest access forbidden")
+	// ErrBadAlias: an alias does not point to the room it is used for.
+	ErrBadAlias = errors.New("bad alias")
+)
+
+// OutputEvent is published to subscribers after an event is committed.
+type OutputEvent struct {
+	Event *storage.Event
+	// Version is the room's version.
+	Version id.RoomVersion
+}
+
+// SendRequest asks the roomserver to build, sign, authorise and persist one local event.
+type SendRequest struct {
+	RoomID id.RoomID
+	Sender id.UserID
+	// DeviceID and TxnID make the request idempotent when TxnID is set.
+	DeviceID id.DeviceID
+	TxnID    string
+	Type     string
+	// StateKey is nil for message events.
+	StateKey *string
+	Content  json.RawMessage
+	// Redacts is the target of an m.room.redaction.
+	Redacts id.EventID
+}
+
+// MembershipRequest changes a user's membership.
+type MembershipRequest struct {
+	RoomID id.RoomID
+	Sender id.UserID
+	Target id.UserID
+	Reason string
+	// Extra is merged into the member event content (displayname, avatar_url, is_direct...).
+	Extra map[string]any
+	// DeviceID and TxnID are optional.
+	DeviceID id.DeviceID
+	TxnID    string
+	// Guest is set when the sender is a guest account.
+	Guest bool
+}
+
+// CreateRoomRequest is POST /createRoom, decoded.
+type CreateRoomRequest struct {
+	Creator                   id.UserID
+	Visibility                string
+	RoomAliasName             string
+	Name                      *string
+	Topic                     *string
+	Invite                    []id.UserID
+	CreationContent           map[string]json.RawMessage
+	InitialState              []InitialStateEvent
+	Preset                    string
+	IsDirect                  bool
+	RoomVersion               id.RoomVersion
+	PowerLevelContentOverride map[string]json.RawMessage
+}
+
+// InitialStateEvent is one entry of createRoom's initial_state.
+type InitialStateEvent struct {
+	Type     string          `json:"type"`
+	StateKey string          `json:"state_key"`
+	Content  json.RawMessage `json:"content"`
+}

@@ -1,0 +1,228 @@
+package roomserver
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"parley/storage"
+)
+
+const roomIDAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = roomIDAlphabet[int(b[i])%len(roomIDAlphabet)]
+	}
+	return string(b)
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func strPtr(s string) *string { return &s }
+
+// CreateRoom creates a room as POST /createRoom describes: the create event,
+// the creator's join, power levels, alias, preset rules, initial_state, name,
+// topic and invites, all persisted in one transaction.
+func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (id.RoomID, id.RoomAlias, error) {
+	version := req.RoomVersion
+	if version == "" {
+		version = s.cfg.Rooms.DefaultVersion
+	}
+	if !Supported(version) {
+		return "", "", fmt.Errorf("%w: %q", ErrUnsupportedRoomVersion, version)
+	}
+	preset := req.Preset
+	if preset == "" {
+		preset = "private_chat"
+		if req.Visibility == "public" {
+			preset = "public_chat"
+		}
+	}
+	if preset != "private_chat" && preset != "public_chat" && preset != "trusted_private_chat" {
+		return "", "", fmt.Errorf("%w: unknown preset %q", ErrInvalidParam, preset)
+	}
+	if req.Visibility != "" && req.Visibility != "public" && req.Visibility != "private" {
+		return "", "", fmt.Errorf("%w: visibility must be public or private", ErrInvalidParam)
+	}
+	for _, u := range req.Invite {
+		if _, _, err := u.ParseAndValidateRelaxed(); err != nil {
+			return "", "", fmt.Errorf("%w: invalid user ID %q in invite", ErrInvalidParam, u)
+		}
+	}
+	var alias id.RoomAlias
+	if req.RoomAliasName != "" {
+		if strings.ContainsAny(req.RoomAliasName, ":# \t\n") {
+			return "", "", fmt.Errorf("%w: invalid room_alias_name", ErrInvalidParam)
+		}
+		alias = id.NewRoomAlias(req.RoomAliasName, s.serverName)
+		if _, _, err := s.store.ResolveAlias(ctx, alias); err == nil {
+			return "", "", fmt.Errorf("%w: %s", ErrRoomInUse, alias)
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			return "", "", err
+		}
+	}
+
+	w := &working{version: version, overlay: map[storage.StateKeyTuple]stateEntry{}}
+	if !version.RoomIDIsCreateEventID() {
+		w.roomID = id.RoomID("!" + randomString(18) + ":" + s.serverName)
+	}
+	creator := req.Creator
+	state := func(evType, stateKey string, content any) error {
+		var b []byte
+		if raw, ok := content.([]byte); ok {
+			b = raw
+		} else {
+			b = mustJSON(content)
+		}
+		_, err := s.add(w, eventSpec{Sender: creator, Type: evType, StateKey: strPtr(stateKey), Content: b})
+		if errors.Is(err, ErrForbidden) {
+			return fmt.Errorf("%w: %s: %v", ErrInvalidRoomState, evType, err)
+		} else if err != nil {
+			return fmt.Errorf("%s: %w", evType, err)
+		}
+		return nil
+	}
+
+	// 1. m.room.create
+	createContent := map[string]any{}
+	for k, v := range req.CreationContent {
+		createContent[k] = v
+	}
+	createContent["room_version"] = version
+	if version.CreatorInContent() {
+		createContent["creator"] = creator
+	}
+	if preset == "trusted_private_chat" && version.PrivilegedRoomCreators() && len(req.Invite) > 0 {
+		createContent["additional_creators"] = req.Invite
+	}
+	if err := state(event.StateCreate.Type, "", createContent); err != nil {
+		return "", "", err
+	}
+	// 2. the creator joins
+	creatorContent := map[string]any{"membership": "join"}
+	s.addProfile(ctx, creator, creatorContent)
+	if err := state(event.StateMember.Type, string(creator), creatorContent); err != nil {
+		return "", "", err
+	}
+	// 3. power levels: defaults, preset, then power_level_content_override
+	users := map[string]any{}
+	if !version.PrivilegedRoomCreators() {
+		users[string(creator)] = 100
+		if preset == "trusted_private_chat" {
+			for _, u := range req.Invite {
+				users[string(u)] = 100
+			}
+		}
+	}
+	pl := map[string]any{
+		"users": users, "users_default": 0, "events_default": 0, "state_default": 50,
+		"ban": 50, "kick": 50, "redact": 50, "invite": 50,
+		"events": map[string]any{
+			"m.room.name": 50, "m.room.power_levels": 100, "m.room.history_visibility": 100,
+			"m.room.canonical_alias": 50, "m.room.avatar": 50, "m.room.tombstone": 100,
+			"m.room.server_acl": 100, "m.room.encryption": 100,
+		},
+		"notifications": map[string]any{"room": 50},
+	}
+	if preset != "public_chat" {
+		pl["invite"] = 0
+	}
+	plJSON := mustJSON(pl)
+	if len(req.PowerLevelContentOverride) > 0 {
+		var merged map[string]json.RawMessage
+		_ = json.Unmarshal(plJSON, &merged)
+		maps.Copy(merged, req.PowerLevelContentOverride)
+		plJSON = mustJSON(merged)
+	}
+	if err := state(event.StatePowerLevels.Type, "", plJSON); err != nil {
+		return "", "", err
+	}
+	// 4. canonical alias
+	if alias != "" {
+		if err := state(event.StateCanonicalAlias.Type, "", map[string]any{"alias": alias}); err != nil {
+			return "", "", err
+		}
+	}
+	// 5. preset rules
+	joinRule, guest := "invite", "can_join"
+	if preset == "public_chat" {
+		joinRule, guest = "public", "forbidden"
+	}
+	if err := state(event.StateJoinRules.Type, "", map[string]any{"join_rule": joinRule}); err != nil {
+		return "", "", err
+	}
+	if err := state(event.StateHistoryVisibility.Type, "", map[string]any{"history_visibility": "shared"}); err != nil {
+		return "", "", err
+	}
+	if err := state(event.StateGuestAccess.Type, "", map[string]any{"guest_access": guest}); err != nil {
+		return "", "", err
+	}
+	// 6. initial_state
+	for _, is := range req.InitialState {
+		if is.Type == "" {
+			return "", "", fmt.Errorf("%w: initial_state event without type", ErrBadRequest)
+		}
+		if is.Type == event.StateCreate.Type || is.Type == event.StateMember.Type {
+			return "", "", fmt.Errorf("%w: initial_state may not contain %s", ErrBadRequest, is.Type)
+		}
+		if err := state(is.Type, is.StateKey, []byte(is.Content)); err != nil {
+			return "", "", err
+		}
+	}
+	// 7. name and topic
+	if req.Name != nil {
+		if err := state(event.StateRoomName.Type, "", map[string]any{"name": *req.Name}); err != nil {
+			return "", "", err
+		}
+	}
+	if req.Topic != nil {
+		if err := state(event.StateTopic.Type, "", map[string]any{
+			"topic": *req.Topic, "m.topic": []map[string]string{{"body": *req.Topic, "mimetype": "text/plain"}},
+		}); err != nil {
+			return "", "", err
+		}
+	}
+	// 8. invites
+	for _, u := range req.Invite {
+		c := map[string]any{"membership": "invite"}
+		s.addProfile(ctx, u, c)
+		if req.IsDirect {
+			c["is_direct"] = true
+		}
+		if err := state(event.StateMember.Type, string(u), c); err != nil {
+			return "", "", err
+		}
+	}
+
+	newRoom := &storage.Room{RoomID: w.roomID, Version: version, Creator: creator, CreatedTS: nowMS(), IsPublic: req.Visibility == "public"}
+	for _, ev := range w.events {
+		ev.RoomID = w.roomID
+	}
+	evs, err := s.commit(ctx, w, newRoom)
+	if err != nil {
+		return "", "", err
+	}
+	if alias != "" {
+		if err := s.store.CreateAlias(ctx, alias, w.roomID, creator); err != nil {
+			s.log.Warn("alias taken while the room was created")
+		}
+	}
+	s.publish(evs, version)
+	return w.roomID, alias, nil
+}

@@ -1,0 +1,204 @@
+package roomserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/tidwall/gjson"
+	"go.uber.org/zap"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"parley/storage"
+)
+
+// ResolveRoom turns a room ID or a local alias into a room ID.
+func (s *Server) ResolveRoom(ctx context.Context, roomIDOrAlias string) (id.RoomID, error) {
+	if len(roomIDOrAlias) > 0 && roomIDOrAlias[0] == '#' {
+		rid, _, err := s.store.ResolveAlias(ctx, id.RoomAlias(roomIDOrAlias))
+		if errors.Is(err, storage.ErrNotFound) {
+			return "", ErrRoomNotFound
+		}
+		return rid, err
+	}
+	if len(roomIDOrAlias) == 0 || roomIDOrAlias[0] != '!' {
+		return "", fmt.Errorf("%w: %q is not a room ID or alias", ErrBadRequest, roomIDOrAlias)
+	}
+	return id.RoomID(roomIDOrAlias), nil
+}
+
+// Join joins req.Sender to the room. Joining a room the sender is already in
+// sends nothing. Rooms on other servers need federation and are ErrRoomNotFound.
+func (s *Server) Join(ctx context.Context, req MembershipRequest) (id.EventID, error) {
+	req.Target = req.Sender
+	evID, err := s.member(ctx, req, event.MembershipJoin, func(w *working) (bool, error) {
+		if w.membership(req.Sender) == event.MembershipJoin {
+			return true, nil
+		}
+		if req.Guest {
+			ga, ok := w.get(event.StateGuestAccess.Type, "")
+			if !ok || gjson.GetBytes(ga.pdu.Content, "guest_access").Str != "can_join" {
+				return false, ErrGuestForbidden
+			}
+		}
+		return false, nil
+	})
+	if err == nil {
+		err = s.store.UnforgetRoom(ctx, req.Sender, req.RoomID)
+	}
+	return evID, err
+}
+
+// Invite invites req.Target.
+func (s *Server) Invite(ctx context.Context, req MembershipRequest) (id.EventID, error) {
+	return s.member(ctx, req, event.MembershipInvite, nil)
+}
+
+// Leave makes req.Sender leave (or reject an invite, or withdraw a knock).
+func (s *Server) Leave(ctx context.Context, req MembershipRequest) (id.EventID, error) {
+	req.Target = req.Sender
+	return s.member(ctx, req, event.MembershipLeave, nil)
+}
+
+// Kick removes req.Target.
+func (s *Server) Kick(ctx context.Context, req MembershipRequest) (id.EventID, error) {
+	return s.member(ctx, req, event.MembershipLeave, func(w *working) (bool, error) {
+		switch w.membership(req.Target) {
+		case event.MembershipJoin, event.MembershipInvite, event.MembershipKnock:
+			return false, nil
+		}
+		return false, fmt.Errorf("%w: %s is not in the room", ErrForbidden, req.Target)
+	})
+}
+
+// Ban bans req.Target.
+func (s *Server) Ban(ctx context.Context, req MembershipRequest) (id.EventID, error) {
+	return s.member(ctx, req, event.MembershipBan, nil)
+}
+
+// Unban lifts req.Target's ban.
+func (s *Server) Unban(ctx context.Context, req MembershipRequest) (id.EventID, error) {
+	return s.member(ctx, req, event.MembershipLeave, func(w *working) (bool, error) {
+		if w.membership(req.Target) != event.MembershipBan {
+			return false, fmt.Errorf("%w: %s is not banned", ErrForbidden, req.Target)
+		}
+		return false, nil
+	})
+}
+
+// Knock asks to join a room with join rule knock.
+func (s *Server) Knock(ctx context.Context, req MembershipRequest) (id.EventID, error) {
+	req.Target = req.Sender
+	return s.member(ctx, req, event.MembershipKnock, nil)
+}
+
+// member sends an m.room.member event. pre, when set, runs on the current
+// state under the room lock and may skip the event (returning true) or refuse it.
+func (s *Server) member(ctx context.Context, req MembershipRequest, m event.Membership, pre func(*working) (bool, error)) (id.EventID, error) {
+	if _, _, err := req.Target.ParseAndValidateRelaxed(); err != nil {
+		return "", fmt.Errorf("%w: invalid user ID %q", ErrBadRequest, req.Target)
+	}
+	if req.TxnID != "" {
+		if evID, err := s.store.EventByTxnID(ctx, req.Sender, req.DeviceID, req.TxnID); err == nil {
+			return evID, nil
+		}
+	}
+	return s.inRoom(ctx, req.RoomID, func(w *working) (id.EventID, error) {
+		if pre != nil {
+			skip, err := pre(w)
+			if err != nil {
+				return "", err
+			}
+			if skip {
+				e, _ := w.get(event.StateMember.Type, string(req.Target))
+				return e.id, nil
+			}
+		}
+		content := map[string]any{}
+		if m == event.MembershipJoin || m == event.MembershipInvite {
+			s.addProfile(ctx, req.Target, content)
+		}
+		for k, v := range req.Extra {
+			content[k] = v
+		}
+		content["membership"] = m
+		if req.Reason != "" {
+			content["reason"] = req.Reason
+		}
+		b, err := json.Marshal(content)
+		if err != nil {
+			return "", fmt.Errorf("%w: %v", ErrBadRequest, err)
+		}
+		ne, err := s.add(w, eventSpec{Sender: req.Sender, Type: event.StateMember.Type, StateKey: strPtr(string(req.Target)), Content: b, TxnID: req.TxnID, DeviceID: req.DeviceID})
+		if err != nil {
+			return "", err
+		}
+		evs, err := s.commit(ctx, w, nil)
+		if err != nil {
+			return "", err
+		}
+		s.publish(evs, w.version)
+		return ne.EventID, nil
+	})
+}
+
+// Forget forgets a room the user has left. It is 400 while the user is still joined or invited.
+func (s *Server) Forget(ctx context.Context, user id.UserID, roomID id.RoomID) error {
+	ev, err := s.store.CurrentStateEvent(ctx, roomID, event.StateMember.Type, string(user))
+	if errors.Is(err, storage.ErrNotFound) {
+		if _, err := s.store.GetRoom(ctx, roomID); errors.Is(err, storage.ErrNotFound) {
+			return ErrRoomNotFound
+		}
+		return fmt.Errorf("%w: you are not a member of the room", ErrForbidden)
+	} else if err != nil {
+		return err
+	}
+	switch ev.Membership {
+	case "join", "invite", "knock":
+		return fmt.Errorf("%w: leave the room before forgetting it", ErrBadRequest)
+	}
+	return s.store.ForgetRoom(ctx, user, roomID)
+}
+
+// ProfileChanged sends an updated m.room.member join event, carrying the new
+// displayname and avatar_url, into every room the user is joined to. It
+// implements clientapi.ProfileListener; failures are logged per room.
+func (s *Server) ProfileChanged(ctx context.Context, userID id.UserID, displayName, avatarURL string) {
+	rooms, err := s.JoinedRooms(ctx, userID)
+	if err != nil {
+		s.log.Warn("profile change: list joined rooms", zap.Error(err))
+		return
+	}
+	for _, roomID := range rooms {
+		extra := map[string]any{}
+		if displayName != "" {
+			extra["displayname"] = displayName
+		}
+		if avatarURL != "" {
+			extra["avatar_url"] = avatarURL
+		}
+		req := MembershipRequest{RoomID: roomID, Sender: userID, Target: userID, Extra: extra}
+		if _, err := s.member(ctx, req, event.MembershipJoin, nil); err != nil {
+			s.log.Warn("profile change: update member event", zap.String("room_id", string(roomID)), zap.Error(err))
+		}
+	}
+}
+
+// addProfile puts a local user's displayname and avatar_url into member event content.
+func (s *Server) addProfile(ctx context.Context, user id.UserID, content map[string]any) {
+	if user.Homeserver() != s.serverName {
+		return
+	}
+	prof, err := s.store.GetProfile(ctx, user)
+	if err != nil {
+		return
+	}
+	for _, k := range []string{"displayname", "avatar_url"} {
+		var v string
+		if raw, ok := prof[k]; ok && json.Unmarshal(raw, &v) == nil && v != "" {
+			content[k] = v
+		}
+	}
+}

@@ -1,0 +1,414 @@
+package roomserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/tidwall/gjson"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"parley/storage"
+)
+
+// posVal is a state value from a stream position on.
+type posVal struct {
+	pos int64
+	val string
+}
+
+// Visibility decides which events of one room a user may see, following the
+// history visibility rules (client-server API, "History visibility"):
+// the room's m.room.history_visibility and the user's membership at each event.
+type Visibility struct {
+	user    id.UserID
+	current string
+	members []posVal
+	hist    []posVal
+}
+
+// NewVisibility loads the membership and history-visibility history of a room for user.
+func (s *Server) NewVisibility(ctx context.Context, user id.UserID, roomID id.RoomID) (*Visibility, error) {
+	v := &Visibility{user: user, current: "leave"}
+	mevs, err := s.store.StateHistory(ctx, roomID, event.StateMember.Type, string(user))
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range mevs {
+		v.members = append(v.members, posVal{e.StreamPos, e.Membership})
+		v.current = e.Membership
+	}
+	hevs, err := s.store.StateHistory(ctx, roomID, event.StateHistoryVisibility.Type, "")
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range hevs {
+		hv := gjson.GetBytes(e.JSON, "content.history_visibility").Str
+		if hv == "" {
+			hv = "shared"
+		}
+		v.hist = append(v.hist, posVal{e.StreamPos, hv})
+	}
+	return v, nil
+}
+
+// Current is the user's current membership ("leave" when none).
+func (v *Visibility) Current() string { return v.current }
+
+// EverMember reports whether the user has ever had a membership event in the room.
+func (v *Visibility) EverMember() bool { return len(v.members) > 0 }
+
+// WorldReadable reports whether the room's current history visibility is world_readable.
+func (v *Visibility) WorldReadable() bool {
+	return len(v.hist) > 0 && v.hist[len(v.hist)-1].val == "world_readable"
+}
+
+// before returns the value in effect just before position pos.
+func before(list []posVal, pos int64, def string) string {
+	i := sort.Search(len(list), func(i int) bool { return list[i].pos >= pos })
+	if i == 0 {
+		return def
+	}
+	return list[i-1].val
+}
+
+// CanSee reports whether the user may see ev.
+func (v *Visibility) CanSee(ev *storage.Event) bool {
+	if ev.Type == event.StateMember.Type && ev.StateKey != nil && *ev.StateKey == string(v.user) {
+		return true // users always see their own membership changes
+	}
+	hv := before(v.hist, ev.StreamPos, "shared")
+	if hv == "world_readable" {
+		return true
+	}
+	m := before(v.members, ev.StreamPos, "leave")
+	switch {
+	case m == "join":
+		return true
+	case hv == "shared" && v.current == "join":
+		return true
+	case hv == "invited" && (m == "invite" || v.current == "join" && m == "invite"):
+		return true
+	}
+	return false
+}
+
+// access returns the user's visibility over a room and the state group the
+// user may read (current state while joined or world-readable, the state at
+// their leave otherwise). It is ErrForbidden when the user was never in the room.
+func (s *Server) access(ctx context.Context, user id.UserID, roomID id.RoomID) (*Visibility, *storage.Room, int64, error) {
+	v, info, group, _, err := s.accessAt(ctx, user, roomID)
+	return v, info, group, err
+}
+
+// accessAt is access that also returns the stream position of the user's
+// leave when they may only read the room up to it (else 0).
+func (s *Server) accessAt(ctx context.Context, user id.UserID, roomID id.RoomID) (*Visibility, *storage.Room, int64, int64, error) {
+	info, err := s.store.GetRoom(ctx, roomID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil, 0, 0, fmt.Errorf("%w: you are not in the room", ErrForbidden)
+	} else if err != nil {
+		return nil, nil, 0, 0, err
+	}
+	v, err := s.NewVisibility(ctx, user, roomID)
+	if err != nil {
+		return nil, nil, 0, 0, err
+	}
+	switch {
+	case v.current == "join" || v.WorldReadable():
+		return v, info, info.CurrentGroup, 0, nil
+	case v.current == "leave" || v.current == "ban":
+		if !v.EverMember() {
+			break
+		}
+		ev, err := s.store.CurrentStateEvent(ctx, roomID, event.StateMember.Type, string(user))
+		if err != nil {
+			return nil, nil, 0, 0, err
+		}
+		return v, info, ev.StateAfter, ev.StreamPos, nil
+	}
+	return nil, nil, 0, 0, fmt.Errorf("%w: you are not a member of the room and were never one", ErrForbidden)
+}
+
+// RoomState returns the room state the user may see (GET /rooms/{id}/state).
+func (s *Server) RoomState(ctx context.Context, user id.UserID, roomID id.RoomID) ([]*storage.Event, error) {
+	_, _, group, err := s.access(ctx, user, roomID)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.StateEvents(ctx, group)
+}
+
+// StateEvent returns one state event the user may see; ErrEventNotFound if unset.
+func (s *Server) StateEvent(ctx context.Context, user id.UserID, roomID id.RoomID, evType, stateKey string) (*storage.Event, error) {
+	_, info, group, err := s.access(ctx, user, roomID)
+	if err != nil {
+		return nil, err
+	}
+	if group == info.CurrentGroup {
+		ev, err := s.store.CurrentStateEvent(ctx, roomID, evType, stateKey)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, ErrEventNotFound
+		}
+		return ev, err
+	}
+	ids, err := s.store.StateIDs(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	evID, ok := ids[storage.StateKeyTuple{Type: evType, StateKey: stateKey}]
+	if !ok {
+		return nil, ErrEventNotFound
+	}
+	return s.store.GetEvent(ctx, evID)
+}
+
+// Event returns an event the user may see (GET /rooms/{id}/event/{eventId}).
+func (s *Server) Event(ctx context.Context, user id.UserID, roomID id.RoomID, eventID id.EventID) (*storage.Event, error) {
+	v, _, _, err := s.access(ctx, user, roomID)
+	if errors.Is(err, ErrForbidden) {
+		return nil, ErrEventNotFound // as for events the user may not see
+	} else if err != nil {
+		return nil, err
+	}
+	ev, err := s.store.GetEvent(ctx, eventID)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && (ev.RoomID != roomID || ev.Rejected || ev.Outlier)) {
+		return nil, ErrEventNotFound
+	} else if err != nil {
+		return nil, err
+	}
+	if !v.CanSee(ev) {
+		return nil, ErrEventNotFound
+	}
+	return ev, nil
+}
+
+// MembersRequest is GET /rooms/{id}/members.
+type MembersRequest struct {
+	User   id.UserID
+	RoomID id.RoomID
+	// At is a stream position (0: now).
+	At            int64
+	Membership    string
+	NotMembership string
+}
+
+// Members returns the member events of a room the user may see.
+func (s *Server) Members(ctx context.Context, req MembersRequest) ([]*storage.Event, error) {
+	_, _, group, until, err := s.accessAt(ctx, req.User, req.RoomID)
+	if err != nil {
+		return nil, err
+	}
+	if req.At > 0 {
+		at := req.At
+		if until > 0 && at > until {
+			at = until // never past what the user may see (their leave)
+		}
+		ev, err := s.store.LastEventAt(ctx, req.RoomID, at)
+		if err == nil {
+			group = ev.StateAfter
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			return nil, err
+		}
+	}
+	evs, err := s.store.StateEvents(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	out := evs[:0]
+	for _, ev := range evs {
+		if ev.Type != event.StateMember.Type {
+			continue
+		}
+		if req.Membership != "" && ev.Membership != req.Membership {
+			continue
+		}
+		if req.NotMembership != "" && ev.Membership == req.NotMembership {
+			continue
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+// JoinedMembers returns the joined member events of a room the user is joined to.
+func (s *Server) JoinedMembers(ctx context.Context, user id.UserID, roomID id.RoomID) ([]*storage.Event, error) {
+	v, _, _, err := s.access(ctx, user, roomID)
+	if err != nil {
+		return nil, err
+	}
+	if v.Current() != "join" {
+		return nil, fmt.Errorf("%w: you are not joined to the room", ErrForbidden)
+	}
+	ms, err := s.store.RoomMemberships(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]id.EventID, 0, len(ms))
+	for _, m := range ms {
+		if m.Membership == "join" {
+			ids = append(ids, m.EventID)
+		}
+	}
+	return s.store.GetEvents(ctx, ids)
+}
+
+// JoinedRooms lists the rooms the user is joined to.
+func (s *Server) JoinedRooms(ctx context.Context, user id.UserID) ([]id.RoomID, error) {
+	ms, err := s.store.UserMemberships(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	out := []id.RoomID{}
+	for _, m := range ms {
+		if m.Membership == "join" {
+			out = append(out, m.RoomID)
+		}
+	}
+	return out, nil
+}
+
+// MessagesRequest is GET /rooms/{id}/messages with positions already decoded.
+type MessagesRequest struct {
+	User   id.UserID
+	RoomID id.RoomID
+	// From is the position to paginate from; HasFrom false means the newest
+	// (backwards) or oldest (forwards) end.
+	From    int64
+	HasFrom bool
+	// To bounds the pagination; HasTo false means no bound.
+	To        int64
+	HasTo     bool
+	Backwards bool
+	Limit     int
+	// Keep filters events (nil keeps all).
+	Keep func(*storage.Event) bool
+}
+
+// MessagesResponse is a page of events.
+type MessagesResponse struct {
+	Events []*storage.Event
+	// Start is the position the page started from; End is where the next page
+	// starts, valid when More is true.
+	Start, End int64
+	More       bool
+}
+
+// Messages pages through a room's events in stream order, keeping only events
+// the user may see.
+func (s *Server) Messages(ctx context.Context, req MessagesRequest) (*MessagesResponse, error) {
+	v, _, _, err := s.access(ctx, req.User, req.RoomID)
+	if err != nil {
+		return nil, err
+	}
+	if req.Limit <= 0 {
+		req.Limit = 10
+	}
+	req.Limit = min(req.Limit, 1000)
+	from := req.From
+	if !req.HasFrom {
+		if req.Backwards {
+			if from, err = s.store.MaxStreamPos(ctx); err != nil {
+				return nil, err
+			}
+		} else {
+			from = 0
+		}
+	}
+	resp := &MessagesResponse{Start: from, Events: []*storage.Event{}}
+	cur := from
+	batch := req.Limit + 1
+	for len(resp.Events) < req.Limit {
+		var evs []*storage.Event
+		if req.Backwards {
+			lo := int64(0)
+			if req.HasTo {
+				lo = req.To
+			}
+			if cur <= lo {
+				break
+			}
+			evs, err = s.store.RoomEvents(ctx, req.RoomID, lo, cur, batch, true)
+		} else {
+			hi := int64(1 << 62)
+			if req.HasTo {
+				hi = req.To
+			}
+			if cur >= hi {
+				break
+			}
+			evs, err = s.store.RoomEvents(ctx, req.RoomID, cur, hi, batch, false)
+		}
+		if err != nil {
+			return nil, err
+		}
+		for i, ev := range evs {
+			if req.Backwards {
+				cur = ev.StreamPos - 1
+			} else {
+				cur = ev.StreamPos
+			}
+			if v.CanSee(ev) && (req.Keep == nil || req.Keep(ev)) {
+				resp.Events = append(resp.Events, ev)
+				if len(resp.Events) == req.Limit {
+					resp.More = i < len(evs)-1 || len(evs) == batch
+					resp.End = cur
+					return resp, nil
+				}
+			}
+		}
+		if len(evs) < batch {
+			break
+		}
+	}
+	resp.End = cur
+	return resp, nil
+}
+
+// ContextResponse is GET /rooms/{id}/context/{eventId}.
+type ContextResponse struct {
+	Event      *storage.Event
+	Before     []*storage.Event
+	After      []*storage.Event
+	Start, End int64
+	MoreBefore bool
+	MoreAfter  bool
+	State      []*storage.Event
+}
+
+// Context returns an event with events before and after it.
+func (s *Server) Context(ctx context.Context, user id.UserID, roomID id.RoomID, eventID id.EventID, limit int, keep func(*storage.Event) bool) (*ContextResponse, error) {
+	ev, err := s.Event(ctx, user, roomID, eventID)
+	if err != nil {
+		return nil, err
+	}
+	limit = min(max(limit, 0), 100)
+	nBefore := limit / 2
+	nAfter := limit - nBefore
+	resp := &ContextResponse{Event: ev, Before: []*storage.Event{}, After: []*storage.Event{}, Start: ev.StreamPos - 1, End: ev.StreamPos}
+	if nBefore > 0 {
+		b, err := s.Messages(ctx, MessagesRequest{User: user, RoomID: roomID, From: ev.StreamPos - 1, HasFrom: true, Backwards: true, Limit: nBefore, Keep: keep})
+		if err != nil {
+			return nil, err
+		}
+		resp.Before, resp.Start = b.Events, b.End
+	}
+	if nAfter > 0 {
+		a, err := s.Messages(ctx, MessagesRequest{User: user, RoomID: roomID, From: ev.StreamPos, HasFrom: true, Limit: nAfter, Keep: keep})
+		if err != nil {
+			return nil, err
+		}
+		resp.After, resp.End = a.Events, a.End
+	}
+	stateAt := ev
+	if len(resp.After) > 0 {
+		stateAt = resp.After[len(resp.After)-1]
+	}
+	resp.State, err = s.store.StateEvents(ctx, stateAt.StateAfter)
+	return resp, err
+}
+
+// Store exposes the room store for read-only consumers (sync).
+func (s *Server) Store() storage.RoomStore { return s.store }

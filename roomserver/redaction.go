@@ -1,0 +1,98 @@
+package roomserver
+
+import (
+	"context"
+	"encoding/json/v2"
+	"errors"
+	"fmt"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"parley/internal/eventutil"
+	"parley/storage"
+)
+
+// redact sends an m.room.redaction for spec.Redacts and stores the target's
+// redacted form (per the room version's redaction algorithm, via mautrix pdu).
+// w's room must be locked.
+func (s *Server) redact(ctx context.Context, w *working, spec eventSpec) (id.EventID, error) {
+	target, err := s.store.GetEvent(ctx, spec.Redacts)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return "", err
+	}
+	if target != nil && target.RoomID != w.roomID {
+		target = nil
+	}
+	// Client-server API: a user may redact another user's event only with the redact power level.
+	if target != nil && target.Sender != spec.Sender {
+		pl := event.PowerLevelsEventContent{}
+		if e, ok := w.get(event.StatePowerLevels.Type, ""); ok {
+			_ = json.Unmarshal(e.pdu.Content, &pl)
+		}
+		if pl.GetUserLevel(spec.Sender) < pl.Redact() && !s.isCreator(w, spec.Sender) {
+			return "", fmt.Errorf("%w: you cannot redact other users' events", ErrForbidden)
+		}
+	}
+	if w.version.RedactsInContent() {
+		c := spec.Content
+		if len(c) == 0 {
+			c = []byte("{}")
+		}
+		c, err = sjson.SetBytes(c, "redacts", spec.Redacts)
+		if err != nil {
+			return "", fmt.Errorf("%w: content must be a JSON object", ErrBadRequest)
+		}
+		spec.Content = c
+	}
+	ne, err := s.add(w, spec)
+	if err != nil {
+		return "", err
+	}
+	if target != nil {
+		redJSON, red, err := redactStored(w.version, target.JSON)
+		if err != nil {
+			return "", fmt.Errorf("redact %s: %w", target.EventID, err)
+		}
+		ne.Redacts = target.EventID
+		ne.RedactedJSON = redJSON
+		because := eventutil.ClientEvent(nil, eventutil.ClientInput{PDU: ne.JSON, EventID: string(ne.EventID), RoomID: string(w.roomID), NowMS: ne.OriginTS})
+		ne.RedactedUnsigned = append(append([]byte(`{"redacted_because":`), because...), '}')
+		if target.StateKey != nil {
+			k := storage.StateKeyTuple{Type: target.Type, StateKey: *target.StateKey}
+			if cur, ok := w.get(k.Type, k.StateKey); ok && cur.id == target.EventID {
+				w.overlay[k] = stateEntry{id: cur.id, pdu: red, ref: cur.ref}
+			}
+		}
+	}
+	evs, err := s.commit(ctx, w, nil)
+	if err != nil {
+		return "", err
+	}
+	s.publish(evs, w.version)
+	return ne.EventID, nil
+}
+
+// isCreator reports whether user is a room creator with infinite power (room v12).
+func (s *Server) isCreator(w *working, user id.UserID) bool {
+	if !w.version.PrivilegedRoomCreators() {
+		return false
+	}
+	e, ok := w.get(event.StateCreate.Type, "")
+	if !ok {
+		return false
+	}
+	if e.pdu.Sender == user {
+		return true
+	}
+	found := false
+	gjson.GetBytes(e.pdu.Content, "additional_creators").ForEach(func(_, v gjson.Result) bool {
+		if v.Str == string(user) {
+			found = true
+		}
+		return !found
+	})
+	return found
+}

@@ -1,0 +1,525 @@
+package syncapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"go.uber.org/zap"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"parley/internal/eventutil"
+	"parley/roomserver"
+	"parley/storage"
+)
+
+// PDUStream is the room event stream of /sync: joined rooms' timelines and
+// state, invites, knocks and left rooms. Its position is the roomserver's
+// stream position.
+type PDUStream struct {
+	rooms      *roomserver.Server
+	store      storage.RoomStore
+	notifier   *Notifier
+	serverName string
+	log        *zap.Logger
+}
+
+// NewPDUStream returns the PDU stream over rooms.
+func NewPDUStream(rooms *roomserver.Server, notifier *Notifier, log *zap.Logger) *PDUStream {
+	return &PDUStream{rooms: rooms, store: rooms.Store(), notifier: notifier, serverName: rooms.ServerName(), log: log}
+}
+
+// Name implements Stream.
+func (p *PDUStream) Name() StreamName { return StreamPDU }
+
+// Position implements Stream.
+func (p *PDUStream) Position(ctx context.Context) (int64, error) { return p.rooms.Position(ctx) }
+
+// trackedMemberships are the memberships whose room events wake a user.
+var trackedMemberships = []string{"join", "invite", "knock"}
+
+// Load registers every local joined, invited or knocking user with the notifier.
+func (p *PDUStream) Load(ctx context.Context) error {
+	ms, err := p.store.LocalMemberships(ctx, p.serverName, trackedMemberships)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		p.notifier.SetRoomUser(m.RoomID, m.UserID, true)
+	}
+	return nil
+}
+
+// OnEvent keeps the notifier current and wakes the room's users. The
+// roomserver calls it after each commit.
+func (p *PDUStream) OnEvent(out roomserver.OutputEvent) {
+	ev := out.Event
+	if ev.Type == event.StateMember.Type && ev.StateKey != nil {
+		target := id.UserID(*ev.StateKey)
+		if target.Homeserver() == p.serverName {
+			p.notifier.SetRoomUser(ev.RoomID, target, slices.Contains(trackedMemberships, ev.Membership))
+		}
+		p.notifier.WakeRoom(ev.RoomID, target)
+		return
+	}
+	p.notifier.WakeRoom(ev.RoomID)
+}
+
+// roomFilter holds the parts of the sync filter the PDU stream applies.
+type roomFilter struct {
+	rooms, notRooms      []id.RoomID
+	includeLeave         bool
+	timeline             *mautrix.FilterPart
+	state                *mautrix.FilterPart
+	limit                int
+	lazyMembers          bool
+	includeRedundantLazy bool
+}
+
+func newRoomFilter(f *mautrix.Filter) *roomFilter {
+	rf := &roomFilter{limit: 10}
+	if f == nil || f.Room == nil {
+		return rf
+	}
+	rf.rooms, rf.notRooms, rf.includeLeave = f.Room.Rooms, f.Room.NotRooms, f.Room.IncludeLeave
+	rf.timeline, rf.state = f.Room.Timeline, f.Room.State
+	if rf.timeline != nil && rf.timeline.Limit > 0 {
+		rf.limit = min(rf.timeline.Limit, 500)
+	}
+	if rf.state != nil {
+		rf.lazyMembers = rf.state.LazyLoadMembers
+		rf.includeRedundantLazy = rf.state.IncludeRedundantMembers
+	}
+	return rf
+}
+
+func (rf *roomFilter) roomAllowed(r id.RoomID) bool {
+	if rf.rooms != nil && !slices.Contains(rf.rooms, r) {
+		return false
+	}
+	return !slices.Contains(rf.notRooms, r)
+}
+
+func typeMatch(pattern, t string) bool {
+	if strings.HasSuffix(pattern, "*") {
+		return strings.HasPrefix(t, pattern[:len(pattern)-1])
+	}
+	return pattern == t
+}
+
+// partAllows applies a filter part's types/not_types/senders/not_senders.
+func partAllows(fp *mautrix.FilterPart, ev *storage.Event) bool {
+	if fp == nil {
+		return true
+	}
+	if fp.Types != nil && !slices.ContainsFunc(fp.Types, func(t event.Type) bool { return typeMatch(t.Type, ev.Type) }) {
+		return false
+	}
+	if slices.ContainsFunc(fp.NotTypes, func(t event.Type) bool { return typeMatch(t.Type, ev.Type) }) {
+		return false
+	}
+	if fp.Senders != nil && !slices.Contains(fp.Senders, ev.Sender) {
+		return false
+	}
+	return !slices.Contains(fp.NotSenders, ev.Sender)
+}
+
+// Fill implements Stream.
+func (p *PDUStream) Fill(ctx context.Context, req *Request, from, to int64, resp *Response) (bool, error) {
+	user := req.Device.UserID
+	ms, err := p.store.UserMemberships(ctx, user)
+	if err != nil {
+		return false, err
+	}
+	rf := newRoomFilter(req.Filter)
+	full := req.Initial() || req.FullState
+	var changed map[id.RoomID]bool
+	if !full {
+		list, err := p.store.RoomsChangedBetween(ctx, from, to)
+		if err != nil {
+			return false, err
+		}
+		changed = make(map[id.RoomID]bool, len(list))
+		for _, r := range list {
+			changed[r] = true
+		}
+	}
+	var forgotten map[id.RoomID]bool
+	f := &filler{p: p, req: req, rf: rf, now: time.Now().UnixMilli(), resp: resp}
+	found := false
+	var joins []joinJob
+	for _, m := range ms {
+		if m.StreamPos > to || !rf.roomAllowed(m.RoomID) {
+			continue // a membership newer than this response is sent next time
+		}
+		inRange := m.StreamPos > from
+		switch m.Membership {
+		case "join":
+			if !full && !changed[m.RoomID] {
+				continue
+			}
+			newlyJoined := false
+			if !full && inRange {
+				if newlyJoined, err = p.newlyJoined(ctx, m); err != nil {
+					return false, err
+				}
+			}
+			joins = append(joins, joinJob{m: m, full: full || newlyJoined})
+		case "invite", "knock":
+			if !full && !inRange {
+				continue
+			}
+			if err := f.stripped(ctx, m); err != nil {
+				return false, err
+			}
+			found = true
+		case "leave", "ban":
+			// Left rooms come in an initial sync only with include_leave, and
+			// otherwise (full_state included) when the leave is new since "since".
+			if req.Initial() && !rf.includeLeave || !req.Initial() && !inRange {
+				continue
+			}
+			if forgotten == nil {
+				if forgotten, err = p.store.ForgottenRooms(ctx, user); err != nil {
+					return false, err
+				}
+			}
+			if forgotten[m.RoomID] {
+				continue
+			}
+			if err := f.left(ctx, m, from, full); err != nil {
+				return false, err
+			}
+			found = true
+		}
+	}
+	got, err := f.joinedAll(ctx, joins, from, to)
+	return found || got, err
+}
+
+// newlyJoined reports whether m's join event was a join (not a profile change
+// of an already joined member): only then does the room need its full state.
+func (p *PDUStream) newlyJoined(ctx context.Context, m storage.Membership) (bool, error) {
+	ev, err := p.store.GetEvent(ctx, m.EventID)
+	if err != nil {
+		return false, err
+	}
+	return gjson.GetBytes(ev.Unsigned, "prev_content.membership").Str != "join", nil
+}
+
+type joinJob struct {
+	m    storage.Membership
+	full bool
+}
+
+// syncWorkers bounds the rooms of one /sync built in parallel.
+const syncWorkers = 4
+
+// joinedAll fills rooms.join for every job, several rooms at a time: an
+// initial sync is dominated by per-room database round trips.
+func (f *filler) joinedAll(ctx context.Context, jobs []joinJob, from, to int64) (bool, error) {
+	if len(jobs) <= 2 {
+		found := false
+		for _, j := range jobs {
+			got, err := f.joined(ctx, j.m, from, to, j.full)
+			if err != nil {
+				return false, err
+			}
+			found = found || got
+		}
+		return found, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		next     atomic.Int64
+		found    atomic.Bool
+		errOnce  sync.Once
+		firstErr error
+	)
+	for w := 0; w < min(syncWorkers, len(jobs)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(jobs) || ctx.Err() != nil {
+					return
+				}
+				got, err := f.joined(ctx, jobs[i].m, from, to, jobs[i].full)
+				if err != nil {
+					errOnce.Do(func() { firstErr = err; cancel() })
+					return
+				}
+				if got {
+					found.Store(true)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return found.Load(), firstErr
+}
+
+// filler builds one response.
+type filler struct {
+	// mu guards resp's maps while rooms are filled in parallel.
+	mu   sync.Mutex
+	p    *PDUStream
+	req  *Request
+	rf   *roomFilter
+	now  int64
+	resp *Response
+}
+
+func (f *filler) format(evs []*storage.Event) []json.RawMessage {
+	out := make([]json.RawMessage, len(evs))
+	dev := f.req.Device
+	for i, ev := range evs {
+		in := eventutil.ClientInput{PDU: ev.JSON, EventID: string(ev.EventID), RoomID: string(ev.RoomID), Unsigned: ev.Unsigned, NowMS: f.now}
+		if ev.TxnID != "" && ev.Sender == dev.UserID && ev.DeviceID == dev.DeviceID {
+			in.TxnID = ev.TxnID
+		}
+		out[i] = eventutil.ClientEvent(make([]byte, 0, len(ev.JSON)+64), in)
+	}
+	return out
+}
+
+func formatPos(pos int64) string { return "t" + strconv.FormatInt(pos, 10) }
+
+// timeline loads the last events of a room in (lo, hi], oldest first, keeping
+// those the user may see and the filter allows. joinPos is the stream position
+// of the user's current membership event.
+func (f *filler) timeline(ctx context.Context, room id.RoomID, lo, hi, joinPos int64) (evs []*storage.Event, limited bool, err error) {
+	evs, err = f.p.store.RoomEvents(ctx, room, lo, hi, f.rf.limit+1, true)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(evs) > f.rf.limit {
+		evs, limited = evs[:f.rf.limit], true
+	}
+	slices.Reverse(evs)
+	// Events from before the user's join need the history visibility rules.
+	if len(evs) > 0 && evs[0].StreamPos < joinPos {
+		vis, err := f.p.rooms.NewVisibility(ctx, f.req.Device.UserID, room)
+		if err != nil {
+			return nil, false, err
+		}
+		evs = slices.DeleteFunc(evs, func(ev *storage.Event) bool { return !vis.CanSee(ev) })
+	}
+	if f.rf.timeline != nil {
+		evs = slices.DeleteFunc(evs, func(ev *storage.Event) bool { return !partAllows(f.rf.timeline, ev) })
+	}
+	return evs, limited, nil
+}
+
+// stateAt returns the room's state group after the last event at or before pos.
+func (f *filler) stateAt(ctx context.Context, room id.RoomID, pos int64) (int64, error) {
+	ev, err := f.p.store.LastEventAt(ctx, room, pos)
+	if errors.Is(err, storage.ErrNotFound) {
+		return 0, nil
+	} else if err != nil {
+		return 0, err
+	}
+	return ev.StateAfter, nil
+}
+
+// roomState computes the state section: the full state at the timeline start,
+// or, for an incremental limited sync, what changed between since and the timeline start.
+func (f *filler) roomState(ctx context.Context, room id.RoomID, tl []*storage.Event, since, hi int64, full, limited bool) ([]*storage.Event, error) {
+	if !full && !limited {
+		return nil, nil
+	}
+	var startGroup int64
+	var err error
+	if len(tl) > 0 {
+		startGroup = tl[0].StateBefore
+	} else if startGroup, err = f.stateAt(ctx, room, hi); err != nil {
+		return nil, err
+	}
+	startIDs, err := f.p.store.StateIDs(ctx, startGroup)
+	if err != nil {
+		return nil, err
+	}
+	want := make([]id.EventID, 0, len(startIDs))
+	if full {
+		for _, e := range startIDs {
+			want = append(want, e)
+		}
+	} else {
+		sinceGroup, err := f.stateAt(ctx, room, since)
+		if err != nil {
+			return nil, err
+		}
+		sinceIDs, err := f.p.store.StateIDs(ctx, sinceGroup)
+		if err != nil {
+			return nil, err
+		}
+		for k, e := range startIDs {
+			if sinceIDs[k] != e {
+				want = append(want, e)
+			}
+		}
+	}
+	evs, err := f.p.store.GetEvents(ctx, want)
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(evs, func(i, j int) bool { return evs[i].StreamPos < evs[j].StreamPos })
+	user := f.req.Device.UserID
+	var senders map[id.UserID]bool
+	if f.rf.lazyMembers {
+		senders = map[id.UserID]bool{user: true}
+		for _, ev := range tl {
+			senders[ev.Sender] = true
+		}
+	}
+	return slices.DeleteFunc(evs, func(ev *storage.Event) bool {
+		if senders != nil && ev.Type == event.StateMember.Type && ev.StateKey != nil && !senders[id.UserID(*ev.StateKey)] {
+			return true
+		}
+		return !partAllows(f.rf.state, ev)
+	}), nil
+}
+
+// joined fills rooms.join[room]. full asks for the room's full state (initial
+// sync, full_state, or a room joined since the last sync).
+func (f *filler) joined(ctx context.Context, m storage.Membership, from, to int64, full bool) (bool, error) {
+	lo := from
+	if full {
+		lo = 0
+	}
+	tl, limited, err := f.timeline(ctx, m.RoomID, lo, to, m.StreamPos)
+	if err != nil {
+		return false, err
+	}
+	if len(tl) == 0 && !full {
+		return false, nil
+	}
+	state, err := f.roomState(ctx, m.RoomID, tl, from, to, full, limited)
+	if err != nil {
+		return false, err
+	}
+	f.mu.Lock()
+	jr := f.resp.JoinedRoom(m.RoomID)
+	f.mu.Unlock()
+	jr.Timeline.Events = f.format(tl)
+	jr.Timeline.Limited = limited
+	jr.Timeline.PrevBatch = formatPos(to)
+	if len(tl) > 0 {
+		jr.Timeline.PrevBatch = formatPos(tl[0].StreamPos - 1)
+	}
+	jr.State.Events = f.format(state)
+	if full || hasMember(tl) {
+		if jr.Summary, err = f.summary(ctx, m.RoomID); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+func hasMember(evs []*storage.Event) bool {
+	return slices.ContainsFunc(evs, func(ev *storage.Event) bool { return ev.Type == event.StateMember.Type })
+}
+
+// summary computes m.heroes and the member counts.
+func (f *filler) summary(ctx context.Context, room id.RoomID) (*Summary, error) {
+	ms, err := f.p.store.RoomMemberships(ctx, room)
+	if err != nil {
+		return nil, err
+	}
+	joined, invited := 0, 0
+	var heroes []id.UserID
+	for _, m := range ms {
+		switch m.Membership {
+		case "join":
+			joined++
+		case "invite":
+			invited++
+		default:
+			continue
+		}
+		if m.UserID != f.req.Device.UserID {
+			heroes = append(heroes, m.UserID)
+		}
+	}
+	slices.Sort(heroes)
+	if len(heroes) > 5 {
+		heroes = heroes[:5]
+	}
+	return &Summary{Heroes: heroes, JoinedMemberCount: &joined, InvitedMemberCount: &invited}, nil
+}
+
+// strippedTypes are the state events shown to invited and knocking users.
+var strippedTypes = []string{"m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar", "m.room.canonical_alias", "m.room.encryption", "m.room.topic"}
+
+// stripped fills rooms.invite or rooms.knock with stripped state.
+func (f *filler) stripped(ctx context.Context, m storage.Membership) error {
+	mev, err := f.p.store.GetEvent(ctx, m.EventID)
+	if err != nil {
+		return err
+	}
+	ids, err := f.p.store.StateIDs(ctx, mev.StateAfter)
+	if err != nil {
+		return err
+	}
+	want := []id.EventID{}
+	for _, t := range strippedTypes {
+		if e, ok := ids[storage.StateKeyTuple{Type: t}]; ok {
+			want = append(want, e)
+		}
+	}
+	evs, err := f.p.store.GetEvents(ctx, want)
+	if err != nil {
+		return err
+	}
+	out := make([]json.RawMessage, 0, len(evs)+1)
+	for _, ev := range evs {
+		out = append(out, eventutil.StrippedState(nil, ev.JSON))
+	}
+	if m.Membership == "invite" {
+		// The invite event itself, in client format, so clients see who invited them.
+		out = append(out, f.format([]*storage.Event{mev})[0])
+		f.resp.Rooms.Invite[m.RoomID] = &InvitedRoom{InviteState: EventList{Events: out}}
+	} else {
+		out = append(out, eventutil.StrippedState(nil, mev.JSON))
+		f.resp.Rooms.Knock[m.RoomID] = &KnockedRoom{KnockState: EventList{Events: out}}
+	}
+	return nil
+}
+
+// left fills rooms.leave[room] with the events up to the user's leave.
+func (f *filler) left(ctx context.Context, m storage.Membership, from int64, full bool) error {
+	lo := from
+	if full {
+		lo = 0
+	}
+	tl, limited, err := f.timeline(ctx, m.RoomID, lo, m.StreamPos, m.StreamPos)
+	if err != nil {
+		return err
+	}
+	state, err := f.roomState(ctx, m.RoomID, tl, from, m.StreamPos, full || lo == 0, limited)
+	if err != nil {
+		return err
+	}
+	lr := f.resp.LeftRoom(m.RoomID)
+	lr.Timeline.Events = f.format(tl)
+	lr.Timeline.Limited = limited
+	lr.Timeline.PrevBatch = formatPos(m.StreamPos)
+	if len(tl) > 0 {
+		lr.Timeline.PrevBatch = formatPos(tl[0].StreamPos - 1)
+	}
+	lr.State.Events = f.format(state)
+	return nil
+}
