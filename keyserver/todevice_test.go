@@ -113,3 +113,43 @@ func TestOwnDeviceListChanges(t *testing.T) {
 	wantErr(t, alice.Do(t, http.MethodGet, "keys/changes?from=x&to="+next, nil), 400, "M_INVALID_PARAM")
 	wantErr(t, alice.Do(t, http.MethodGet, "keys/changes?to="+next, nil), 400, "M_MISSING_PARAM")
 }
+
+// TestDeviceListsWithRooms: joining, key uploads and leaving show up in the
+// other member's device_lists over real rooms.
+func TestDeviceListsWithRooms(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	carol := srv.Register(t, "carol")
+	room := alice.MustDo(t, http.MethodPost, "createRoom", map[string]any{"preset": "public_chat"}).JSON["room_id"].(string)
+	since := doSync(t, alice, "").JSON["next_batch"].(string)
+	carolSince := doSync(t, carol, "").JSON["next_batch"].(string)
+
+	bob.MustDo(t, http.MethodPost, "join/"+testserver.PathEscape(room), map[string]any{})
+	s := doSync(t, alice, since)
+	if !contains(strList(field(s.JSON, "device_lists", "changed")), string(bob.UserID)) {
+		t.Fatalf("join not in changed: %s", field(s.JSON, "device_lists"))
+	}
+	since = s.JSON["next_batch"].(string)
+
+	uploadDeviceKeys(t, bob)
+	s = doSync(t, alice, since)
+	if !contains(strList(field(s.JSON, "device_lists", "changed")), string(bob.UserID)) {
+		t.Fatalf("key upload not in changed: %s", s.Body)
+	}
+	since = s.JSON["next_batch"].(string)
+	if c := doSync(t, carol, carolSince); contains(strList(field(c.JSON, "device_lists", "changed")), string(bob.UserID)) {
+		t.Fatalf("carol shares no room with bob but was told: %s", c.Body)
+	}
+
+	bob.MustDo(t, http.MethodPost, "rooms/"+testserver.PathEscape(room)+"/leave", map[string]any{})
+	s = doSync(t, alice, since)
+	if !contains(strList(field(s.JSON, "device_lists", "left")), string(bob.UserID)) {
+		t.Fatalf("leave not in left: %s", field(s.JSON, "device_lists"))
+	}
+	next := s.JSON["next_batch"].(string)
+	ch := alice.MustDo(t, http.MethodGet, "keys/changes?from="+since+"&to="+next, nil)
+	if !contains(strList(ch.JSON["left"]), string(bob.UserID)) {
+		t.Fatalf("keys/changes left: %s", ch.Body)
+	}
+}
