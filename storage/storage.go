@@ -11,6 +11,11 @@ type Store interface {
 	RegistrationTokenStore
 	ProfileStore
 	KeyStore
+	AccountDataStore
+	FilterStore
+	ReceiptStore
+	PushRuleStore
+	NotificationStore
 	// Close releases the database connections.
 	Close() error
 	// Ping checks that the database answers.

@@ -55,6 +55,13 @@ type Finisher interface {
 	Finish(ctx context.Context, req *Request, resp *Response) error
 }
 
+// SyncObserver is told when a /sync request starts and ends, for presence
+// (set_presence and idle tracking).
+type SyncObserver interface {
+	SyncStarted(dev *authn.Device, setPresence string)
+	SyncEnded(dev *authn.Device)
+}
+
 // FilterLoader returns a stored filter by ID for a user.
 type FilterLoader interface {
 	LoadFilter(ctx context.Context, user id.UserID, filterID string) (*mautrix.Filter, error)
@@ -66,6 +73,8 @@ type Deps struct {
 	Notifier *Notifier
 	Streams  []Stream
 	Filters  FilterLoader
+	// Observer, if set, is told about every /sync request.
+	Observer SyncObserver
 	Log      *zap.Logger
 }
 
@@ -75,12 +84,13 @@ type Server struct {
 	notifier *Notifier
 	streams  []Stream
 	filters  FilterLoader
+	observer SyncObserver
 	log      *zap.Logger
 }
 
 // New builds the sync API.
 func New(d Deps) *Server {
-	return &Server{auth: d.Auth, notifier: d.Notifier, streams: d.Streams, filters: d.Filters, log: d.Log}
+	return &Server{auth: d.Auth, notifier: d.Notifier, streams: d.Streams, filters: d.Filters, observer: d.Observer, log: d.Log}
 }
 
 // Notifier returns the notifier that streams and writers wake.
@@ -135,6 +145,10 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request, dev *authn.Device)
 		return err
 	}
 	req.Filter = filter
+	if s.observer != nil {
+		s.observer.SyncStarted(dev, req.SetPresence)
+		defer s.observer.SyncEnded(dev)
+	}
 
 	// Subscribe before reading positions, so no wake-up is lost in between.
 	l := s.notifier.Listen(dev.UserID)

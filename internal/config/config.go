@@ -105,6 +105,14 @@ type Federation struct {
 type Sync struct {
 	// Presence enables presence tracking; large servers may turn it off.
 	Presence bool `yaml:"presence"`
+	// PresenceIdleTimeout turns an online user unavailable after this long without activity.
+	PresenceIdleTimeout time.Duration `yaml:"presence_idle_timeout"`
+	// PresenceOfflineTimeout turns a user offline this long after their last /sync ended.
+	PresenceOfflineTimeout time.Duration `yaml:"presence_offline_timeout"`
+	// PushMaxAttempts is how often a push to a gateway is tried before it is dropped.
+	PushMaxAttempts int `yaml:"push_max_attempts"`
+	// PushMaxBackoff caps the exponential backoff between push attempts.
+	PushMaxBackoff time.Duration `yaml:"push_max_backoff"`
 }
 
 // Media configures the media repository.
@@ -141,9 +149,10 @@ func Defaults() Config {
 		},
 		Rooms:      Rooms{DefaultVersion: "11"},
 		Federation: Federation{Enabled: true},
-		Sync:       Sync{Presence: true},
-		Media:      Media{Path: "data/media", MaxUploadSize: 100 << 20},
-		Log:        Log{Level: "info"},
+		Sync: Sync{Presence: true, PresenceIdleTimeout: 5 * time.Minute, PresenceOfflineTimeout: 30 * time.Second,
+			PushMaxAttempts: 10, PushMaxBackoff: time.Hour},
+		Media: Media{Path: "data/media", MaxUploadSize: 100 << 20},
+		Log:   Log{Level: "info"},
 	}
 }
 
@@ -244,6 +253,18 @@ func (c *Config) Validate() error {
 		if c.RateLimits.Enabled && (b.PerSecond <= 0 || b.Burst < 1) {
 			return fmt.Errorf("%s: per_second must be above 0 and burst at least 1", key)
 		}
+	}
+	if c.Sync.PresenceIdleTimeout <= 0 {
+		return errors.New("sync.presence_idle_timeout: must be above 0")
+	}
+	if c.Sync.PresenceOfflineTimeout <= 0 {
+		return errors.New("sync.presence_offline_timeout: must be above 0")
+	}
+	if c.Sync.PushMaxAttempts < 1 {
+		return errors.New("sync.push_max_attempts: must be at least 1")
+	}
+	if c.Sync.PushMaxBackoff < time.Second {
+		return errors.New("sync.push_max_backoff: must be at least 1s")
 	}
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		return fmt.Errorf("log.level: %w", err)

@@ -42,6 +42,12 @@ type Homeserver struct {
 	Log        *zap.Logger
 	// Rooms is the roomserver.
 	Rooms *roomserver.Server
+	// Inbox serves account data, filters, typing, receipts, presence, push
+	// rules and notifications; the roomserver feeds it events (Inbox.OnEvent).
+	Inbox *syncapi.Inbox
+	// Membership is the room membership the inbox consults. Until the
+	// roomserver is wired it is an in-memory set that tests fill.
+	Membership *syncapi.MemoryRooms
 
 	handler http.Handler
 }
@@ -90,10 +96,14 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 			keys.MemberEvent(context.Background(), ev.RoomID, id.UserID(*ev.StateKey), ev.Membership)
 		}
 	})
-	sync := syncapi.New(syncapi.Deps{
-		Auth: client.Authenticator(), Notifier: notifier, Log: log,
-		Streams: []syncapi.Stream{pduStream, keyserver.NewToDeviceStream(store), keys.DeviceListStream()},
-	})
+	hs.Membership = syncapi.NewMemoryRooms()
+	hs.Inbox = syncapi.NewInbox(syncapi.InboxDeps{Config: &hs.Config, Store: store, Notifier: notifier,
+		Rooms: hs.Membership, Auth: client.Authenticator(), Log: log})
+	hs.Inbox.Register(router)
+	hs.Inbox.Start(context.WithoutCancel(ctx))
+	sync := syncapi.New(syncapi.Deps{Auth: client.Authenticator(), Notifier: notifier, Log: log,
+		Streams: append([]syncapi.Stream{pduStream, keyserver.NewToDeviceStream(store), keys.DeviceListStream()}, hs.Inbox.Streams()...),
+		Filters: hs.Inbox, Observer: hs.Inbox.Observer()})
 	sync.Register(router)
 
 	fed := federation.New(federation.Deps{ServerName: cfg.ServerName, Key: key, Version: Version, Log: log})
@@ -116,6 +126,7 @@ func (hs *Homeserver) Handler() http.Handler { return hs.handler }
 
 // Close stops background work and closes the database.
 func (hs *Homeserver) Close() error {
+	hs.Inbox.Close()
 	return hs.Store.Close()
 }
 

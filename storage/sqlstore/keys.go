@@ -20,24 +20,10 @@ const (
 	streamToDevice   = "to_device"
 )
 
-// bumpStream advances a stream counter inside tx and returns the new
-// position. The row stays locked until tx ends, so positions commit in order.
-func bumpStream(ctx context.Context, tx *sql.Tx, stream string) (int64, error) {
-	var pos int64
-	err := tx.QueryRowContext(ctx, `UPDATE e2ee_streams SET pos = pos + 1 WHERE stream = $1 RETURNING pos`, stream).Scan(&pos)
-	return pos, err
-}
-
-func (s *Store) streamPos(ctx context.Context, stream string) (int64, error) {
-	var pos int64
-	err := s.db.r.QueryRowContext(ctx, `SELECT pos FROM e2ee_streams WHERE stream = $1`, stream).Scan(&pos)
-	return pos, err
-}
-
 // markDeviceListChanged records that user's devices or keys changed, for
 // everyone who shares a room with them.
 func markDeviceListChanged(ctx context.Context, tx *sql.Tx, users ...id.UserID) (int64, error) {
-	pos, err := bumpStream(ctx, tx, streamDeviceList)
+	pos, err := nextStreamPos(ctx, tx, streamDeviceList)
 	if err != nil {
 		return 0, err
 	}
@@ -380,7 +366,7 @@ func (s *Store) AddDeviceListChanges(ctx context.Context, changes []storage.Devi
 	var pos int64
 	err := s.db.Write(ctx, func(tx *sql.Tx) error {
 		var err error
-		if pos, err = bumpStream(ctx, tx, streamDeviceList); err != nil {
+		if pos, err = nextStreamPos(ctx, tx, streamDeviceList); err != nil {
 			return err
 		}
 		for _, c := range changes {
@@ -420,7 +406,7 @@ func (s *Store) SendToDevice(ctx context.Context, sender id.UserID, senderDevice
 		if len(msgs) == 0 {
 			return nil
 		}
-		if pos, err = bumpStream(ctx, tx, streamToDevice); err != nil {
+		if pos, err = nextStreamPos(ctx, tx, streamToDevice); err != nil {
 			return err
 		}
 		for _, m := range msgs {

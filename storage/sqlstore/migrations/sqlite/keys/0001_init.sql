@@ -1,13 +1,7 @@
 -- End-to-end encryption: device keys, one-time and fallback keys, cross-signing
 -- keys and signatures, device-list and to-device streams, key backup.
 
--- Stream counters. A write bumps its stream's row inside its transaction, so
--- positions become visible in order (the row lock serialises writers).
-CREATE TABLE e2ee_streams (
-	stream TEXT PRIMARY KEY,
-	pos BIGINT NOT NULL
-);
-INSERT INTO e2ee_streams (stream, pos) VALUES ('device_list', 0), ('to_device', 0);
+-- Stream positions of device_list and to_device live in stream_positions.
 
 CREATE TABLE device_keys (
 	user_id TEXT NOT NULL,
