@@ -76,9 +76,10 @@ type deviceSigningRequest struct {
 
 func present(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
 
-// uploadCrossSigning handles POST /keys/device_signing/upload. Replacing an
-// existing, different master key requires user-interactive auth; the first
-// upload does not (as Synapse does, MSC3967).
+// uploadCrossSigning handles POST /keys/device_signing/upload. The keys are
+// validated first; then, once the user has a master key, replacing any key
+// requires user-interactive auth. The first upload does not (MSC3967, as
+// Synapse does).
 func (s *Server) uploadCrossSigning(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
 	var req deviceSigningRequest
 	if err := httputil.DecodeJSONObject(r, &req); err != nil {
@@ -95,14 +96,6 @@ func (s *Server) uploadCrossSigning(w http.ResponseWriter, r *http.Request, dev 
 	if present(req.MasterKey) {
 		if masterPub, err = parseCrossSigningKey(req.MasterKey, "master", dev.UserID); err != nil {
 			return err
-		}
-		if oldMaster != nil && !sameKey(oldMaster, req.MasterKey) {
-			if s.uia == nil {
-				return httputil.Forbidden("replacing the master key is not supported")
-			}
-			if err := s.uia.RequireUIA(ctx, req.Auth, dev.UserID, "device_signing_upload"); err != nil {
-				return err
-			}
 		}
 		keys["master"] = req.MasterKey
 	} else if oldMaster != nil {
@@ -128,6 +121,24 @@ func (s *Server) uploadCrossSigning(w http.ResponseWriter, r *http.Request, dev 
 	}
 	if len(keys) == 0 {
 		return httputil.MissingParam("no keys to upload")
+	}
+	// Once cross-signing is set up, changing any key needs the user's
+	// password; uploading identical keys again (a client retry) does not.
+	if oldMaster != nil {
+		changed := false
+		for typ, raw := range keys {
+			if old := existing[dev.UserID][typ]; old == nil || !sameKey(old, raw) {
+				changed = true
+			}
+		}
+		if changed {
+			if s.uia == nil {
+				return httputil.Forbidden("replacing cross-signing keys is not supported")
+			}
+			if err := s.uia.RequireUIA(ctx, req.Auth, dev.UserID, "device_signing_upload"); err != nil {
+				return err
+			}
+		}
 	}
 	if _, err := s.store.SetCrossSigningKeys(ctx, dev.UserID, keys); err != nil {
 		return fmt.Errorf("store cross-signing keys: %w", err)

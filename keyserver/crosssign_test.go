@@ -76,8 +76,14 @@ func TestCrossSigning(t *testing.T) {
 		"self_signing_key": csKey(bob.UserID, "self_signing", newKeyPair(t)),
 	}), 400, "M_MISSING_PARAM")
 
-	// Re-uploading the same master key needs no UIA.
+	// Re-uploading the same master key needs no UIA; a new self-signing key does.
 	alice.MustDo(t, http.MethodPost, "keys/device_signing/upload", map[string]any{"master_key": acs.masterObj})
+	res = alice.Do(t, http.MethodPost, "keys/device_signing/upload", map[string]any{
+		"self_signing_key": sign(t, csKey(alice.UserID, "self_signing", newKeyPair(t)), alice.UserID, acs.master.pub, acs.master),
+	})
+	if res.Status != 401 || res.JSON["flows"] == nil {
+		t.Fatalf("new self-signing key without auth: %d %s", res.Status, res.Body)
+	}
 
 	// Signatures: Alice signs her device with her self-signing key.
 	signedDev := sign(t, aliceDK, alice.UserID, acs.self.pub, acs.self)

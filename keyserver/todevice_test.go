@@ -110,6 +110,11 @@ func TestOwnDeviceListChanges(t *testing.T) {
 	if len(strList(ch.JSON["changed"])) != 0 {
 		t.Fatalf("empty range: %s", ch.Body)
 	}
+	// Renaming a device changes what /keys/query shows: a device-list change.
+	alice.MustDo(t, http.MethodPut, "devices/PHONE", map[string]any{"display_name": "Phone"})
+	if s := doSync(t, alice, next); !contains(strList(field(s.JSON, "device_lists", "changed")), string(alice.UserID)) {
+		t.Fatalf("rename not in changed: %s", s.Body)
+	}
 	wantErr(t, alice.Do(t, http.MethodGet, "keys/changes?from=x&to="+next, nil), 400, "M_INVALID_PARAM")
 	wantErr(t, alice.Do(t, http.MethodGet, "keys/changes?to="+next, nil), 400, "M_MISSING_PARAM")
 }

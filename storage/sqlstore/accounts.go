@@ -152,6 +152,10 @@ func insertDevice(ctx context.Context, tx *sql.Tx, d storage.NewDevice) (*storag
 	if err := tx.QueryRowContext(ctx, `SELECT display_name FROM devices WHERE user_id = $1 AND device_id = $2`, d.UserID, d.DeviceID).Scan(&dev.DisplayName); err != nil {
 		return nil, err
 	}
+	// Users sharing a room with d.UserID learn about the new device (keys.go).
+	if _, err := markDeviceListChanged(ctx, tx, d.UserID); err != nil {
+		return nil, err
+	}
 	return dev, nil
 }
 
@@ -220,7 +224,9 @@ func (s *Store) SetDeviceDisplayName(ctx context.Context, userID id.UserID, devi
 		if n, _ := res.RowsAffected(); n == 0 {
 			return storage.ErrNotFound
 		}
-		return nil
+		// The display name is part of /keys/query answers (keys.go).
+		_, err = markDeviceListChanged(ctx, tx, userID)
+		return err
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"time"
 
 	"maunium.net/go/mautrix/id"
 
@@ -394,8 +395,14 @@ func (s *Store) SendToDevice(ctx context.Context, sender id.UserID, senderDevice
 	var pos int64
 	dup := false
 	err := s.db.Write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO to_device_txns (user_id, device_id, txn_id, created_ts) VALUES ($1, $2, $3, 0)
-			ON CONFLICT (user_id, device_id, txn_id) DO NOTHING`, sender, senderDevice, txnID)
+		now := time.Now().UnixMilli()
+		// Transaction IDs are remembered for a day, as clients retry within seconds.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM to_device_txns WHERE user_id = $1 AND device_id = $2 AND created_ts < $3`,
+			sender, senderDevice, now-24*3600*1000); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO to_device_txns (user_id, device_id, txn_id, created_ts) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (user_id, device_id, txn_id) DO NOTHING`, sender, senderDevice, txnID, now)
 		if err != nil {
 			return err
 		}
