@@ -69,6 +69,12 @@ func sign(t *testing.T, obj map[string]any, user id.UserID, keyName string, k ke
 // deviceKeys returns signed device_keys for c's device and the device's key.
 func deviceKeys(t *testing.T, c *testserver.Client) (map[string]any, keyPair) {
 	t.Helper()
+	return deviceKeysExtra(t, c, nil)
+}
+
+// deviceKeysExtra is deviceKeys with extra top-level fields, signed too.
+func deviceKeysExtra(t *testing.T, c *testserver.Client, extra map[string]any) (map[string]any, keyPair) {
+	t.Helper()
 	k := newKeyPair(t)
 	curve := newKeyPair(t) // any 32 bytes do for the server
 	dk := map[string]any{
@@ -79,6 +85,9 @@ func deviceKeys(t *testing.T, c *testserver.Client) (map[string]any, keyPair) {
 			"ed25519:" + string(c.DeviceID):    k.pub,
 			"curve25519:" + string(c.DeviceID): curve.pub,
 		},
+	}
+	for key, v := range extra {
+		dk[key] = v
 	}
 	return sign(t, dk, c.UserID, string(c.DeviceID), k), k
 }

@@ -97,6 +97,7 @@ func (s *Server) Register(root *mux.Router) {
 	s.authed(v3, "/room_keys/keys", "delete_backup_keys", s.deleteBackupKeys, http.MethodDelete)
 	s.authed(v3, "/room_keys/keys/{roomId}", "delete_backup_keys", s.deleteBackupKeys, http.MethodDelete)
 	s.authed(v3, "/room_keys/keys/{roomId}/{sessionId}", "delete_backup_keys", s.deleteBackupKeys, http.MethodDelete)
+	s.registerDehydrated(root)
 }
 
 // interestedUsers returns the users who must hear about a change to user's

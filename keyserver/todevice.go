@@ -97,7 +97,7 @@ func (t *ToDeviceStream) Position(ctx context.Context) (int64, error) {
 // Fill implements syncapi.Stream. It reads by position only, so it does not
 // matter whether Finish has acknowledged (deleted) older messages yet.
 func (t *ToDeviceStream) Fill(ctx context.Context, req *syncapi.Request, from, to int64, resp *syncapi.Response) (bool, error) {
-	msgs, err := t.store.ToDeviceMessages(ctx, req.Device.UserID, req.Device.DeviceID, from, to)
+	msgs, err := t.store.ToDeviceMessages(ctx, req.Device.UserID, req.Device.DeviceID, from, to, 0)
 	if err != nil {
 		return false, fmt.Errorf("to-device messages: %w", err)
 	}

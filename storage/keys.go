@@ -129,9 +129,22 @@ type KeyStore interface {
 	// AckToDevice deletes the device's messages with pos <= upTo.
 	AckToDevice(ctx context.Context, user id.UserID, device id.DeviceID, upTo int64) error
 	// ToDeviceMessages returns the device's messages with from < pos <= to,
-	// oldest first. There is no limit: a message left out would be
-	// acknowledged (deleted) by the next sync's token without having been delivered.
-	ToDeviceMessages(ctx context.Context, user id.UserID, device id.DeviceID, from, to int64) ([]ToDeviceMessage, error)
+	// oldest first, at most limit of them (0: no limit). /sync passes no
+	// limit: a message left out would be acknowledged (deleted) by the next
+	// sync's token without having been delivered.
+	ToDeviceMessages(ctx context.Context, user id.UserID, device id.DeviceID, from, to int64, limit int) ([]ToDeviceMessage, error)
+
+	// SetDehydratedDevice replaces the user's dehydrated device (MSC3814):
+	// the old one is deleted with its keys and messages, and the new device
+	// is created with its keys (keys.UserID and keys.DeviceID are set from
+	// user and deviceID), in one transaction. ErrConflict if deviceID is a
+	// normal device of the user.
+	SetDehydratedDevice(ctx context.Context, user id.UserID, deviceID id.DeviceID, displayName string, data json.RawMessage, keys KeyUpload) error
+	// GetDehydratedDevice returns the user's dehydrated device; ErrNotFound if none.
+	GetDehydratedDevice(ctx context.Context, user id.UserID) (id.DeviceID, json.RawMessage, error)
+	// DeleteDehydratedDevice deletes the user's dehydrated device and returns
+	// its ID; ErrNotFound if none.
+	DeleteDehydratedDevice(ctx context.Context, user id.UserID) (id.DeviceID, error)
 
 	// CreateBackupVersion creates a backup version, which becomes the current one.
 	CreateBackupVersion(ctx context.Context, user id.UserID, algorithm string, authData json.RawMessage) (int64, error)

@@ -39,7 +39,7 @@ func markDeviceListChanged(ctx context.Context, tx *sql.Tx, users ...id.UserID) 
 // deleteDeviceKeys removes the keys of deleted devices (deviceIDs nil: every
 // device of user except keep) and records the device-list change.
 func deleteDeviceKeys(ctx context.Context, tx *sql.Tx, user id.UserID, deviceIDs []id.DeviceID, keep id.DeviceID) error {
-	tables := []string{"device_keys", "one_time_keys", "fallback_keys", "to_device_messages"}
+	tables := []string{"device_keys", "one_time_keys", "fallback_keys", "to_device_messages", "dehydrated_devices"}
 	for _, t := range tables {
 		if deviceIDs == nil {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+t+` WHERE user_id = $1 AND device_id <> $2`, user, keep); err != nil {
@@ -65,47 +65,55 @@ func splitKeyID(keyID string) (alg, name string) {
 // UploadKeys implements storage.KeyStore.
 func (s *Store) UploadKeys(ctx context.Context, u storage.KeyUpload) (map[string]int, int64, error) {
 	var dlPos int64
-	err := s.db.Write(ctx, func(tx *sql.Tx) error {
-		if u.DeviceKeys != nil {
-			var old string
-			err := tx.QueryRowContext(ctx, `SELECT key_json FROM device_keys WHERE user_id = $1 AND device_id = $2`, u.UserID, u.DeviceID).Scan(&old)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return err
-			}
-			if old != string(u.DeviceKeys) {
-				if _, err := tx.ExecContext(ctx, `INSERT INTO device_keys (user_id, device_id, key_json) VALUES ($1, $2, $3)
-					ON CONFLICT (user_id, device_id) DO UPDATE SET key_json = excluded.key_json`, u.UserID, u.DeviceID, string(u.DeviceKeys)); err != nil {
-					return err
-				}
-				if dlPos, err = markDeviceListChanged(ctx, tx, u.UserID); err != nil {
-					return err
-				}
-			}
-		}
-		for keyID, key := range u.OneTimeKeys {
-			alg, name := splitKeyID(keyID)
-			if _, err := tx.ExecContext(ctx, `INSERT INTO one_time_keys (user_id, device_id, algorithm, key_id, key_json) VALUES ($1, $2, $3, $4, $5)
-				ON CONFLICT (user_id, device_id, algorithm, key_id) DO NOTHING`, u.UserID, u.DeviceID, alg, name, string(key)); err != nil {
-				return err
-			}
-		}
-		for keyID, key := range u.FallbackKeys {
-			alg, name := splitKeyID(keyID)
-			// Re-uploading the same key keeps its used flag; a new key is unused.
-			if _, err := tx.ExecContext(ctx, `INSERT INTO fallback_keys (user_id, device_id, algorithm, key_id, key_json, used) VALUES ($1, $2, $3, $4, $5, FALSE)
-				ON CONFLICT (user_id, device_id, algorithm) DO UPDATE SET key_id = excluded.key_id, key_json = excluded.key_json,
-				used = CASE WHEN fallback_keys.key_id = excluded.key_id AND fallback_keys.key_json = excluded.key_json THEN fallback_keys.used ELSE FALSE END`,
-				u.UserID, u.DeviceID, alg, name, string(key)); err != nil {
-				return err
-			}
-		}
-		return nil
+	err := s.db.Write(ctx, func(tx *sql.Tx) (err error) {
+		dlPos, err = uploadKeysTx(ctx, tx, u)
+		return err
 	})
 	if err != nil {
 		return nil, 0, err
 	}
 	counts, err := s.OneTimeKeyCounts(ctx, u.UserID, u.DeviceID)
 	return counts, dlPos, err
+}
+
+// uploadKeysTx stores an upload inside tx; it returns the device-list
+// position when the device keys changed, else 0.
+func uploadKeysTx(ctx context.Context, tx *sql.Tx, u storage.KeyUpload) (int64, error) {
+	var dlPos int64
+	if u.DeviceKeys != nil {
+		var old string
+		err := tx.QueryRowContext(ctx, `SELECT key_json FROM device_keys WHERE user_id = $1 AND device_id = $2`, u.UserID, u.DeviceID).Scan(&old)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return 0, err
+		}
+		if old != string(u.DeviceKeys) {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO device_keys (user_id, device_id, key_json) VALUES ($1, $2, $3)
+				ON CONFLICT (user_id, device_id) DO UPDATE SET key_json = excluded.key_json`, u.UserID, u.DeviceID, string(u.DeviceKeys)); err != nil {
+				return 0, err
+			}
+			if dlPos, err = markDeviceListChanged(ctx, tx, u.UserID); err != nil {
+				return 0, err
+			}
+		}
+	}
+	for keyID, key := range u.OneTimeKeys {
+		alg, name := splitKeyID(keyID)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO one_time_keys (user_id, device_id, algorithm, key_id, key_json) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (user_id, device_id, algorithm, key_id) DO NOTHING`, u.UserID, u.DeviceID, alg, name, string(key)); err != nil {
+			return 0, err
+		}
+	}
+	for keyID, key := range u.FallbackKeys {
+		alg, name := splitKeyID(keyID)
+		// Re-uploading the same key keeps its used flag; a new key is unused.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO fallback_keys (user_id, device_id, algorithm, key_id, key_json, used) VALUES ($1, $2, $3, $4, $5, FALSE)
+			ON CONFLICT (user_id, device_id, algorithm) DO UPDATE SET key_id = excluded.key_id, key_json = excluded.key_json,
+			used = CASE WHEN fallback_keys.key_id = excluded.key_id AND fallback_keys.key_json = excluded.key_json THEN fallback_keys.used ELSE FALSE END`,
+			u.UserID, u.DeviceID, alg, name, string(key)); err != nil {
+			return 0, err
+		}
+	}
+	return dlPos, nil
 }
 
 // DeviceKeys implements storage.KeyStore.
@@ -442,9 +450,14 @@ func (s *Store) AckToDevice(ctx context.Context, user id.UserID, device id.Devic
 }
 
 // ToDeviceMessages implements storage.KeyStore.
-func (s *Store) ToDeviceMessages(ctx context.Context, user id.UserID, device id.DeviceID, from, to int64) ([]storage.ToDeviceMessage, error) {
-	rows, err := s.db.r.QueryContext(ctx, `SELECT pos, sender, type, content FROM to_device_messages WHERE user_id = $1 AND device_id = $2 AND pos > $3 AND pos <= $4
-		ORDER BY pos`, user, device, from, to)
+func (s *Store) ToDeviceMessages(ctx context.Context, user id.UserID, device id.DeviceID, from, to int64, limit int) ([]storage.ToDeviceMessage, error) {
+	q := `SELECT pos, sender, type, content FROM to_device_messages WHERE user_id = $1 AND device_id = $2 AND pos > $3 AND pos <= $4 ORDER BY pos`
+	args := []any{user, device, from, to}
+	if limit > 0 {
+		q += ` LIMIT $5`
+		args = append(args, limit)
+	}
+	rows, err := s.db.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -88,3 +88,10 @@ CREATE TABLE backup_keys (
 	session_data TEXT NOT NULL,
 	PRIMARY KEY (user_id, version, room_id, session_id)
 );
+-- A user's dehydrated device (MSC3814); the device itself is a row of devices
+-- without access tokens.
+CREATE TABLE dehydrated_devices (
+	user_id TEXT PRIMARY KEY,
+	device_id TEXT NOT NULL,
+	device_data TEXT NOT NULL
+);
