@@ -15,14 +15,22 @@ import (
 // CreateBackupVersion implements storage.KeyStore.
 func (s *Store) CreateBackupVersion(ctx context.Context, user id.UserID, algorithm string, authData json.RawMessage) (int64, error) {
 	var v int64
-	err := s.db.Write(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) + 1 FROM backup_versions WHERE user_id = $1`, user).Scan(&v); err != nil {
-			return err
+	var err error
+	// On PostgreSQL two concurrent creations may pick the same number; the
+	// loser retries with the next one.
+	for attempt := 0; attempt < 5; attempt++ {
+		err = s.db.Write(ctx, func(tx *sql.Tx) error {
+			if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) + 1 FROM backup_versions WHERE user_id = $1`, user).Scan(&v); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO backup_versions (user_id, version, algorithm, auth_data) VALUES ($1, $2, $3, $4)`,
+				user, v, algorithm, string(authData))
+			return Conflict(err)
+		})
+		if !errors.Is(err, storage.ErrConflict) {
+			break
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO backup_versions (user_id, version, algorithm, auth_data) VALUES ($1, $2, $3, $4)`,
-			user, v, algorithm, string(authData))
-		return Conflict(err)
-	})
+	}
 	return v, err
 }
 
@@ -90,20 +98,6 @@ func (s *Store) DeleteBackupVersion(ctx context.Context, user id.UserID, version
 	})
 }
 
-// betterBackupKey applies the spec's rules for replacing a backed-up session
-// key (client-server API, "Server-side key backups"): a verified key beats an
-// unverified one; then the lower first_message_index wins; then the lower
-// forwarded_count. An equal key does not replace the stored one.
-func betterBackupKey(nw, old storage.BackupKey) bool {
-	if nw.IsVerified != old.IsVerified {
-		return nw.IsVerified
-	}
-	if nw.FirstMessageIndex != old.FirstMessageIndex {
-		return nw.FirstMessageIndex < old.FirstMessageIndex
-	}
-	return nw.ForwardedCount < old.ForwardedCount
-}
-
 // PutBackupKeys implements storage.KeyStore.
 func (s *Store) PutBackupKeys(ctx context.Context, user id.UserID, version int64, keys []storage.BackupKey) (etag, count, current int64, err error) {
 	err = s.db.Write(ctx, func(tx *sql.Tx) error {
@@ -124,25 +118,26 @@ func (s *Store) PutBackupKeys(ctx context.Context, user id.UserID, version int64
 		}
 		changed := false
 		for _, k := range keys {
-			var old storage.BackupKey
-			err := tx.QueryRowContext(ctx, `SELECT first_message_index, forwarded_count, is_verified FROM backup_keys
-				WHERE user_id = $1 AND version = $2 AND room_id = $3 AND session_id = $4`, user, version, k.RoomID, k.SessionID).
-				Scan(&old.FirstMessageIndex, &old.ForwardedCount, &old.IsVerified)
-			switch {
-			case errors.Is(err, sql.ErrNoRows):
-			case err != nil:
-				return err
-			case !betterBackupKey(k, old):
-				continue
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO backup_keys (user_id, version, room_id, session_id, first_message_index, forwarded_count, is_verified, session_data)
+			// The spec's rules for replacing a backed-up session key
+			// (client-server API, "Server-side key backups"): a verified key
+			// beats an unverified one; then the lower first_message_index
+			// wins; then the lower forwarded_count. An equal key does not
+			// replace the stored one. The rule is the upsert's WHERE, so
+			// concurrent uploads cannot replace a better key with a worse one.
+			res, err := tx.ExecContext(ctx, `INSERT INTO backup_keys (user_id, version, room_id, session_id, first_message_index, forwarded_count, is_verified, session_data)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (user_id, version, room_id, session_id) DO UPDATE SET
 				first_message_index = excluded.first_message_index, forwarded_count = excluded.forwarded_count,
-				is_verified = excluded.is_verified, session_data = excluded.session_data`,
-				user, version, k.RoomID, k.SessionID, k.FirstMessageIndex, k.ForwardedCount, k.IsVerified, string(k.SessionData)); err != nil {
+				is_verified = excluded.is_verified, session_data = excluded.session_data
+				WHERE (excluded.is_verified AND NOT backup_keys.is_verified)
+				OR (excluded.is_verified = backup_keys.is_verified AND (excluded.first_message_index < backup_keys.first_message_index
+					OR (excluded.first_message_index = backup_keys.first_message_index AND excluded.forwarded_count < backup_keys.forwarded_count)))`,
+				user, version, k.RoomID, k.SessionID, k.FirstMessageIndex, k.ForwardedCount, k.IsVerified, string(k.SessionData))
+			if err != nil {
 				return err
 			}
-			changed = true
+			if n, _ := res.RowsAffected(); n > 0 {
+				changed = true
+			}
 		}
 		if changed {
 			if _, err := tx.ExecContext(ctx, `UPDATE backup_versions SET etag = etag + 1 WHERE user_id = $1 AND version = $2`, user, version); err != nil {
