@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"go.uber.org/zap"
+	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
 	"parley/internal/authn"
@@ -120,6 +121,15 @@ func (s *Server) keyChanges(w http.ResponseWriter, r *http.Request, dev *authn.D
 		return err
 	}
 	return httputil.WriteJSON(w, http.StatusOK, map[string]any{"changed": changed, "left": left})
+}
+
+// OnEvent is told about every committed room event (the roomserver's
+// OnEvent callback, chained in internal/homeserver); it acts on member events.
+func (s *Server) OnEvent(ev *storage.Event) {
+	if ev.Type != event.StateMember.Type || ev.StateKey == nil || ev.Rejected || ev.SoftFailed || ev.Outlier {
+		return
+	}
+	s.MemberEvent(context.Background(), ev.RoomID, id.UserID(*ev.StateKey), ev.Membership)
 }
 
 // MemberEvent is told about every committed m.room.member event: a join or

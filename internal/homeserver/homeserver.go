@@ -12,9 +12,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"maunium.net/go/mautrix/event"
 	mfed "maunium.net/go/mautrix/federation"
-	"maunium.net/go/mautrix/id"
 
 	"parley/clientapi"
 	"parley/federation"
@@ -92,9 +90,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	keys.Register(router)
 	rooms.SetOnEvent(func(out roomserver.OutputEvent) {
 		pduStream.OnEvent(out)
-		if ev := out.Event; ev.Type == event.StateMember.Type && ev.StateKey != nil && !ev.Rejected && !ev.SoftFailed && !ev.Outlier {
-			keys.MemberEvent(context.Background(), ev.RoomID, id.UserID(*ev.StateKey), ev.Membership)
-		}
+		keys.OnEvent(out.Event)
 	})
 	hs.Membership = syncapi.NewMemoryRooms()
 	hs.Inbox = syncapi.NewInbox(syncapi.InboxDeps{Config: &hs.Config, Store: store, Notifier: notifier,
