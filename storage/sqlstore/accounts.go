@@ -241,6 +241,9 @@ func (s *Store) UpdateDeviceLastSeen(ctx context.Context, userID id.UserID, devi
 // DeleteDevice implements storage.AccountStore.
 func (s *Store) DeleteDevice(ctx context.Context, userID id.UserID, deviceID id.DeviceID) error {
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
+		if err := deleteDeviceKeys(ctx, tx, userID, []id.DeviceID{deviceID}, ""); err != nil { // keys.go
+			return err
+		}
 		// Tokens go first: the foreign key cascades on SQLite, but be explicit.
 		if _, err := tx.ExecContext(ctx, `DELETE FROM access_tokens WHERE user_id = $1 AND device_id = $2`, userID, deviceID); err != nil {
 			return err
@@ -252,13 +255,18 @@ func (s *Store) DeleteDevice(ctx context.Context, userID id.UserID, deviceID id.
 		if n, _ := res.RowsAffected(); n == 0 {
 			return storage.ErrNotFound
 		}
-		return deleteDeviceKeys(ctx, tx, userID, []id.DeviceID{deviceID}, "")
+		return nil
 	})
 }
 
 // DeleteDevices implements storage.AccountStore.
 func (s *Store) DeleteDevices(ctx context.Context, userID id.UserID, deviceIDs []id.DeviceID) error {
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
+		if len(deviceIDs) > 0 { // keys.go
+			if err := deleteDeviceKeys(ctx, tx, userID, deviceIDs, ""); err != nil {
+				return err
+			}
+		}
 		for start := 0; start < len(deviceIDs); start += 500 {
 			chunk := deviceIDs[start:min(start+500, len(deviceIDs))]
 			args := make([]any, 0, len(chunk)+1)
@@ -274,10 +282,7 @@ func (s *Store) DeleteDevices(ctx context.Context, userID id.UserID, deviceIDs [
 				return err
 			}
 		}
-		if len(deviceIDs) == 0 {
-			return nil
-		}
-		return deleteDeviceKeys(ctx, tx, userID, deviceIDs, "")
+		return nil
 	})
 }
 
@@ -287,13 +292,14 @@ func (s *Store) DeleteAllDevices(ctx context.Context, userID id.UserID, keep id.
 }
 
 func deleteAllDevices(ctx context.Context, tx *sql.Tx, userID id.UserID, keep id.DeviceID) error {
+	if err := deleteDeviceKeys(ctx, tx, userID, nil, keep); err != nil { // keys.go
+		return err
+	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM access_tokens WHERE user_id = $1 AND device_id <> $2`, userID, keep); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE user_id = $1 AND device_id <> $2`, userID, keep); err != nil {
-		return err
-	}
-	return deleteDeviceKeys(ctx, tx, userID, nil, keep)
+	_, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE user_id = $1 AND device_id <> $2`, userID, keep)
+	return err
 }
 
 // RefreshSession implements storage.AccountStore.
