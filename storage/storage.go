@@ -10,12 +10,12 @@ type Store interface {
 	UIAStore
 	RegistrationTokenStore
 	ProfileStore
-	KeyStore
 	AccountDataStore
 	FilterStore
 	ReceiptStore
 	PushRuleStore
 	NotificationStore
+	KeyStore
 	// Close releases the database connections.
 	Close() error
 	// Ping checks that the database answers.
