@@ -77,9 +77,8 @@ type deviceSigningRequest struct {
 func present(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
 
 // uploadCrossSigning handles POST /keys/device_signing/upload. The keys are
-// validated first; then, once the user has a master key, replacing any key
-// requires user-interactive auth. The first upload does not (MSC3967, as
-// Synapse does).
+// validated first; then, once the user has a master key, any request other
+// than an exact repeat of the stored keys requires user-interactive auth.
 func (s *Server) uploadCrossSigning(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
 	var req deviceSigningRequest
 	if err := httputil.DecodeJSONObject(r, &req); err != nil {
@@ -122,16 +121,31 @@ func (s *Server) uploadCrossSigning(w http.ResponseWriter, r *http.Request, dev 
 	if len(keys) == 0 {
 		return httputil.MissingParam("no keys to upload")
 	}
-	// Once cross-signing is set up, changing any key needs the user's
-	// password; uploading identical keys again (a client retry) does not.
-	if oldMaster != nil {
-		changed := false
-		for typ, raw := range keys {
-			if old := existing[dev.UserID][typ]; old == nil || !sameKey(old, raw) {
-				changed = true
+	// A cross-signing public key must not be one of the user's device IDs:
+	// both name keys in signatures and /keys/signatures/upload.
+	devices, err := s.store.ListDevices(ctx, dev.UserID)
+	if err != nil {
+		return fmt.Errorf("list devices: %w", err)
+	}
+	for _, raw := range keys {
+		pub := firstPublicKey(raw)
+		for _, d := range devices {
+			if string(d.DeviceID) == pub {
+				return httputil.Forbidden("Key ID in use")
 			}
 		}
-		if changed {
+	}
+	// Once a master key exists, user-interactive auth is needed unless the
+	// request repeats the existing master key and every other key it carries
+	// is also the stored one (a client retry): spec v1.11+.
+	if oldMaster != nil {
+		same := present(req.MasterKey) && sameKey(oldMaster, req.MasterKey)
+		for typ, raw := range keys {
+			if old := existing[dev.UserID][typ]; old == nil || !sameKey(old, raw) {
+				same = false
+			}
+		}
+		if !same {
 			if s.uia == nil {
 				return httputil.Forbidden("replacing cross-signing keys is not supported")
 			}

@@ -76,7 +76,13 @@ func TestCrossSigning(t *testing.T) {
 		"self_signing_key": csKey(bob.UserID, "self_signing", newKeyPair(t)),
 	}), 400, "M_MISSING_PARAM")
 
-	// Re-uploading the same master key needs no UIA; a new self-signing key does.
+	// A key whose public key is one of the user's device IDs is refused.
+	clash := newKeyPair(t)
+	bobClash := login(t, srv, bob.UserID, clash.pub)
+	wantErr(t, bobClash.Do(t, http.MethodPost, "keys/device_signing/upload", map[string]any{"master_key": csKey(bob.UserID, "master", clash)}), 403, "M_FORBIDDEN")
+
+	// Re-uploading the same master key needs no UIA; a new self-signing key does,
+	// and so does a repeat of the self-signing key without the master key.
 	alice.MustDo(t, http.MethodPost, "keys/device_signing/upload", map[string]any{"master_key": acs.masterObj})
 	res = alice.Do(t, http.MethodPost, "keys/device_signing/upload", map[string]any{
 		"self_signing_key": sign(t, csKey(alice.UserID, "self_signing", newKeyPair(t)), alice.UserID, acs.master.pub, acs.master),
@@ -84,6 +90,12 @@ func TestCrossSigning(t *testing.T) {
 	if res.Status != 401 || res.JSON["flows"] == nil {
 		t.Fatalf("new self-signing key without auth: %d %s", res.Status, res.Body)
 	}
+	q = alice.MustDo(t, http.MethodPost, "keys/query", map[string]any{"device_keys": map[string]any{string(alice.UserID): []string{}}})
+	storedSelf := field(q.JSON, "self_signing_keys", string(alice.UserID))
+	if res = alice.Do(t, http.MethodPost, "keys/device_signing/upload", map[string]any{"self_signing_key": storedSelf}); res.Status != 401 {
+		t.Fatalf("self-signing key without master, no auth: %d %s", res.Status, res.Body)
+	}
+	alice.MustDo(t, http.MethodPost, "keys/device_signing/upload", map[string]any{"master_key": acs.masterObj, "self_signing_key": storedSelf})
 
 	// Signatures: Alice signs her device with her self-signing key.
 	signedDev := sign(t, aliceDK, alice.UserID, acs.self.pub, acs.self)
