@@ -45,20 +45,24 @@ func (s *Server) sendToDevice(w http.ResponseWriter, r *http.Request, dev *authn
 			s.log.Debug("dropping to-device message for remote user", zap.String("user_id", string(user)))
 			continue
 		}
-		var all []storage.Device
+		all, err := s.store.ListDevices(ctx, user)
+		if err != nil {
+			return fmt.Errorf("list devices: %w", err)
+		}
+		exists := make(map[id.DeviceID]bool, len(all))
+		for _, d := range all {
+			exists[d.DeviceID] = true
+		}
 		for device, content := range devices {
 			if len(content) == 0 || content[0] != '{' {
 				return httputil.BadJSON("message for %s %s must be an object", user, device)
 			}
 			if device != "*" {
-				msgs = append(msgs, storage.ToDeviceMessage{UserID: user, DeviceID: id.DeviceID(device), Type: evType, Content: content})
-				continue
-			}
-			if all == nil {
-				var err error
-				if all, err = s.store.ListDevices(ctx, user); err != nil {
-					return fmt.Errorf("list devices: %w", err)
+				// Messages for devices that do not exist would never be collected.
+				if exists[id.DeviceID(device)] {
+					msgs = append(msgs, storage.ToDeviceMessage{UserID: user, DeviceID: id.DeviceID(device), Type: evType, Content: content})
 				}
+				continue
 			}
 			for _, d := range all {
 				msgs = append(msgs, storage.ToDeviceMessage{UserID: user, DeviceID: d.DeviceID, Type: evType, Content: content})
