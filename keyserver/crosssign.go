@@ -228,7 +228,7 @@ func (s *Server) uploadSignatures(w http.ResponseWriter, r *http.Request, dev *a
 			}
 			continue
 		}
-		var devKeys map[id.DeviceID]json.RawMessage
+		var devKeys map[id.DeviceID]storage.DeviceKey
 		if target == dev.UserID {
 			ids := make([]id.DeviceID, 0, len(objs))
 			for keyID := range objs {
@@ -244,8 +244,8 @@ func (s *Server) uploadSignatures(w http.ResponseWriter, r *http.Request, dev *a
 			var stored json.RawMessage
 			var signerKey string // public key the requester must have signed with ("" = a device key)
 			switch {
-			case target == dev.UserID && devKeys[id.DeviceID(keyID)] != nil:
-				stored, signerKey = devKeys[id.DeviceID(keyID)], ownSelf
+			case target == dev.UserID && devKeys[id.DeviceID(keyID)].JSON != nil:
+				stored, signerKey = devKeys[id.DeviceID(keyID)].JSON, ownSelf
 				if ownSelf == "" {
 					fail(target, keyID, sigFailure(httputil.CodeInvalidSignature, "no self-signing key uploaded"))
 					continue
@@ -303,7 +303,7 @@ func (s *Server) checkUploadedSignatures(ctx context.Context, signer id.UserID, 
 		return nil, nil
 	}
 	var out []storage.KeySignature
-	var devKeys map[id.DeviceID]json.RawMessage
+	var devKeys map[id.DeviceID]storage.DeviceKey
 	for sigKeyID, sig := range body.Signatures[signer] {
 		alg, name, _ := strings.Cut(sigKeyID, ":")
 		if alg != "ed25519" {
@@ -324,7 +324,7 @@ func (s *Server) checkUploadedSignatures(ctx context.Context, signer id.UserID, 
 				devKeys = dk[signer]
 			}
 			var d deviceKeysBody
-			if raw := devKeys[id.DeviceID(name)]; raw == nil || json.Unmarshal(raw, &d) != nil {
+			if raw := devKeys[id.DeviceID(name)].JSON; raw == nil || json.Unmarshal(raw, &d) != nil {
 				continue
 			}
 			pub = d.Keys["ed25519:"+name]

@@ -54,7 +54,7 @@ func (s *Server) deviceListChanges(ctx context.Context, observer id.UserID, from
 	if from >= to {
 		return []id.UserID{}, []id.UserID{}, nil
 	}
-	entries, err := s.store.DeviceListChanges(ctx, from, to)
+	entries, err := s.store.DeviceListChanges(ctx, from, to, observer)
 	if err != nil {
 		return nil, nil, fmt.Errorf("device list changes: %w", err)
 	}

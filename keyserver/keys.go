@@ -162,17 +162,9 @@ func (s *Server) queryKeys(w http.ResponseWriter, r *http.Request, dev *authn.De
 		return fmt.Errorf("query cross-signing keys: %w", err)
 	}
 	for _, user := range localUsers {
-		names := map[id.DeviceID]string{}
-		if devs, err := s.store.ListDevices(ctx, user); err == nil {
-			for _, d := range devs {
-				names[d.DeviceID] = d.DisplayName
-			}
-		} else {
-			return fmt.Errorf("list devices: %w", err)
-		}
 		out := map[id.DeviceID]json.RawMessage{}
-		for device, raw := range keys[user] {
-			merged, err := decorateKey(raw, visibleSignatures(sigs, user, string(device), dev.UserID), names[device])
+		for device, dk := range keys[user] {
+			merged, err := decorateKey(dk.JSON, visibleSignatures(sigs, user, string(device), dev.UserID), dk.DisplayName)
 			if err != nil {
 				return fmt.Errorf("device keys of %s %s: %w", user, device, err)
 			}

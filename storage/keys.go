@@ -25,6 +25,12 @@ type KeyUpload struct {
 	FallbackKeys map[string]json.RawMessage
 }
 
+// DeviceKey is a device's uploaded device_keys object and its display name.
+type DeviceKey struct {
+	JSON        json.RawMessage
+	DisplayName string
+}
+
 // ClaimedKey is a one-time or fallback key handed out by ClaimKeys.
 type ClaimedKey struct {
 	KeyID string // "algorithm:key_id"
@@ -90,8 +96,9 @@ type KeyStore interface {
 	// position (0 when unchanged).
 	UploadKeys(ctx context.Context, u KeyUpload) (counts map[string]int, dlPos int64, err error)
 	// DeviceKeys returns the device keys of existing devices: of every device
-	// of a user when its list is empty, else of the listed ones.
-	DeviceKeys(ctx context.Context, query map[id.UserID][]id.DeviceID) (map[id.UserID]map[id.DeviceID]json.RawMessage, error)
+	// of a user when its list is empty, else of the listed ones. Every
+	// queried user has an entry, empty when it has no keys.
+	DeviceKeys(ctx context.Context, query map[id.UserID][]id.DeviceID) (map[id.UserID]map[id.DeviceID]DeviceKey, error)
 	// OneTimeKeyCounts counts a device's unclaimed one-time keys per algorithm.
 	OneTimeKeyCounts(ctx context.Context, user id.UserID, device id.DeviceID) (map[string]int, error)
 	// UnusedFallbackKeyTypes lists the algorithms of a device's unused fallback keys.
@@ -115,8 +122,9 @@ type KeyStore interface {
 
 	// DeviceListPosition is the device-list stream's position.
 	DeviceListPosition(ctx context.Context) (int64, error)
-	// DeviceListChanges returns the changes with from < pos <= to, in order.
-	DeviceListChanges(ctx context.Context, from, to int64) ([]DeviceListChange, error)
+	// DeviceListChanges returns the changes with from < pos <= to that are
+	// for everyone or for observer, in order.
+	DeviceListChanges(ctx context.Context, from, to int64, observer id.UserID) ([]DeviceListChange, error)
 	// AddDeviceListChanges records changes (for example after a membership
 	// change) at one new position, which it returns.
 	AddDeviceListChanges(ctx context.Context, changes []DeviceListChange) (int64, error)

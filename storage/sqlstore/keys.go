@@ -116,36 +116,52 @@ func uploadKeysTx(ctx context.Context, tx *sql.Tx, u storage.KeyUpload) (int64, 
 	return dlPos, nil
 }
 
-// DeviceKeys implements storage.KeyStore.
-func (s *Store) DeviceKeys(ctx context.Context, query map[id.UserID][]id.DeviceID) (map[id.UserID]map[id.DeviceID]json.RawMessage, error) {
-	out := make(map[id.UserID]map[id.DeviceID]json.RawMessage, len(query))
-	for user, devices := range query {
-		q := `SELECT k.device_id, k.key_json FROM device_keys k JOIN devices d ON d.user_id = k.user_id AND d.device_id = k.device_id WHERE k.user_id = $1`
-		args := []any{user}
-		if len(devices) > 0 {
-			q += ` AND k.device_id IN ` + In(2, len(devices))
-			for _, d := range devices {
-				args = append(args, d)
-			}
-		}
+// DeviceKeys implements storage.KeyStore. Users whose whole device list is
+// wanted are read in chunks of 500 with one query per chunk.
+func (s *Store) DeviceKeys(ctx context.Context, query map[id.UserID][]id.DeviceID) (map[id.UserID]map[id.DeviceID]storage.DeviceKey, error) {
+	out := make(map[id.UserID]map[id.DeviceID]storage.DeviceKey, len(query))
+	const sel = `SELECT k.user_id, k.device_id, k.key_json, d.display_name FROM device_keys k
+		JOIN devices d ON d.user_id = k.user_id AND d.device_id = k.device_id WHERE `
+	scan := func(q string, args ...any) error {
 		rows, err := s.db.r.QueryContext(ctx, q, args...)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		m := map[id.DeviceID]json.RawMessage{}
+		defer rows.Close()
 		for rows.Next() {
-			var dev, js string
-			if err := rows.Scan(&dev, &js); err != nil {
-				rows.Close()
-				return nil, err
+			var user id.UserID
+			var dev id.DeviceID
+			var js, name string
+			if err := rows.Scan(&user, &dev, &js, &name); err != nil {
+				return err
 			}
-			m[id.DeviceID(dev)] = json.RawMessage(js)
+			if out[user] == nil {
+				out[user] = map[id.DeviceID]storage.DeviceKey{}
+			}
+			out[user][dev] = storage.DeviceKey{JSON: json.RawMessage(js), DisplayName: name}
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		return rows.Err()
+	}
+	var whole []any
+	for user, devices := range query {
+		out[user] = map[id.DeviceID]storage.DeviceKey{}
+		if len(devices) == 0 {
+			whole = append(whole, user)
+			continue
+		}
+		args := []any{user}
+		for _, d := range devices {
+			args = append(args, d)
+		}
+		if err := scan(sel+`k.user_id = $1 AND k.device_id IN `+In(2, len(devices)), args...); err != nil {
 			return nil, err
 		}
-		out[user] = m
+	}
+	for start := 0; start < len(whole); start += 500 {
+		chunk := whole[start:min(start+500, len(whole))]
+		if err := scan(sel+`k.user_id IN `+In(1, len(chunk)), chunk...); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
@@ -247,14 +263,16 @@ func claimOne(ctx context.Context, tx *sql.Tx, user id.UserID, device id.DeviceI
 // CrossSigningKeys implements storage.KeyStore.
 func (s *Store) CrossSigningKeys(ctx context.Context, users []id.UserID) (map[id.UserID]map[string]json.RawMessage, error) {
 	out := map[id.UserID]map[string]json.RawMessage{}
-	for _, u := range users {
-		rows, err := s.db.r.QueryContext(ctx, `SELECT key_type, key_json FROM cross_signing_keys WHERE user_id = $1`, u)
+	for start := 0; start < len(users); start += 500 {
+		chunk := userArgs(users[start:min(start+500, len(users))])
+		rows, err := s.db.r.QueryContext(ctx, `SELECT user_id, key_type, key_json FROM cross_signing_keys WHERE user_id IN `+In(1, len(chunk)), chunk...)
 		if err != nil {
 			return nil, err
 		}
 		for rows.Next() {
+			var u id.UserID
 			var typ, js string
-			if err := rows.Scan(&typ, &js); err != nil {
+			if err := rows.Scan(&u, &typ, &js); err != nil {
 				rows.Close()
 				return nil, err
 			}
@@ -269,6 +287,14 @@ func (s *Store) CrossSigningKeys(ctx context.Context, users []id.UserID) (map[id
 		}
 	}
 	return out, nil
+}
+
+func userArgs(users []id.UserID) []any {
+	out := make([]any, len(users))
+	for i, u := range users {
+		out[i] = u
+	}
+	return out
 }
 
 // SetCrossSigningKeys implements storage.KeyStore.
@@ -297,14 +323,16 @@ func (s *Store) SetCrossSigningKeys(ctx context.Context, user id.UserID, keys ma
 // KeySignatures implements storage.KeyStore.
 func (s *Store) KeySignatures(ctx context.Context, users []id.UserID) ([]storage.KeySignature, error) {
 	var out []storage.KeySignature
-	for _, u := range users {
-		rows, err := s.db.r.QueryContext(ctx, `SELECT target_key_id, signer_user_id, signer_key_id, signature FROM key_signatures WHERE target_user_id = $1`, u)
+	for start := 0; start < len(users); start += 500 {
+		chunk := userArgs(users[start:min(start+500, len(users))])
+		rows, err := s.db.r.QueryContext(ctx, `SELECT target_user_id, target_key_id, signer_user_id, signer_key_id, signature
+			FROM key_signatures WHERE target_user_id IN `+In(1, len(chunk)), chunk...)
 		if err != nil {
 			return nil, err
 		}
 		for rows.Next() {
-			ks := storage.KeySignature{TargetUser: u}
-			if err := rows.Scan(&ks.TargetKey, &ks.SignerUser, &ks.SignerKey, &ks.Signature); err != nil {
+			var ks storage.KeySignature
+			if err := rows.Scan(&ks.TargetUser, &ks.TargetKey, &ks.SignerUser, &ks.SignerKey, &ks.Signature); err != nil {
 				rows.Close()
 				return nil, err
 			}
@@ -351,8 +379,9 @@ func (s *Store) DeviceListPosition(ctx context.Context) (int64, error) {
 }
 
 // DeviceListChanges implements storage.KeyStore.
-func (s *Store) DeviceListChanges(ctx context.Context, from, to int64) ([]storage.DeviceListChange, error) {
-	rows, err := s.db.r.QueryContext(ctx, `SELECT pos, user_id, observer_id, kind FROM device_list_changes WHERE pos > $1 AND pos <= $2 ORDER BY pos`, from, to)
+func (s *Store) DeviceListChanges(ctx context.Context, from, to int64, observer id.UserID) ([]storage.DeviceListChange, error) {
+	rows, err := s.db.r.QueryContext(ctx, `SELECT pos, user_id, observer_id, kind FROM device_list_changes
+		WHERE pos > $1 AND pos <= $2 AND observer_id IN ('', $3) ORDER BY pos`, from, to, observer)
 	if err != nil {
 		return nil, err
 	}
