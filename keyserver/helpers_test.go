@@ -20,7 +20,7 @@ type keyPair struct {
 	pub  string
 }
 
-func newKeyPair(t *testing.T) keyPair {
+func newKeyPair(t testing.TB) keyPair {
 	t.Helper()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -30,7 +30,7 @@ func newKeyPair(t *testing.T) keyPair {
 }
 
 // sign adds user's signature by key keyName to obj (signing JSON, appendix 3).
-func sign(t *testing.T, obj map[string]any, user id.UserID, keyName string, k keyPair) map[string]any {
+func sign(t testing.TB, obj map[string]any, user id.UserID, keyName string, k keyPair) map[string]any {
 	t.Helper()
 	unsigned := map[string]any{}
 	for key, v := range obj {
@@ -67,13 +67,13 @@ func sign(t *testing.T, obj map[string]any, user id.UserID, keyName string, k ke
 }
 
 // deviceKeys returns signed device_keys for c's device and the device's key.
-func deviceKeys(t *testing.T, c *testserver.Client) (map[string]any, keyPair) {
+func deviceKeys(t testing.TB, c *testserver.Client) (map[string]any, keyPair) {
 	t.Helper()
 	return deviceKeysExtra(t, c, nil)
 }
 
 // deviceKeysExtra is deviceKeys with extra top-level fields, signed too.
-func deviceKeysExtra(t *testing.T, c *testserver.Client, extra map[string]any) (map[string]any, keyPair) {
+func deviceKeysExtra(t testing.TB, c *testserver.Client, extra map[string]any) (map[string]any, keyPair) {
 	t.Helper()
 	k := newKeyPair(t)
 	curve := newKeyPair(t) // any 32 bytes do for the server
@@ -93,7 +93,7 @@ func deviceKeysExtra(t *testing.T, c *testserver.Client, extra map[string]any) (
 }
 
 // uploadDeviceKeys uploads signed device keys for c and returns the device's key.
-func uploadDeviceKeys(t *testing.T, c *testserver.Client) keyPair {
+func uploadDeviceKeys(t testing.TB, c *testserver.Client) keyPair {
 	t.Helper()
 	dk, k := deviceKeys(t, c)
 	c.MustDo(t, http.MethodPost, "keys/upload", map[string]any{"device_keys": dk})
@@ -101,7 +101,7 @@ func uploadDeviceKeys(t *testing.T, c *testserver.Client) keyPair {
 }
 
 // login logs user in again as a new device.
-func login(t *testing.T, srv *testserver.Server, user id.UserID, device string) *testserver.Client {
+func login(t testing.TB, srv *testserver.Server, user id.UserID, device string) *testserver.Client {
 	t.Helper()
 	res := srv.Anon().MustDo(t, http.MethodPost, "login", map[string]any{
 		"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": string(user)},
@@ -111,7 +111,7 @@ func login(t *testing.T, srv *testserver.Server, user id.UserID, device string) 
 }
 
 // sync runs GET /sync from since ("" for initial) with timeout 0.
-func doSync(t *testing.T, c *testserver.Client, since string) *testserver.Response {
+func doSync(t testing.TB, c *testserver.Client, since string) *testserver.Response {
 	t.Helper()
 	path := "sync?timeout=0"
 	if since != "" {
@@ -151,7 +151,7 @@ func contains(l []string, s string) bool {
 	return false
 }
 
-func wantErr(t *testing.T, res *testserver.Response, status int, code string) {
+func wantErr(t testing.TB, res *testserver.Response, status int, code string) {
 	t.Helper()
 	if res.Status != status || res.ErrCode != code {
 		t.Fatalf("got %d %q, want %d %q: %s", res.Status, res.ErrCode, status, code, res.Body)
