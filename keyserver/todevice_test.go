@@ -3,6 +3,7 @@ package keyserver_test
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	"parley/internal/testserver"
 )
@@ -146,6 +147,22 @@ func TestDeviceListsWithRooms(t *testing.T) {
 	if c := doSync(t, carol, carolSince); contains(strList(field(c.JSON, "device_lists", "changed")), string(bob.UserID)) {
 		t.Fatalf("carol shares no room with bob but was told: %s", c.Body)
 	}
+
+	// Deleting a device wakes a long-polling sync of a room-mate at once.
+	login(t, srv, alice.UserID, "PHONE")
+	bobSince := doSync(t, bob, "").JSON["next_batch"].(string)
+	bobSince = doSync(t, bob, bobSince).JSON["next_batch"].(string)
+	done := make(chan *testserver.Response, 1)
+	start := time.Now()
+	go func() { done <- bob.Do(t, http.MethodGet, "sync?timeout=20000&since="+bobSince, nil) }()
+	time.Sleep(100 * time.Millisecond)
+	alice.MustDo(t, http.MethodPost, "delete_devices", map[string]any{"devices": []string{"PHONE"},
+		"auth": map[string]any{"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": "alice"}, "password": "password"}})
+	woken := <-done
+	if time.Since(start) > 10*time.Second || !contains(strList(field(woken.JSON, "device_lists", "changed")), string(alice.UserID)) {
+		t.Fatalf("device deletion did not wake bob (%v): %s", time.Since(start), woken.Body)
+	}
+	since = doSync(t, alice, since).JSON["next_batch"].(string)
 
 	bob.MustDo(t, http.MethodPost, "rooms/"+testserver.PathEscape(room)+"/leave", map[string]any{})
 	s = doSync(t, alice, since)

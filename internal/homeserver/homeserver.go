@@ -76,7 +76,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	}
 
 	client := clientapi.New(clientapi.Deps{
-		Config: &hs.Config, Store: store, Log: log, Rooms: rooms,
+		Config: &hs.Config, Store: keyserver.WakeOnDeviceChanges(store, notifier, log), Log: log, Rooms: rooms,
 		Limits:       ratelimit.NewLimits(cfg.RateLimits),
 		Profiles:     rooms,
 		RoomVersions: rooms.RoomVersions,
