@@ -67,6 +67,9 @@ func (s *Server) putDehydratedDevice(w http.ResponseWriter, r *http.Request, dev
 	if err := checkKeyMap("fallback_keys", req.FallbackKeys); err != nil {
 		return err
 	}
+	if err := oneFallbackPerAlgorithm(req.FallbackKeys); err != nil {
+		return err
+	}
 	err := s.store.SetDehydratedDevice(r.Context(), dev.UserID, req.DeviceID, req.DisplayName, req.DeviceData,
 		storage.KeyUpload{DeviceKeys: req.DeviceKeys, OneTimeKeys: req.OneTimeKeys, FallbackKeys: req.FallbackKeys})
 	if errors.Is(err, storage.ErrConflict) {

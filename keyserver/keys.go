@@ -72,6 +72,20 @@ func checkKeyMap(name string, m map[string]json.RawMessage) error {
 	return nil
 }
 
+// oneFallbackPerAlgorithm enforces the spec's "at most one key per
+// algorithm" for fallback_keys.
+func oneFallbackPerAlgorithm(m map[string]json.RawMessage) error {
+	seen := map[string]bool{}
+	for keyID := range m {
+		alg, _, _ := strings.Cut(keyID, ":")
+		if seen[alg] {
+			return httputil.InvalidParam("more than one fallback key for %s", alg)
+		}
+		seen[alg] = true
+	}
+	return nil
+}
+
 // countsWithDefault adds signed_curve25519: 0 when absent, as clients read it
 // to decide whether to upload more keys.
 func countsWithDefault(c map[string]int) map[string]int {
@@ -101,6 +115,9 @@ func (s *Server) uploadKeys(w http.ResponseWriter, r *http.Request, dev *authn.D
 		return err
 	}
 	if err := checkKeyMap("fallback_keys", req.FallbackKeys); err != nil {
+		return err
+	}
+	if err := oneFallbackPerAlgorithm(req.FallbackKeys); err != nil {
 		return err
 	}
 	counts, dlPos, err := s.store.UploadKeys(r.Context(), up)

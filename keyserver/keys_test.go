@@ -137,6 +137,7 @@ func TestUploadValidation(t *testing.T) {
 		{"unsigned", map[string]any{"device_keys": unsigned}, 400, "M_INVALID_SIGNATURE"},
 		{"another user's keys", map[string]any{"device_keys": other}, 400, "M_INVALID_PARAM"},
 		{"bad one-time key id", map[string]any{"one_time_keys": map[string]any{"nocolon": map[string]any{"key": "x"}}}, 400, "M_BAD_JSON"},
+		{"two fallback keys of one algorithm", map[string]any{"fallback_keys": map[string]any{"signed_curve25519:A": map[string]any{"key": "a"}, "signed_curve25519:B": map[string]any{"key": "b"}}}, 400, "M_INVALID_PARAM"},
 		{"one-time key not an object", map[string]any{"one_time_keys": map[string]any{"signed_curve25519:A": 5}}, 400, "M_BAD_JSON"},
 	}
 	for _, tt := range tests {
