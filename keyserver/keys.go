@@ -178,10 +178,15 @@ func (s *Server) queryKeys(w http.ResponseWriter, r *http.Request, dev *authn.De
 	if err != nil {
 		return fmt.Errorf("query cross-signing keys: %w", err)
 	}
+	byTarget := map[sigTarget][]storage.KeySignature{}
+	for _, ks := range sigs {
+		t := sigTarget{ks.TargetUser, ks.TargetKey}
+		byTarget[t] = append(byTarget[t], ks)
+	}
 	for _, user := range localUsers {
 		out := map[id.DeviceID]json.RawMessage{}
 		for device, dk := range keys[user] {
-			merged, err := decorateKey(dk.JSON, visibleSignatures(sigs, user, string(device), dev.UserID), dk.DisplayName)
+			merged, err := decorateKey(dk.JSON, visibleSignatures(byTarget[sigTarget{user, string(device)}], user, dev.UserID), dk.DisplayName)
 			if err != nil {
 				return fmt.Errorf("device keys of %s %s: %w", user, device, err)
 			}
@@ -192,7 +197,7 @@ func (s *Server) queryKeys(w http.ResponseWriter, r *http.Request, dev *authn.De
 			if typ == "user_signing" && user != dev.UserID {
 				continue
 			}
-			merged, err := decorateKey(raw, visibleSignatures(sigs, user, firstPublicKey(raw), dev.UserID), "")
+			merged, err := decorateKey(raw, visibleSignatures(byTarget[sigTarget{user, firstPublicKey(raw)}], user, dev.UserID), "")
 			if err != nil {
 				return fmt.Errorf("cross-signing key of %s: %w", user, err)
 			}
@@ -214,13 +219,19 @@ func (s *Server) queryKeys(w http.ResponseWriter, r *http.Request, dev *authn.De
 	return httputil.WriteJSON(w, http.StatusOK, resp)
 }
 
-// visibleSignatures returns the uploaded signatures on one key that the
-// requester may see: signatures by the key's owner, and those the requester
-// made. Signatures by third parties are private to the signer.
-func visibleSignatures(sigs []storage.KeySignature, user id.UserID, keyID string, requester id.UserID) []storage.KeySignature {
+// sigTarget is a signed key: its owner and key ID.
+type sigTarget struct {
+	user id.UserID
+	key  string
+}
+
+// visibleSignatures filters the uploaded signatures on one key of user to
+// those the requester may see: signatures by the key's owner, and those the
+// requester made. Signatures by third parties are private to the signer.
+func visibleSignatures(sigs []storage.KeySignature, user, requester id.UserID) []storage.KeySignature {
 	var out []storage.KeySignature
 	for _, ks := range sigs {
-		if ks.TargetUser == user && ks.TargetKey == keyID && (ks.SignerUser == user || ks.SignerUser == requester) {
+		if ks.SignerUser == user || ks.SignerUser == requester {
 			out = append(out, ks)
 		}
 	}
