@@ -141,6 +141,12 @@ func TestCrossSigning(t *testing.T) {
 	if field(q.JSON, "master_keys", string(bob.UserID), "signatures", string(alice.UserID), "ed25519:"+acs.user.pub) == nil {
 		t.Fatalf("user-signing signature not in query: %s", q.Body)
 	}
+	// It is private to Alice: a third user does not see it.
+	carol := srv.Register(t, "carol")
+	q = carol.MustDo(t, http.MethodPost, "keys/query", map[string]any{"device_keys": map[string]any{string(bob.UserID): []string{}}})
+	if field(q.JSON, "master_keys", string(bob.UserID)) == nil || field(q.JSON, "master_keys", string(bob.UserID), "signatures", string(alice.UserID)) != nil {
+		t.Fatalf("third party sees alice's signature: %s", q.Body)
+	}
 
 	// Replacing the master key requires UIA: 401 with flows, then the password.
 	_, res = uploadCrossSigning(t, alice, nil)
