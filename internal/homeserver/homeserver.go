@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -22,6 +23,8 @@ import (
 	"parley/internal/ratelimit"
 	"parley/internal/signing"
 	"parley/keyserver"
+	"parley/mediaapi"
+	"parley/mediaapi/blob"
 	"parley/roomserver"
 	"parley/storage"
 	"parley/storage/sqlstore"
@@ -41,17 +44,25 @@ type Homeserver struct {
 	// Rooms is the roomserver.
 	Rooms *roomserver.Server
 	// Inbox serves account data, filters, typing, receipts, presence, push
-	// rules and notifications; the roomserver feeds it events (Inbox.OnEvent).
+	// rules and notifications; the roomserver feeds it every committed event (Inbox.OnRoomEvent).
 	Inbox *syncapi.Inbox
-	// Membership is the room membership the inbox consults. Until the
-	// roomserver is wired it is an in-memory set that tests fill.
-	Membership *syncapi.MemoryRooms
+	// Media is the media repository; federation serves local media with its
+	// LocalMedia and LocalThumbnail.
+	Media *mediaapi.API
 
 	handler http.Handler
 }
 
 // New opens storage (running migrations), loads or creates the signing key and builds every component.
 func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, error) {
+	var proxies []netip.Prefix
+	for _, p := range cfg.Listen.TrustedProxies {
+		pfx, err := config.ParsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("listen.trusted_proxies: %w", err)
+		}
+		proxies = append(proxies, pfx)
+	}
 	key, created, err := signing.LoadOrGenerate(cfg.SigningKeyPath)
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
@@ -88,13 +99,17 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		Rooms: store, ServerName: cfg.ServerName, Log: log,
 	})
 	keys.Register(router)
-	rooms.SetOnEvent(func(out roomserver.OutputEvent) {
-		pduStream.OnEvent(out)
-		keys.OnEvent(out.Event)
-	})
-	hs.Membership = syncapi.NewMemoryRooms()
-	hs.Inbox = syncapi.NewInbox(syncapi.InboxDeps{Config: &hs.Config, Store: store, Notifier: notifier,
-		Rooms: hs.Membership, Auth: client.Authenticator(), Log: log})
+	// Committed events go to the inbox, which evaluates push rules and then
+	// hands each event to the PDU stream (a /sync woken by an event also sees
+	// the notification counts it caused) and to the key server (membership
+	// changes start or stop device-list tracking).
+	hs.Inbox = syncapi.NewInbox(syncapi.InboxDeps{Config: &hs.Config, Store: store, RoomStore: store,
+		AfterEvent: func(out roomserver.OutputEvent) {
+			pduStream.OnEvent(out)
+			keys.OnEvent(out.Event)
+		},
+		Notifier: notifier, Rooms: syncapi.NewRoomMembership(store), Auth: client.Authenticator(), Log: log})
+	rooms.SetOnEvent(hs.Inbox.OnRoomEvent)
 	hs.Inbox.Register(router)
 	hs.Inbox.Start(context.WithoutCancel(ctx))
 	sync := syncapi.New(syncapi.Deps{Auth: client.Authenticator(), Notifier: notifier, Log: log,
@@ -102,10 +117,27 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		Filters: hs.Inbox, Observer: hs.Inbox.Observer()})
 	sync.Register(router)
 
+	blobs, err := blob.NewLocal(cfg.Media.Path)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	media, err := mediaapi.New(mediaapi.Deps{
+		Config: &hs.Config, Store: store, Accounts: store, Blobs: blobs, Auth: client.Authenticator(), Log: log,
+		RoomMedia: mediaapi.StoreRoomMedia{Rooms: store},
+		// TODO(media): Remote, the federation media download client, once federation has it (#7).
+	})
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("media: %w", err)
+	}
+	media.Register(router)
+	hs.Media = media
+
 	fed := federation.New(federation.Deps{ServerName: cfg.ServerName, Key: key, Version: Version, Log: log})
 	fed.Register(router)
 
-	hs.handler = httputil.CORS(hs.requestLog(httputil.LimitBody(cfg.Listen.MaxRequestBytes, isMediaUpload, router)))
+	hs.handler = httputil.CORS(httputil.RealIP(proxies, hs.requestLog(httputil.LimitBody(cfg.Listen.MaxRequestBytes, isMediaUpload, router))))
 	return hs, nil
 }
 
