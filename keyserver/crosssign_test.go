@@ -156,7 +156,7 @@ func TestCrossSigning(t *testing.T) {
 	session := res.JSON["session"]
 	_, res = uploadCrossSigning(t, alice, map[string]any{"type": "m.login.password", "session": session,
 		"identifier": map[string]any{"type": "m.id.user", "user": "alice"}, "password": "wrong"})
-	wantErr(t, res, 403, "M_FORBIDDEN")
+	wantErr(t, res, 401, "M_FORBIDDEN")
 	ncs, res := uploadCrossSigning(t, alice, map[string]any{"type": "m.login.password", "session": session,
 		"identifier": map[string]any{"type": "m.id.user", "user": "alice"}, "password": "password"})
 	if res.Status != 200 {
