@@ -120,6 +120,11 @@ type KeyStore interface {
 	// each target user; it returns the new device-list position.
 	AddKeySignatures(ctx context.Context, sigs []KeySignature) (int64, error)
 
+	// SharedRoomUsers returns every user joined to a room user is joined to
+	// (read from the rooms' current state, for device-list tracking).
+	SharedRoomUsers(ctx context.Context, user id.UserID) (map[id.UserID]struct{}, error)
+	// RoomJoinedUsers returns the users joined to room.
+	RoomJoinedUsers(ctx context.Context, room id.RoomID) ([]id.UserID, error)
 	// DeviceListPosition is the device-list stream's position.
 	DeviceListPosition(ctx context.Context) (int64, error)
 	// DeviceListChanges returns the changes with from < pos <= to that are
@@ -171,11 +176,6 @@ type KeyStore interface {
 	// BackupKeys returns the keys of a version, filtered by room and session
 	// when they are not empty; ErrNotFound if the version does not exist.
 	BackupKeys(ctx context.Context, user id.UserID, version int64, room id.RoomID, session string) ([]BackupKey, error)
-	// SharedRoomUsers returns every user joined to a room user is joined to.
-	SharedRoomUsers(ctx context.Context, user id.UserID) (map[id.UserID]struct{}, error)
-	// RoomJoinedUsers returns the users joined to room.
-	RoomJoinedUsers(ctx context.Context, room id.RoomID) ([]id.UserID, error)
-
 	// DeleteBackupKeys deletes keys of a version, filtered like BackupKeys.
 	DeleteBackupKeys(ctx context.Context, user id.UserID, version int64, room id.RoomID, session string) (etag, count int64, err error)
 }
