@@ -19,6 +19,7 @@ func (a *API) versions(w http.ResponseWriter, r *http.Request) error {
 		"unstable_features": map[string]bool{
 			// MSC4186 simplified sliding sync (syncapi/slidingsync.go).
 			"org.matrix.simplified_msc3575": true,
+			"org.matrix.msc3814":            true, // dehydrated devices (keyserver)
 		},
 	})
 }

@@ -17,6 +17,7 @@ type Store interface {
 	PushRuleStore
 	NotificationStore
 	SlidingSyncStore
+	KeyStore
 	// Close releases the database connections.
 	Close() error
 	// Ping checks that the database answers.

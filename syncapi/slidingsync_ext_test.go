@@ -159,13 +159,9 @@ func TestSlidingSyncExtensions(t *testing.T) {
 		t.Fatalf("typing outside the scope: %v", r)
 	}
 
-	// To-device, once the E2EE endpoints are there: delivered once, then acknowledged by since.
-	res := bob.Do(t, http.MethodPut, "sendToDevice/m.test/txn1", map[string]any{
+	// To-device: delivered once, then acknowledged by since.
+	bob.MustDo(t, http.MethodPut, "sendToDevice/m.test/txn1", map[string]any{
 		"messages": map[string]any{string(alice.UserID): map[string]any{string(alice.DeviceID): map[string]any{"x": 1}}}})
-	if res.Status == http.StatusNotFound {
-		t.Log("no /sendToDevice on this build: to-device delivery not checked")
-		return
-	}
 	body["extensions"].(map[string]any)["to_device"] = map[string]any{"enabled": true, "since": td.NextBatch}
 	msg := slide(t, alice, after.Pos, 0, body)
 	raw, _ = json.Marshal(extOf(t, msg, "to_device"))
@@ -182,20 +178,13 @@ func TestSlidingSyncExtensions(t *testing.T) {
 }
 
 // TestSlidingSyncE2EEExtension checks the e2ee extension: one-time key
-// counts, and a device list change when someone joins a shared room. It
-// needs the E2EE endpoints (keyserver); without them it skips.
+// counts, and a device list change when someone joins a shared room.
 func TestSlidingSyncE2EEExtension(t *testing.T) {
 	srv := testserver.New(t)
 	alice := srv.Register(t, "alice")
 	carol := srv.Register(t, "carol")
-	res := alice.Do(t, http.MethodPost, "keys/upload", map[string]any{
+	alice.MustDo(t, http.MethodPost, "keys/upload", map[string]any{
 		"one_time_keys": map[string]any{"signed_curve25519:AAAA": map[string]any{"key": "k1"}, "signed_curve25519:AAAB": map[string]any{"key": "k2"}}})
-	if res.Status == http.StatusNotFound {
-		t.Skip("no /keys/upload on this build")
-	}
-	if res.Status != http.StatusOK {
-		t.Fatalf("keys/upload: %d %s", res.Status, res.Body)
-	}
 	room := createRoom(t, alice, map[string]any{"preset": "public_chat"})
 	body := map[string]any{"extensions": map[string]any{"e2ee": map[string]any{"enabled": true}}}
 	first := slide(t, alice, "", 0, body)
