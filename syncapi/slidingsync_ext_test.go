@@ -221,9 +221,14 @@ func TestSlidingSyncE2EEExtension(t *testing.T) {
 	decode(got)
 	if !slices.Contains(e2ee.DeviceLists.Changed, string(carol.UserID)) {
 		// The device list change may come in the response after the room's.
-		decode(slide(t, alice, got.Pos, 2000, body))
+		got = slide(t, alice, got.Pos, 2000, body)
+		decode(got)
 	}
 	if !slices.Contains(e2ee.DeviceLists.Changed, string(carol.UserID)) {
 		t.Fatalf("device_lists.changed lacks carol: %+v", e2ee.DeviceLists)
+	}
+	decode(slide(t, alice, got.Pos, 0, body))
+	if len(e2ee.DeviceLists.Changed) != 0 || e2ee.Counts["signed_curve25519"] != 2 {
+		t.Fatalf("device list change repeated, or counts lost: %+v", e2ee)
 	}
 }
