@@ -181,20 +181,25 @@ func (b *ssBuild) loadRoomList(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var departed []id.EventID
+	// Departures tell kicks from leaves; invites may be marked is_direct.
+	var look []id.EventID
 	for _, m := range ms {
-		if m.Membership == "leave" || m.Membership == "ban" {
-			departed = append(departed, m.EventID)
+		switch m.Membership {
+		case "leave", "ban", "invite":
+			look = append(look, m.EventID)
 		}
 	}
 	kicked := map[id.EventID]bool{}
-	if len(departed) > 0 {
-		evs, err := store.GetEvents(ctx, departed)
+	directInvites := map[id.RoomID]bool{}
+	if len(look) > 0 {
+		evs, err := store.GetEvents(ctx, look)
 		if err != nil {
 			return err
 		}
 		for _, ev := range evs {
-			if ev.Sender != user {
+			if ev.Membership == "invite" {
+				directInvites[ev.RoomID] = gjson.GetBytes(ev.JSON, "content.is_direct").Bool()
+			} else if ev.Sender != user {
 				kicked[ev.EventID] = true
 			}
 		}
@@ -241,7 +246,15 @@ func (b *ssBuild) loadRoomList(ctx context.Context) error {
 		}
 		return b.entries[i].m.RoomID < b.entries[j].m.RoomID
 	})
-	return b.loadDMs(ctx)
+	if err := b.loadDMs(ctx); err != nil {
+		return err
+	}
+	for room, direct := range directInvites {
+		if direct && b.byRoom[room] != nil && b.byRoom[room].m.Membership == "invite" {
+			b.dms[room] = true
+		}
+	}
+	return nil
 }
 
 // activity returns the newest activity of the joined rooms. A connection
@@ -283,7 +296,8 @@ func (b *ssBuild) activity(ctx context.Context, joined []id.RoomID) (map[id.Room
 	return act, nil
 }
 
-// loadDMs reads m.direct: the rooms in it are DMs.
+// loadDMs reads m.direct: the rooms in it are DMs (and, in loadRoomList,
+// invites whose member event says is_direct).
 func (b *ssBuild) loadDMs(ctx context.Context) error {
 	b.dms = map[id.RoomID]bool{}
 	raw, err := b.s.d.Inbox.store.GetAccountData(ctx, b.dev.UserID, "", "m.direct")

@@ -342,6 +342,11 @@ func TestSlidingSyncFilters(t *testing.T) {
 	if res.Rooms[plain].IsDM != nil {
 		t.Errorf("non-DM room with is_dm")
 	}
+	// Bob sees the DM invite (is_direct) as a DM.
+	bobView := slide(t, bob, "", 0, map[string]any{"lists": map[string]any{"dm": list(map[string]any{"is_dm": true})}})
+	if bobView.Lists["dm"].Count != 1 || bobView.Rooms[dm] == nil || bobView.Rooms[dm].Membership != "invite" {
+		t.Errorf("bob's DM invite: %+v", bobView)
+	}
 	// Heroes for the unnamed DM: bob (invited).
 	if h := res.Rooms[dm].Heroes; len(h) != 1 || h[0]["user_id"] != string(bob.UserID) {
 		t.Errorf("heroes: %+v", h)
