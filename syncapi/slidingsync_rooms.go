@@ -199,7 +199,7 @@ func (b *ssBuild) loadRoomList(ctx context.Context) error {
 		for _, ev := range evs {
 			if ev.Membership == "invite" {
 				directInvites[ev.RoomID] = gjson.GetBytes(ev.JSON, "content.is_direct").Bool()
-			} else if ev.Sender != user {
+			} else if ev.Sender != user && !(ev.Membership == "ban" && neverJoined(ev)) {
 				kicked[ev.EventID] = true
 			}
 		}
@@ -294,6 +294,16 @@ func (b *ssBuild) activity(ctx context.Context, joined []id.RoomID) (map[id.Room
 	}
 	b.newState.activity = act
 	return act, nil
+}
+
+// neverJoined reports whether a ban came straight after an invite or knock
+// (or on a user with no membership): MSC4186 leaves such rooms out.
+func neverJoined(ban *storage.Event) bool {
+	switch gjson.GetBytes(ban.Unsigned, "prev_content.membership").Str {
+	case "", "invite", "knock":
+		return true
+	}
+	return false
 }
 
 // loadDMs reads m.direct: the rooms in it are DMs (and, in loadRoomList,

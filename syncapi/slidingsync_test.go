@@ -388,6 +388,14 @@ func TestSlidingSyncErrors(t *testing.T) {
 	other := login(t, alice)
 	wantErr(t, other.Do(t, http.MethodPost, ssPath+"?pos="+first.Pos, map[string]any{"conn_id": "a"}), 400, "M_UNKNOWN_POS")
 	second := slide(t, alice, first.Pos, 0, map[string]any{"conn_id": "a"})
+	// A pos from before a restart is unknown (connections live in memory).
+	cfg := srv.Cfg
+	srv.Close()
+	srv = testserver.Start(t, cfg)
+	alice.S = srv
+	wantErr(t, alice.Do(t, http.MethodPost, ssPath+"?pos="+second.Pos, map[string]any{"conn_id": "a"}), 400, "M_UNKNOWN_POS")
+	second = slide(t, alice, "", 0, map[string]any{"conn_id": "a"})
+	// An idle connection expires after sync.sliding_sync_connection_ttl (1s here).
 	time.Sleep(1500 * time.Millisecond)
 	wantErr(t, alice.Do(t, http.MethodPost, ssPath+"?pos="+second.Pos, map[string]any{"conn_id": "a"}), 400, "M_UNKNOWN_POS")
 	// Restarting the connection works.
@@ -433,5 +441,46 @@ func TestSlidingSyncConfigChange(t *testing.T) {
 	r = closed.Rooms[room]
 	if r == nil || r.Initial || !slices.Equal(bodies(r.Timeline), []string{"d"}) {
 		t.Fatalf("smaller config resent the room: %+v", r)
+	}
+}
+
+// TestSlidingSyncKickAndLeave: a kicked user keeps the room in the list
+// (membership leave, timeline up to the kick); a room left by the user
+// appears only if the connection had it; a ban without a join never does.
+func TestSlidingSyncKickAndLeave(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	carol := srv.Register(t, "carol")
+	kickRoom := createRoom(t, bob, map[string]any{"preset": "public_chat", "name": "kick"})
+	leaveRoom := createRoom(t, bob, map[string]any{"preset": "public_chat", "name": "leave"})
+	for _, r := range []string{kickRoom, leaveRoom} {
+		alice.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", r), map[string]any{})
+	}
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/invite", kickRoom), map[string]any{"user_id": carol.UserID})
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/ban", kickRoom), map[string]any{"user_id": carol.UserID})
+	body := map[string]any{"lists": map[string]any{"all": map[string]any{"ranges": [][]int{{0, 9}}, "timeline_limit": 5, "required_state": [][]string{}}}}
+	first := slide(t, alice, "", 0, body)
+	if first.Lists["all"].Count != 2 {
+		t.Fatalf("count: %+v", first.Lists)
+	}
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/kick", kickRoom), map[string]any{"user_id": alice.UserID})
+	alice.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/leave", leaveRoom), map[string]any{})
+	send(t, bob, kickRoom, "after the kick")
+	after := slide(t, alice, first.Pos, 0, body)
+	k := after.Rooms[kickRoom]
+	if k == nil || k.Membership != "leave" || slices.Contains(bodies(k.Timeline), "after the kick") {
+		t.Fatalf("kicked room: %+v", k)
+	}
+	if l := after.Rooms[leaveRoom]; l == nil || l.Membership != "leave" {
+		t.Fatalf("room left on this connection: %+v", l)
+	}
+	// A new connection shows the kick but not the room alice left herself.
+	fresh := slide(t, alice, "", 0, body)
+	if got := roomIDs(fresh); !slices.Equal(got, []string{kickRoom}) || fresh.Lists["all"].Count != 1 {
+		t.Fatalf("new connection: %v %+v", got, fresh.Lists)
+	}
+	if c := slide(t, carol, "", 0, body); c.Lists["all"].Count != 0 {
+		t.Fatalf("ban without a join listed: %v", roomIDs(c))
 	}
 }
