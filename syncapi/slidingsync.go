@@ -34,6 +34,7 @@ const codeUnknownPos = "M_UNKNOWN_POS"
 // maxSlidingLists and maxTimelineLimit bound one request.
 const (
 	maxSlidingLists    = 100
+	maxSubscriptions   = 1000
 	maxTimelineLimit   = 100
 	maxConnsPerDevice  = 10
 	defaultConnTimeout = 30 * time.Minute
@@ -179,6 +180,9 @@ func parseSlidingRequest(r *http.Request) (*ssRequest, time.Duration, error) {
 				return nil, 0, httputil.InvalidParam("list %q: invalid range [%d, %d]", name, rg[0], rg[1])
 			}
 		}
+	}
+	if len(req.RoomSubscriptions) > maxSubscriptions {
+		return nil, 0, httputil.InvalidParam("at most %d room subscriptions", maxSubscriptions)
 	}
 	for room, sub := range req.RoomSubscriptions {
 		if sub == nil {
