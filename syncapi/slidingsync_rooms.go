@@ -369,7 +369,6 @@ func (b *ssBuild) applyLists(ctx context.Context, resp *ssResponse) error {
 // event's type and whether they are encrypted. It is loaded only when a list
 // filters on them.
 type roomFacts struct {
-	loaded    bool
 	roomType  map[id.RoomID]*string
 	encrypted map[id.RoomID]bool
 	spaces    map[id.RoomID]map[id.RoomID]bool
@@ -407,7 +406,6 @@ func (b *ssBuild) roomFacts(ctx context.Context) (*roomFacts, error) {
 			f.encrypted[ev.RoomID] = true
 		}
 	}
-	f.loaded = true
 	return f, nil
 }
 
