@@ -31,7 +31,7 @@ func (b *ssBuild) joinedRoom(ctx context.Context, j *ssJob, f *filler, r *ssRoom
 		hi = m.StreamPos
 	}
 	var lo int64
-	if !j.initial {
+	if !j.initial && !j.expanded {
 		lo = j.sent.pos
 	}
 	tl, limited, err := f.timeline(ctx, room, lo, hi, m.StreamPos)

@@ -45,24 +45,28 @@ type ssHero struct {
 
 // ssRoom is a RoomResult; omitted fields are unchanged (or unset when initial).
 type ssRoom struct {
-	Name              json.RawMessage   `json:"name,omitempty"`
-	Avatar            json.RawMessage   `json:"avatar,omitempty"`
-	Heroes            []ssHero          `json:"heroes,omitempty"`
-	Initial           bool              `json:"initial,omitempty"`
-	RequiredState     []json.RawMessage `json:"required_state,omitempty"`
-	Timeline          []json.RawMessage `json:"timeline,omitempty"`
-	PrevBatch         string            `json:"prev_batch,omitempty"`
-	Limited           *bool             `json:"limited,omitempty"`
-	NumLive           *int              `json:"num_live,omitempty"`
-	JoinedCount       *int              `json:"joined_count,omitempty"`
-	InvitedCount      *int              `json:"invited_count,omitempty"`
-	NotificationCount int               `json:"notification_count"`
-	HighlightCount    int               `json:"highlight_count"`
-	BumpStamp         *int64            `json:"bump_stamp,omitempty"`
-	IsDM              *bool             `json:"is_dm,omitempty"`
-	InviteState       []json.RawMessage `json:"invite_state,omitempty"`
-	Membership        string            `json:"membership,omitempty"`
-	Lists             []string          `json:"lists,omitempty"`
+	Name             json.RawMessage `json:"name,omitempty"`
+	Avatar           json.RawMessage `json:"avatar,omitempty"`
+	Heroes           []ssHero        `json:"heroes,omitempty"`
+	Initial          bool            `json:"initial,omitempty"`
+	ExpandedTimeline bool            `json:"expanded_timeline,omitempty"`
+	// UnstableExpandedTimeline is the same flag under the name Synapse's
+	// unstable endpoint (and the clients written against it) use.
+	UnstableExpandedTimeline bool              `json:"unstable_expanded_timeline,omitempty"`
+	RequiredState            []json.RawMessage `json:"required_state,omitempty"`
+	Timeline                 []json.RawMessage `json:"timeline,omitempty"`
+	PrevBatch                string            `json:"prev_batch,omitempty"`
+	Limited                  *bool             `json:"limited,omitempty"`
+	NumLive                  *int              `json:"num_live,omitempty"`
+	JoinedCount              *int              `json:"joined_count,omitempty"`
+	InvitedCount             *int              `json:"invited_count,omitempty"`
+	NotificationCount        int               `json:"notification_count"`
+	HighlightCount           int               `json:"highlight_count"`
+	BumpStamp                *int64            `json:"bump_stamp,omitempty"`
+	IsDM                     *bool             `json:"is_dm,omitempty"`
+	InviteState              []json.RawMessage `json:"invite_state,omitempty"`
+	Membership               string            `json:"membership,omitempty"`
+	Lists                    []string          `json:"lists,omitempty"`
 }
 
 // ssEntry is one room of the user's server-side room list.
@@ -511,6 +515,8 @@ type ssJob struct {
 	rc      *roomConfig
 	sent    *roomSent
 	initial bool
+	// expanded resends the latest timeline_limit events (expanded_timeline).
+	expanded bool
 }
 
 // rooms decides which relevant rooms to send (never sent on this
@@ -524,10 +530,13 @@ func (b *ssBuild) rooms(ctx context.Context, resp *ssResponse) (bool, error) {
 		switch {
 		case sent == nil || sent.membership != e.m.Membership:
 			j.initial = true
-		case rc.expands(sent):
-			// A larger config: send the room again in full (initial), which
-			// covers MSC4186's expanded timeline and required_state.
+		case e.m.Membership != "invite" && e.m.Membership != "knock" && rc.expandsState(sent):
+			// More required_state: send the room again in full (initial).
 			j.initial = true
+		case e.m.Membership != "invite" && e.m.Membership != "knock" && rc.limit > sent.limit:
+			// A longer timeline than the client has: the latest events again,
+			// now (MSC4186 "Changes to timeline_limit").
+			j.expanded = true
 		case e.last > sent.pos:
 		case b.dms[room] != sent.isDM:
 		default:
@@ -625,7 +634,7 @@ func (b *ssBuild) unreadCounts(ctx context.Context, jobs []*ssJob) (map[id.RoomI
 func (b *ssBuild) room(ctx context.Context, j *ssJob) (*ssRoom, *roomSent, error) {
 	m := j.e.m
 	bump := j.e.bump
-	r := &ssRoom{Initial: j.initial, BumpStamp: &bump, Membership: m.Membership}
+	r := &ssRoom{Initial: j.initial, ExpandedTimeline: j.expanded, UnstableExpandedTimeline: j.expanded, BumpStamp: &bump, Membership: m.Membership}
 	st := &roomSent{pos: b.to, membership: m.Membership, isDM: b.dms[m.RoomID]}
 	st.limit, st.stateCfgs = j.rc.sentConfigs(j.initial, j.sent)
 	if j.sent != nil && !j.initial {

@@ -154,20 +154,18 @@ func (rc *roomConfig) stateKeys() []string {
 	return keys
 }
 
-// expands reports whether rc asks for more than what the client has of a
-// room (sent): a larger timeline or a required_state config not sent yet.
-func (rc *roomConfig) expands(sent *roomSent) bool {
-	if rc.limit > sent.limit {
-		return true
-	}
+// expandsState reports whether rc asks for required_state the client does
+// not have of a room (sent): a config not sent yet.
+func (rc *roomConfig) expandsState(sent *roomSent) bool {
 	return slices.ContainsFunc(rc.stateKeys(), func(k string) bool { return !sent.stateCfgs[k] })
 }
 
 // sentConfigs returns the limit and configs to remember after sending a
-// room: rc's own when sent in full, else what the client had.
+// room: rc's own when sent in full; else what the client had, with the
+// larger timeline limit when the timeline was expanded.
 func (rc *roomConfig) sentConfigs(initial bool, prev *roomSent) (int, map[string]bool) {
 	if !initial && prev != nil {
-		return prev.limit, prev.stateCfgs
+		return max(prev.limit, rc.limit), prev.stateCfgs
 	}
 	cfgs := map[string]bool{}
 	for _, k := range rc.stateKeys() {

@@ -41,6 +41,7 @@ type ssRoomResp struct {
 	Name              *string          `json:"name"`
 	Heroes            []map[string]any `json:"heroes"`
 	Initial           bool             `json:"initial"`
+	ExpandedTimeline  bool             `json:"expanded_timeline"`
 	RequiredState     []ssEvent        `json:"required_state"`
 	Timeline          []ssEvent        `json:"timeline"`
 	InviteState       []ssEvent        `json:"invite_state"`
@@ -425,9 +426,15 @@ func TestSlidingSyncConfigChange(t *testing.T) {
 	if got := bodies(first.Rooms[room].Timeline); !slices.Equal(got, []string{"c"}) {
 		t.Fatalf("first: %v", got)
 	}
+	// A longer timeline alone: the latest events again, flagged, not initial.
+	longer := map[string]any{"all": map[string]any{"ranges": [][]int{{0, 9}}, "timeline_limit": 2, "required_state": [][]string{{"m.room.name", ""}}}}
+	exp := slide(t, alice, first.Pos, 0, map[string]any{"lists": longer})
+	if r := exp.Rooms[room]; r == nil || r.Initial || !r.ExpandedTimeline || !slices.Equal(bodies(r.Timeline), []string{"b", "c"}) {
+		t.Fatalf("expanded timeline: %+v", r)
+	}
 	// Opening the room: a subscription with a longer timeline and all state.
 	sub := map[string]any{room: map[string]any{"timeline_limit": 3, "required_state": [][]string{{"*", "*"}}}}
-	open := slide(t, alice, first.Pos, 0, map[string]any{"lists": list, "room_subscriptions": sub})
+	open := slide(t, alice, exp.Pos, 0, map[string]any{"lists": list, "room_subscriptions": sub})
 	r := open.Rooms[room]
 	if r == nil || !r.Initial || !slices.Equal(bodies(r.Timeline), []string{"a", "b", "c"}) || len(stateKeys(r.RequiredState, "m.room.power_levels")) != 1 {
 		t.Fatalf("expanded config not sent in full: %+v", r)
