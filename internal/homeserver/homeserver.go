@@ -103,12 +103,24 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	// hands each event to the PDU stream (a /sync woken by an event also sees
 	// the notification counts it caused) and to the key server (membership
 	// changes start or stop device-list tracking).
+	// Push gateways are reached with the same TLS trust as federation (test
+	// networks use a private CA).
+	pushTLS, err := cfg.Federation.ClientTLSConfig()
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	pushClient := &http.Client{Timeout: 30 * time.Second}
+	if pushTLS != nil {
+		pushClient.Transport = &http.Transport{TLSClientConfig: pushTLS, Proxy: http.ProxyFromEnvironment}
+	}
 	hs.Inbox = syncapi.NewInbox(syncapi.InboxDeps{Config: &hs.Config, Store: store, RoomStore: store,
 		AfterEvent: func(out roomserver.OutputEvent) {
 			pduStream.OnEvent(out)
 			keys.OnEvent(out.Event)
 		},
-		Notifier: notifier, Rooms: syncapi.NewRoomMembership(store), Auth: client.Authenticator(), Log: log})
+		Notifier: notifier, HTTPClient: pushClient,
+		Rooms: syncapi.NewRoomMembership(store), Auth: client.Authenticator(), Log: log})
 	rooms.SetOnEvent(hs.Inbox.OnRoomEvent)
 	hs.Inbox.Register(router)
 	hs.Inbox.Start(context.WithoutCancel(ctx))
