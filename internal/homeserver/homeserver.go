@@ -95,7 +95,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	client.Register(router)
 
 	keys := keyserver.New(keyserver.Deps{
-		Store: store, Auth: client.Authenticator(), Notifier: notifier, UIA: client,
+		Config: &hs.Config, Store: store, Auth: client.Authenticator(), Notifier: notifier, UIA: client,
 		Rooms: store, ServerName: cfg.ServerName, Log: log,
 	})
 	keys.Register(router)
