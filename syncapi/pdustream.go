@@ -379,7 +379,8 @@ func (f *filler) stateAt(ctx context.Context, room id.RoomID, pos int64) (int64,
 // roomState computes the state section: the full state at the timeline start,
 // or, for an incremental limited sync, what changed between since and the timeline start.
 func (f *filler) roomState(ctx context.Context, room id.RoomID, tl []*storage.Event, since, hi int64, full, limited bool) ([]*storage.Event, error) {
-	if !full && !limited {
+	lazy := f.rf.lazyMembers
+	if !full && !limited && !lazy {
 		return nil, nil
 	}
 	var startGroup int64
@@ -393,12 +394,29 @@ func (f *filler) roomState(ctx context.Context, room id.RoomID, tl []*storage.Ev
 	if err != nil {
 		return nil, err
 	}
-	want := make([]id.EventID, 0, len(startIDs))
-	if full {
-		for _, e := range startIDs {
-			want = append(want, e)
+	isMember := func(k storage.StateKeyTuple) bool { return k.Type == event.StateMember.Type }
+	// With lazy-loaded members, a full state carries only the members of the
+	// timeline's senders (and the user's own); an incremental one carries the
+	// membership changes of the gap plus the members of the timeline's senders.
+	var senders map[string]bool
+	if lazy {
+		senders = map[string]bool{}
+		if full {
+			senders[string(f.req.Device.UserID)] = true
 		}
-	} else {
+		for _, ev := range tl {
+			senders[string(ev.Sender)] = true
+		}
+	}
+	want := make([]id.EventID, 0, len(startIDs))
+	switch {
+	case full:
+		for k, e := range startIDs {
+			if !lazy || !isMember(k) || senders[k.StateKey] {
+				want = append(want, e)
+			}
+		}
+	case limited:
 		sinceGroup, err := f.stateAt(ctx, room, since)
 		if err != nil {
 			return nil, err
@@ -408,7 +426,13 @@ func (f *filler) roomState(ctx context.Context, room id.RoomID, tl []*storage.Ev
 			return nil, err
 		}
 		for k, e := range startIDs {
-			if sinceIDs[k] != e {
+			if sinceIDs[k] != e || lazy && isMember(k) && senders[k.StateKey] {
+				want = append(want, e)
+			}
+		}
+	default: // incremental, not limited, lazy: the senders' members only
+		for u := range senders {
+			if e, ok := startIDs[storage.StateKeyTuple{Type: event.StateMember.Type, StateKey: u}]; ok {
 				want = append(want, e)
 			}
 		}
@@ -418,20 +442,7 @@ func (f *filler) roomState(ctx context.Context, room id.RoomID, tl []*storage.Ev
 		return nil, err
 	}
 	sort.Slice(evs, func(i, j int) bool { return evs[i].StreamPos < evs[j].StreamPos })
-	user := f.req.Device.UserID
-	var senders map[id.UserID]bool
-	if f.rf.lazyMembers {
-		senders = map[id.UserID]bool{user: true}
-		for _, ev := range tl {
-			senders[ev.Sender] = true
-		}
-	}
-	return slices.DeleteFunc(evs, func(ev *storage.Event) bool {
-		if senders != nil && ev.Type == event.StateMember.Type && ev.StateKey != nil && !senders[id.UserID(*ev.StateKey)] {
-			return true
-		}
-		return !partAllows(f.rf.state, ev)
-	}), nil
+	return slices.DeleteFunc(evs, func(ev *storage.Event) bool { return !partAllows(f.rf.state, ev) }), nil
 }
 
 // joined fills rooms.join[room]. full asks for the room's full state (initial
@@ -447,6 +458,11 @@ func (f *filler) joined(ctx context.Context, m storage.Membership, from, to int6
 	}
 	if len(tl) == 0 && !full {
 		return false, nil
+	}
+	if full && !f.req.Initial() && !f.req.FullState && len(tl) > 0 && tl[0].Type != event.StateCreate.Type {
+		// A room joined since the last sync: its history before the timeline
+		// was never sent (clients expect limited, as Synapse and Dendrite send).
+		limited = true
 	}
 	state, err := f.roomState(ctx, m.RoomID, tl, from, to, full, limited)
 	if err != nil {

@@ -443,3 +443,38 @@ func TestSyncTimelineLimits(t *testing.T) {
 		t.Fatalf("join+leave in one batch lacks full state: %s", res.Body)
 	}
 }
+
+// TestSyncLazyMembersIncremental: with lazy-loaded members, an incremental
+// sync carries the member events of the timeline's senders.
+func TestSyncLazyMembersIncremental(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	carol := srv.Register(t, "carol")
+	room := createRoom(t, alice, map[string]any{"preset": "public_chat"})
+	for _, c := range []*testserver.Client{bob, carol} {
+		c.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", room), map[string]any{})
+	}
+	for i := 0; i < 3; i++ {
+		send(t, bob, room, "from bob")
+	}
+	filter := `{"room":{"timeline":{"limit":3},"state":{"lazy_load_members":true}}}`
+	res := doSync(t, alice, url.Values{"filter": {filter}})
+	members := func(res *testserver.Response) map[string]bool {
+		out := map[string]bool{}
+		for _, e := range section(res, "join", room)["state"].(map[string]any)["events"].([]any) {
+			if ev := e.(map[string]any); ev["type"] == "m.room.member" {
+				out[ev["state_key"].(string)] = true
+			}
+		}
+		return out
+	}
+	if m := members(res); len(m) != 2 || !m[string(alice.UserID)] || !m[string(bob.UserID)] {
+		t.Fatalf("initial lazy members: %v", m)
+	}
+	send(t, carol, room, "from carol")
+	res = doSync(t, alice, url.Values{"filter": {filter}, "since": {res.JSON["next_batch"].(string)}})
+	if m := members(res); len(m) != 1 || !m[string(carol.UserID)] {
+		t.Fatalf("incremental lazy members: %v (%s)", m, res.Body)
+	}
+}
