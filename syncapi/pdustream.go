@@ -320,6 +320,7 @@ func (f *filler) timeline(ctx context.Context, room id.RoomID, lo, hi, joinPos i
 	limit := f.rf.limit
 	out := make([]*storage.Event, 0, min(limit, 64))
 	var vis *roomserver.Visibility
+	var current map[id.EventID]bool
 	batch := limit + 1
 	// Filters and history visibility may drop events: read further back, but
 	// not without bound (a filter matching nothing would scan the whole room).
@@ -342,7 +343,19 @@ scan:
 					}
 				}
 				if !vis.CanSee(ev) {
-					continue
+					// Current state is always shown, even when it was set while the
+					// user could not see the room (as Synapse's always_include_ids).
+					if ev.StateKey == nil {
+						continue
+					}
+					if current == nil {
+						if current, err = f.currentStateIDs(ctx, room); err != nil {
+							return nil, false, err
+						}
+					}
+					if !current[ev.EventID] {
+						continue
+					}
 				}
 			}
 			if !partAllows(f.rf.timeline, ev) {
@@ -363,6 +376,23 @@ scan:
 	}
 	slices.Reverse(out)
 	return out, limited, nil
+}
+
+// currentStateIDs returns the event IDs of the room's current state.
+func (f *filler) currentStateIDs(ctx context.Context, room id.RoomID) (map[id.EventID]bool, error) {
+	info, err := f.p.store.GetRoom(ctx, room)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := f.p.store.StateIDs(ctx, info.CurrentGroup)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[id.EventID]bool, len(ids))
+	for _, e := range ids {
+		out[e] = true
+	}
+	return out, nil
 }
 
 // stateAt returns the room's state group after the last event at or before pos.

@@ -478,3 +478,35 @@ func TestSyncLazyMembersIncremental(t *testing.T) {
 		t.Fatalf("incremental lazy members: %v (%s)", m, res.Body)
 	}
 }
+
+// TestSyncCurrentStateAlwaysShown: with history_visibility joined, a member
+// who rejoins still sees current state set while they were away.
+func TestSyncCurrentStateAlwaysShown(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	carol := srv.Register(t, "carol")
+	room := createRoom(t, alice, map[string]any{"preset": "public_chat"})
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", room), map[string]any{})
+	alice.MustDo(t, http.MethodPut, testserver.Sprintf("rooms/%s/state/m.room.history_visibility/", room), map[string]any{"history_visibility": "joined"})
+	next := doSync(t, bob, nil).JSON["next_batch"].(string)
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/leave", room), map[string]any{})
+	send(t, alice, room, "hidden")
+	carol.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", room), map[string]any{})
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", room), map[string]any{})
+	res := doSync(t, bob, url.Values{"since": {next}})
+	jr := section(res, "join", room)
+	sawCarol := false
+	for _, e := range jr["timeline"].(map[string]any)["events"].([]any) {
+		ev := e.(map[string]any)
+		if ev["type"] == "m.room.message" {
+			t.Fatalf("message from while bob was away is visible: %v", ev)
+		}
+		if ev["type"] == "m.room.member" && ev["state_key"] == string(carol.UserID) {
+			sawCarol = true
+		}
+	}
+	if !sawCarol {
+		t.Fatalf("carol's join (current state) missing: %s", res.Body)
+	}
+}
