@@ -447,6 +447,10 @@ func (s *Server) MembersOf(ctx context.Context, roomID id.RoomID, evs []*storage
 		seen[ev.Sender] = true
 		if e, ok := ids[storage.StateKeyTuple{Type: event.StateMember.Type, StateKey: string(ev.Sender)}]; ok {
 			want = append(want, e)
+		} else if cur, err := s.store.CurrentStateEvent(ctx, roomID, event.StateMember.Type, string(ev.Sender)); err == nil {
+			// A sender with no membership at that point (the room's creator at
+			// the create event): their current member event, as Synapse sends.
+			want = append(want, cur.EventID)
 		}
 	}
 	return s.store.GetEvents(ctx, want)

@@ -456,14 +456,11 @@ func (f *filler) roomState(ctx context.Context, room id.RoomID, tl []*storage.Ev
 			return nil, err
 		}
 		for k, e := range startIDs {
-			if sinceIDs[k] != e || lazy && isMember(k) && senders[k.StateKey] {
+			if sinceIDs[k] != e {
 				want = append(want, e)
-			}
-		}
-	default: // incremental, not limited, lazy: the senders' members only
-		for u := range senders {
-			if e, ok := startIDs[storage.StateKeyTuple{Type: event.StateMember.Type, StateKey: u}]; ok {
-				want = append(want, e)
+				if isMember(k) {
+					delete(senders, k.StateKey) // already sent as part of the delta
+				}
 			}
 		}
 	}
@@ -471,8 +468,44 @@ func (f *filler) roomState(ctx context.Context, room id.RoomID, tl []*storage.Ev
 	if err != nil {
 		return nil, err
 	}
+	if lazy && !full {
+		// Incremental syncs add the members of the timeline's senders that the
+		// client cannot have yet. Parley keeps no per-device record of what it
+		// sent, so "has it" means: the sender has spoken since their member
+		// event and before "since" (the client then got that member event
+		// with it). include_redundant_members sends them all.
+		extra, err := f.senderMembers(ctx, room, startIDs, senders, since)
+		if err != nil {
+			return nil, err
+		}
+		evs = append(evs, extra...)
+	}
 	sort.Slice(evs, func(i, j int) bool { return evs[i].StreamPos < evs[j].StreamPos })
 	return slices.DeleteFunc(evs, func(ev *storage.Event) bool { return !partAllows(f.rf.state, ev) }), nil
+}
+
+// senderMembers returns the member events (in state ids) of senders the client may not have.
+func (f *filler) senderMembers(ctx context.Context, room id.RoomID, ids map[storage.StateKeyTuple]id.EventID, senders map[string]bool, since int64) ([]*storage.Event, error) {
+	want := make([]id.EventID, 0, len(senders))
+	for u := range senders {
+		if e, ok := ids[storage.StateKeyTuple{Type: event.StateMember.Type, StateKey: u}]; ok {
+			want = append(want, e)
+		}
+	}
+	evs, err := f.p.store.GetEvents(ctx, want)
+	if err != nil || f.rf.includeRedundantLazy {
+		return evs, err
+	}
+	return slices.DeleteFunc(evs, func(m *storage.Event) bool {
+		if m.StreamPos > since {
+			return false
+		}
+		spoke, e := f.p.store.SenderHasEvents(ctx, room, id.UserID(*m.StateKey), m.StreamPos, since)
+		if e != nil {
+			err = e
+		}
+		return spoke
+	}), err
 }
 
 // joined fills rooms.join[room]. full asks for the room's full state (initial

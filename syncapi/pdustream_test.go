@@ -477,6 +477,18 @@ func TestSyncLazyMembersIncremental(t *testing.T) {
 	if m := members(res); len(m) != 1 || !m[string(carol.UserID)] {
 		t.Fatalf("incremental lazy members: %v (%s)", m, res.Body)
 	}
+	// Carol speaks again: her member event is not resent, unless asked.
+	since := res.JSON["next_batch"].(string)
+	send(t, carol, room, "again")
+	res = doSync(t, alice, url.Values{"filter": {filter}, "since": {since}})
+	if m := members(res); len(m) != 0 {
+		t.Fatalf("redundant member sent: %v", m)
+	}
+	redundant := `{"room":{"timeline":{"limit":3},"state":{"lazy_load_members":true,"include_redundant_members":true}}}`
+	res = doSync(t, alice, url.Values{"filter": {redundant}, "since": {since}})
+	if m := members(res); len(m) != 1 || !m[string(carol.UserID)] {
+		t.Fatalf("include_redundant_members: %v", m)
+	}
 }
 
 // TestSyncCurrentStateAlwaysShown: with history_visibility joined, a member
