@@ -10,6 +10,12 @@ type Store interface {
 	UIAStore
 	RegistrationTokenStore
 	ProfileStore
+	MediaStore
+	AccountDataStore
+	FilterStore
+	ReceiptStore
+	PushRuleStore
+	NotificationStore
 	// Close releases the database connections.
 	Close() error
 	// Ping checks that the database answers.

@@ -48,6 +48,20 @@ type Stream interface {
 	Fill(ctx context.Context, req *Request, from, to int64, resp *Response) (bool, error)
 }
 
+// Finisher is implemented by streams that decorate the finished response
+// (for example unread counts of every joined room in it). Finish runs after
+// every stream's Fill, on every response, whether or not its position moved.
+type Finisher interface {
+	Finish(ctx context.Context, req *Request, resp *Response) error
+}
+
+// SyncObserver is told when a /sync request starts and ends, for presence
+// (set_presence and idle tracking).
+type SyncObserver interface {
+	SyncStarted(dev *authn.Device, setPresence string)
+	SyncEnded(dev *authn.Device)
+}
+
 // FilterLoader returns a stored filter by ID for a user.
 type FilterLoader interface {
 	LoadFilter(ctx context.Context, user id.UserID, filterID string) (*mautrix.Filter, error)
@@ -59,6 +73,8 @@ type Deps struct {
 	Notifier *Notifier
 	Streams  []Stream
 	Filters  FilterLoader
+	// Observer, if set, is told about every /sync request.
+	Observer SyncObserver
 	Log      *zap.Logger
 }
 
@@ -68,12 +84,13 @@ type Server struct {
 	notifier *Notifier
 	streams  []Stream
 	filters  FilterLoader
+	observer SyncObserver
 	log      *zap.Logger
 }
 
 // New builds the sync API.
 func New(d Deps) *Server {
-	return &Server{auth: d.Auth, notifier: d.Notifier, streams: d.Streams, filters: d.Filters, log: d.Log}
+	return &Server{auth: d.Auth, notifier: d.Notifier, streams: d.Streams, filters: d.Filters, observer: d.Observer, log: d.Log}
 }
 
 // Notifier returns the notifier that streams and writers wake.
@@ -128,6 +145,10 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request, dev *authn.Device)
 		return err
 	}
 	req.Filter = filter
+	if s.observer != nil {
+		s.observer.SyncStarted(dev, req.SetPresence)
+		defer s.observer.SyncEnded(dev)
+	}
 
 	// Subscribe before reading positions, so no wake-up is lost in between.
 	l := s.notifier.Listen(dev.UserID)
@@ -194,6 +215,13 @@ func (s *Server) build(ctx context.Context, req *Request) (*Response, bool, erro
 			return nil, false, err
 		}
 		found = found || got
+	}
+	for _, st := range s.streams {
+		if f, ok := st.(Finisher); ok {
+			if err := f.Finish(ctx, req, resp); err != nil {
+				return nil, false, err
+			}
+		}
 	}
 	resp.NextBatch = next.String()
 	return resp, found, nil

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -21,6 +22,8 @@ import (
 	"parley/internal/logging"
 	"parley/internal/ratelimit"
 	"parley/internal/signing"
+	"parley/mediaapi"
+	"parley/mediaapi/blob"
 	"parley/roomserver"
 	"parley/storage"
 	"parley/storage/sqlstore"
@@ -39,12 +42,26 @@ type Homeserver struct {
 	Log        *zap.Logger
 	// Rooms is the roomserver.
 	Rooms *roomserver.Server
+	// Inbox serves account data, filters, typing, receipts, presence, push
+	// rules and notifications; the roomserver feeds it every committed event (Inbox.OnRoomEvent).
+	Inbox *syncapi.Inbox
+	// Media is the media repository; federation serves local media with its
+	// LocalMedia and LocalThumbnail.
+	Media *mediaapi.API
 
 	handler http.Handler
 }
 
 // New opens storage (running migrations), loads or creates the signing key and builds every component.
 func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, error) {
+	var proxies []netip.Prefix
+	for _, p := range cfg.Listen.TrustedProxies {
+		pfx, err := config.ParsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("listen.trusted_proxies: %w", err)
+		}
+		proxies = append(proxies, pfx)
+	}
 	key, created, err := signing.LoadOrGenerate(cfg.SigningKeyPath)
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
@@ -67,7 +84,6 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		store.Close()
 		return nil, fmt.Errorf("load room memberships: %w", err)
 	}
-	rooms.SetOnEvent(pduStream.OnEvent)
 
 	client := clientapi.New(clientapi.Deps{
 		Config: &hs.Config, Store: store, Log: log, Rooms: rooms,
@@ -77,13 +93,40 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	})
 	client.Register(router)
 
-	sync := syncapi.New(syncapi.Deps{Auth: client.Authenticator(), Notifier: notifier, Log: log, Streams: []syncapi.Stream{pduStream}})
+	// Committed events go to the inbox, which evaluates push rules and then
+	// hands each event to the PDU stream: a /sync woken by an event also sees
+	// the notification counts it caused.
+	hs.Inbox = syncapi.NewInbox(syncapi.InboxDeps{Config: &hs.Config, Store: store, RoomStore: store,
+		AfterEvent: pduStream.OnEvent, Notifier: notifier,
+		Rooms: syncapi.NewRoomMembership(store), Auth: client.Authenticator(), Log: log})
+	rooms.SetOnEvent(hs.Inbox.OnRoomEvent)
+	hs.Inbox.Register(router)
+	hs.Inbox.Start(context.WithoutCancel(ctx))
+	sync := syncapi.New(syncapi.Deps{Auth: client.Authenticator(), Notifier: notifier, Log: log,
+		Streams: append([]syncapi.Stream{pduStream}, hs.Inbox.Streams()...), Filters: hs.Inbox, Observer: hs.Inbox.Observer()})
 	sync.Register(router)
+
+	blobs, err := blob.NewLocal(cfg.Media.Path)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	media, err := mediaapi.New(mediaapi.Deps{
+		Config: &hs.Config, Store: store, Accounts: store, Blobs: blobs, Auth: client.Authenticator(), Log: log,
+		RoomMedia: mediaapi.StoreRoomMedia{Rooms: store},
+		// TODO(media): Remote, the federation media download client, once federation has it (#7).
+	})
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("media: %w", err)
+	}
+	media.Register(router)
+	hs.Media = media
 
 	fed := federation.New(federation.Deps{ServerName: cfg.ServerName, Key: key, Version: Version, Log: log})
 	fed.Register(router)
 
-	hs.handler = httputil.CORS(hs.requestLog(httputil.LimitBody(cfg.Listen.MaxRequestBytes, isMediaUpload, router)))
+	hs.handler = httputil.CORS(httputil.RealIP(proxies, hs.requestLog(httputil.LimitBody(cfg.Listen.MaxRequestBytes, isMediaUpload, router))))
 	return hs, nil
 }
 
@@ -100,6 +143,7 @@ func (hs *Homeserver) Handler() http.Handler { return hs.handler }
 
 // Close stops background work and closes the database.
 func (hs *Homeserver) Close() error {
+	hs.Inbox.Close()
 	return hs.Store.Close()
 }
 

@@ -1,0 +1,5 @@
+CREATE TABLE filters (
+	filter_id INTEGER PRIMARY KEY AUTOINCREMENT,
+	user_id TEXT NOT NULL,
+	filter TEXT NOT NULL
+);

@@ -1,0 +1,193 @@
+package syncapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"maunium.net/go/mautrix/id"
+
+	"parley/internal/authn"
+	"parley/internal/httputil"
+	"parley/storage"
+)
+
+// Receipt types.
+const (
+	receiptRead        = "m.read"
+	receiptReadPrivate = "m.read.private"
+	receiptFullyRead   = "m.fully_read"
+)
+
+// postReceipt handles POST /rooms/{roomId}/receipt/{receiptType}/{eventId}.
+func (in *Inbox) postReceipt(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
+	room := id.RoomID(httputil.PathVar(r, "roomId"))
+	typ := httputil.PathVar(r, "receiptType")
+	ev := id.EventID(httputil.PathVar(r, "eventId"))
+	var body map[string]json.RawMessage
+	if err := httputil.DecodeJSONObject(r, &body); err != nil {
+		return err
+	}
+	switch typ {
+	case receiptRead, receiptReadPrivate, receiptFullyRead:
+	default:
+		return httputil.BadJSON("unknown receipt type %q", typ)
+	}
+	thread := ""
+	if raw, ok := body["thread_id"]; ok {
+		if err := json.Unmarshal(raw, &thread); err != nil || thread == "" {
+			return httputil.BadJSON("thread_id must be a non-empty string")
+		}
+		if thread != "main" && !strings.HasPrefix(thread, "$") {
+			return httputil.BadJSON("thread_id must be main or an event ID")
+		}
+		if typ == receiptFullyRead {
+			return httputil.BadJSON("m.fully_read cannot be threaded")
+		}
+	}
+	if !strings.HasPrefix(string(ev), "$") {
+		return httputil.BadJSON("%q is not an event ID", ev)
+	}
+	if err := in.setReceipt(r.Context(), dev.UserID, room, typ, ev, thread); err != nil {
+		return err
+	}
+	return httputil.WriteJSON(w, http.StatusOK, httputil.Empty)
+}
+
+// postReadMarkers handles POST /rooms/{roomId}/read_markers.
+func (in *Inbox) postReadMarkers(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
+	room := id.RoomID(httputil.PathVar(r, "roomId"))
+	var body map[string]*string
+	if err := httputil.DecodeJSONObject(r, &body); err != nil {
+		return err
+	}
+	// m.fully_read first, then the receipts, as the spec lists them.
+	for _, typ := range []string{receiptFullyRead, receiptRead, receiptReadPrivate} {
+		v := body[typ]
+		if v == nil {
+			continue
+		}
+		if !strings.HasPrefix(*v, "$") {
+			return httputil.BadJSON("%s must be an event ID", typ)
+		}
+	}
+	for _, typ := range []string{receiptFullyRead, receiptRead, receiptReadPrivate} {
+		if v := body[typ]; v != nil {
+			if err := in.setReceipt(r.Context(), dev.UserID, room, typ, id.EventID(*v), ""); err != nil {
+				return err
+			}
+		}
+	}
+	return httputil.WriteJSON(w, http.StatusOK, httputil.Empty)
+}
+
+// setReceipt stores one receipt or read marker after checking membership
+// and (when the roomserver can tell) that the event is in the room.
+func (in *Inbox) setReceipt(ctx context.Context, user id.UserID, room id.RoomID, typ string, ev id.EventID, thread string) error {
+	joined, err := in.rooms.IsJoined(ctx, room, user)
+	if err != nil {
+		return err
+	}
+	if !joined {
+		return httputil.Forbidden("you are not joined to %s", room)
+	}
+	upTo := int64(-1) // unknown: everything stored so far is read
+	if loc, ok := in.rooms.(EventLocator); ok {
+		pos, err := loc.EventStreamPos(ctx, room, ev)
+		if errors.Is(err, storage.ErrNotFound) {
+			return httputil.NotFound("event %s not found in %s", ev, room)
+		}
+		if err != nil {
+			return err
+		}
+		upTo = pos
+	}
+	if typ == receiptFullyRead {
+		content, _ := json.Marshal(map[string]id.EventID{"event_id": ev})
+		if _, err := in.store.PutAccountData(ctx, user, room, receiptFullyRead, content); err != nil {
+			return err
+		}
+		in.notifier.WakeUsers(user)
+		return nil
+	}
+	rc := storage.Receipt{RoomID: room, Type: typ, UserID: user, EventID: ev, ThreadID: thread, TS: time.Now().UnixMilli()}
+	if _, err := in.store.PutReceipt(ctx, rc, upTo); err != nil {
+		return err
+	}
+	in.presence.active(user)
+	if typ == receiptReadPrivate {
+		in.notifier.WakeUsers(user)
+		return nil
+	}
+	in.wakeRoomMembers(ctx, room, user)
+	return nil
+}
+
+// receiptStream delivers m.receipt ephemeral events in joined rooms. Private
+// receipts are visible only to their owner.
+type receiptStream struct{ in *Inbox }
+
+func (s *receiptStream) Name() StreamName { return StreamReceipt }
+
+func (s *receiptStream) Position(ctx context.Context) (int64, error) {
+	return s.in.store.ReceiptPosition(ctx)
+}
+
+func (s *receiptStream) Fill(ctx context.Context, req *Request, from, to int64, resp *Response) (bool, error) {
+	user := req.Device.UserID
+	_, rooms, err := s.in.joinedSet(ctx, user)
+	if err != nil || len(rooms) == 0 {
+		return false, err
+	}
+	part := roomFilterPart(req.Filter, "ephemeral")
+	allowed := rooms[:0:0]
+	for _, room := range rooms {
+		if roomAllowed(req.Filter, room) && matchPart(part, "m.receipt", "", room) {
+			allowed = append(allowed, room)
+		}
+	}
+	if len(allowed) == 0 {
+		return false, nil
+	}
+	receipts, err := s.in.store.ReceiptsBetween(ctx, allowed, from, to)
+	if err != nil {
+		return false, err
+	}
+	// content: event ID → receipt type → user → {ts, thread_id}
+	type content = map[id.EventID]map[string]map[id.UserID]map[string]any
+	byRoom := map[id.RoomID]content{}
+	for _, rc := range receipts {
+		if rc.Type == receiptReadPrivate && rc.UserID != user {
+			continue
+		}
+		c := byRoom[rc.RoomID]
+		if c == nil {
+			c = content{}
+			byRoom[rc.RoomID] = c
+		}
+		types := c[rc.EventID]
+		if types == nil {
+			types = map[string]map[id.UserID]map[string]any{}
+			c[rc.EventID] = types
+		}
+		users := types[rc.Type]
+		if users == nil {
+			users = map[id.UserID]map[string]any{}
+			types[rc.Type] = users
+		}
+		info := map[string]any{"ts": rc.TS}
+		if rc.ThreadID != "" {
+			info["thread_id"] = rc.ThreadID
+		}
+		users[rc.UserID] = info
+	}
+	for room, c := range byRoom {
+		ev, _ := json.Marshal(map[string]any{"type": "m.receipt", "content": c})
+		jr := resp.JoinedRoom(room)
+		jr.Ephemeral.Events = append(jr.Ephemeral.Events, ev)
+	}
+	return len(byRoom) > 0, nil
+}
