@@ -138,11 +138,9 @@ func (s *Server) member(ctx context.Context, req MembershipRequest, m event.Memb
 		if err != nil {
 			return "", err
 		}
-		evs, err := s.commit(ctx, w, nil)
-		if err != nil {
+		if _, err := s.commit(ctx, w, nil); err != nil {
 			return "", err
 		}
-		s.publish(evs, w.version)
 		return ne.EventID, nil
 	})
 }
