@@ -291,6 +291,20 @@ func (s *Server) publish(evs []*storage.Event, v id.RoomVersion) {
 	}
 }
 
+// Drain waits until no write is publishing committed events (for shutdown).
+func (s *Server) Drain() {
+	s.mu.Lock()
+	rooms := make([]*room, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		rooms = append(rooms, r)
+	}
+	s.mu.Unlock()
+	for _, r := range rooms {
+		r.pubMu.Lock()
+		r.pubMu.Unlock() // waiting for the current holder is the point
+	}
+}
+
 // Send builds, authorises and persists one local event, idempotently per
 // device and transaction ID. It returns the event ID.
 func (s *Server) Send(ctx context.Context, req SendRequest) (id.EventID, error) {
@@ -341,7 +355,9 @@ func (s *Server) inRoom(ctx context.Context, roomID id.RoomID, fn func(w *workin
 			// Publish outside the room lock, so that subscribers (push rules,
 			// sync wake-ups) do not hold up the next write into the room, but
 			// in commit order: the publish lock is taken before the room lock
-			// is released, and the next writer publishes only after us.
+			// is released, and the next writer publishes only after us. The
+			// sender's response waits for the subscribers, so that it can read
+			// what they wrote (notifications, unread counts).
 			r.pubMu.Lock()
 			r.mu.Unlock()
 			s.publish(w.committed, w.version)

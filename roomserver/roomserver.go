@@ -29,8 +29,8 @@ type Deps struct {
 	SigningKey *federation.SigningKey
 	Log        *zap.Logger
 	// OnEvent is called after each event is committed, in commit order per
-	// room, outside the room's write lock (it may block; writes into the room
-	// continue meanwhile).
+	// room, outside the room's write lock (the next write into the room
+	// proceeds meanwhile) and before the sender's request returns.
 	OnEvent func(OutputEvent)
 	// Keys looks up remote servers' signing keys (for third-party invites and
 	// remote events). Nil means only this server's own key is known.
