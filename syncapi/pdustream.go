@@ -539,7 +539,11 @@ func (f *filler) joined(ctx context.Context, m storage.Membership, from, to int6
 	jr.Timeline.PrevBatch = prevBatch(tl, to)
 	jr.State.Events = f.format(state)
 	if full || hasMember(tl) {
-		if jr.Summary, err = f.summary(ctx, m.RoomID); err != nil {
+		var known []*storage.Event
+		if st := f.rf.state; full && (st == nil || st.Types == nil && len(st.NotTypes) == 0 && st.Senders == nil && len(st.NotSenders) == 0) {
+			known = append(append(known, state...), tl...) // the whole state: no need to ask for the name
+		}
+		if jr.Summary, err = f.summary(ctx, m.RoomID, known); err != nil {
 			return false, err
 		}
 	}
@@ -551,7 +555,9 @@ func hasMember(evs []*storage.Event) bool {
 }
 
 // summary computes m.heroes and the member counts.
-func (f *filler) summary(ctx context.Context, room id.RoomID) (*Summary, error) {
+// known, when set, holds the room's full state (and timeline) in stream
+// order, from which the room's name and alias are read without a query.
+func (f *filler) summary(ctx context.Context, room id.RoomID, known []*storage.Event) (*Summary, error) {
 	ms, err := f.p.store.RoomMemberships(ctx, room)
 	if err != nil {
 		return nil, err
@@ -572,16 +578,23 @@ func (f *filler) summary(ctx context.Context, room id.RoomID) (*Summary, error) 
 		}
 	}
 	// m.heroes are for clients to name rooms that have neither a name nor a canonical alias.
-	named := false
-	for _, t := range []string{event.StateRoomName.Type, event.StateCanonicalAlias.Type} {
-		ev, err := f.p.store.CurrentStateEvent(ctx, room, t, "")
-		if err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return nil, err
+	names := map[string]bool{}
+	if known != nil {
+		for _, ev := range known {
+			if ev.StateKey != nil && *ev.StateKey == "" && (ev.Type == event.StateRoomName.Type || ev.Type == event.StateCanonicalAlias.Type) {
+				names[ev.Type] = gjson.GetBytes(ev.JSON, "content.name").Str != "" || gjson.GetBytes(ev.JSON, "content.alias").Str != ""
+			}
 		}
-		if ev != nil && (gjson.GetBytes(ev.JSON, "content.name").Str != "" || gjson.GetBytes(ev.JSON, "content.alias").Str != "") {
-			named = true
+	} else {
+		for _, t := range []string{event.StateRoomName.Type, event.StateCanonicalAlias.Type} {
+			ev, err := f.p.store.CurrentStateEvent(ctx, room, t, "")
+			if err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return nil, err
+			}
+			names[t] = ev != nil && (gjson.GetBytes(ev.JSON, "content.name").Str != "" || gjson.GetBytes(ev.JSON, "content.alias").Str != "")
 		}
 	}
+	named := names[event.StateRoomName.Type] || names[event.StateCanonicalAlias.Type]
 	if named {
 		heroes = nil
 	}
