@@ -205,4 +205,3 @@ func (f *filler) stripped(ctx context.Context, m storage.Membership) error {
 	}
 	return nil
 }
-
