@@ -28,4 +28,5 @@
 // extremities. ResolveState resolves the states after them with
 // roomserver/stateres; federation input persists such events with the
 // resolved state (see storage.NewEvent.UpdateCurrentState).
+
 package roomserver
