@@ -3,6 +3,7 @@ package clientapi
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -230,4 +231,44 @@ func (a *API) eventContext(w http.ResponseWriter, r *http.Request, dev *authn.De
 		"events_after":  clientEvents(dev, res.After),
 		"state":         clientEvents(dev, res.State),
 	})
+}
+
+// roomInitialSync handles GET /rooms/{roomID}/initialSync (deprecated).
+func (a *API) roomInitialSync(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
+	roomID, err := roomIDVar(r)
+	if err != nil {
+		return err
+	}
+	limit, err := parseLimit(r, 10)
+	if err != nil {
+		return err
+	}
+	res, err := a.rooms.InitialSync(r.Context(), dev.UserID, roomID, limit)
+	if err != nil {
+		return roomError(err)
+	}
+	chunk := res.Messages.Events
+	slices.Reverse(chunk) // oldest first
+	start := res.Messages.Start
+	if len(chunk) > 0 {
+		start = chunk[0].StreamPos - 1
+	}
+	visibility := "private"
+	if res.IsPublic {
+		visibility = "public"
+	}
+	resp := map[string]any{
+		"room_id": roomID,
+		"messages": map[string]any{
+			"chunk": clientEvents(dev, chunk), "start": formatPos(start), "end": formatPos(res.Messages.Start),
+		},
+		"state":        clientEvents(dev, res.State),
+		"visibility":   visibility,
+		"presence":     []any{},
+		"account_data": []any{},
+	}
+	if res.Membership != "" {
+		resp["membership"] = res.Membership
+	}
+	return httputil.WriteJSON(w, http.StatusOK, resp)
 }
