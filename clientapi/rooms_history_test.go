@@ -273,4 +273,11 @@ func TestRoomInitialSync(t *testing.T) {
 	if res.JSON["membership"] != "join" || len(res.JSON["messages"].(map[string]any)["chunk"].([]any)) != 3 || len(res.JSON["state"].([]any)) < 5 {
 		t.Fatalf("member initialSync: %s", res.Body)
 	}
+	if ev := res.JSON["state"].([]any)[0].(map[string]any); ev["user_id"] != ev["sender"] {
+		t.Fatalf("initialSync events lack user_id: %v", ev)
+	}
+	res = alice.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/initialSync", room)+"?limit=0", nil)
+	if n := len(res.JSON["messages"].(map[string]any)["chunk"].([]any)); n != 0 {
+		t.Fatalf("limit=0 gave %d events", n)
+	}
 }
