@@ -16,6 +16,7 @@ type Store interface {
 	ReceiptStore
 	PushRuleStore
 	NotificationStore
+	KeyStore
 	// Close releases the database connections.
 	Close() error
 	// Ping checks that the database answers.

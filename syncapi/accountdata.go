@@ -177,12 +177,15 @@ func (in *Inbox) updateTags(w http.ResponseWriter, r *http.Request, user id.User
 // per-room entries to rooms.join[room].account_data for joined rooms.
 type accountDataStream struct{ in *Inbox }
 
+// Name implements Stream.
 func (s *accountDataStream) Name() StreamName { return StreamAccountData }
 
+// Position implements Stream.
 func (s *accountDataStream) Position(ctx context.Context) (int64, error) {
 	return s.in.store.AccountDataPosition(ctx)
 }
 
+// Fill implements Stream.
 func (s *accountDataStream) Fill(ctx context.Context, req *Request, from, to int64, resp *Response) (bool, error) {
 	user := req.Device.UserID
 	entries, err := s.in.store.AccountDataBetween(ctx, user, from, to)
@@ -221,6 +224,10 @@ func (s *accountDataStream) Fill(ctx context.Context, req *Request, from, to int
 		}
 		if _, ok := joined[e.RoomID]; ok {
 			perRoom[e.RoomID] = append(perRoom[e.RoomID], ev)
+		} else if lr, ok := resp.Rooms.Leave[e.RoomID]; ok {
+			// A room the PDU stream lists as left carries its account data too.
+			lr.AccountData.Events = append(lr.AccountData.Events, ev)
+			found = true
 		}
 	}
 	// On an initial sync push rules are always sent, as Synapse does.

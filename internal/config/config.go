@@ -32,6 +32,15 @@ type Config struct {
 	Media          Media        `yaml:"media"`
 	WellKnown      WellKnown    `yaml:"well_known"`
 	Log            Log          `yaml:"log"`
+	E2EE           E2EE         `yaml:"e2ee"`
+}
+
+// E2EE configures the end-to-end encryption endpoints (keyserver).
+type E2EE struct {
+	// VerifyDeviceKeySignatures rejects uploaded device keys that are not
+	// signed by the device's own ed25519 key (400 M_INVALID_SIGNATURE).
+	// Synapse does not check; SyTest uploads placeholder keys and needs it off.
+	VerifyDeviceKeySignatures bool `yaml:"verify_device_key_signatures"`
 }
 
 // Database selects the storage backend by URL.
@@ -229,7 +238,8 @@ func Defaults() Config {
 				MaxSize: 10 << 20, Timeout: 10 * time.Second, CacheDuration: time.Hour,
 			},
 		},
-		Log: Log{Level: "info"},
+		Log:  Log{Level: "info"},
+		E2EE: E2EE{VerifyDeviceKeySignatures: true},
 	}
 }
 
