@@ -285,6 +285,12 @@ type filler struct {
 func (f *filler) format(evs []*storage.Event) []json.RawMessage {
 	out := make([]json.RawMessage, len(evs))
 	dev := f.req.Device
+	if f.req.Filter != nil && f.req.Filter.EventFormat == mautrix.EventFormatFederation {
+		for i, ev := range evs {
+			out[i] = eventutil.FederationEvent(ev.JSON, string(ev.EventID))
+		}
+		return out
+	}
 	for i, ev := range evs {
 		in := eventutil.ClientInput{PDU: ev.JSON, EventID: string(ev.EventID), RoomID: string(ev.RoomID), Unsigned: ev.Unsigned, NowMS: f.now}
 		if ev.TxnID != "" && ev.Sender == dev.UserID && ev.DeviceID == dev.DeviceID {

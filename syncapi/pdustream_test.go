@@ -522,3 +522,20 @@ func TestSyncCurrentStateAlwaysShown(t *testing.T) {
 		t.Fatalf("carol's join (current state) missing: %s", res.Body)
 	}
 }
+
+func TestSyncFederationFormat(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	room := createRoom(t, alice, map[string]any{})
+	ev := send(t, alice, room, "x")
+	res := doSync(t, alice, url.Values{"filter": {`{"event_format":"federation","room":{"timeline":{"limit":1}}}`}})
+	got := section(res, "join", room)["timeline"].(map[string]any)["events"].([]any)[0].(map[string]any)
+	for _, k := range []string{"event_id", "content", "room_id", "sender", "origin_server_ts", "type", "prev_events", "auth_events", "depth", "hashes", "signatures"} {
+		if _, ok := got[k]; !ok {
+			t.Fatalf("federation format lacks %s: %v", k, got)
+		}
+	}
+	if got["event_id"] != ev {
+		t.Fatalf("event_id %v, want %s", got["event_id"], ev)
+	}
+}
