@@ -10,11 +10,14 @@ type Store interface {
 	UIAStore
 	RegistrationTokenStore
 	ProfileStore
+	MediaStore
 	AccountDataStore
 	FilterStore
 	ReceiptStore
 	PushRuleStore
 	NotificationStore
+	SlidingSyncStore
+	KeyStore
 	// Close releases the database connections.
 	Close() error
 	// Ping checks that the database answers.

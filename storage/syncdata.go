@@ -62,6 +62,9 @@ type ReceiptStore interface {
 	// readUpTo < 0 (position unknown) marks every stored notification read
 	// without remembering; 0 marks nothing.
 	PutReceipt(ctx context.Context, r Receipt, readUpTo int64) (int64, error)
+	// ReceiptEvent returns the event of the user's current receipt of that
+	// type and thread in the room; ErrNotFound when there is none.
+	ReceiptEvent(ctx context.Context, room id.RoomID, typ string, user id.UserID, thread string) (id.EventID, error)
 	// ReceiptsBetween returns receipts written in (from, to] in rooms.
 	ReceiptsBetween(ctx context.Context, rooms []id.RoomID, from, to int64) ([]Receipt, error)
 	// ReceiptPosition is the latest receipt stream position.
@@ -146,14 +149,14 @@ type PushJob struct {
 // NotificationStore keeps notifications, unread counts, pushers and the push queue.
 type NotificationStore interface {
 	UnreadTotalStore
-	// AddNotifications stores notifications for one event (recording the
-	// change in the notif stream) and queues jobs for the users' pushers, in
-	// one transaction.
+	// AddNotifications stores notifications and queues jobs for the users'
+	// pushers, in one transaction. (New notifications come with their event,
+	// which brings the room into /sync; only receipts move the notif stream.)
 	AddNotifications(ctx context.Context, ns []Notification, jobs []PushJob) error
 	// UnreadCounts returns the user's unread counts per room and thread for rooms.
 	UnreadCounts(ctx context.Context, user id.UserID, rooms []id.RoomID) ([]UnreadCount, error)
-	// NotifChangedRooms returns rooms whose counts for user changed (new
-	// notifications, receipts) in (from, to].
+	// NotifChangedRooms returns rooms whose counts for user were reset by a
+	// receipt in (from, to].
 	NotifChangedRooms(ctx context.Context, user id.UserID, from, to int64) ([]id.RoomID, error)
 	// NotifPosition is the latest notif stream position.
 	NotifPosition(ctx context.Context) (int64, error)

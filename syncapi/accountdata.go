@@ -177,12 +177,15 @@ func (in *Inbox) updateTags(w http.ResponseWriter, r *http.Request, user id.User
 // per-room entries to rooms.join[room].account_data for joined rooms.
 type accountDataStream struct{ in *Inbox }
 
+// Name implements Stream.
 func (s *accountDataStream) Name() StreamName { return StreamAccountData }
 
+// Position implements Stream.
 func (s *accountDataStream) Position(ctx context.Context) (int64, error) {
 	return s.in.store.AccountDataPosition(ctx)
 }
 
+// Fill implements Stream.
 func (s *accountDataStream) Fill(ctx context.Context, req *Request, from, to int64, resp *Response) (bool, error) {
 	user := req.Device.UserID
 	entries, err := s.in.store.AccountDataBetween(ctx, user, from, to)
@@ -205,7 +208,6 @@ func (s *accountDataStream) Fill(ctx context.Context, req *Request, from, to int
 			content, _ = json.Marshal(map[string]any{"global": rs})
 		}
 		ev, _ := json.Marshal(map[string]any{"type": e.Type, "content": content})
-		ev = ApplyEventFields(ev, f.EventFields)
 		if e.RoomID == "" {
 			if matchPart(globalPart, e.Type, user, "") {
 				global = append(global, ev)
@@ -222,6 +224,10 @@ func (s *accountDataStream) Fill(ctx context.Context, req *Request, from, to int
 		}
 		if _, ok := joined[e.RoomID]; ok {
 			perRoom[e.RoomID] = append(perRoom[e.RoomID], ev)
+		} else if lr, ok := resp.Rooms.Leave[e.RoomID]; ok {
+			// A room the PDU stream lists as left carries its account data too.
+			lr.AccountData.Events = append(lr.AccountData.Events, ev)
+			found = true
 		}
 	}
 	// On an initial sync push rules are always sent, as Synapse does.
@@ -231,7 +237,7 @@ func (s *accountDataStream) Fill(ctx context.Context, req *Request, from, to int
 			return false, err
 		}
 		ev, _ := json.Marshal(map[string]any{"type": "m.push_rules", "content": map[string]any{"global": rs}})
-		global = append(global, ApplyEventFields(ev, f.EventFields))
+		global = append(global, ev)
 	}
 	global = applyLimit(global, globalPart)
 	if len(global) > 0 {

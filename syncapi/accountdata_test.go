@@ -1,10 +1,10 @@
 package syncapi_test
 
 import (
+	"encoding/json"
 	"net/http"
+	"net/url"
 	"testing"
-
-	"maunium.net/go/mautrix/id"
 
 	"parley/internal/testserver"
 )
@@ -13,9 +13,8 @@ func TestAccountData(t *testing.T) {
 	srv := testserver.New(t)
 	alice := srv.Register(t, "alice")
 	bob := srv.Register(t, "bob")
-	room := id.RoomID("!room:hs1.test")
-	other := id.RoomID("!other:hs1.test")
-	srv.HS.Membership.SetJoined(room, alice.UserID, true)
+	room := newRoom(t, alice)
+	other := newRoom(t, bob)
 
 	path := testserver.Sprintf("user/%s/account_data/%s", alice.UserID, "com.example.pref")
 	wantErr(t, alice.Do(t, http.MethodGet, path, nil), 404, "M_NOT_FOUND")
@@ -76,8 +75,7 @@ func TestTags(t *testing.T) {
 	srv := testserver.New(t)
 	alice := srv.Register(t, "alice")
 	bob := srv.Register(t, "bob")
-	room := id.RoomID("!room:hs1.test")
-	srv.HS.Membership.SetJoined(room, alice.UserID, true)
+	room := newRoom(t, alice)
 	tags := testserver.Sprintf("user/%s/rooms/%s/tags", alice.UserID, room)
 
 	if res := alice.MustDo(t, http.MethodGet, tags, nil); len(res.JSON["tags"].(map[string]any)) != 0 {
@@ -107,5 +105,36 @@ func TestTags(t *testing.T) {
 	}
 	if tg := tagEvs[0].content()["tags"].(map[string]any); len(tg) != 1 || tg["m.favourite"] == nil {
 		t.Fatalf("m.tag content: %s", s1.raw)
+	}
+}
+
+// TestLeftRoomAccountData checks that a room in rooms.leave carries its
+// account data (here: written before leaving, on a sync with include_leave).
+func TestLeftRoomAccountData(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	room := newRoom(t, alice, bob)
+	bob.MustDo(t, http.MethodPut, testserver.Sprintf("user/%s/rooms/%s/account_data/com.example.x", bob.UserID, room), map[string]any{"v": 1})
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/leave", room), map[string]any{})
+	res := bob.MustDo(t, http.MethodGet, "sync?filter="+url.QueryEscape(`{"room":{"include_leave":true}}`), nil)
+	var body struct {
+		Rooms struct {
+			Leave map[string]struct {
+				AccountData struct {
+					Events []syncEvent `json:"events"`
+				} `json:"account_data"`
+			} `json:"leave"`
+		} `json:"rooms"`
+	}
+	if err := json.Unmarshal(res.Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	lr, ok := body.Rooms.Leave[string(room)]
+	if !ok {
+		t.Fatalf("left room not listed: %s", res.Body)
+	}
+	if len(findType(lr.AccountData.Events, "com.example.x")) != 1 {
+		t.Fatalf("left room without its account data: %s", res.Body)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/gorilla/mux"
 	"go.uber.org/zap"
@@ -13,6 +14,7 @@ import (
 	"parley/internal/authn"
 	"parley/internal/config"
 	"parley/internal/httputil"
+	"parley/roomserver"
 	"parley/storage"
 )
 
@@ -46,11 +48,17 @@ type InboxStore interface {
 
 // InboxDeps is what NewInbox needs.
 type InboxDeps struct {
-	Config   *config.Config
-	Store    InboxStore
-	Notifier *Notifier
-	Rooms    Membership
-	Auth     authn.Authenticator
+	Config *config.Config
+	Store  InboxStore
+	// RoomStore reads room events, state and memberships for push rule
+	// evaluation of events handed to OnRoomEvent; nil without a roomserver.
+	RoomStore storage.RoomStore
+	// AfterEvent is called for each event given to OnRoomEvent once its
+	// notifications are stored (the PDU stream's OnEvent, which wakes /sync).
+	AfterEvent func(roomserver.OutputEvent)
+	Notifier   *Notifier
+	Rooms      Membership
+	Auth       authn.Authenticator
 	// HTTPClient sends push notifications; http.DefaultClient if nil.
 	HTTPClient *http.Client
 	Log        *zap.Logger
@@ -72,6 +80,19 @@ type Inbox struct {
 	rulesMu    sync.Mutex
 	rulesCache map[id.UserID]*pushrules.PushRuleset
 
+	roomStore  storage.RoomStore
+	afterEvent func(roomserver.OutputEvent)
+	// roomCtxMu guards roomCtx, the push context of rooms.
+	roomCtxMu sync.Mutex
+	roomCtx   map[id.RoomID]*roomPushContext
+	// done is closed by Close.
+	done chan struct{}
+
+	// pushersMu guards pushers (users' pushers, nil slice: none) and pushersGen.
+	pushersMu  sync.Mutex
+	pushers    map[id.UserID][]storage.Pusher
+	pushersGen int64
+
 	typing   *typingState
 	presence *presenceState
 	pusher   *pushSender
@@ -84,7 +105,8 @@ type Inbox struct {
 // NewInbox builds the inbox. Call Start to run its background work and Close to stop it.
 func NewInbox(d InboxDeps) *Inbox {
 	in := &Inbox{cfg: d.Config, store: d.Store, notifier: d.Notifier, rooms: d.Rooms, auth: d.Auth, log: d.Log,
-		rulesCache: map[id.UserID]*pushrules.PushRuleset{}}
+		rulesCache: map[id.UserID]*pushrules.PushRuleset{}, pushers: map[id.UserID][]storage.Pusher{},
+		roomStore: d.RoomStore, afterEvent: d.AfterEvent, roomCtx: map[id.RoomID]*roomPushContext{}, done: make(chan struct{})}
 	if in.rooms == nil {
 		in.rooms = NewMemoryRooms()
 	}
@@ -101,13 +123,46 @@ func NewInbox(d InboxDeps) *Inbox {
 // Start runs the presence timers and the push sender until Close.
 func (in *Inbox) Start(ctx context.Context) {
 	ctx, in.stop = context.WithCancel(ctx)
-	in.wg.Add(2)
+	in.wg.Add(3)
+	go func() { defer in.wg.Done(); in.flushCaches(ctx) }()
 	go func() { defer in.wg.Done(); in.presence.run(ctx) }()
 	go func() { defer in.wg.Done(); in.pusher.run(ctx) }()
 }
 
+// cacheTTL bounds how long the push caches (compiled rules, room push
+// contexts, pushers) live. Changes made through this process clear them at
+// once; changes made by another process sharing the database are seen after
+// at most cacheTTL.
+const cacheTTL = 30 * time.Second
+
+// flushCaches empties the push caches every cacheTTL until ctx ends.
+func (in *Inbox) flushCaches(ctx context.Context) {
+	t := time.NewTicker(cacheTTL)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			in.rulesMu.Lock()
+			clear(in.rulesCache)
+			in.rulesMu.Unlock()
+			in.roomCtxMu.Lock()
+			clear(in.roomCtx)
+			in.roomCtxMu.Unlock()
+			in.forgetPushers()
+		}
+	}
+}
+
 // Close stops background work and waits for it.
 func (in *Inbox) Close() {
+	select {
+	case <-in.done:
+		return
+	default:
+		close(in.done)
+	}
 	if in.stop != nil {
 		in.stop()
 	}
@@ -151,13 +206,7 @@ func (in *Inbox) Register(root *mux.Router) {
 	in.authed(v3, "/rooms/{roomId}/read_markers", "read_markers", in.postReadMarkers, http.MethodPost)
 	in.authed(v3, "/presence/{userId}/status", "get_presence", in.getPresence, http.MethodGet)
 	in.authed(v3, "/presence/{userId}/status", "put_presence", in.putPresence, http.MethodPut)
-	in.authed(v3, "/pushrules/", "get_push_rules", in.getPushRules, http.MethodGet)
-	in.authed(v3, "/pushrules/global/", "get_push_rules_global", in.getPushRulesGlobal, http.MethodGet)
-	in.authed(v3, "/pushrules/global/{kind}/{ruleId}", "get_push_rule", in.getPushRule, http.MethodGet)
-	in.authed(v3, "/pushrules/global/{kind}/{ruleId}", "put_push_rule", in.putPushRule, http.MethodPut)
-	in.authed(v3, "/pushrules/global/{kind}/{ruleId}", "delete_push_rule", in.deletePushRule, http.MethodDelete)
-	in.authed(v3, "/pushrules/global/{kind}/{ruleId}/{attr:enabled|actions}", "get_push_rule_attr", in.getPushRuleAttr, http.MethodGet)
-	in.authed(v3, "/pushrules/global/{kind}/{ruleId}/{attr:enabled|actions}", "put_push_rule_attr", in.putPushRuleAttr, http.MethodPut)
+	in.authed(v3, "/pushrules/{path:.*}", "push_rules", in.pushRulesPath, http.MethodGet, http.MethodPut, http.MethodDelete)
 	in.authed(v3, "/notifications", "notifications", in.getNotifications, http.MethodGet)
 	in.authed(v3, "/pushers", "get_pushers", in.getPushers, http.MethodGet)
 	in.authed(v3, "/pushers/set", "set_pushers", in.setPusher, http.MethodPost)

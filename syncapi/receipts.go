@@ -104,6 +104,13 @@ func (in *Inbox) setReceipt(ctx context.Context, user id.UserID, room id.RoomID,
 			return err
 		}
 		upTo = pos
+		// As Synapse: a read receipt never moves backwards.
+		if typ != receiptFullyRead {
+			older, err := in.receiptIsOlder(ctx, loc, room, typ, user, thread, pos)
+			if err != nil || older {
+				return err
+			}
+		}
 	}
 	if typ == receiptFullyRead {
 		content, _ := json.Marshal(map[string]id.EventID{"event_id": ev})
@@ -130,12 +137,15 @@ func (in *Inbox) setReceipt(ctx context.Context, user id.UserID, room id.RoomID,
 // receipts are visible only to their owner.
 type receiptStream struct{ in *Inbox }
 
+// Name implements Stream.
 func (s *receiptStream) Name() StreamName { return StreamReceipt }
 
+// Position implements Stream.
 func (s *receiptStream) Position(ctx context.Context) (int64, error) {
 	return s.in.store.ReceiptPosition(ctx)
 }
 
+// Fill implements Stream.
 func (s *receiptStream) Fill(ctx context.Context, req *Request, from, to int64, resp *Response) (bool, error) {
 	user := req.Device.UserID
 	_, rooms, err := s.in.joinedSet(ctx, user)
@@ -187,7 +197,27 @@ func (s *receiptStream) Fill(ctx context.Context, req *Request, from, to int64, 
 	for room, c := range byRoom {
 		ev, _ := json.Marshal(map[string]any{"type": "m.receipt", "content": c})
 		jr := resp.JoinedRoom(room)
-		jr.Ephemeral.Events = append(jr.Ephemeral.Events, ApplyEventFields(ev, req.Filter.EventFields))
+		jr.Ephemeral.Events = append(jr.Ephemeral.Events, ev)
 	}
 	return len(byRoom) > 0, nil
+}
+
+// receiptIsOlder reports whether the user's current receipt of that type and
+// thread is at an event after pos.
+func (in *Inbox) receiptIsOlder(ctx context.Context, loc EventLocator, room id.RoomID, typ string, user id.UserID, thread string, pos int64) (bool, error) {
+	cur, err := in.store.ReceiptEvent(ctx, room, typ, user, thread)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	curPos, err := loc.EventStreamPos(ctx, room, cur)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return curPos > pos, nil
 }

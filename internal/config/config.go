@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -31,6 +32,15 @@ type Config struct {
 	Media          Media        `yaml:"media"`
 	WellKnown      WellKnown    `yaml:"well_known"`
 	Log            Log          `yaml:"log"`
+	E2EE           E2EE         `yaml:"e2ee"`
+}
+
+// E2EE configures the end-to-end encryption endpoints (keyserver).
+type E2EE struct {
+	// VerifyDeviceKeySignatures rejects uploaded device keys that are not
+	// signed by the device's own ed25519 key (400 M_INVALID_SIGNATURE).
+	// Synapse does not check; SyTest uploads placeholder keys and needs it off.
+	VerifyDeviceKeySignatures bool `yaml:"verify_device_key_signatures"`
 }
 
 // Database selects the storage backend by URL.
@@ -51,6 +61,9 @@ type Listen struct {
 	TLSKey  string `yaml:"tls_key"`
 	// MaxRequestBytes limits request bodies other than media uploads.
 	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+	// TrustedProxies lists the reverse proxies (IPs or CIDRs) whose
+	// X-Forwarded-For header names the client, for rate limits and last-seen IPs.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // Registration controls who may create accounts.
@@ -109,6 +122,9 @@ type Sync struct {
 	PresenceIdleTimeout time.Duration `yaml:"presence_idle_timeout"`
 	// PresenceOfflineTimeout turns a user offline this long after their last /sync ended.
 	PresenceOfflineTimeout time.Duration `yaml:"presence_offline_timeout"`
+	// SlidingSyncConnectionTTL is how long an idle sliding sync (MSC4186)
+	// connection is kept; a later request with its pos answers M_UNKNOWN_POS.
+	SlidingSyncConnectionTTL time.Duration `yaml:"sliding_sync_connection_ttl"`
 	// PushMaxAttempts is how often a push to a gateway is tried before it is dropped.
 	PushMaxAttempts int `yaml:"push_max_attempts"`
 	// PushMaxBackoff caps the exponential backoff between push attempts.
@@ -117,9 +133,68 @@ type Sync struct {
 
 // Media configures the media repository.
 type Media struct {
-	Path          string `yaml:"path"`
-	MaxUploadSize int64  `yaml:"max_upload_size"`
+	// Path is the directory media files are stored in (content-addressed).
+	Path string `yaml:"path"`
+	// MaxUploadSize is m.upload.size: the largest upload accepted, in bytes.
+	MaxUploadSize int64 `yaml:"max_upload_size"`
+	// MaxPendingUploads is how many media IDs reserved with /create and not
+	// yet uploaded one user may hold.
+	MaxPendingUploads int `yaml:"max_pending_uploads"`
+	// UnusedExpiration is how long a media ID from /create waits for its upload.
+	UnusedExpiration time.Duration `yaml:"unused_expiration"`
+	// LegacyUnauthenticated serves the unauthenticated /_matrix/media/v3
+	// download and thumbnail endpoints for media created before LegacyCutoff;
+	// newer media is only served by the authenticated /_matrix/client/v1/media
+	// endpoints (spec v1.11), as Synapse does.
+	LegacyUnauthenticated bool      `yaml:"legacy_unauthenticated"`
+	LegacyCutoff          time.Time `yaml:"legacy_cutoff"`
+	// ThumbnailSizes are generated when an image is uploaded; other sizes are
+	// generated on request (and cached) when DynamicThumbnails is set, else
+	// the closest pre-generated size is served.
+	ThumbnailSizes    []ThumbnailSize `yaml:"thumbnail_sizes"`
+	DynamicThumbnails bool            `yaml:"dynamic_thumbnails"`
+	// MaxImagePixels is the largest image (width × height) thumbnailed.
+	MaxImagePixels int64 `yaml:"max_image_pixels"`
+	// MaxThumbnailSourceSize is the largest file (bytes) thumbnailed.
+	MaxThumbnailSourceSize int64 `yaml:"max_thumbnail_source_size"`
+	// RemoteFetchTimeout bounds fetching remote media over federation.
+	RemoteFetchTimeout time.Duration `yaml:"remote_fetch_timeout"`
+	URLPreview         URLPreview    `yaml:"url_preview"`
 }
+
+// ThumbnailSize is one pre-generated thumbnail.
+type ThumbnailSize struct {
+	Width  int    `yaml:"width"`
+	Height int    `yaml:"height"`
+	Method string `yaml:"method"` // crop or scale
+}
+
+// URLPreview configures /preview_url. Outbound fetches never connect to an
+// address in IPRangeDenylist unless it is also in IPRangeAllowlist; the
+// check runs after DNS resolution and again on every redirect.
+type URLPreview struct {
+	Enabled          bool          `yaml:"enabled"`
+	IPRangeDenylist  []string      `yaml:"ip_range_denylist"`
+	IPRangeAllowlist []string      `yaml:"ip_range_allowlist"`
+	MaxSize          int64         `yaml:"max_size"`
+	Timeout          time.Duration `yaml:"timeout"`
+	CacheDuration    time.Duration `yaml:"cache_duration"`
+}
+
+// DefaultIPRangeDenylist is url_preview.ip_range_denylist's default:
+// loopback, private, CGNAT, link-local (with cloud metadata endpoints),
+// documentation, multicast and reserved ranges, for IPv4 and IPv6.
+var DefaultIPRangeDenylist = []string{
+	"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+	"172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16",
+	"198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+	"::/128", "::1/128", "::ffff:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64",
+	"2001:db8::/32", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
+}
+
+// LegacyMediaCutoff is media.legacy_cutoff's default: 2024-09-01, when
+// authenticated media (spec v1.11) replaced the unauthenticated endpoints.
+var LegacyMediaCutoff = time.Date(2024, 9, 1, 0, 0, 0, 0, time.UTC)
 
 // WellKnown sets what /.well-known/matrix/{client,server} advertise.
 type WellKnown struct {
@@ -139,7 +214,7 @@ func Defaults() Config {
 		ServerName:     "localhost",
 		SigningKeyPath: "data/signing.key",
 		Database:       Database{URL: "sqlite:///data/parley.db", MaxOpenConns: 8},
-		Listen:         Listen{HTTP: "127.0.0.1:8008", MaxRequestBytes: 1 << 20},
+		Listen:         Listen{HTTP: "127.0.0.1:8008", MaxRequestBytes: 1 << 20, TrustedProxies: []string{}},
 		Registration:   Registration{Enabled: true, MinPasswordLength: 0, AccessTokenLifetime: 5 * time.Minute, BcryptCost: 10},
 		RateLimits: RateLimits{
 			Enabled:  false,
@@ -150,9 +225,24 @@ func Defaults() Config {
 		Rooms:      Rooms{DefaultVersion: "11"},
 		Federation: Federation{Enabled: true},
 		Sync: Sync{Presence: true, PresenceIdleTimeout: 5 * time.Minute, PresenceOfflineTimeout: 30 * time.Second,
-			PushMaxAttempts: 10, PushMaxBackoff: time.Hour},
-		Media: Media{Path: "data/media", MaxUploadSize: 100 << 20},
-		Log:   Log{Level: "info"},
+			PushMaxAttempts: 10, PushMaxBackoff: time.Hour, SlidingSyncConnectionTTL: 30 * time.Minute},
+		Media: Media{
+			Path: "data/media", MaxUploadSize: 100 << 20,
+			MaxPendingUploads: 5, UnusedExpiration: 24 * time.Hour,
+			LegacyUnauthenticated: true, LegacyCutoff: LegacyMediaCutoff,
+			// The sizes the spec suggests (client-server API, "Thumbnails").
+			ThumbnailSizes: []ThumbnailSize{
+				{32, 32, "crop"}, {96, 96, "crop"}, {320, 240, "scale"}, {640, 480, "scale"}, {800, 600, "scale"},
+			},
+			DynamicThumbnails: true, MaxImagePixels: 32_000_000, MaxThumbnailSourceSize: 50 << 20,
+			RemoteFetchTimeout: 20 * time.Second,
+			URLPreview: URLPreview{
+				Enabled: false, IPRangeDenylist: append([]string(nil), DefaultIPRangeDenylist...),
+				MaxSize: 10 << 20, Timeout: 10 * time.Second, CacheDuration: time.Hour,
+			},
+		},
+		Log:  Log{Level: "info"},
+		E2EE: E2EE{VerifyDeviceKeySignatures: true},
 	}
 }
 
@@ -179,12 +269,62 @@ func Parse(b []byte, cfg *Config) error {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return err
+		return nameKeys(b, err)
 	}
 	return nil
 }
 
-// ApplyEnv applies PARLEY_* environment overrides for the database URL and secrets.
+// nameKeys rewrites yaml.v3 errors ("line 3: cannot unmarshal ...") to start
+// with the dotted key at that line, so every message names the bad key.
+func nameKeys(b []byte, err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	var doc yaml.Node
+	if yaml.Unmarshal(b, &doc) != nil {
+		return err
+	}
+	msgs := make([]string, len(te.Errors))
+	for i, m := range te.Errors {
+		msgs[i] = m
+		var line int
+		if _, scanErr := fmt.Sscanf(m, "line %d:", &line); scanErr == nil {
+			if key := keyAtLine(&doc, line, ""); key != "" {
+				msgs[i] = key + ": " + m
+			}
+		}
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+// keyAtLine returns the dotted path of the mapping key on line, or "".
+func keyAtLine(n *yaml.Node, line int, prefix string) string {
+	if n.Kind == yaml.DocumentNode {
+		for _, c := range n.Content {
+			if k := keyAtLine(c, line, prefix); k != "" {
+				return k
+			}
+		}
+		return ""
+	}
+	if n.Kind != yaml.MappingNode {
+		return ""
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Line == line {
+			return prefix + k.Value
+		}
+		if sub := keyAtLine(v, line, prefix+k.Value+"."); sub != "" {
+			return sub
+		}
+	}
+	return ""
+}
+
+// ApplyEnv applies the PARLEY_* environment overrides: server name, database
+// URL, registration shared secret and listen address (PARLEY_LISTEN).
 func (c *Config) ApplyEnv() {
 	if v := os.Getenv("PARLEY_DATABASE_URL"); v != "" {
 		c.Database.URL = v
@@ -194,6 +334,9 @@ func (c *Config) ApplyEnv() {
 	}
 	if v := os.Getenv("PARLEY_SERVER_NAME"); v != "" {
 		c.ServerName = v
+	}
+	if v := os.Getenv("PARLEY_LISTEN"); v != "" {
+		c.Listen.HTTP = v
 	}
 }
 
@@ -228,6 +371,11 @@ func (c *Config) Validate() error {
 	if err := c.validateTLS(); err != nil {
 		return err
 	}
+	for _, p := range c.Listen.TrustedProxies {
+		if _, err := ParsePrefix(p); err != nil {
+			return fmt.Errorf("listen.trusted_proxies: %q is not an IP address or CIDR", p)
+		}
+	}
 	if c.Listen.MaxRequestBytes < 1024 {
 		return errors.New("listen.max_request_bytes: must be at least 1024")
 	}
@@ -254,11 +402,17 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%s: per_second must be above 0 and burst at least 1", key)
 		}
 	}
+	if err := c.Media.validate(); err != nil {
+		return err
+	}
 	if c.Sync.PresenceIdleTimeout <= 0 {
 		return errors.New("sync.presence_idle_timeout: must be above 0")
 	}
 	if c.Sync.PresenceOfflineTimeout <= 0 {
 		return errors.New("sync.presence_offline_timeout: must be above 0")
+	}
+	if c.Sync.SlidingSyncConnectionTTL < time.Second {
+		return errors.New("sync.sliding_sync_connection_ttl: must be at least 1s")
 	}
 	if c.Sync.PushMaxAttempts < 1 {
 		return errors.New("sync.push_max_attempts: must be at least 1")
@@ -270,6 +424,18 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("log.level: %w", err)
 	}
 	return nil
+}
+
+// ParsePrefix parses an IP address (as a single-address prefix) or a CIDR.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		return netip.ParsePrefix(s)
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 func parseLevel(s string) (string, error) {
@@ -294,3 +460,44 @@ func Generated(serverName string) Config {
 
 // Marshal renders cfg as YAML.
 func (c Config) Marshal() ([]byte, error) { return yaml.Marshal(c) }
+
+func (m *Media) validate() error {
+	if m.Path == "" {
+		return errors.New("media.path: must be set")
+	}
+	if m.MaxUploadSize < 1 {
+		return errors.New("media.max_upload_size: must be at least 1")
+	}
+	if m.MaxPendingUploads < 1 {
+		return errors.New("media.max_pending_uploads: must be at least 1")
+	}
+	if m.UnusedExpiration < time.Minute {
+		return errors.New("media.unused_expiration: must be at least 1m")
+	}
+	for i, s := range m.ThumbnailSizes {
+		if s.Width < 1 || s.Height < 1 || (s.Method != "crop" && s.Method != "scale") {
+			return fmt.Errorf("media.thumbnail_sizes[%d]: width and height must be positive and method crop or scale", i)
+		}
+	}
+	if m.MaxImagePixels < 1 || m.MaxThumbnailSourceSize < 1 {
+		return errors.New("media.max_image_pixels, media.max_thumbnail_source_size: must be at least 1")
+	}
+	if m.RemoteFetchTimeout <= 0 {
+		return errors.New("media.remote_fetch_timeout: must be positive")
+	}
+	p := m.URLPreview
+	for key, list := range map[string][]string{"media.url_preview.ip_range_denylist": p.IPRangeDenylist, "media.url_preview.ip_range_allowlist": p.IPRangeAllowlist} {
+		for _, r := range list {
+			if _, err := netip.ParsePrefix(r); err == nil {
+				continue
+			}
+			if _, err := netip.ParseAddr(r); err != nil {
+				return fmt.Errorf("%s: %q is not an IP range (CIDR) or address", key, r)
+			}
+		}
+	}
+	if p.Enabled && (p.MaxSize < 1 || p.Timeout <= 0 || p.CacheDuration < 0) {
+		return errors.New("media.url_preview: max_size and timeout must be positive, cache_duration not negative")
+	}
+	return nil
+}

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -21,6 +22,9 @@ import (
 	"parley/internal/logging"
 	"parley/internal/ratelimit"
 	"parley/internal/signing"
+	"parley/keyserver"
+	"parley/mediaapi"
+	"parley/mediaapi/blob"
 	"parley/roomserver"
 	"parley/storage"
 	"parley/storage/sqlstore"
@@ -40,17 +44,25 @@ type Homeserver struct {
 	// Rooms is the roomserver.
 	Rooms *roomserver.Server
 	// Inbox serves account data, filters, typing, receipts, presence, push
-	// rules and notifications; the roomserver feeds it events (Inbox.OnEvent).
+	// rules and notifications; the roomserver feeds it every committed event (Inbox.OnRoomEvent).
 	Inbox *syncapi.Inbox
-	// Membership is the room membership the inbox consults. Until the
-	// roomserver is wired it is an in-memory set that tests fill.
-	Membership *syncapi.MemoryRooms
+	// Media is the media repository; federation serves local media with its
+	// LocalMedia and LocalThumbnail.
+	Media *mediaapi.API
 
 	handler http.Handler
 }
 
 // New opens storage (running migrations), loads or creates the signing key and builds every component.
 func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, error) {
+	var proxies []netip.Prefix
+	for _, p := range cfg.Listen.TrustedProxies {
+		pfx, err := config.ParsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("listen.trusted_proxies: %w", err)
+		}
+		proxies = append(proxies, pfx)
+	}
 	key, created, err := signing.LoadOrGenerate(cfg.SigningKeyPath)
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
@@ -73,29 +85,77 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		store.Close()
 		return nil, fmt.Errorf("load room memberships: %w", err)
 	}
-	rooms.SetOnEvent(pduStream.OnEvent)
 
 	client := clientapi.New(clientapi.Deps{
-		Config: &hs.Config, Store: store, Log: log, Rooms: rooms,
+		Config: &hs.Config, Store: keyserver.WakeOnDeviceChanges(store, notifier, log), Log: log, Rooms: rooms,
 		Limits:       ratelimit.NewLimits(cfg.RateLimits),
 		Profiles:     rooms,
 		RoomVersions: rooms.RoomVersions,
 	})
 	client.Register(router)
 
-	hs.Membership = syncapi.NewMemoryRooms()
-	hs.Inbox = syncapi.NewInbox(syncapi.InboxDeps{Config: &hs.Config, Store: store, Notifier: notifier,
-		Rooms: hs.Membership, Auth: client.Authenticator(), Log: log})
+	keys := keyserver.New(keyserver.Deps{
+		Config: &hs.Config, Store: store, Auth: client.Authenticator(), Notifier: notifier, UIA: client,
+		Rooms: store, ServerName: cfg.ServerName, Log: log,
+	})
+	keys.Register(router)
+	// Committed events go to the inbox, which evaluates push rules and then
+	// hands each event to the PDU stream (a /sync woken by an event also sees
+	// the notification counts it caused) and to the key server (membership
+	// changes start or stop device-list tracking).
+	// Push gateways are reached with the same TLS trust as federation (test
+	// networks use a private CA).
+	pushTLS, err := cfg.Federation.ClientTLSConfig()
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	pushClient := &http.Client{Timeout: 30 * time.Second}
+	if pushTLS != nil {
+		pushClient.Transport = &http.Transport{TLSClientConfig: pushTLS, Proxy: http.ProxyFromEnvironment}
+	}
+	hs.Inbox = syncapi.NewInbox(syncapi.InboxDeps{Config: &hs.Config, Store: store, RoomStore: store,
+		AfterEvent: func(out roomserver.OutputEvent) {
+			pduStream.OnEvent(out)
+			keys.OnEvent(out.Event)
+		},
+		Notifier: notifier, HTTPClient: pushClient,
+		Rooms: syncapi.NewRoomMembership(store), Auth: client.Authenticator(), Log: log})
+	rooms.SetOnEvent(hs.Inbox.OnRoomEvent)
 	hs.Inbox.Register(router)
 	hs.Inbox.Start(context.WithoutCancel(ctx))
+	// /sync and sliding sync share the streams: sliding sync's to_device and
+	// e2ee extensions read the key streams.
+	streams := append([]syncapi.Stream{pduStream, keyserver.NewToDeviceStream(store), keys.DeviceListStream()}, hs.Inbox.Streams()...)
 	sync := syncapi.New(syncapi.Deps{Auth: client.Authenticator(), Notifier: notifier, Log: log,
-		Streams: append([]syncapi.Stream{pduStream}, hs.Inbox.Streams()...), Filters: hs.Inbox, Observer: hs.Inbox.Observer()})
+		Streams: streams, Filters: hs.Inbox, Observer: hs.Inbox.Observer()})
 	sync.Register(router)
+	sliding := syncapi.NewSlidingSync(syncapi.SlidingSyncDeps{Auth: client.Authenticator(), Notifier: notifier,
+		PDU: pduStream, Inbox: hs.Inbox, Store: store, Streams: streams, Observer: hs.Inbox.Observer(),
+		ConnectionTTL: cfg.Sync.SlidingSyncConnectionTTL, Log: log})
+	sliding.Register(router)
+
+	blobs, err := blob.NewLocal(cfg.Media.Path)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	media, err := mediaapi.New(mediaapi.Deps{
+		Config: &hs.Config, Store: store, Accounts: store, Blobs: blobs, Auth: client.Authenticator(), Log: log,
+		RoomMedia: mediaapi.StoreRoomMedia{Rooms: store},
+		// TODO(media): Remote, the federation media download client, once federation has it (#7).
+	})
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("media: %w", err)
+	}
+	media.Register(router)
+	hs.Media = media
 
 	fed := federation.New(federation.Deps{ServerName: cfg.ServerName, Key: key, Version: Version, Log: log})
 	fed.Register(router)
 
-	hs.handler = httputil.CORS(hs.requestLog(httputil.LimitBody(cfg.Listen.MaxRequestBytes, isMediaUpload, router)))
+	hs.handler = httputil.CORS(httputil.RealIP(proxies, hs.requestLog(httputil.LimitBody(cfg.Listen.MaxRequestBytes, isMediaUpload, router))))
 	return hs, nil
 }
 
