@@ -15,6 +15,7 @@ type Store interface {
 	ReceiptStore
 	PushRuleStore
 	NotificationStore
+	FederationStore
 	// Close releases the database connections.
 	Close() error
 	// Ping checks that the database answers.

@@ -45,6 +45,8 @@ type Homeserver struct {
 	// Membership is the room membership the inbox consults. Until the
 	// roomserver is wired it is an in-memory set that tests fill.
 	Membership *syncapi.MemoryRooms
+	// Keys holds this server's keys and caches other servers' keys.
+	Keys *federation.Keyring
 
 	handler http.Handler
 }
@@ -64,9 +66,15 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	}
 	hs := &Homeserver{Config: cfg, Store: store, SigningKey: key, Log: log}
 
+	fedClient, err := federation.NewClient(&hs.Config, key)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("federation client: %w", err)
+	}
+	hs.Keys = federation.NewKeyring(cfg.ServerName, key, cfg.Federation.OldVerifyKeys, store, fedClient, log)
 	router := httputil.NewRouter()
 	notifier := syncapi.NewNotifier()
-	rooms := roomserver.New(roomserver.Deps{Store: store, Config: &hs.Config, SigningKey: key, Log: log})
+	rooms := roomserver.New(roomserver.Deps{Store: store, Config: &hs.Config, SigningKey: key, Log: log, Keys: hs.Keys.GetKey})
 	hs.Rooms = rooms
 	pduStream := syncapi.NewPDUStream(rooms, notifier, log)
 	if err := pduStream.Load(ctx); err != nil {
@@ -92,7 +100,8 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		Streams: append([]syncapi.Stream{pduStream}, hs.Inbox.Streams()...), Filters: hs.Inbox, Observer: hs.Inbox.Observer()})
 	sync.Register(router)
 
-	fed := federation.New(federation.Deps{ServerName: cfg.ServerName, Key: key, Version: Version, Log: log})
+	fed := federation.New(federation.Deps{Config: &hs.Config, Key: key, Version: Version, Log: log, Store: store,
+		Keys: hs.Keys, Client: fedClient, Rooms: rooms})
 	fed.Register(router)
 
 	hs.handler = httputil.CORS(hs.requestLog(httputil.LimitBody(cfg.Listen.MaxRequestBytes, isMediaUpload, router)))

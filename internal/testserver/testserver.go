@@ -39,6 +39,10 @@ type Server struct {
 	HS  *homeserver.Homeserver
 	Cfg config.Config
 	ts  *httptest.Server
+	// FedAddr is the TLS address serving federation (servers from NewFederation).
+	FedAddr string
+	// CA is the test CA of servers from NewFederation.
+	CA *TestCA
 }
 
 // Option changes the configuration before the server starts.
