@@ -53,7 +53,9 @@ func (a *API) join(w http.ResponseWriter, r *http.Request, dev *authn.Device) er
 	if err != nil {
 		return roomError(err)
 	}
-	if _, err := a.rooms.Join(r.Context(), roomserver.MembershipRequest{RoomID: roomID, Sender: dev.UserID, Reason: body.Reason, Guest: dev.IsGuest}); err != nil {
+	q := r.URL.Query()
+	via := append(q["server_name"], q["via"]...)
+	if _, err := a.rooms.Join(r.Context(), roomserver.MembershipRequest{RoomID: roomID, Sender: dev.UserID, Reason: body.Reason, Guest: dev.IsGuest, Via: via}); err != nil {
 		return roomError(err)
 	}
 	return httputil.WriteJSON(w, http.StatusOK, map[string]id.RoomID{"room_id": roomID})

@@ -29,6 +29,10 @@ type Deps struct {
 	Keys    *Keyring
 	Client  *federation.Client
 	Rooms   *roomserver.Server
+	// Outbound sends to other servers (nil: nothing is sent).
+	Outbound *Outbound
+	// EDUs receives inbound EDUs (nil: they are dropped).
+	EDUs EDUHandler
 }
 
 // API is the server-server API.

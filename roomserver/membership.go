@@ -33,6 +33,9 @@ func (s *Server) ResolveRoom(ctx context.Context, roomIDOrAlias string) (id.Room
 // sends nothing. Rooms on other servers need federation and are ErrRoomNotFound.
 func (s *Server) Join(ctx context.Context, req MembershipRequest) (id.EventID, error) {
 	req.Target = req.Sender
+	if s.remote != nil && !s.resident(ctx, req.RoomID) {
+		return s.joinRemote(ctx, req)
+	}
 	evID, err := s.member(ctx, req, event.MembershipJoin, func(w *working) (bool, error) {
 		if w.membership(req.Sender) == event.MembershipJoin {
 			return true, nil
@@ -134,6 +137,11 @@ func (s *Server) member(ctx context.Context, req MembershipRequest, m event.Memb
 		ne, err := s.add(w, eventSpec{Sender: req.Sender, Type: event.StateMember.Type, StateKey: strPtr(string(req.Target)), Content: b, TxnID: req.TxnID, DeviceID: req.DeviceID})
 		if err != nil {
 			return "", err
+		}
+		if m == event.MembershipInvite && req.Target.Homeserver() != s.serverName {
+			if err := s.inviteRemote(ctx, w, ne, req.Target); err != nil {
+				return "", err
+			}
 		}
 		evs, err := s.commit(ctx, w, nil)
 		if err != nil {

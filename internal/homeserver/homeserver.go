@@ -47,6 +47,8 @@ type Homeserver struct {
 	Membership *syncapi.MemoryRooms
 	// Keys holds this server's keys and caches other servers' keys.
 	Keys *federation.Keyring
+	// Outbound is the federation sender.
+	Outbound *federation.Outbound
 
 	handler http.Handler
 }
@@ -81,7 +83,16 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		store.Close()
 		return nil, fmt.Errorf("load room memberships: %w", err)
 	}
-	rooms.SetOnEvent(pduStream.OnEvent)
+	rooms.SetRemote(federation.NewRemote(fedClient))
+	hs.Outbound = federation.NewOutbound(cfg.ServerName, store, fedClient, rooms, cfg.Federation.DenyServers, log)
+	rooms.SetOnEvent(func(ev roomserver.OutputEvent) {
+		pduStream.OnEvent(ev)
+		hs.Outbound.OnEvent(ev)
+	})
+	if err := hs.Outbound.Start(context.WithoutCancel(ctx)); err != nil {
+		store.Close()
+		return nil, err
+	}
 
 	client := clientapi.New(clientapi.Deps{
 		Config: &hs.Config, Store: store, Log: log, Rooms: rooms,
@@ -101,7 +112,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	sync.Register(router)
 
 	fed := federation.New(federation.Deps{Config: &hs.Config, Key: key, Version: Version, Log: log, Store: store,
-		Keys: hs.Keys, Client: fedClient, Rooms: rooms})
+		Keys: hs.Keys, Client: fedClient, Rooms: rooms, Outbound: hs.Outbound})
 	fed.Register(router)
 
 	hs.handler = httputil.CORS(hs.requestLog(httputil.LimitBody(cfg.Listen.MaxRequestBytes, isMediaUpload, router)))
@@ -122,6 +133,7 @@ func (hs *Homeserver) Handler() http.Handler { return hs.handler }
 // Close stops background work and closes the database.
 func (hs *Homeserver) Close() error {
 	hs.Inbox.Close()
+	hs.Outbound.Close()
 	return hs.Store.Close()
 }
 

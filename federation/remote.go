@@ -1,0 +1,90 @@
+package federation
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/json/jsontext"
+	"fmt"
+
+	"github.com/tidwall/gjson"
+	"maunium.net/go/mautrix/federation"
+	"maunium.net/go/mautrix/id"
+
+	"parley/roomserver"
+)
+
+// Remote implements roomserver.Remote over the signed federation client.
+type Remote struct {
+	c *federation.Client
+}
+
+var _ roomserver.Remote = (*Remote)(nil)
+
+// NewRemote wraps a federation client.
+func NewRemote(c *federation.Client) *Remote { return &Remote{c: c} }
+
+// MakeJoin implements roomserver.Remote.
+func (r *Remote) MakeJoin(ctx context.Context, server string, roomID id.RoomID, userID id.UserID, versions []id.RoomVersion) (jsontext.Value, id.RoomVersion, error) {
+	resp, err := r.c.MakeJoin(ctx, &federation.ReqMakeJoin{RoomID: roomID, UserID: userID, Via: server, SupportedVersions: versions})
+	if err != nil {
+		return nil, "", remoteErr(err)
+	}
+	if resp == nil || len(resp.Event) == 0 {
+		return nil, "", fmt.Errorf("%w: empty make_join response", roomserver.ErrRemote)
+	}
+	v := resp.RoomVersion
+	if v == "" {
+		v = "1"
+	}
+	return jsontext.Value(resp.Event), v, nil
+}
+
+// SendJoin implements roomserver.Remote.
+func (r *Remote) SendJoin(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID, ev jsontext.Value) ([]jsontext.Value, []jsontext.Value, error) {
+	resp, err := r.c.SendJoin(ctx, &federation.ReqSendJoin{RoomID: roomID, EventID: eventID, Event: json.RawMessage(ev), Via: server})
+	if err != nil {
+		return nil, nil, remoteErr(err)
+	}
+	return values(resp.State), values(resp.AuthChain), nil
+}
+
+// Invite implements roomserver.Remote.
+func (r *Remote) Invite(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID, version id.RoomVersion, ev jsontext.Value, stripped []jsontext.Value) (jsontext.Value, error) {
+	target := id.UserID(gjson.GetBytes(ev, "state_key").Str)
+	if target.Homeserver() != server {
+		return nil, fmt.Errorf("%w: invitee is not on %s", roomserver.ErrBadRequest, server)
+	}
+	st := make([]federation.PDU, len(stripped))
+	for i, s := range stripped {
+		st[i] = json.RawMessage(s)
+	}
+	resp, err := r.c.SendInvite(ctx, &federation.ReqSendInvite{RoomID: roomID, UserID: target, EventID: eventID,
+		Event: json.RawMessage(ev), InviteRoomState: st, RoomVersion: version})
+	if err != nil {
+		return nil, remoteErr(err)
+	}
+	return jsontext.Value(resp.Event), nil
+}
+
+// MissingEvents implements roomserver.Remote.
+func (r *Remote) MissingEvents(ctx context.Context, server string, roomID id.RoomID, earliest, latest []id.EventID, limit int) ([]jsontext.Value, error) {
+	resp, err := r.c.GetMissingEvents(ctx, &federation.ReqGetMissingEvents{ServerName: server, RoomID: roomID,
+		EarliestEvents: earliest, LatestEvents: latest, Limit: limit})
+	if err != nil {
+		return nil, remoteErr(err)
+	}
+	return values(resp.Events), nil
+}
+
+func values(in []federation.PDU) []jsontext.Value {
+	out := make([]jsontext.Value, len(in))
+	for i, v := range in {
+		out[i] = jsontext.Value(v)
+	}
+	return out
+}
+
+// remoteErr marks a remote failure; a 403 from the remote stays a forbidden error.
+func remoteErr(err error) error {
+	return fmt.Errorf("%w: %w", roomserver.ErrRemote, err)
+}

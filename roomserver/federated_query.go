@@ -1,0 +1,154 @@
+package roomserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+
+	"github.com/tidwall/gjson"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"parley/storage"
+)
+
+// ServerInRoom reports whether server may read the room's events: it has a
+// joined member now, or the room is world_readable. (History visibility at
+// each event is approximated by the current state.)
+func (s *Server) ServerInRoom(ctx context.Context, server string, roomID id.RoomID) (bool, error) {
+	if _, err := s.store.GetRoom(ctx, roomID); errors.Is(err, storage.ErrNotFound) {
+		return false, ErrRoomNotFound
+	} else if err != nil {
+		return false, err
+	}
+	ms, err := s.store.RoomMemberships(ctx, roomID)
+	if err != nil {
+		return false, err
+	}
+	for _, m := range ms {
+		if m.UserID.Homeserver() == server && m.Membership == "join" {
+			return true, nil
+		}
+	}
+	hv, err := s.store.CurrentStateEvent(ctx, roomID, event.StateHistoryVisibility.Type, "")
+	if err == nil && gjson.GetBytes(hv.JSON, "content.history_visibility").Str == "world_readable" {
+		return true, nil
+	}
+	return false, nil
+}
+
+// JoinedServers lists the servers with joined members in a room.
+func (s *Server) JoinedServers(ctx context.Context, roomID id.RoomID) ([]string, error) {
+	ms, err := s.store.RoomMemberships(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, m := range ms {
+		if m.Membership == "join" && !slices.Contains(out, m.UserID.Homeserver()) {
+			out = append(out, m.UserID.Homeserver())
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// FederationEvent returns a stored event of roomID (any room when empty) in federation format.
+func (s *Server) FederationEvent(ctx context.Context, roomID id.RoomID, eventID id.EventID) (*storage.Event, error) {
+	ev, err := s.store.GetEvent(ctx, eventID)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && roomID != "" && ev.RoomID != roomID) {
+		return nil, ErrEventNotFound
+	}
+	return ev, err
+}
+
+// StateAtEvent returns the state before eventID (state_ids/state) and that state's auth chain IDs.
+func (s *Server) StateAtEvent(ctx context.Context, roomID id.RoomID, eventID id.EventID) ([]*storage.Event, []*storage.Event, error) {
+	ev, err := s.FederationEvent(ctx, roomID, eventID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if ev.Outlier || ev.Rejected {
+		return nil, nil, fmt.Errorf("%w: no state known at %s", ErrEventNotFound, eventID)
+	}
+	ids, err := s.store.StateIDs(ctx, ev.StateBefore)
+	if err != nil {
+		return nil, nil, err
+	}
+	list := make([]id.EventID, 0, len(ids))
+	for _, v := range ids {
+		list = append(list, v)
+	}
+	state, err := s.store.GetEvents(ctx, list)
+	if err != nil {
+		return nil, nil, err
+	}
+	chain, err := s.AuthChain(ctx, list)
+	if err != nil {
+		return nil, nil, err
+	}
+	return state, chain, nil
+}
+
+// walkBack visits events reachable backwards through prev_events from
+// start (included when includeStart), breadth first, stopping at stop, and
+// returns up to limit accepted events of the room.
+func (s *Server) walkBack(ctx context.Context, roomID id.RoomID, start, stop []id.EventID, limit int, includeStart bool) ([]*storage.Event, error) {
+	seen := map[id.EventID]bool{}
+	for _, e := range stop {
+		seen[e] = true
+	}
+	var out []*storage.Event
+	frontier := []id.EventID{}
+	for _, e := range start {
+		if !seen[e] {
+			seen[e] = true
+			frontier = append(frontier, e)
+		}
+	}
+	first := true
+	for len(frontier) > 0 && len(out) < limit {
+		evs, err := s.store.GetEvents(ctx, frontier)
+		if err != nil {
+			return nil, err
+		}
+		sort.Slice(evs, func(i, j int) bool { return evs[i].Depth > evs[j].Depth })
+		frontier = nil
+		for _, e := range evs {
+			if e.RoomID != roomID {
+				continue
+			}
+			if (!first || includeStart) && !e.Rejected && !e.Outlier && len(out) < limit {
+				out = append(out, e)
+			}
+			gjson.GetBytes(e.JSON, "prev_events").ForEach(func(_, v gjson.Result) bool {
+				p := id.EventID(v.Str)
+				if p != "" && !seen[p] {
+					seen[p] = true
+					frontier = append(frontier, p)
+				}
+				return true
+			})
+		}
+		first = false
+	}
+	return out, nil
+}
+
+// Backfill returns up to limit events preceding (and including) from, newest first.
+func (s *Server) Backfill(ctx context.Context, roomID id.RoomID, from []id.EventID, limit int) ([]*storage.Event, error) {
+	return s.walkBack(ctx, roomID, from, nil, limit, true)
+}
+
+// MissingEventsBetween answers get_missing_events: up to limit events
+// before latest (excluded) and after earliest, oldest first.
+func (s *Server) MissingEventsBetween(ctx context.Context, roomID id.RoomID, earliest, latest []id.EventID, limit int) ([]*storage.Event, error) {
+	evs, err := s.walkBack(ctx, roomID, latest, earliest, limit, false)
+	if err != nil {
+		return nil, err
+	}
+	slices.Reverse(evs)
+	return evs, nil
+}
