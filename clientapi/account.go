@@ -1,13 +1,17 @@
 package clientapi
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
+	"go.uber.org/zap"
 	"maunium.net/go/mautrix/id"
 
 	"parley/internal/authn"
 	"parley/internal/httputil"
+	"parley/internal/logging"
+	"parley/roomserver"
 	"parley/storage"
 )
 
@@ -63,8 +67,36 @@ func (a *API) deactivate(w http.ResponseWriter, r *http.Request, dev *authn.Devi
 	if err := a.store.DeactivateAccount(r.Context(), dev.UserID, req.Erase); err != nil {
 		return err
 	}
-	// TODO(accounts): leave every room once the roomserver offers it (#foundation).
-	return httputil.WriteJSON(w, http.StatusOK, map[string]string{"id_server_unbind_result": "no-support"})
+	log := logging.From(r.Context(), a.log)
+	log.Info("account deactivated", logging.UserID(dev.UserID), zap.Bool("erase", req.Erase))
+	a.partAllRooms(r.Context(), dev.UserID)
+	// No third-party identifiers are bound, so unbinding them all trivially succeeded.
+	return httputil.WriteJSON(w, http.StatusOK, map[string]string{"id_server_unbind_result": "success"})
+}
+
+// partAllRooms makes a deactivated user leave every room they are joined to
+// and reject their invites and knocks, as Synapse does. The account is
+// already deactivated, so failures are logged, not returned.
+func (a *API) partAllRooms(ctx context.Context, userID id.UserID) {
+	if a.rooms == nil {
+		return
+	}
+	log := logging.From(ctx, a.log)
+	ms, err := a.store.UserMemberships(ctx, userID)
+	if err != nil {
+		log.Error("list memberships of deactivated user", logging.UserID(userID), zap.Error(err))
+		return
+	}
+	for _, m := range ms {
+		switch m.Membership {
+		case "join", "invite", "knock":
+		default:
+			continue
+		}
+		if _, err := a.rooms.Leave(ctx, roomserver.MembershipRequest{RoomID: m.RoomID, Sender: userID, Reason: "Account deactivated"}); err != nil {
+			log.Warn("deactivated user could not leave room", logging.UserID(userID), logging.RoomID(m.RoomID), zap.Error(err))
+		}
+	}
 }
 
 // threePIDs handles GET /account/3pid: Parley binds no third-party identifiers.
@@ -152,6 +184,8 @@ func (a *API) updateDevice(w http.ResponseWriter, r *http.Request, dev *authn.De
 }
 
 // deleteDevice handles DELETE /devices/{deviceId} (UIA: m.login.password).
+// As in Synapse, deleting a device that does not exist succeeds once the
+// user has authenticated (the spec lists no 404 here).
 func (a *API) deleteDevice(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
 	var req struct {
 		Auth *authDict `json:"auth"`
@@ -160,11 +194,6 @@ func (a *API) deleteDevice(w http.ResponseWriter, r *http.Request, dev *authn.De
 		return err
 	}
 	deviceID := id.DeviceID(httputil.PathVar(r, "deviceId"))
-	if _, err := a.store.GetDevice(r.Context(), dev.UserID, deviceID); errors.Is(err, storage.ErrNotFound) {
-		return httputil.NotFound("Unknown device")
-	} else if err != nil {
-		return err
-	}
 	sess, err := a.checkUIA(r.Context(), req.Auth, uiaSpec{op: "delete_device:" + string(deviceID), user: dev.UserID, flows: sensitiveFlows})
 	if err != nil {
 		return err

@@ -1,17 +1,22 @@
 package clientapi
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/gorilla/mux"
+	"go.uber.org/zap"
 	"maunium.net/go/mautrix/id"
 
+	"parley/internal/config"
 	"parley/internal/httputil"
+	"parley/internal/logging"
 	"parley/internal/ratelimit"
 	"parley/storage"
 )
@@ -23,6 +28,7 @@ const nonceLifetime = time.Minute
 func (a *API) registerAdminRoutes(root *mux.Router) {
 	a.handle(root, "/_synapse/admin/v1/register", "admin_register_nonce", a.adminRegisterNonce, http.MethodGet)
 	a.handle(root, "/_synapse/admin/v1/register", "admin_register", a.adminRegister, http.MethodPost)
+	a.registerAdminTokenRoutes(root)
 }
 
 var errSharedSecretOff = httputil.Errorf(http.StatusBadRequest, httputil.CodeUnknown, "Shared secret registration is not enabled")
@@ -127,7 +133,32 @@ func (a *API) adminRegister(w http.ResponseWriter, r *http.Request) error {
 	} else if err != nil {
 		return err
 	}
+	logging.From(r.Context(), a.log).Info("user registered with the shared secret", logging.UserID(userID), zap.Bool("admin", req.Admin))
 	return httputil.WriteJSON(w, http.StatusOK, map[string]any{
 		"access_token": resp.AccessToken, "user_id": userID, "home_server": a.cfg.ServerName, "device_id": resp.DeviceID,
 	})
+}
+
+// RegisterLocalUser creates an account directly in the database, with the
+// same username and password rules as registration (parley register-user).
+func RegisterLocalUser(ctx context.Context, cfg *config.Config, store storage.Store, localpart, password string, admin bool) (id.UserID, error) {
+	a := &API{cfg: cfg, store: store}
+	if err := a.validateLocalpart(localpart); err != nil {
+		return "", err
+	}
+	if err := a.checkPassword(password); err != nil {
+		return "", err
+	}
+	hash, err := a.hashPassword(password)
+	if err != nil {
+		return "", err
+	}
+	userID := id.NewUserID(localpart, cfg.ServerName)
+	_, err = store.Register(ctx, storage.Registration{
+		Account: storage.Account{UserID: userID, PasswordHash: hash, IsAdmin: admin}, DisplayName: localpart,
+	})
+	if errors.Is(err, storage.ErrConflict) {
+		return "", fmt.Errorf("%s is already registered", userID)
+	}
+	return userID, err
 }

@@ -70,7 +70,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string) (*authn.
 		}
 	}
 	a.touch(ctx, dev)
-	return &authn.Device{UserID: dev.UserID, DeviceID: dev.DeviceID, IsGuest: dev.IsGuest, SessionID: dev.SessionID}, nil
+	return &authn.Device{UserID: dev.UserID, DeviceID: dev.DeviceID, IsGuest: dev.IsGuest, IsAdmin: dev.IsAdmin, SessionID: dev.SessionID}, nil
 }
 
 // touch updates the device's last_seen_ts/ip at most once per lastSeenInterval.

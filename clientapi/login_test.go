@@ -135,10 +135,10 @@ func TestRefreshTokens(t *testing.T) {
 }
 
 func TestExpiredAccessToken(t *testing.T) {
-	srv := testserver.New(t, func(c *config.Config) { c.Registration.AccessTokenLifetime = 50 * time.Millisecond })
+	srv := testserver.New(t, func(c *config.Config) { c.Registration.AccessTokenLifetime = time.Second })
 	res := srv.Anon().MustDo(t, http.MethodPost, "register", dummyAuth(map[string]any{"username": "alice", "password": "password", "refresh_token": true}))
 	c := &testserver.Client{S: srv, AccessToken: res.JSON["access_token"].(string)}
-	time.Sleep(80 * time.Millisecond)
+	time.Sleep(1200 * time.Millisecond)
 	got := c.Do(t, http.MethodGet, "account/whoami", nil)
 	if got.Status != 401 || got.ErrCode != "M_UNKNOWN_TOKEN" || got.JSON["soft_logout"] != true {
 		t.Fatalf("expired: %d %s", got.Status, got.Body)

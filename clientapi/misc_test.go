@@ -2,6 +2,7 @@ package clientapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strconv"
@@ -185,4 +186,76 @@ func isErrCode(err error, code string) bool {
 		return err != nil && strings.Contains(err.Error(), code)
 	}
 	return he.RespError != nil && he.RespError.ErrCode == code
+}
+
+func TestAdminRegistrationTokens(t *testing.T) {
+	srv := testserver.New(t, func(c *config.Config) { c.Registration.RequireToken = true; c.Registration.SharedSecret = "s" })
+	anon := srv.Anon()
+	n := anon.MustDo(t, http.MethodGet, "/_synapse/admin/v1/register", nil).JSON["nonce"].(string)
+	res := anon.MustDo(t, http.MethodPost, "/_synapse/admin/v1/register", map[string]any{"nonce": n, "username": "root", "password": "rootpass",
+		"admin": true, "mac": clientapi.SharedSecretMAC("s", n, "root", "rootpass", true, "")})
+	root := &testserver.Client{S: srv, AccessToken: res.JSON["access_token"].(string)}
+	n = anon.MustDo(t, http.MethodGet, "/_synapse/admin/v1/register", nil).JSON["nonce"].(string)
+	res = anon.MustDo(t, http.MethodPost, "/_synapse/admin/v1/register", map[string]any{"nonce": n, "username": "plain", "password": "plainpass",
+		"mac": clientapi.SharedSecretMAC("s", n, "plain", "plainpass", false, "")})
+	plain := &testserver.Client{S: srv, AccessToken: res.JSON["access_token"].(string)}
+
+	if res := plain.Do(t, http.MethodPost, "/_synapse/admin/v1/registration_tokens/new", map[string]any{}); res.Status != 403 || res.ErrCode != "M_FORBIDDEN" {
+		t.Fatalf("non-admin: %d %s", res.Status, res.Body)
+	}
+	gen := root.MustDo(t, http.MethodPost, "/_synapse/admin/v1/registration_tokens/new", map[string]any{"length": 20})
+	if tok, _ := gen.JSON["token"].(string); len(tok) != 20 || gen.JSON["uses_allowed"] != nil || gen.JSON["pending"] != float64(0) {
+		t.Fatalf("generated: %s", gen.Body)
+	}
+	root.MustDo(t, http.MethodPost, "/_synapse/admin/v1/registration_tokens/new", map[string]any{"token": "invite-1", "uses_allowed": 1})
+	for _, bad := range []map[string]any{{"token": "invite-1"}, {"token": "bad token"}, {"uses_allowed": -1}, {"expiry_time": 5}, {"length": 0}} {
+		if res := root.Do(t, http.MethodPost, "/_synapse/admin/v1/registration_tokens/new", bad); res.Status != 400 || res.ErrCode != "M_INVALID_PARAM" {
+			t.Fatalf("%v: %d %s", bad, res.Status, res.Body)
+		}
+	}
+	anon.MustDo(t, http.MethodPost, "register", map[string]any{"username": "newbie", "password": "secret12",
+		"auth": map[string]any{"type": "m.login.registration_token", "token": "invite-1"}})
+	got := root.MustDo(t, http.MethodGet, "/_synapse/admin/v1/registration_tokens/invite-1", nil)
+	if got.JSON["completed"] != float64(1) || got.JSON["pending"] != float64(0) || got.JSON["uses_allowed"] != float64(1) {
+		t.Fatalf("token after use: %s", got.Body)
+	}
+	if res := root.Do(t, http.MethodGet, "/_synapse/admin/v1/registration_tokens/nope", nil); res.Status != 404 {
+		t.Fatalf("unknown token: %d %s", res.Status, res.Body)
+	}
+}
+
+func TestTrustedProxy(t *testing.T) {
+	srv := testserver.New(t, func(c *config.Config) {
+		c.Listen.TrustedProxies = []string{"127.0.0.1"}
+		c.RateLimits.Enabled = true
+		c.RateLimits.Login = config.Bucket{PerSecond: 0.001, Burst: 1}
+	})
+	srv.Register(t, "alice")
+	loginFrom := func(client string) (int, map[string]any) {
+		body := strings.NewReader(`{"type":"m.login.password","user":"alice","password":"password"}`)
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/_matrix/client/v3/login", body)
+		req.Header.Set("X-Forwarded-For", client)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(res.Body).Decode(&out)
+		return res.StatusCode, out
+	}
+	code, first := loginFrom("203.0.113.7")
+	if code != 200 {
+		t.Fatalf("first client: %d", code)
+	}
+	if code, _ := loginFrom("203.0.113.7"); code != 429 {
+		t.Fatalf("same client again: %d", code)
+	}
+	if code, _ := loginFrom("203.0.113.8"); code != 200 {
+		t.Fatalf("other client behind the same proxy: %d", code)
+	}
+	dev, err := srv.HS.Store.GetDevice(context.Background(), "@alice:hs1.test", id.DeviceID(first["device_id"].(string)))
+	if err != nil || dev.LastSeenIP != "203.0.113.7" {
+		t.Fatalf("last_seen_ip: %+v %v", dev, err)
+	}
 }

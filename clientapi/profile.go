@@ -89,6 +89,10 @@ func (a *API) setProfileField(w http.ResponseWriter, r *http.Request, dev *authn
 	if err != nil {
 		return err
 	}
+	if dev.IsGuest && key != profileFieldDisplay {
+		// The spec's guest access list allows only PUT .../displayname.
+		return httputil.Errorf(http.StatusForbidden, httputil.CodeGuestAccessForbidden, "Guests may only set a display name")
+	}
 	var body map[string]json.RawMessage
 	if err := httputil.DecodeJSONObject(r, &body); err != nil {
 		return err
@@ -147,6 +151,9 @@ func (a *API) deleteProfileField(w http.ResponseWriter, r *http.Request, dev *au
 	key, err := checkOwnProfile(r, dev)
 	if err != nil {
 		return err
+	}
+	if dev.IsGuest {
+		return httputil.Errorf(http.StatusForbidden, httputil.CodeGuestAccessForbidden, "Guests may not delete profile fields")
 	}
 	if err := a.store.DeleteProfileField(r.Context(), dev.UserID, key); err != nil {
 		return err

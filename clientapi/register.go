@@ -2,6 +2,7 @@ package clientapi
 
 import (
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -9,10 +10,12 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 	"maunium.net/go/mautrix/id"
 
 	"parley/internal/httputil"
+	"parley/internal/logging"
 	"parley/internal/ratelimit"
 	"parley/storage"
 )
@@ -40,7 +43,7 @@ func (a *API) registerFlows() [][]string {
 }
 
 // validateLocalpart checks a requested username (client-server API, POST /register:
-// M_INVALID_USERNAME). Upper case is refused rather than folded, numeric
+// M_INVALID_USERNAME): the localpart grammar (so no upper case), numeric
 // localparts are kept for guests and a leading _ for application services.
 func (a *API) validateLocalpart(localpart string) error {
 	invalid := func(msg string) error {
@@ -81,6 +84,24 @@ func (a *API) hashPassword(pw string) (string, error) {
 	return string(h), nil
 }
 
+// regParams are the registration parameters a UIA session remembers, so
+// that later requests of the session may send only auth (as Synapse does).
+// The password is kept only as its hash.
+type regParams struct {
+	Username     string      `json:"username,omitempty"`
+	PasswordHash string      `json:"password_hash,omitempty"`
+	DeviceID     id.DeviceID `json:"device_id,omitempty"`
+	DisplayName  string      `json:"initial_device_display_name,omitempty"`
+	InhibitLogin bool        `json:"inhibit_login,omitempty"`
+	RefreshToken bool        `json:"refresh_token,omitempty"`
+}
+
+// hasParams says whether the request carries registration parameters of its own.
+func (req *registerRequest) hasParams() bool {
+	return req.Username != "" || req.Password != nil || req.DeviceID != "" || req.InitialDeviceDisplayName != "" ||
+		req.InhibitLogin || req.RefreshToken
+}
+
 // register handles POST /register.
 func (a *API) register(w http.ResponseWriter, r *http.Request) error {
 	var req registerRequest
@@ -101,6 +122,17 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
+	// Like Synapse, registration folds the requested username to lower case
+	// (GET /register/available does not, and rejects upper case).
+	req.Username = strings.ToLower(req.Username)
+	// A retry of a registration that already succeeded in this session is
+	// answered for the same user (Synapse's idempotent registration).
+	if req.Auth != nil && req.Auth.Session != "" {
+		sess, err := a.store.GetUIASession(ctx, req.Auth.Session)
+		if err == nil && sess.Op == "register" && sess.ResultUserID != "" {
+			return a.registerAgain(w, r, &req, sess)
+		}
+	}
 	if req.Username != "" {
 		if err := a.validateLocalpart(req.Username); err != nil {
 			return err
@@ -116,32 +148,74 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	sess, err := a.checkUIA(ctx, req.Auth, uiaSpec{op: "register", flows: a.registerFlows()})
+	var params string
+	if req.hasParams() {
+		p := regParams{Username: req.Username, DeviceID: req.DeviceID, DisplayName: req.InitialDeviceDisplayName,
+			InhibitLogin: req.InhibitLogin, RefreshToken: req.RefreshToken}
+		if req.Password != nil {
+			hash, err := a.hashPassword(*req.Password)
+			if err != nil {
+				return err
+			}
+			p.PasswordHash = hash
+		}
+		b, _ := json.Marshal(p)
+		params = string(b)
+	}
+	sess, err := a.checkUIA(ctx, req.Auth, uiaSpec{op: "register", flows: a.registerFlows(), params: params})
 	if err != nil {
 		return err
 	}
-	if req.Password == nil {
+	var p regParams
+	if sess.Params != "" {
+		if err := json.Unmarshal([]byte(sess.Params), &p); err != nil {
+			return fmt.Errorf("registration session params: %w", err)
+		}
+	}
+	if p.PasswordHash == "" {
 		return httputil.MissingParam("password is required")
 	}
-	localpart := req.Username
+	localpart := p.Username
 	if localpart == "" {
 		localpart = strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(NewToken("")))[:12]
 		if strings.Trim(localpart, "0123456789") == "" {
 			localpart = "u" + localpart[1:]
 		}
 	}
-	hash, err := a.hashPassword(*req.Password)
-	if err != nil {
-		return err
-	}
 	userID := id.NewUserID(localpart, a.cfg.ServerName)
 	reg := storage.Registration{
-		Account:           storage.Account{UserID: userID, PasswordHash: hash},
+		Account:           storage.Account{UserID: userID, PasswordHash: p.PasswordHash},
 		DisplayName:       localpart,
 		RegistrationToken: sess.RegistrationToken,
 		UIASession:        sess.ID,
 	}
-	return a.finishRegistration(w, r, reg, &req)
+	return a.finishRegistration(w, r, reg, &registerRequest{
+		DeviceID: p.DeviceID, InitialDeviceDisplayName: p.DisplayName, InhibitLogin: p.InhibitLogin, RefreshToken: p.RefreshToken,
+	})
+}
+
+// registerAgain answers a repeated request of a completed registration
+// session: the same user, logged in on a new session unless inhibit_login.
+func (a *API) registerAgain(w http.ResponseWriter, r *http.Request, req *registerRequest, sess *storage.UIASession) error {
+	if time.Since(time.UnixMilli(sess.CreatedTS)) > uiaSessionLifetime {
+		return httputil.Errorf(http.StatusBadRequest, httputil.CodeUnknown, "Unknown or expired session ID")
+	}
+	var p regParams
+	_ = json.Unmarshal([]byte(sess.Params), &p)
+	if req.hasParams() {
+		p = regParams{DeviceID: req.DeviceID, DisplayName: req.InitialDeviceDisplayName, InhibitLogin: req.InhibitLogin, RefreshToken: req.RefreshToken}
+	}
+	if p.InhibitLogin {
+		return httputil.WriteJSON(w, http.StatusOK, map[string]any{"user_id": sess.ResultUserID})
+	}
+	resp, err := a.newSession(r.Context(), sessionRequest{
+		userID: sess.ResultUserID, deviceID: p.DeviceID, displayName: p.DisplayName,
+		ip: ratelimit.RemoteIP(r), refresh: p.RefreshToken,
+	})
+	if err != nil {
+		return err
+	}
+	return httputil.WriteJSON(w, http.StatusOK, resp)
 }
 
 // finishRegistration stores the account (with its first device unless
@@ -161,6 +235,8 @@ func (a *API) finishRegistration(w http.ResponseWriter, r *http.Request, reg sto
 	} else if err != nil {
 		return err
 	}
+	logging.From(r.Context(), a.log).Info("user registered", logging.UserID(reg.Account.UserID),
+		zap.Bool("guest", reg.Account.IsGuest), zap.Bool("admin", reg.Account.IsAdmin))
 	if resp == nil {
 		return httputil.WriteJSON(w, http.StatusOK, map[string]any{"user_id": reg.Account.UserID})
 	}

@@ -35,7 +35,6 @@ func TestRegisterErrors(t *testing.T) {
 		{"not JSON", "", "{", 400, "M_NOT_JSON"},
 		{"array", "", "[]", 400, "M_BAD_JSON"},
 		{"username wrong type", "", map[string]any{"username": 5}, 400, "M_BAD_JSON"},
-		{"upper case", "", dummyAuth(map[string]any{"username": "Alice", "password": "password"}), 400, "M_INVALID_USERNAME"},
 		{"reserved char", "", dummyAuth(map[string]any{"username": "al:ice", "password": "password"}), 400, "M_INVALID_USERNAME"},
 		{"space", "", dummyAuth(map[string]any{"username": "al ice", "password": "password"}), 400, "M_INVALID_USERNAME"},
 		{"numeric", "", dummyAuth(map[string]any{"username": "12345", "password": "password"}), 400, "M_INVALID_USERNAME"},
@@ -95,12 +94,33 @@ func TestRegisterUIAFlow(t *testing.T) {
 	if dev.JSON["display_name"] != "Phone" {
 		t.Fatalf("device: %s", dev.Body)
 	}
-	// The session was consumed.
-	res = anon.Do(t, http.MethodPost, "register", map[string]any{
-		"username": "carol2", "password": "secret12", "auth": map[string]any{"type": "m.login.dummy", "session": session},
+	// A retry in the completed session is answered for the same user, with a new token.
+	res = anon.MustDo(t, http.MethodPost, "register", map[string]any{
+		"username": "carol", "password": "secret12", "auth": map[string]any{"type": "m.login.dummy", "session": session},
 	})
-	if res.Status != 400 {
-		t.Fatalf("reused session: %d %s", res.Status, res.Body)
+	if res.JSON["user_id"] != "@carol:hs1.test" || res.JSON["access_token"] == carol.AccessToken {
+		t.Fatalf("retried registration: %s", res.Body)
+	}
+	// Parameters of the first request are remembered: the second may send only auth.
+	ch := anon.Do(t, http.MethodPost, "register", map[string]any{"username": "rémy", "password": "übers3kr1t", "device_id": "xyzzy", "initial_device_display_name": "display_name"})
+	if ch.ErrCode != "M_INVALID_USERNAME" {
+		t.Fatalf("non-ascii username: %d %s", ch.Status, ch.Body)
+	}
+	ch = anon.Do(t, http.MethodPost, "register", map[string]any{"username": "remy", "password": "übers3kr1t", "device_id": "xyzzy", "initial_device_display_name": "display_name"})
+	res = anon.MustDo(t, http.MethodPost, "register", map[string]any{"auth": map[string]any{"type": "m.login.dummy", "session": ch.JSON["session"]}})
+	if res.JSON["user_id"] != "@remy:hs1.test" || res.JSON["device_id"] != "xyzzy" {
+		t.Fatalf("remembered params: %s", res.Body)
+	}
+	remy := &testserver.Client{S: srv, AccessToken: res.JSON["access_token"].(string)}
+	if dev := remy.MustDo(t, http.MethodGet, "devices/xyzzy", nil); dev.JSON["display_name"] != "display_name" {
+		t.Fatalf("remembered display name: %s", dev.Body)
+	}
+	anon.MustDo(t, http.MethodPost, "login", map[string]any{"type": "m.login.password", "user": "remy", "password": "übers3kr1t"})
+	// inhibit_login remembered too.
+	ch = anon.Do(t, http.MethodPost, "register", map[string]any{"username": "ivy", "password": "secret12", "inhibit_login": true})
+	res = anon.MustDo(t, http.MethodPost, "register", map[string]any{"auth": map[string]any{"type": "m.login.dummy", "session": ch.JSON["session"]}})
+	if res.JSON["user_id"] != "@ivy:hs1.test" || res.JSON["access_token"] != nil {
+		t.Fatalf("remembered inhibit_login: %s", res.Body)
 	}
 	// inhibit_login: no token, no device.
 	res = anon.MustDo(t, http.MethodPost, "register", dummyAuth(map[string]any{"username": "dave", "password": "secret12", "inhibit_login": true}))
@@ -112,6 +132,15 @@ func TestRegisterUIAFlow(t *testing.T) {
 	if res.JSON["displayname"] != "dave" {
 		t.Fatalf("displayname: %s", res.Body)
 	}
+	// Capitals are folded to lower case, as Synapse does.
+	res = anon.MustDo(t, http.MethodPost, "register", dummyAuth(map[string]any{"username": "FrAnK", "password": "secret12"}))
+	if res.JSON["user_id"] != "@frank:hs1.test" {
+		t.Fatalf("downcased: %s", res.Body)
+	}
+	res = anon.Do(t, http.MethodPost, "register", dummyAuth(map[string]any{"username": "FRANK", "password": "secret12"}))
+	if res.ErrCode != "M_USER_IN_USE" {
+		t.Fatalf("downcased duplicate: %d %s", res.Status, res.Body)
+	}
 	// No username: a generated one.
 	res = anon.MustDo(t, http.MethodPost, "register", dummyAuth(map[string]any{"password": "secret12"}))
 	if !strings.HasSuffix(res.JSON["user_id"].(string), ":hs1.test") {
@@ -119,7 +148,7 @@ func TestRegisterUIAFlow(t *testing.T) {
 	}
 	// A session from another operation cannot be reused here.
 	alice := srv.Register(t, "alice")
-	ch := alice.Do(t, http.MethodPost, "delete_devices", map[string]any{"devices": []string{}})
+	ch = alice.Do(t, http.MethodPost, "delete_devices", map[string]any{"devices": []string{}})
 	res = anon.Do(t, http.MethodPost, "register", map[string]any{"username": "eve", "password": "secret12",
 		"auth": map[string]any{"type": "m.login.dummy", "session": ch.JSON["session"]}})
 	if res.Status != 403 || res.ErrCode != "M_FORBIDDEN" {
@@ -205,6 +234,10 @@ func TestGuestRegistration(t *testing.T) {
 			t.Fatalf("%s: %d %s", p, res.Status, res.Body)
 		}
 	}
+	guest.MustDo(t, http.MethodPut, testserver.Sprintf("profile/%s/displayname", res.JSON["user_id"]), map[string]any{"displayname": "Visitor"})
+	if res := guest.Do(t, http.MethodPut, testserver.Sprintf("profile/%s/avatar_url", res.JSON["user_id"]), map[string]any{"avatar_url": "mxc://a/b"}); res.ErrCode != "M_GUEST_ACCESS_FORBIDDEN" {
+		t.Fatalf("guest avatar: %d %s", res.Status, res.Body)
+	}
 	alice := srv.Register(t, "alice")
 	if alice.MustDo(t, http.MethodGet, "account/whoami", nil).JSON["is_guest"] != false {
 		t.Fatal("alice is a guest")
@@ -235,4 +268,23 @@ func TestConcurrentRegistrationSameName(t *testing.T) {
 	if ok != 1 {
 		t.Fatalf("%d registrations of one name succeeded", ok)
 	}
+}
+
+// TestUIASessionAcrossProcesses starts a registration on one server and
+// finishes it on another sharing the database, as two processes behind a
+// load balancer would.
+func TestUIASessionAcrossProcesses(t *testing.T) {
+	a := testserver.New(t)
+	b := testserver.Start(t, a.Cfg)
+	ch := a.Anon().Do(t, http.MethodPost, "register", map[string]any{"username": "shared", "password": "secret12"})
+	if ch.Status != 401 {
+		t.Fatalf("challenge: %d %s", ch.Status, ch.Body)
+	}
+	res := b.Anon().MustDo(t, http.MethodPost, "register", map[string]any{"auth": map[string]any{"type": "m.login.dummy", "session": ch.JSON["session"]}})
+	if res.JSON["user_id"] != "@shared:hs1.test" {
+		t.Fatalf("register on the second server: %s", res.Body)
+	}
+	// And a token from one server works on the other.
+	c := &testserver.Client{S: a, AccessToken: res.JSON["access_token"].(string)}
+	c.MustDo(t, http.MethodGet, "account/whoami", nil)
 }

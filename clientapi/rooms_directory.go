@@ -8,6 +8,7 @@ import (
 
 	"parley/internal/authn"
 	"parley/internal/httputil"
+	"parley/roomserver"
 	"parley/storage"
 )
 
@@ -68,23 +69,18 @@ func (a *API) putAlias(w http.ResponseWriter, r *http.Request, dev *authn.Device
 	return httputil.WriteJSON(w, http.StatusOK, httputil.Empty)
 }
 
-// deleteAlias handles DELETE /directory/room/{roomAlias}: the alias's creator or a server admin may delete it.
+// deleteAlias handles DELETE /directory/room/{roomAlias}: the alias's creator,
+// a server admin or a member who may change the room's canonical alias may delete it.
 func (a *API) deleteAlias(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
 	alias, _, err := a.aliasVar(r)
 	if err != nil {
 		return err
 	}
-	_, creator, err := a.store.ResolveAlias(r.Context(), alias)
-	if errors.Is(err, storage.ErrNotFound) {
+	err = a.rooms.DeleteAlias(r.Context(), dev.UserID, dev.IsAdmin, alias)
+	if errors.Is(err, roomserver.ErrAliasNotFound) {
 		return httputil.NotFound("Room alias %s not found", alias)
 	} else if err != nil {
-		return err
-	}
-	if creator != dev.UserID && !dev.IsAdmin {
-		return httputil.Forbidden("You may not delete this alias")
-	}
-	if err := a.store.DeleteAlias(r.Context(), alias); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return err
+		return roomError(err)
 	}
 	return httputil.WriteJSON(w, http.StatusOK, httputil.Empty)
 }

@@ -25,6 +25,9 @@ type roomEventFilter struct {
 	ContainsURL *bool     `json:"contains_url"`
 	Rooms       *[]string `json:"rooms"`
 	NotRooms    []string  `json:"not_rooms"`
+	// LazyLoadMembers adds the member events of the returned events' senders.
+	LazyLoadMembers         bool `json:"lazy_load_members"`
+	IncludeRedundantMembers bool `json:"include_redundant_members"`
 }
 
 // typeMatches matches an event type against a filter pattern, where '*' matches any run of characters.
@@ -176,8 +179,21 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request, dev *authn.Device
 		return roomError(err)
 	}
 	resp := map[string]any{"chunk": clientEvents(dev, res.Events), "start": formatPos(res.Start)}
-	if res.More {
+	// As Synapse: a page with events always has an end token (the next page may
+	// then be empty); an empty page has one only while more events may follow.
+	if res.More || len(res.Events) > 0 {
 		resp["end"] = formatPos(res.End)
+	}
+	if f != nil && f.LazyLoadMembers {
+		at := res.Start
+		if !req.Backwards {
+			at = res.End
+		}
+		members, err := a.rooms.MembersOf(r.Context(), roomID, res.Events, at)
+		if err != nil {
+			return err
+		}
+		resp["state"] = clientEvents(dev, members)
 	}
 	return httputil.WriteJSON(w, http.StatusOK, resp)
 }
@@ -199,6 +215,12 @@ func (a *API) eventContext(w http.ResponseWriter, r *http.Request, dev *authn.De
 	res, err := a.rooms.Context(r.Context(), dev.UserID, roomID, id.EventID(httputil.PathVar(r, "eventID")), limit, f.keep())
 	if err != nil {
 		return roomError(err)
+	}
+	if f != nil && f.LazyLoadMembers {
+		all := append(append(append([]*storage.Event{}, res.Before...), res.Event), res.After...)
+		if res.State, err = a.rooms.MembersOf(r.Context(), roomID, all, res.End); err != nil {
+			return err
+		}
 	}
 	return httputil.WriteJSON(w, http.StatusOK, map[string]any{
 		"start":         formatPos(res.Start),

@@ -1,6 +1,7 @@
 package clientapi
 
 import (
+	"encoding/json"
 	"net/http"
 
 	"github.com/tidwall/gjson"
@@ -14,6 +15,9 @@ import (
 type membershipBody struct {
 	UserID id.UserID `json:"user_id"`
 	Reason string    `json:"reason"`
+	// extra holds the body's other keys; a join puts them into its member event
+	// content (as Synapse does), except third_party_signed.
+	extra map[string]any
 }
 
 // decodeMembershipBody decodes an optional JSON object body (an empty body is {}).
@@ -26,6 +30,12 @@ func decodeMembershipBody(r *http.Request, needUser bool) (*membershipBody, erro
 	if len(raw) > 0 || needUser {
 		if err := httputil.UnmarshalObject(raw, &body); err != nil {
 			return nil, err
+		}
+		if err := json.Unmarshal(raw, &body.extra); err != nil {
+			return nil, httputil.BadJSON("invalid body")
+		}
+		for _, k := range []string{"user_id", "reason", "third_party_signed", "membership"} {
+			delete(body.extra, k)
 		}
 	}
 	if needUser {
@@ -55,7 +65,7 @@ func (a *API) join(w http.ResponseWriter, r *http.Request, dev *authn.Device) er
 	}
 	q := r.URL.Query()
 	via := append(q["server_name"], q["via"]...)
-	if _, err := a.rooms.Join(r.Context(), roomserver.MembershipRequest{RoomID: roomID, Sender: dev.UserID, Reason: body.Reason, Guest: dev.IsGuest, Via: via}); err != nil {
+	if _, err := a.rooms.Join(r.Context(), roomserver.MembershipRequest{RoomID: roomID, Sender: dev.UserID, Reason: body.Reason, Guest: dev.IsGuest, Extra: body.extra, Via: via}); err != nil {
 		return roomError(err)
 	}
 	return httputil.WriteJSON(w, http.StatusOK, map[string]id.RoomID{"room_id": roomID})
@@ -167,8 +177,8 @@ func (a *API) members(w http.ResponseWriter, r *http.Request, dev *authn.Device)
 }
 
 type joinedMember struct {
-	DisplayName *string `json:"display_name,omitempty"`
-	AvatarURL   *string `json:"avatar_url,omitempty"`
+	DisplayName *string `json:"display_name"`
+	AvatarURL   *string `json:"avatar_url"`
 }
 
 // joinedMembers handles GET /rooms/{roomID}/joined_members.

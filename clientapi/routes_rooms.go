@@ -13,6 +13,7 @@ func (a *API) registerRoomRoutes(v3 *mux.Router) {
 	a.authedNoGuest(v3, "/createRoom", "create_room", a.createRoom, http.MethodPost)
 
 	a.authed(v3, "/rooms/{roomID}/send/{eventType}/{txnID}", "send_event", a.limits.WrapAuthed(ratelimit.Message, a.sendEvent), http.MethodPut)
+	a.authed(v3, "/rooms/{roomID}/send/{eventType}", "send_event_legacy", a.limits.WrapAuthed(ratelimit.Message, a.sendEvent), http.MethodPost)
 	a.authed(v3, "/rooms/{roomID}/state/{eventType}", "put_state", a.putState, http.MethodPut)
 	a.authed(v3, "/rooms/{roomID}/state/{eventType}/{stateKey:.*}", "put_state", a.putState, http.MethodPut)
 	a.authedNoGuest(v3, "/rooms/{roomID}/redact/{eventID}/{txnID}", "redact", a.redactEvent, http.MethodPut)

@@ -45,6 +45,9 @@ type uiaSpec struct {
 	// user is the requester for operations on an existing account, "" for registration.
 	user  id.UserID
 	flows [][]string
+	// params, when not empty, are remembered in the session (replacing what
+	// an earlier request of the session left there).
+	params string
 }
 
 // sensitiveFlows is what operations on an existing account accept.
@@ -91,8 +94,14 @@ func (a *API) checkUIA(ctx context.Context, auth *authDict, spec uiaSpec) (*stor
 		if sess.Op != spec.op || sess.UserID != spec.user {
 			return nil, httputil.Forbidden("Requested operation has changed during the UI authentication session")
 		}
+		if spec.params != "" && spec.params != sess.Params {
+			if err := a.store.SetUIAParams(ctx, sess.ID, spec.params); err != nil {
+				return nil, err
+			}
+			sess.Params = spec.params
+		}
 	} else {
-		sess = &storage.UIASession{ID: NewToken(""), Op: spec.op, UserID: spec.user, CreatedTS: now.UnixMilli()}
+		sess = &storage.UIASession{ID: NewToken(""), Op: spec.op, UserID: spec.user, CreatedTS: now.UnixMilli(), Params: spec.params}
 		if err := a.store.CreateUIASession(ctx, *sess, now.Add(-uiaSessionLifetime).UnixMilli()); err != nil {
 			return nil, err
 		}
@@ -147,23 +156,26 @@ func (a *API) checkUIA(ctx context.Context, auth *authDict, spec uiaSpec) (*stor
 	return nil, uiaChallenge(http.StatusUnauthorized, "", "", spec, sess)
 }
 
-// checkPasswordStage checks m.login.password: the identified user must be
-// the requester and the password theirs. Failures are 403 M_FORBIDDEN with
-// the challenge fields, so the client can retry in the same session.
+// checkPasswordStage checks m.login.password: the password must be the
+// identified user's, and that user the requester (403 M_FORBIDDEN otherwise). A failure is the 401 challenge with
+// errcode M_FORBIDDEN added, so the client can retry in the same session
+// (client-server API, "User-interactive authentication API": a failed stage
+// "returns the same HTTP status 401 response as above, with the addition of
+// the standard errcode and error fields"; Synapse and SyTest agree).
 func (a *API) checkPasswordStage(ctx context.Context, auth *authDict, spec uiaSpec, sess *storage.UIASession) error {
 	name := auth.User
 	if auth.Identifier != nil {
 		if auth.Identifier.Type != "m.id.user" {
-			return uiaChallenge(http.StatusForbidden, httputil.CodeForbidden, "Only m.id.user identifiers are supported", spec, sess)
+			return uiaChallenge(http.StatusUnauthorized, httputil.CodeForbidden, "Only m.id.user identifiers are supported", spec, sess)
 		}
 		name = auth.Identifier.User
 	}
-	fail := uiaChallenge(http.StatusForbidden, httputil.CodeForbidden, "Invalid username or password", spec, sess)
+	fail := uiaChallenge(http.StatusUnauthorized, httputil.CodeForbidden, "Invalid username or password", spec, sess)
 	if name == "" {
 		return fail
 	}
 	userID, err := a.resolveLocalUser(name)
-	if err != nil || userID != spec.user {
+	if err != nil {
 		return fail
 	}
 	acc, err := a.store.GetAccount(ctx, userID)
@@ -174,6 +186,11 @@ func (a *API) checkPasswordStage(ctx context.Context, auth *authDict, spec uiaSp
 	}
 	if acc.PasswordHash == "" || bcrypt.CompareHashAndPassword([]byte(acc.PasswordHash), []byte(auth.Password)) != nil {
 		return fail
+	}
+	if userID != spec.user {
+		// Someone else's valid credentials: not a retryable stage failure
+		// (Synapse answers 403 too; SyTest checks it).
+		return httputil.Forbidden("The authenticated user does not match the requester")
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
+	"maunium.net/go/mautrix/crypto/canonicaljson"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/federation/eventauth"
 	"maunium.net/go/mautrix/federation/pdu"
@@ -306,6 +307,10 @@ func (s *Server) Send(ctx context.Context, req SendRequest) (id.EventID, error) 
 			if err := s.checkStateEvent(w, req.Sender, req.Type, *req.StateKey, req.Content); err != nil {
 				return "", err
 			}
+			// Setting the same state again (same sender and content) sends nothing, as in Synapse.
+			if cur, ok := w.get(req.Type, *req.StateKey); ok && cur.pdu.Sender == req.Sender && sameJSON(cur.pdu.Content, req.Content) {
+				return cur.id, nil
+			}
 		}
 		ne, err := s.add(w, spec)
 		if err != nil {
@@ -360,7 +365,7 @@ func (s *Server) checkStateEvent(w *working, sender id.UserID, evType, stateKey 
 			}
 			sigil, local, server := id.ParseCommonIdentifier(a)
 			if sigil != '#' || local == "" || server == "" {
-				return fmt.Errorf("%w: invalid alias %s", ErrBadAlias, a)
+				return fmt.Errorf("%w: invalid alias %s", ErrInvalidParam, a)
 			}
 			if server != s.serverName {
 				continue
@@ -372,4 +377,11 @@ func (s *Server) checkStateEvent(w *working, sender id.UserID, evType, stateKey 
 		}
 	}
 	return nil
+}
+
+// sameJSON reports whether two JSON values are equal in canonical form.
+func sameJSON(a, b []byte) bool {
+	ca, err1 := canonicaljson.CanonicalJSON(a)
+	cb, err2 := canonicaljson.CanonicalJSON(b)
+	return err1 == nil && err2 == nil && bytes.Equal(ca, cb)
 }

@@ -36,9 +36,11 @@ func (s *Server) Join(ctx context.Context, req MembershipRequest) (id.EventID, e
 	if s.remote != nil && !s.resident(ctx, req.RoomID) {
 		return s.joinRemote(ctx, req)
 	}
-	evID, err := s.member(ctx, req, event.MembershipJoin, func(w *working) (bool, error) {
-		if w.membership(req.Sender) == event.MembershipJoin {
-			return true, nil
+	evID, err := s.member(ctx, req, event.MembershipJoin, func(w *working, content []byte) (bool, error) {
+		if cur, ok := w.get(event.StateMember.Type, string(req.Sender)); ok && w.membership(req.Sender) == event.MembershipJoin {
+			// Joining again with the same content sends nothing; new content
+			// (a displayname, say) is a new join event.
+			return sameJSON(cur.pdu.Content, content), nil
 		}
 		if req.Guest {
 			ga, ok := w.get(event.StateGuestAccess.Type, "")
@@ -67,7 +69,7 @@ func (s *Server) Leave(ctx context.Context, req MembershipRequest) (id.EventID, 
 
 // Kick removes req.Target.
 func (s *Server) Kick(ctx context.Context, req MembershipRequest) (id.EventID, error) {
-	return s.member(ctx, req, event.MembershipLeave, func(w *working) (bool, error) {
+	return s.member(ctx, req, event.MembershipLeave, func(w *working, _ []byte) (bool, error) {
 		switch w.membership(req.Target) {
 		case event.MembershipJoin, event.MembershipInvite, event.MembershipKnock:
 			return false, nil
@@ -83,7 +85,7 @@ func (s *Server) Ban(ctx context.Context, req MembershipRequest) (id.EventID, er
 
 // Unban lifts req.Target's ban.
 func (s *Server) Unban(ctx context.Context, req MembershipRequest) (id.EventID, error) {
-	return s.member(ctx, req, event.MembershipLeave, func(w *working) (bool, error) {
+	return s.member(ctx, req, event.MembershipLeave, func(w *working, _ []byte) (bool, error) {
 		if w.membership(req.Target) != event.MembershipBan {
 			return false, fmt.Errorf("%w: %s is not banned", ErrForbidden, req.Target)
 		}
@@ -98,8 +100,9 @@ func (s *Server) Knock(ctx context.Context, req MembershipRequest) (id.EventID, 
 }
 
 // member sends an m.room.member event. pre, when set, runs on the current
-// state under the room lock and may skip the event (returning true) or refuse it.
-func (s *Server) member(ctx context.Context, req MembershipRequest, m event.Membership, pre func(*working) (bool, error)) (id.EventID, error) {
+// state and the new content under the room lock, and may skip the event
+// (returning true) or refuse it.
+func (s *Server) member(ctx context.Context, req MembershipRequest, m event.Membership, pre func(w *working, content []byte) (bool, error)) (id.EventID, error) {
 	if _, _, err := req.Target.ParseAndValidateRelaxed(); err != nil {
 		return "", fmt.Errorf("%w: invalid user ID %q", ErrBadRequest, req.Target)
 	}
@@ -109,16 +112,6 @@ func (s *Server) member(ctx context.Context, req MembershipRequest, m event.Memb
 		}
 	}
 	return s.inRoom(ctx, req.RoomID, func(w *working) (id.EventID, error) {
-		if pre != nil {
-			skip, err := pre(w)
-			if err != nil {
-				return "", err
-			}
-			if skip {
-				e, _ := w.get(event.StateMember.Type, string(req.Target))
-				return e.id, nil
-			}
-		}
 		content := map[string]any{}
 		if m == event.MembershipJoin || m == event.MembershipInvite {
 			s.addProfile(ctx, req.Target, content)
@@ -133,6 +126,16 @@ func (s *Server) member(ctx context.Context, req MembershipRequest, m event.Memb
 		b, err := json.Marshal(content)
 		if err != nil {
 			return "", fmt.Errorf("%w: %v", ErrBadRequest, err)
+		}
+		if pre != nil {
+			skip, err := pre(w, b)
+			if err != nil {
+				return "", err
+			}
+			if skip {
+				e, _ := w.get(event.StateMember.Type, string(req.Target))
+				return e.id, nil
+			}
 		}
 		ne, err := s.add(w, eventSpec{Sender: req.Sender, Type: event.StateMember.Type, StateKey: strPtr(string(req.Target)), Content: b, TxnID: req.TxnID, DeviceID: req.DeviceID})
 		if err != nil {

@@ -54,6 +54,9 @@ func (s *Server) NewVisibility(ctx context.Context, user id.UserID, roomID id.Ro
 	return v, nil
 }
 
+// MembershipAt is the user's membership after the events up to stream position pos.
+func (v *Visibility) MembershipAt(pos int64) string { return before(v.members, pos+1, "leave") }
+
 // Current is the user's current membership ("leave" when none).
 func (v *Visibility) Current() string { return v.current }
 
@@ -380,6 +383,9 @@ type ContextResponse struct {
 
 // Context returns an event with events before and after it.
 func (s *Server) Context(ctx context.Context, user id.UserID, roomID id.RoomID, eventID id.EventID, limit int, keep func(*storage.Event) bool) (*ContextResponse, error) {
+	if _, _, _, err := s.access(ctx, user, roomID); err != nil {
+		return nil, err // 403 for users who may not read the room at all
+	}
 	ev, err := s.Event(ctx, user, roomID, eventID)
 	if err != nil {
 		return nil, err
@@ -412,3 +418,36 @@ func (s *Server) Context(ctx context.Context, user id.UserID, roomID id.RoomID, 
 
 // Store exposes the room store for read-only consumers (sync).
 func (s *Server) Store() storage.RoomStore { return s.store }
+
+// MembersOf returns the member events of the senders of evs, as of the
+// room's state at stream position at (lazy loading of members for /messages
+// and /context; pass the pagination's newest position).
+func (s *Server) MembersOf(ctx context.Context, roomID id.RoomID, evs []*storage.Event, at int64) ([]*storage.Event, error) {
+	out := []*storage.Event{}
+	if len(evs) == 0 {
+		return out, nil
+	}
+	for _, ev := range evs {
+		at = max(at, ev.StreamPos)
+	}
+	last, err := s.store.LastEventAt(ctx, roomID, at)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := s.store.StateIDs(ctx, last.StateAfter)
+	if err != nil {
+		return nil, err
+	}
+	want := []id.EventID{}
+	seen := map[id.UserID]bool{}
+	for _, ev := range evs {
+		if seen[ev.Sender] {
+			continue
+		}
+		seen[ev.Sender] = true
+		if e, ok := ids[storage.StateKeyTuple{Type: event.StateMember.Type, StateKey: string(ev.Sender)}]; ok {
+			want = append(want, e)
+		}
+	}
+	return s.store.GetEvents(ctx, want)
+}

@@ -24,7 +24,7 @@ func (s *Server) redact(ctx context.Context, w *working, spec eventSpec) (id.Eve
 		return "", err
 	}
 	if target != nil && target.RoomID != w.roomID {
-		target = nil
+		return "", fmt.Errorf("%w: event %s is not in this room", ErrBadRequest, spec.Redacts)
 	}
 	// Client-server API: a user may redact another user's event only with the redact power level.
 	if target != nil && target.Sender != spec.Sender {

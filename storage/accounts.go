@@ -25,6 +25,8 @@ type Device struct {
 	LastSeenTS  int64
 	LastSeenIP  string
 	IsGuest     bool
+	// IsAdmin is the account's admin flag; set by DeviceByAccessToken only.
+	IsAdmin bool
 	// SessionID identifies the access token row; it increases with every new token.
 	SessionID int64
 	// PrevSessionID is the token a refresh replaced, still valid until this
@@ -56,7 +58,8 @@ type Registration struct {
 	Device *NewDevice
 	// RegistrationToken, when set, moves one pending use of the token to completed.
 	RegistrationToken string
-	// UIASession, when set, is deleted.
+	// UIASession, when set, records the new user as the session's result, so
+	// that a retry with the same session can be answered for the same user.
 	UIASession string
 }
 
@@ -132,6 +135,11 @@ type UIASession struct {
 	Completed []string
 	// RegistrationToken is the token reserved by m.login.registration_token.
 	RegistrationToken string
+	// Params are request parameters the operation remembers (registration:
+	// username, password hash, device options); opaque to storage.
+	Params string
+	// ResultUserID is the user a completed registration session created.
+	ResultUserID id.UserID
 }
 
 // UIAStore keeps user-interactive auth sessions in the database so that
@@ -144,6 +152,8 @@ type UIAStore interface {
 	// CompleteUIAStage appends stage to the session's completed list (once) and
 	// records a reserved registration token when regToken is not empty.
 	CompleteUIAStage(ctx context.Context, sessionID, stage, regToken string) (*UIASession, error)
+	// SetUIAParams replaces the session's remembered parameters.
+	SetUIAParams(ctx context.Context, sessionID, params string) error
 	// DeleteUIASession removes a session; unknown sessions are ignored.
 	DeleteUIASession(ctx context.Context, sessionID string) error
 }

@@ -146,14 +146,14 @@ type PushJob struct {
 // NotificationStore keeps notifications, unread counts, pushers and the push queue.
 type NotificationStore interface {
 	UnreadTotalStore
-	// AddNotifications stores notifications for one event (recording the
-	// change in the notif stream) and queues jobs for the users' pushers, in
-	// one transaction.
+	// AddNotifications stores notifications and queues jobs for the users'
+	// pushers, in one transaction. (New notifications come with their event,
+	// which brings the room into /sync; only receipts move the notif stream.)
 	AddNotifications(ctx context.Context, ns []Notification, jobs []PushJob) error
 	// UnreadCounts returns the user's unread counts per room and thread for rooms.
 	UnreadCounts(ctx context.Context, user id.UserID, rooms []id.RoomID) ([]UnreadCount, error)
-	// NotifChangedRooms returns rooms whose counts for user changed (new
-	// notifications, receipts) in (from, to].
+	// NotifChangedRooms returns rooms whose counts for user were reset by a
+	// receipt in (from, to].
 	NotifChangedRooms(ctx context.Context, user id.UserID, from, to int64) ([]id.RoomID, error)
 	// NotifPosition is the latest notif stream position.
 	NotifPosition(ctx context.Context) (int64, error)

@@ -205,7 +205,6 @@ func (s *accountDataStream) Fill(ctx context.Context, req *Request, from, to int
 			content, _ = json.Marshal(map[string]any{"global": rs})
 		}
 		ev, _ := json.Marshal(map[string]any{"type": e.Type, "content": content})
-		ev = ApplyEventFields(ev, f.EventFields)
 		if e.RoomID == "" {
 			if matchPart(globalPart, e.Type, user, "") {
 				global = append(global, ev)
@@ -231,7 +230,7 @@ func (s *accountDataStream) Fill(ctx context.Context, req *Request, from, to int
 			return false, err
 		}
 		ev, _ := json.Marshal(map[string]any{"type": "m.push_rules", "content": map[string]any{"global": rs}})
-		global = append(global, ApplyEventFields(ev, f.EventFields))
+		global = append(global, ev)
 	}
 	global = applyLimit(global, globalPart)
 	if len(global) > 0 {

@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"testing"
 
-	"maunium.net/go/mautrix/id"
-
 	"parley/internal/testserver"
 )
 
@@ -13,9 +11,8 @@ func TestAccountData(t *testing.T) {
 	srv := testserver.New(t)
 	alice := srv.Register(t, "alice")
 	bob := srv.Register(t, "bob")
-	room := id.RoomID("!room:hs1.test")
-	other := id.RoomID("!other:hs1.test")
-	srv.HS.Membership.SetJoined(room, alice.UserID, true)
+	room := newRoom(t, alice)
+	other := newRoom(t, bob)
 
 	path := testserver.Sprintf("user/%s/account_data/%s", alice.UserID, "com.example.pref")
 	wantErr(t, alice.Do(t, http.MethodGet, path, nil), 404, "M_NOT_FOUND")
@@ -76,8 +73,7 @@ func TestTags(t *testing.T) {
 	srv := testserver.New(t)
 	alice := srv.Register(t, "alice")
 	bob := srv.Register(t, "bob")
-	room := id.RoomID("!room:hs1.test")
-	srv.HS.Membership.SetJoined(room, alice.UserID, true)
+	room := newRoom(t, alice)
 	tags := testserver.Sprintf("user/%s/rooms/%s/tags", alice.UserID, room)
 
 	if res := alice.MustDo(t, http.MethodGet, tags, nil); len(res.JSON["tags"].(map[string]any)) != 0 {

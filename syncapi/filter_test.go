@@ -3,6 +3,7 @@ package syncapi_test
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"testing"
 
 	"parley/internal/testserver"
@@ -84,5 +85,44 @@ func TestApplyEventFields(t *testing.T) {
 	}
 	if got := syncapi.ApplyEventFields(ev, nil); string(got) != string(ev) {
 		t.Fatalf("no fields changed the event: %s", got)
+	}
+}
+
+// TestEventFieldsApplyToRoomEvents checks that event_fields trims events of
+// every stream, timeline included.
+func TestEventFieldsApplyToRoomEvents(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	room := newRoom(t, alice)
+	sendMsg(t, alice, room, map[string]any{"msgtype": "m.text", "body": "hello", "extra": 1})
+	res := alice.MustDo(t, http.MethodGet, "sync?filter="+url.QueryEscape(`{"event_fields":["type","content.body"]}`), nil)
+	var body struct {
+		Rooms struct {
+			Join map[string]struct {
+				Timeline struct {
+					Events []map[string]any `json:"events"`
+				} `json:"timeline"`
+			} `json:"join"`
+		} `json:"rooms"`
+	}
+	if err := json.Unmarshal(res.Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	evs := body.Rooms.Join[string(room)].Timeline.Events
+	if len(evs) == 0 {
+		t.Fatalf("no timeline: %s", res.Body)
+	}
+	found := false
+	for _, ev := range evs {
+		if len(ev) > 2 || ev["event_id"] != nil || ev["sender"] != nil {
+			t.Fatalf("event not trimmed: %v", ev)
+		}
+		if ev["type"] == "m.room.message" {
+			c := ev["content"].(map[string]any)
+			found = c["body"] == "hello" && c["extra"] == nil && c["msgtype"] == nil
+		}
+	}
+	if !found {
+		t.Fatalf("message not trimmed to content.body: %s", res.Body)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"parley/internal/authn"
 	"parley/internal/config"
 	"parley/internal/httputil"
+	"parley/roomserver"
 	"parley/storage"
 )
 
@@ -46,11 +47,17 @@ type InboxStore interface {
 
 // InboxDeps is what NewInbox needs.
 type InboxDeps struct {
-	Config   *config.Config
-	Store    InboxStore
-	Notifier *Notifier
-	Rooms    Membership
-	Auth     authn.Authenticator
+	Config *config.Config
+	Store  InboxStore
+	// RoomStore reads room events, state and memberships for push rule
+	// evaluation of events handed to OnRoomEvent; nil without a roomserver.
+	RoomStore storage.RoomStore
+	// AfterEvent is called for each event given to OnRoomEvent once its
+	// notifications are stored (the PDU stream's OnEvent, which wakes /sync).
+	AfterEvent func(roomserver.OutputEvent)
+	Notifier   *Notifier
+	Rooms      Membership
+	Auth       authn.Authenticator
 	// HTTPClient sends push notifications; http.DefaultClient if nil.
 	HTTPClient *http.Client
 	Log        *zap.Logger
@@ -72,6 +79,19 @@ type Inbox struct {
 	rulesMu    sync.Mutex
 	rulesCache map[id.UserID]*pushrules.PushRuleset
 
+	roomStore  storage.RoomStore
+	afterEvent func(roomserver.OutputEvent)
+	// roomCtxMu guards roomCtx, the push context of rooms.
+	roomCtxMu sync.Mutex
+	roomCtx   map[id.RoomID]*roomPushContext
+	// done is closed by Close.
+	done chan struct{}
+
+	// pushersMu guards pushers (users' pushers, nil slice: none) and pushersGen.
+	pushersMu  sync.Mutex
+	pushers    map[id.UserID][]storage.Pusher
+	pushersGen int64
+
 	typing   *typingState
 	presence *presenceState
 	pusher   *pushSender
@@ -84,7 +104,8 @@ type Inbox struct {
 // NewInbox builds the inbox. Call Start to run its background work and Close to stop it.
 func NewInbox(d InboxDeps) *Inbox {
 	in := &Inbox{cfg: d.Config, store: d.Store, notifier: d.Notifier, rooms: d.Rooms, auth: d.Auth, log: d.Log,
-		rulesCache: map[id.UserID]*pushrules.PushRuleset{}}
+		rulesCache: map[id.UserID]*pushrules.PushRuleset{}, pushers: map[id.UserID][]storage.Pusher{},
+		roomStore: d.RoomStore, afterEvent: d.AfterEvent, roomCtx: map[id.RoomID]*roomPushContext{}, done: make(chan struct{})}
 	if in.rooms == nil {
 		in.rooms = NewMemoryRooms()
 	}
@@ -108,6 +129,12 @@ func (in *Inbox) Start(ctx context.Context) {
 
 // Close stops background work and waits for it.
 func (in *Inbox) Close() {
+	select {
+	case <-in.done:
+		return
+	default:
+		close(in.done)
+	}
 	if in.stop != nil {
 		in.stop()
 	}

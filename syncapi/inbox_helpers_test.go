@@ -2,9 +2,12 @@ package syncapi_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"maunium.net/go/mautrix/id"
 
@@ -96,5 +99,43 @@ func wantErr(t *testing.T, res *testserver.Response, status int, code string) {
 	t.Helper()
 	if res.Status != status || res.ErrCode != code {
 		t.Fatalf("got %d %q, want %d %q: %s", res.Status, res.ErrCode, status, code, res.Body)
+	}
+}
+
+// newRoom creates a public room as creator, joins the others and returns its ID.
+func newRoom(t *testing.T, creator *testserver.Client, others ...*testserver.Client) id.RoomID {
+	t.Helper()
+	res := creator.MustDo(t, http.MethodPost, "createRoom", map[string]any{"preset": "public_chat"})
+	room := id.RoomID(res.JSON["room_id"].(string))
+	for _, o := range others {
+		o.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", room), map[string]any{})
+	}
+	return room
+}
+
+var msgTxn atomic.Int64
+
+// sendMsg sends an m.room.message and returns its event ID.
+func sendMsg(t *testing.T, c *testserver.Client, room id.RoomID, content map[string]any) string {
+	t.Helper()
+	res := c.MustDo(t, http.MethodPut, testserver.Sprintf("rooms/%s/send/m.room.message/%s", room, fmt.Sprint("inbox", msgTxn.Add(1))), content)
+	return res.JSON["event_id"].(string)
+}
+
+func text(body string) map[string]any { return map[string]any{"msgtype": "m.text", "body": body} }
+
+// waitCounts syncs (with extra parameters) until room's unread counts are
+// want; push rules are evaluated just after an event is persisted.
+func waitCounts(t *testing.T, c *testserver.Client, room id.RoomID, want counts, params map[string]string) *syncResp {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s := inboxSync(t, c, params)
+		if got := unread(t, s, room); got == want {
+			return s
+		} else if time.Now().After(deadline) {
+			t.Fatalf("counts = %+v, want %+v: %s", got, want, s.raw)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

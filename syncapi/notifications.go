@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"time"
 
-	"go.uber.org/zap"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 	"maunium.net/go/mautrix/pushrules"
@@ -116,6 +114,41 @@ func (in *Inbox) forgetRules(user id.UserID) {
 // drive unread counts and /notifications) and queues pushes to the users'
 // HTTP pushers, then wakes the affected users.
 func (in *Inbox) ProcessEvent(ctx context.Context, ev *PushEvent) error {
+	var r evalResult
+	if err := in.evaluateEvent(ctx, ev, &r); err != nil {
+		return err
+	}
+	if err := in.storeResults(ctx, &r); err != nil {
+		return err
+	}
+	in.notifier.WakeUsers(r.notified...)
+	return nil
+}
+
+// evalResult collects what evaluating one or more events produced.
+type evalResult struct {
+	notes    []storage.Notification
+	jobs     []storage.PushJob
+	notified []id.UserID
+}
+
+// storeResults stores notifications and push jobs in one transaction, then
+// starts the push sender. Waking the notified users is the caller's job.
+func (in *Inbox) storeResults(ctx context.Context, r *evalResult) error {
+	if len(r.notes) == 0 && len(r.jobs) == 0 {
+		return nil
+	}
+	if err := in.store.AddNotifications(ctx, r.notes, r.jobs); err != nil {
+		return err
+	}
+	if len(r.jobs) > 0 {
+		in.pusher.kick()
+	}
+	return nil
+}
+
+// evaluateEvent runs push rules for ev and adds its notifications and push jobs to r.
+func (in *Inbox) evaluateEvent(ctx context.Context, ev *PushEvent, r *evalResult) error {
 	if ev.Event.Content.Raw == nil && len(ev.Event.Content.VeryRaw) > 0 {
 		_ = json.Unmarshal(ev.Event.Content.VeryRaw, &ev.Event.Content.Raw)
 	}
@@ -162,19 +195,15 @@ func (in *Inbox) ProcessEvent(ctx context.Context, ev *PushEvent) error {
 	if err != nil {
 		return err
 	}
-	if err := in.store.AddNotifications(ctx, notes, jobs); err != nil {
-		return err
-	}
-	if len(jobs) > 0 {
-		in.pusher.kick()
-	}
-	in.notifier.WakeUsers(notified...)
+	r.notes = append(r.notes, notes...)
+	r.jobs = append(r.jobs, jobs...)
+	r.notified = append(r.notified, notified...)
 	return nil
 }
 
-// notifStream brings back rooms whose unread counts changed (a new
-// notification, or a receipt on any device of the user), lists every joined
-// room on an initial sync, and as a Finisher fills unread_notifications
+// notifStream brings back rooms whose unread counts a receipt reset (on any
+// device of the user; new notifications come with their event in the PDU
+// stream), lists every joined room on an initial sync, and as a Finisher fills unread_notifications
 // (and unread_thread_notifications) of every joined room in the response.
 type notifStream struct{ in *Inbox }
 
@@ -212,8 +241,51 @@ func (s *notifStream) Fill(ctx context.Context, req *Request, from, to int64, re
 	return found, nil
 }
 
-// Finish implements Finisher.
+// Finish implements Finisher: unread counts, then the filter's event_fields
+// over every event of the response (whichever stream added it).
 func (s *notifStream) Finish(ctx context.Context, req *Request, resp *Response) error {
+	if err := s.fillCounts(ctx, req, resp); err != nil {
+		return err
+	}
+	if req.Filter != nil && len(req.Filter.EventFields) > 0 {
+		applyEventFieldsAll(resp, req.Filter.EventFields)
+	}
+	return nil
+}
+
+// applyEventFieldsAll trims every event of resp to fields.
+func applyEventFieldsAll(resp *Response, fields []string) {
+	trim := func(l *EventList) {
+		for i, ev := range l.Events {
+			l.Events[i] = ApplyEventFields(ev, fields)
+		}
+	}
+	for _, l := range []*EventList{resp.Presence, resp.AccountData, resp.ToDevice} {
+		if l != nil {
+			trim(l)
+		}
+	}
+	for _, jr := range resp.Rooms.Join {
+		trim(&jr.State)
+		trim(&jr.Ephemeral)
+		trim(&jr.AccountData)
+		trim(&EventList{Events: jr.Timeline.Events})
+	}
+	for _, lr := range resp.Rooms.Leave {
+		trim(&lr.State)
+		trim(&lr.AccountData)
+		trim(&EventList{Events: lr.Timeline.Events})
+	}
+	for _, ir := range resp.Rooms.Invite {
+		trim(&ir.InviteState)
+	}
+	for _, kr := range resp.Rooms.Knock {
+		trim(&kr.KnockState)
+	}
+}
+
+// fillCounts sets unread_notifications (and unread_thread_notifications) of every joined room in resp.
+func (s *notifStream) fillCounts(ctx context.Context, req *Request, resp *Response) error {
 	if len(resp.Rooms.Join) == 0 {
 		return nil
 	}
@@ -287,19 +359,4 @@ func (in *Inbox) getNotifications(w http.ResponseWriter, r *http.Request, dev *a
 		out.NextToken = strconv.FormatInt(ns[len(ns)-1].ID, 10)
 	}
 	return httputil.WriteJSON(w, http.StatusOK, out)
-}
-
-// logEventError logs a failed ProcessEvent (the roomserver hook cannot return errors to a client).
-func (in *Inbox) logEventError(ev *PushEvent, err error) {
-	in.log.Error("push rule evaluation failed", zap.String("room_id", string(ev.Event.RoomID)),
-		zap.String("event_id", string(ev.Event.ID)), zap.Error(err))
-}
-
-// OnEvent is ProcessEvent for callers that cannot handle errors: failures are logged.
-func (in *Inbox) OnEvent(ctx context.Context, ev *PushEvent) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	if err := in.ProcessEvent(ctx, ev); err != nil {
-		in.logEventError(ev, err)
-	}
 }

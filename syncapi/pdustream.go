@@ -93,8 +93,8 @@ func newRoomFilter(f *mautrix.Filter) *roomFilter {
 	}
 	rf.rooms, rf.notRooms, rf.includeLeave = f.Room.Rooms, f.Room.NotRooms, f.Room.IncludeLeave
 	rf.timeline, rf.state = f.Room.Timeline, f.Room.State
-	if rf.timeline != nil && rf.timeline.Limit > 0 {
-		rf.limit = min(rf.timeline.Limit, 500)
+	if rf.timeline != nil {
+		rf.limit = min(max(rf.timeline.Limit, 0), 500) // 0 is a valid limit: no timeline events
 	}
 	if rf.state != nil {
 		rf.lazyMembers = rf.state.LazyLoadMembers
@@ -298,30 +298,71 @@ func (f *filler) format(evs []*storage.Event) []json.RawMessage {
 
 func formatPos(pos int64) string { return "t" + strconv.FormatInt(pos, 10) }
 
+// prevBatch is the timeline's prev_batch: the position just before its first
+// event, so /messages from it returns exactly the events before the timeline.
+// A timeline that starts with the room's create event has nothing before it;
+// there, as Synapse and Dendrite do (and SyTest expects), the token points at
+// the create event itself so that paginating still returns it.
+func prevBatch(tl []*storage.Event, hi int64) string {
+	switch {
+	case len(tl) == 0:
+		return formatPos(hi)
+	case tl[0].Type == event.StateCreate.Type:
+		return formatPos(tl[0].StreamPos)
+	}
+	return formatPos(tl[0].StreamPos - 1)
+}
+
 // timeline loads the last events of a room in (lo, hi], oldest first, keeping
 // those the user may see and the filter allows. joinPos is the stream position
 // of the user's current membership event.
-func (f *filler) timeline(ctx context.Context, room id.RoomID, lo, hi, joinPos int64) (evs []*storage.Event, limited bool, err error) {
-	evs, err = f.p.store.RoomEvents(ctx, room, lo, hi, f.rf.limit+1, true)
-	if err != nil {
-		return nil, false, err
-	}
-	if len(evs) > f.rf.limit {
-		evs, limited = evs[:f.rf.limit], true
-	}
-	slices.Reverse(evs)
-	// Events from before the user's join need the history visibility rules.
-	if len(evs) > 0 && evs[0].StreamPos < joinPos {
-		vis, err := f.p.rooms.NewVisibility(ctx, f.req.Device.UserID, room)
+func (f *filler) timeline(ctx context.Context, room id.RoomID, lo, hi, joinPos int64) ([]*storage.Event, bool, error) {
+	limit := f.rf.limit
+	out := make([]*storage.Event, 0, min(limit, 64))
+	var vis *roomserver.Visibility
+	batch := limit + 1
+	// Filters and history visibility may drop events: read further back, but
+	// not without bound (a filter matching nothing would scan the whole room).
+	budget := 10*batch + 100
+	cur, limited := hi, false
+scan:
+	for budget > 0 {
+		evs, err := f.p.store.RoomEvents(ctx, room, lo, cur, batch, true)
 		if err != nil {
 			return nil, false, err
 		}
-		evs = slices.DeleteFunc(evs, func(ev *storage.Event) bool { return !vis.CanSee(ev) })
+		for _, ev := range evs {
+			cur = ev.StreamPos - 1
+			budget--
+			// Events from before the user's join need the history visibility rules.
+			if ev.StreamPos < joinPos {
+				if vis == nil {
+					if vis, err = f.p.rooms.NewVisibility(ctx, f.req.Device.UserID, room); err != nil {
+						return nil, false, err
+					}
+				}
+				if !vis.CanSee(ev) {
+					continue
+				}
+			}
+			if !partAllows(f.rf.timeline, ev) {
+				continue
+			}
+			if len(out) == limit {
+				limited = true
+				break scan
+			}
+			out = append(out, ev)
+		}
+		if len(evs) < batch {
+			break
+		}
 	}
-	if f.rf.timeline != nil {
-		evs = slices.DeleteFunc(evs, func(ev *storage.Event) bool { return !partAllows(f.rf.timeline, ev) })
+	if budget <= 0 && cur > lo {
+		limited = true
 	}
-	return evs, limited, nil
+	slices.Reverse(out)
+	return out, limited, nil
 }
 
 // stateAt returns the room's state group after the last event at or before pos.
@@ -416,10 +457,7 @@ func (f *filler) joined(ctx context.Context, m storage.Membership, from, to int6
 	f.mu.Unlock()
 	jr.Timeline.Events = f.format(tl)
 	jr.Timeline.Limited = limited
-	jr.Timeline.PrevBatch = formatPos(to)
-	if len(tl) > 0 {
-		jr.Timeline.PrevBatch = formatPos(tl[0].StreamPos - 1)
-	}
+	jr.Timeline.PrevBatch = prevBatch(tl, to)
 	jr.State.Events = f.format(state)
 	if full || hasMember(tl) {
 		if jr.Summary, err = f.summary(ctx, m.RoomID); err != nil {
@@ -453,6 +491,20 @@ func (f *filler) summary(ctx context.Context, room id.RoomID) (*Summary, error) 
 		if m.UserID != f.req.Device.UserID {
 			heroes = append(heroes, m.UserID)
 		}
+	}
+	// m.heroes are for clients to name rooms that have neither a name nor a canonical alias.
+	named := false
+	for _, t := range []string{event.StateRoomName.Type, event.StateCanonicalAlias.Type} {
+		ev, err := f.p.store.CurrentStateEvent(ctx, room, t, "")
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return nil, err
+		}
+		if ev != nil && (gjson.GetBytes(ev.JSON, "content.name").Str != "" || gjson.GetBytes(ev.JSON, "content.alias").Str != "") {
+			named = true
+		}
+	}
+	if named {
+		heroes = nil
 	}
 	slices.Sort(heroes)
 	if len(heroes) > 5 {
@@ -509,17 +561,22 @@ func (f *filler) left(ctx context.Context, m storage.Membership, from int64, ful
 	if err != nil {
 		return err
 	}
-	state, err := f.roomState(ctx, m.RoomID, tl, from, m.StreamPos, full || lo == 0, limited)
+	if !full {
+		// A room joined and left within this batch was never synced: send its full state.
+		vis, err := f.p.rooms.NewVisibility(ctx, f.req.Device.UserID, m.RoomID)
+		if err != nil {
+			return err
+		}
+		full = vis.MembershipAt(from) != "join"
+	}
+	state, err := f.roomState(ctx, m.RoomID, tl, from, m.StreamPos, full, limited)
 	if err != nil {
 		return err
 	}
 	lr := f.resp.LeftRoom(m.RoomID)
 	lr.Timeline.Events = f.format(tl)
 	lr.Timeline.Limited = limited
-	lr.Timeline.PrevBatch = formatPos(m.StreamPos)
-	if len(tl) > 0 {
-		lr.Timeline.PrevBatch = formatPos(tl[0].StreamPos - 1)
-	}
+	lr.Timeline.PrevBatch = prevBatch(tl, m.StreamPos)
 	lr.State.Events = f.format(state)
 	return nil
 }

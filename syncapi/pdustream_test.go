@@ -82,8 +82,15 @@ func TestSyncInitialAndLongPoll(t *testing.T) {
 		t.Fatalf("state missing: %s", res.Body)
 	}
 	sum := jr["summary"].(map[string]any)
-	if sum["m.joined_member_count"] != 2.0 || len(sum["m.heroes"].([]any)) != 1 {
-		t.Fatalf("summary: %v", sum)
+	if sum["m.joined_member_count"] != 2.0 || sum["m.heroes"] != nil {
+		t.Fatalf("summary of a named room: %v", sum)
+	}
+	unnamed := createRoom(t, alice, map[string]any{"preset": "public_chat"})
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/join", unnamed), map[string]any{})
+	res = doSync(t, bob, nil)
+	sum = section(res, "join", unnamed)["summary"].(map[string]any)
+	if h := sum["m.heroes"].([]any); len(h) != 1 || h[0] != string(alice.UserID) {
+		t.Fatalf("heroes of an unnamed room: %v", sum)
 	}
 	next := res.JSON["next_batch"].(string)
 
@@ -242,7 +249,9 @@ func TestSyncLimitedGap(t *testing.T) {
 	if len(got) != 12 || got[0] != "11" || got[11] != "0" {
 		t.Fatalf("gap: %v", got)
 	}
-	if _, ok := res.JSON["end"]; ok {
+	// The next page (from end, still bounded by since) is empty and has no end.
+	res = alice.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/messages", room)+"?dir=b&limit=100&from="+url.QueryEscape(res.JSON["end"].(string))+"&to="+url.QueryEscape(since), nil)
+	if _, ok := res.JSON["end"]; ok || len(res.JSON["chunk"].([]any)) != 0 {
 		t.Fatalf("gap pagination should end at since: %s", res.Body)
 	}
 }
@@ -388,5 +397,49 @@ func TestSyncProfileChange(t *testing.T) {
 	res = alice.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/joined_members", room), nil)
 	if m := res.JSON["joined"].(map[string]any)[string(carol.UserID)].(map[string]any); m["display_name"] != "Caz" {
 		t.Fatalf("joined_members: %s", res.Body)
+	}
+}
+
+func TestSyncTimelineLimits(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	room := createRoom(t, alice, map[string]any{"preset": "public_chat"})
+	send(t, alice, room, "first")
+	for i := 0; i < 12; i++ {
+		alice.MustDo(t, http.MethodPut, testserver.Sprintf("rooms/%s/send/a.filler/%s", room, fmt.Sprint("f", i)), map[string]any{})
+	}
+	// A type filter still fills its limit from further back.
+	res := doSync(t, alice, url.Values{"filter": {`{"room":{"timeline":{"types":["m.room.message"],"limit":1}}}`}})
+	if b := timelineBodies(section(res, "join", room)); len(b) != 1 || b[0] != "first" {
+		t.Fatalf("filtered timeline: %s", res.Body)
+	}
+	// limit 0: no timeline events, state only.
+	res = doSync(t, alice, url.Values{"filter": {`{"room":{"timeline":{"limit":0},"state":{"types":["m.room.member"]}}}`}})
+	jr := section(res, "join", room)
+	if n := len(jr["timeline"].(map[string]any)["events"].([]any)); n != 0 || jr["timeline"].(map[string]any)["limited"] != true {
+		t.Fatalf("limit 0: %s", res.Body)
+	}
+	if st := jr["state"].(map[string]any)["events"].([]any); len(st) != 1 || st[0].(map[string]any)["type"] != "m.room.member" {
+		t.Fatalf("state filter: %s", res.Body)
+	}
+
+	// Joined and left within one batch: rooms.leave carries the full state.
+	next := doSync(t, bob, nil).JSON["next_batch"].(string)
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", room), map[string]any{})
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/leave", room), map[string]any{})
+	res = doSync(t, bob, url.Values{"since": {next}, "filter": {`{"room":{"timeline":{"limit":1}}}`}})
+	lr := section(res, "leave", room)
+	if lr == nil {
+		t.Fatalf("left room missing: %s", res.Body)
+	}
+	found := false
+	for _, e := range lr["state"].(map[string]any)["events"].([]any) {
+		if e.(map[string]any)["type"] == "m.room.create" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("join+leave in one batch lacks full state: %s", res.Body)
 	}
 }

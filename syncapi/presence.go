@@ -339,7 +339,7 @@ func (s *presenceStream) Fill(ctx context.Context, req *Request, from, to int64,
 	evs := make([]json.RawMessage, 0, len(changed))
 	for _, e := range changed {
 		ev, _ := json.Marshal(map[string]any{"type": "m.presence", "sender": e.user, "content": e.c})
-		evs = append(evs, ApplyEventFields(ev, req.Filter.EventFields))
+		evs = append(evs, ev)
 	}
 	evs = applyLimit(evs, req.Filter.Presence)
 	resp.Presence.Events = append(resp.Presence.Events, evs...)

@@ -78,7 +78,9 @@ func (in *Inbox) setPusher(w http.ResponseWriter, r *http.Request, dev *authn.De
 	if k, ok := raw["kind"]; !ok {
 		return httputil.MissingParam("kind is required")
 	} else if string(bytes.TrimSpace(k)) == "null" {
-		if err := in.store.DeletePusher(r.Context(), dev.UserID, *body.AppID, *body.PushKey); err != nil {
+		err := in.store.DeletePusher(r.Context(), dev.UserID, *body.AppID, *body.PushKey)
+		in.forgetPushers()
+		if err != nil {
 			return err
 		}
 		return httputil.WriteJSON(w, http.StatusOK, httputil.Empty)
@@ -115,15 +117,67 @@ func (in *Inbox) setPusher(w http.ResponseWriter, r *http.Request, dev *authn.De
 	if body.ProfileTag != nil {
 		p.ProfileTag = *body.ProfileTag
 	}
-	if err := in.store.SetPusher(r.Context(), p, body.Append); err != nil {
+	err := in.store.SetPusher(r.Context(), p, body.Append)
+	in.forgetPushers()
+	if err != nil {
 		return err
 	}
 	return httputil.WriteJSON(w, http.StatusOK, httputil.Empty)
 }
 
+// pushersOf returns the pushers of users, from a cache that pusher changes
+// made through this process clear (the only writers of pushers).
+func (in *Inbox) pushersOf(ctx context.Context, users []id.UserID) ([]storage.Pusher, error) {
+	var missing []id.UserID
+	var out []storage.Pusher
+	in.pushersMu.Lock()
+	gen := in.pushersGen
+	for _, u := range users {
+		ps, ok := in.pushers[u]
+		if !ok {
+			missing = append(missing, u)
+		}
+		out = append(out, ps...)
+	}
+	in.pushersMu.Unlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	loaded, err := in.store.PushersOf(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	byUser := make(map[id.UserID][]storage.Pusher, len(missing))
+	for _, u := range missing {
+		byUser[u] = nil
+	}
+	for _, p := range loaded {
+		byUser[p.UserID] = append(byUser[p.UserID], p)
+	}
+	in.pushersMu.Lock()
+	if in.pushersGen == gen { // no change since we read: safe to cache
+		if len(in.pushers) >= maxCachedRulesets {
+			clear(in.pushers)
+		}
+		for u, ps := range byUser {
+			in.pushers[u] = ps
+		}
+	}
+	in.pushersMu.Unlock()
+	return append(out, loaded...), nil
+}
+
+// forgetPushers clears the pusher cache after a change.
+func (in *Inbox) forgetPushers() {
+	in.pushersMu.Lock()
+	clear(in.pushers)
+	in.pushersGen++
+	in.pushersMu.Unlock()
+}
+
 // pushJobs builds the gateway requests for users notified by ev.
 func (in *Inbox) pushJobs(ctx context.Context, ev *PushEvent, users []id.UserID, acts map[id.UserID]pushrules.PushActionArray) ([]storage.PushJob, error) {
-	pushers, err := in.store.PushersOf(ctx, users)
+	pushers, err := in.pushersOf(ctx, users)
 	if err != nil {
 		return nil, err
 	}
@@ -275,6 +329,7 @@ func (s *pushSender) attempt(ctx context.Context, j storage.PushJob) {
 				if err := s.in.store.DeletePusher(ctx, j.UserID, j.AppID, j.PushKey); err != nil {
 					log.Error("delete rejected pusher", zap.Error(err))
 				}
+				s.in.forgetPushers()
 			}
 		}
 	case errors.As(err, &perm) || j.Attempts+1 >= s.in.cfg.Sync.PushMaxAttempts:

@@ -187,7 +187,7 @@ func (s *receiptStream) Fill(ctx context.Context, req *Request, from, to int64, 
 	for room, c := range byRoom {
 		ev, _ := json.Marshal(map[string]any{"type": "m.receipt", "content": c})
 		jr := resp.JoinedRoom(room)
-		jr.Ephemeral.Events = append(jr.Ephemeral.Events, ApplyEventFields(ev, req.Filter.EventFields))
+		jr.Ephemeral.Events = append(jr.Ephemeral.Events, ev)
 	}
 	return len(byRoom) > 0, nil
 }

@@ -35,36 +35,41 @@ func TestReceipts(t *testing.T) {
 	alice := srv.Register(t, "alice")
 	bob := srv.Register(t, "bob")
 	carol := srv.Register(t, "carol")
-	room := id.RoomID("!room:hs1.test")
-	srv.HS.Membership.SetJoined(room, alice.UserID, true)
-	srv.HS.Membership.SetJoined(room, bob.UserID, true)
+	room := newRoom(t, alice, bob)
+	e := map[string]string{}
+	for _, name := range []string{"$e1", "$e2", "$root", "$e3", "$e4"} {
+		e[name] = sendMsg(t, bob, room, text(name))
+	}
+	e["$t1"] = sendMsg(t, bob, room, map[string]any{"msgtype": "m.text", "body": "t1",
+		"m.relates_to": map[string]any{"rel_type": "m.thread", "event_id": e["$root"]}})
 	rcpt := func(typ, ev string) string { return testserver.Sprintf("rooms/%s/receipt/%s/%s", room, typ, ev) }
 
 	wantErr(t, alice.Do(t, http.MethodPost, rcpt("m.bogus", "$e1"), map[string]any{}), 400, "M_BAD_JSON")
 	wantErr(t, alice.Do(t, http.MethodPost, rcpt("m.read", "$e1"), map[string]any{"thread_id": ""}), 400, "M_BAD_JSON")
 	wantErr(t, alice.Do(t, http.MethodPost, rcpt("m.read", "$e1"), map[string]any{"thread_id": 5}), 400, "M_BAD_JSON")
 	wantErr(t, alice.Do(t, http.MethodPost, rcpt("m.fully_read", "$e1"), map[string]any{"thread_id": "main"}), 400, "M_BAD_JSON")
-	wantErr(t, carol.Do(t, http.MethodPost, rcpt("m.read", "$e1"), map[string]any{}), 403, "M_FORBIDDEN")
+	wantErr(t, carol.Do(t, http.MethodPost, rcpt("m.read", e["$e1"]), map[string]any{}), 403, "M_FORBIDDEN")
+	wantErr(t, alice.Do(t, http.MethodPost, rcpt("m.read", "$unknown"), map[string]any{}), 404, "M_NOT_FOUND")
 
 	b0 := inboxSync(t, bob, nil)
 	a0 := inboxSync(t, alice, nil)
-	alice.MustDo(t, http.MethodPost, rcpt("m.read", "$e1"), map[string]any{})
-	alice.MustDo(t, http.MethodPost, rcpt("m.read.private", "$e2"), map[string]any{})
-	alice.MustDo(t, http.MethodPost, rcpt("m.read", "$t1"), map[string]any{"thread_id": "$root"})
+	alice.MustDo(t, http.MethodPost, rcpt("m.read", e["$e1"]), map[string]any{})
+	alice.MustDo(t, http.MethodPost, rcpt("m.read.private", e["$e2"]), map[string]any{})
+	alice.MustDo(t, http.MethodPost, rcpt("m.read", e["$t1"]), map[string]any{"thread_id": e["$root"]})
 
 	b1 := inboxSync(t, bob, since(b0.NextBatch))
 	got := receiptsIn(b1, room)
-	if got["$e1"]["m.read"][string(alice.UserID)] == nil {
+	if got[e["$e1"]]["m.read"][string(alice.UserID)] == nil {
 		t.Fatalf("bob does not see alice's m.read: %s", b1.raw)
 	}
-	if got["$e2"] != nil {
+	if got[e["$e2"]] != nil {
 		t.Fatalf("bob sees alice's private receipt: %s", b1.raw)
 	}
-	if info := got["$t1"]["m.read"][string(alice.UserID)].(map[string]any); info["thread_id"] != "$root" || info["ts"] == nil {
+	if info := got[e["$t1"]]["m.read"][string(alice.UserID)].(map[string]any); info["thread_id"] != e["$root"] || info["ts"] == nil {
 		t.Fatalf("threaded receipt: %s", b1.raw)
 	}
 	a1 := inboxSync(t, alice, since(a0.NextBatch))
-	if receiptsIn(a1, room)["$e2"]["m.read.private"][string(alice.UserID)] == nil {
+	if receiptsIn(a1, room)[e["$e2"]]["m.read.private"][string(alice.UserID)] == nil {
 		t.Fatalf("alice does not see her private receipt: %s", a1.raw)
 	}
 	// Nothing new: the receipts are not repeated.
@@ -72,24 +77,24 @@ func TestReceipts(t *testing.T) {
 		t.Fatalf("receipts repeated: %s", b2.raw)
 	}
 	// Initial sync carries the current receipts.
-	if got := receiptsIn(inboxSync(t, bob, nil), room); got["$e1"] == nil || got["$e2"] != nil {
+	if got := receiptsIn(inboxSync(t, bob, nil), room); got[e["$e1"]] == nil || got[e["$e2"]] != nil {
 		t.Fatal("initial sync receipts wrong")
 	}
 
 	// Read markers: m.fully_read goes to room account data, m.read is a receipt.
 	markers := testserver.Sprintf("rooms/%s/read_markers", room)
 	wantErr(t, alice.Do(t, http.MethodPost, markers, map[string]any{"m.fully_read": "nope"}), 400, "M_BAD_JSON")
-	alice.MustDo(t, http.MethodPost, markers, map[string]any{"m.fully_read": "$e3", "m.read": "$e3"})
+	alice.MustDo(t, http.MethodPost, markers, map[string]any{"m.fully_read": e["$e3"], "m.read": e["$e3"]})
 	fr := alice.MustDo(t, http.MethodGet, testserver.Sprintf("user/%s/rooms/%s/account_data/m.fully_read", alice.UserID, room), nil)
-	if fr.JSON["event_id"] != "$e3" {
+	if fr.JSON["event_id"] != e["$e3"] {
 		t.Fatalf("m.fully_read: %s", fr.Body)
 	}
-	alice.MustDo(t, http.MethodPost, rcpt("m.fully_read", "$e4"), map[string]any{})
+	alice.MustDo(t, http.MethodPost, rcpt("m.fully_read", e["$e4"]), map[string]any{})
 	a2 := inboxSync(t, alice, since(a1.NextBatch))
-	if evs := findType(a2.Rooms.Join[room].AccountData.Events, "m.fully_read"); len(evs) != 1 || evs[0].content()["event_id"] != "$e4" {
+	if evs := findType(a2.Rooms.Join[room].AccountData.Events, "m.fully_read"); len(evs) != 1 || evs[0].content()["event_id"] != e["$e4"] {
 		t.Fatalf("m.fully_read not in sync: %s", a2.raw)
 	}
-	if got := receiptsIn(a2, room); got["$e3"]["m.read"] == nil || got["$e4"] != nil {
+	if got := receiptsIn(a2, room); got[e["$e3"]]["m.read"] == nil || got[e["$e4"]] != nil {
 		t.Fatalf("read marker receipts: %s", a2.raw)
 	}
 }

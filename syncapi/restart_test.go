@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"maunium.net/go/mautrix/id"
-
 	"parley/internal/testserver"
 )
 
@@ -18,21 +16,17 @@ func TestTokensSurviveRestart(t *testing.T) {
 	srv := testserver.New(t)
 	alice := srv.Register(t, "alice")
 	bob := srv.Register(t, "bob")
-	room := id.RoomID("!room:hs1.test")
-	join := func(s *testserver.Server) {
-		s.HS.Membership.SetJoined(room, alice.UserID, true)
-		s.HS.Membership.SetJoined(room, bob.UserID, true)
-	}
-	join(srv)
+	room := newRoom(t, alice, bob)
+	e1 := sendMsg(t, bob, room, text("one"))
+	e2 := sendMsg(t, alice, room, text("two"))
 	alice.MustDo(t, http.MethodPut, testserver.Sprintf("user/%s/account_data/com.example.a", alice.UserID), map[string]any{"v": 1})
-	alice.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/receipt/m.read/%s", room, "$e1"), map[string]any{})
+	alice.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/receipt/m.read/%s", room, e1), map[string]any{})
 	bob.MustDo(t, http.MethodPut, testserver.Sprintf("presence/%s/status", bob.UserID), map[string]any{"presence": "online"})
 	tok := inboxSync(t, alice, nil).NextBatch
 
 	cfg := srv.Cfg
 	srv.Close()
 	srv2 := testserver.Start(t, cfg)
-	join(srv2)
 	alice.S, bob.S = srv2, srv2
 
 	s := inboxSync(t, alice, map[string]string{"since": tok, "set_presence": "offline"})
@@ -40,12 +34,12 @@ func TestTokensSurviveRestart(t *testing.T) {
 		t.Fatalf("old data repeated after restart: %s", s.raw)
 	}
 	alice.MustDo(t, http.MethodPut, testserver.Sprintf("user/%s/account_data/com.example.b", alice.UserID), map[string]any{"v": 2})
-	bob.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/receipt/m.read/%s", room, "$e2"), map[string]any{})
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/receipt/m.read/%s", room, e2), map[string]any{})
 	s2 := inboxSync(t, alice, map[string]string{"since": s.NextBatch, "timeout": "2000", "set_presence": "offline"})
 	if len(findType(s2.AccountData.Events, "com.example.b")) != 1 {
 		t.Fatalf("new account data missing after restart: %s", s2.raw)
 	}
-	if receiptsIn(s2, room)["$e2"]["m.read"][string(bob.UserID)] == nil {
+	if receiptsIn(s2, room)[e2]["m.read"][string(bob.UserID)] == nil {
 		t.Fatalf("new receipt missing after restart: %s", s2.raw)
 	}
 	// The in-memory typing stream restarted at 0; a token from before still works.
@@ -62,15 +56,13 @@ func TestPushQueueSurvivesRestart(t *testing.T) {
 	srv := testserver.New(t)
 	alice := srv.Register(t, "alice")
 	bob := srv.Register(t, "bob")
-	room := id.RoomID("!room:hs1.test")
-	srv.HS.Membership.SetJoined(room, alice.UserID, true)
-	srv.HS.Membership.SetJoined(room, bob.UserID, true)
+	room := newRoom(t, alice, bob)
 	got := make(chan struct{}, 10)
 	var up atomic.Bool
 	gw := newGateway(t, up.Load, got)
 	bob.MustDo(t, http.MethodPost, "pushers/set", map[string]any{"pushkey": "k", "kind": "http", "app_id": "a", "app_display_name": "A",
 		"device_display_name": "D", "lang": "en", "data": map[string]any{"url": gw + "/_matrix/push/v1/notify"}})
-	sendEvent(t, srv, room, alice.UserID, "$x", 1, map[string]any{"msgtype": "m.text", "body": "hello"})
+	sendMsg(t, alice, room, text("hello"))
 	time.Sleep(300 * time.Millisecond) // the first attempt fails
 	cfg := srv.Cfg
 	srv.Close()

@@ -238,6 +238,7 @@ func writeResponse(w http.ResponseWriter, resp *Response) error {
 // loadFilter parses an inline JSON filter or loads a stored one by ID.
 func (s *Server) loadFilter(ctx context.Context, user id.UserID, param string) (*mautrix.Filter, error) {
 	f := mautrix.DefaultFilter()
+	f.Room.Timeline.Limit = 10 // the spec leaves it to the server; Synapse (and SyTest) use 10
 	if param == "" {
 		return &f, nil
 	}

@@ -178,7 +178,7 @@ func (s *typingStream) Fill(ctx context.Context, req *Request, from, to int64, r
 		}
 		ev, _ := json.Marshal(map[string]any{"type": "m.typing", "content": map[string]any{"user_ids": users}})
 		jr := resp.JoinedRoom(room)
-		jr.Ephemeral.Events = append(jr.Ephemeral.Events, ApplyEventFields(ev, req.Filter.EventFields))
+		jr.Ephemeral.Events = append(jr.Ephemeral.Events, ev)
 		found = true
 	}
 	return found, nil

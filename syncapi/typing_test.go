@@ -28,9 +28,7 @@ func TestTyping(t *testing.T) {
 	alice := srv.Register(t, "alice")
 	bob := srv.Register(t, "bob")
 	carol := srv.Register(t, "carol")
-	room := id.RoomID("!room:hs1.test")
-	srv.HS.Membership.SetJoined(room, alice.UserID, true)
-	srv.HS.Membership.SetJoined(room, bob.UserID, true)
+	room := newRoom(t, alice, bob)
 	typing := testserver.Sprintf("rooms/%s/typing/%s", room, alice.UserID)
 
 	wantErr(t, bob.Do(t, http.MethodPut, typing, map[string]any{"typing": true}), 403, "M_FORBIDDEN")

@@ -1,14 +1,17 @@
 // Command parley is the Parley Matrix homeserver.
 //
-//	parley [serve] [--config parley.yaml]   run the server (default: no config, ./data, localhost)
+//	parley [serve] [--config parley.yaml] [--listen host:port]   run the server (default: no config, ./data, localhost)
 //	parley generate-config --server-name example.org > parley.yaml
 //	parley generate-keys --private-key data/signing.key
 //	parley register-user --config parley.yaml --user alice --password secret [--admin]
+//	parley register-user --url http://127.0.0.1:8008 --shared-secret S --user alice --password secret [--admin]
 //	parley version
 package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -67,10 +70,17 @@ func loadConfig(path string) (config.Config, error) {
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	cfgPath := fs.String("config", "", "path to the YAML config (default: built-in defaults, data under ./data)")
+	listen := fs.String("listen", "", "override listen.http (host:port; port 0 picks a free port)")
 	_ = fs.Parse(args)
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
 		return err
+	}
+	if *listen != "" {
+		cfg.Listen.HTTP = *listen
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
 	}
 	log, err := logging.New(cfg.Log.Level)
 	if err != nil {
@@ -135,14 +145,18 @@ func serve(args []string) error {
 func generateConfig(args []string) error {
 	fs := flag.NewFlagSet("generate-config", flag.ExitOnError)
 	name := fs.String("server-name", "localhost", "the server name (the part after : in user IDs)")
+	out := fs.String("o", "", "write to this file (mode 0600) instead of standard output")
 	_ = fs.Parse(args)
-	cfg := config.Generated(*name)
-	if err := cfg.Validate(); err != nil {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
 		return err
 	}
-	b, err := cfg.Marshal()
+	b, err := config.GenerateYAML(*name, hex.EncodeToString(secret))
 	if err != nil {
 		return err
+	}
+	if *out != "" {
+		return os.WriteFile(*out, b, 0o600)
 	}
 	_, err = os.Stdout.Write(b)
 	return err
@@ -164,5 +178,49 @@ func generateKeys(args []string) error {
 }
 
 func registerUser(args []string) error {
-	return errors.New("register-user: not implemented yet")
+	fs := flag.NewFlagSet("register-user", flag.ExitOnError)
+	cfgPath := fs.String("config", "", "config of the server whose database gets the user (default: built-in defaults)")
+	user := fs.String("user", "", "localpart of the new user (required)")
+	password := fs.String("password", "", "password (default: PARLEY_PASSWORD)")
+	admin := fs.Bool("admin", false, "make the user a server admin")
+	url := fs.String("url", "", "register through this running server's shared-secret API instead of the database")
+	secret := fs.String("shared-secret", "", "registration.shared_secret of the server at --url (default: PARLEY_REGISTRATION_SHARED_SECRET, or the config's)")
+	_ = fs.Parse(args)
+	if *password == "" {
+		*password = os.Getenv("PARLEY_PASSWORD")
+	}
+	if *user == "" || *password == "" {
+		return errors.New("register-user: --user and --password (or PARLEY_PASSWORD) are required")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var (
+		userID fmt.Stringer
+		err    error
+	)
+	if *url != "" {
+		s := *secret
+		if s == "" {
+			cfg, cerr := loadConfig(*cfgPath)
+			if cerr != nil {
+				return cerr
+			}
+			s = cfg.Registration.SharedSecret
+		}
+		if s == "" {
+			return errors.New("register-user: --url needs --shared-secret")
+		}
+		userID, err = homeserver.RegisterUserRemote(ctx, *url, s, *user, *password, *admin)
+	} else {
+		cfg, cerr := loadConfig(*cfgPath)
+		if cerr != nil {
+			return cerr
+		}
+		userID, err = homeserver.RegisterUser(ctx, cfg, *user, *password, *admin)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Println("registered", userID)
+	return nil
 }

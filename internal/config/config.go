@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -52,6 +53,9 @@ type Listen struct {
 	TLSKey  string `yaml:"tls_key"`
 	// MaxRequestBytes limits request bodies other than media uploads.
 	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+	// TrustedProxies lists the reverse proxies (IPs or CIDRs) whose
+	// X-Forwarded-For header names the client, for rate limits and last-seen IPs.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // Registration controls who may create accounts.
@@ -163,7 +167,7 @@ func Defaults() Config {
 		ServerName:     "localhost",
 		SigningKeyPath: "data/signing.key",
 		Database:       Database{URL: "sqlite:///data/parley.db", MaxOpenConns: 8},
-		Listen:         Listen{HTTP: "127.0.0.1:8008", MaxRequestBytes: 1 << 20},
+		Listen:         Listen{HTTP: "127.0.0.1:8008", MaxRequestBytes: 1 << 20, TrustedProxies: []string{}},
 		Registration:   Registration{Enabled: true, MinPasswordLength: 0, AccessTokenLifetime: 5 * time.Minute, BcryptCost: 10},
 		RateLimits: RateLimits{
 			Enabled:  false,
@@ -172,7 +176,8 @@ func Defaults() Config {
 			Message:  Bucket{PerSecond: 10, Burst: 50},
 		},
 		Rooms:      Rooms{DefaultVersion: "11"},
-		Federation: Federation{Enabled: true, RequestTimeout: 30 * time.Second},
+		Federation: Federation{Enabled: true, RequestTimeout: 30 * time.Second, OldVerifyKeys: []OldVerifyKey{},
+			Resolve: map[string]string{}, DenyServers: []string{}},
 		Sync: Sync{Presence: true, PresenceIdleTimeout: 5 * time.Minute, PresenceOfflineTimeout: 30 * time.Second,
 			PushMaxAttempts: 10, PushMaxBackoff: time.Hour},
 		Media: Media{Path: "data/media", MaxUploadSize: 100 << 20},
@@ -203,12 +208,62 @@ func Parse(b []byte, cfg *Config) error {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return err
+		return nameKeys(b, err)
 	}
 	return nil
 }
 
-// ApplyEnv applies PARLEY_* environment overrides for the database URL and secrets.
+// nameKeys rewrites yaml.v3 errors ("line 3: cannot unmarshal ...") to start
+// with the dotted key at that line, so every message names the bad key.
+func nameKeys(b []byte, err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	var doc yaml.Node
+	if yaml.Unmarshal(b, &doc) != nil {
+		return err
+	}
+	msgs := make([]string, len(te.Errors))
+	for i, m := range te.Errors {
+		msgs[i] = m
+		var line int
+		if _, scanErr := fmt.Sscanf(m, "line %d:", &line); scanErr == nil {
+			if key := keyAtLine(&doc, line, ""); key != "" {
+				msgs[i] = key + ": " + m
+			}
+		}
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+// keyAtLine returns the dotted path of the mapping key on line, or "".
+func keyAtLine(n *yaml.Node, line int, prefix string) string {
+	if n.Kind == yaml.DocumentNode {
+		for _, c := range n.Content {
+			if k := keyAtLine(c, line, prefix); k != "" {
+				return k
+			}
+		}
+		return ""
+	}
+	if n.Kind != yaml.MappingNode {
+		return ""
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Line == line {
+			return prefix + k.Value
+		}
+		if sub := keyAtLine(v, line, prefix+k.Value+"."); sub != "" {
+			return sub
+		}
+	}
+	return ""
+}
+
+// ApplyEnv applies the PARLEY_* environment overrides: server name, database
+// URL, registration shared secret and listen address (PARLEY_LISTEN).
 func (c *Config) ApplyEnv() {
 	if v := os.Getenv("PARLEY_DATABASE_URL"); v != "" {
 		c.Database.URL = v
@@ -218,6 +273,9 @@ func (c *Config) ApplyEnv() {
 	}
 	if v := os.Getenv("PARLEY_SERVER_NAME"); v != "" {
 		c.ServerName = v
+	}
+	if v := os.Getenv("PARLEY_LISTEN"); v != "" {
+		c.Listen.HTTP = v
 	}
 }
 
@@ -254,6 +312,11 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Federation.validate(); err != nil {
 		return err
+	}
+	for _, p := range c.Listen.TrustedProxies {
+		if _, err := ParsePrefix(p); err != nil {
+			return fmt.Errorf("listen.trusted_proxies: %q is not an IP address or CIDR", p)
+		}
 	}
 	if c.Listen.MaxRequestBytes < 1024 {
 		return errors.New("listen.max_request_bytes: must be at least 1024")
@@ -297,6 +360,18 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("log.level: %w", err)
 	}
 	return nil
+}
+
+// ParsePrefix parses an IP address (as a single-address prefix) or a CIDR.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		return netip.ParsePrefix(s)
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 func parseLevel(s string) (string, error) {

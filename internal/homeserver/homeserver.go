@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -40,11 +41,8 @@ type Homeserver struct {
 	// Rooms is the roomserver.
 	Rooms *roomserver.Server
 	// Inbox serves account data, filters, typing, receipts, presence, push
-	// rules and notifications; the roomserver feeds it events (Inbox.OnEvent).
+	// rules and notifications; the roomserver feeds it every committed event (Inbox.OnRoomEvent).
 	Inbox *syncapi.Inbox
-	// Membership is the room membership the inbox consults. Until the
-	// roomserver is wired it is an in-memory set that tests fill.
-	Membership *syncapi.MemoryRooms
 	// Keys holds this server's keys and caches other servers' keys.
 	Keys *federation.Keyring
 	// Outbound is the federation sender.
@@ -55,6 +53,14 @@ type Homeserver struct {
 
 // New opens storage (running migrations), loads or creates the signing key and builds every component.
 func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, error) {
+	var proxies []netip.Prefix
+	for _, p := range cfg.Listen.TrustedProxies {
+		pfx, err := config.ParsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("listen.trusted_proxies: %w", err)
+		}
+		proxies = append(proxies, pfx)
+	}
 	key, created, err := signing.LoadOrGenerate(cfg.SigningKeyPath)
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
@@ -85,10 +91,6 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	}
 	rooms.SetRemote(federation.NewRemote(fedClient))
 	hs.Outbound = federation.NewOutbound(cfg.ServerName, store, fedClient, rooms, cfg.Federation.DenyServers, log)
-	rooms.SetOnEvent(func(ev roomserver.OutputEvent) {
-		pduStream.OnEvent(ev)
-		hs.Outbound.OnEvent(ev)
-	})
 	if err := hs.Outbound.Start(context.WithoutCancel(ctx)); err != nil {
 		store.Close()
 		return nil, err
@@ -102,9 +104,16 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	})
 	client.Register(router)
 
-	hs.Membership = syncapi.NewMemoryRooms()
-	hs.Inbox = syncapi.NewInbox(syncapi.InboxDeps{Config: &hs.Config, Store: store, Notifier: notifier,
-		Rooms: hs.Membership, Auth: client.Authenticator(), Log: log})
+	// Committed events go to the inbox, which evaluates push rules and then
+	// hands each event to the PDU stream: a /sync woken by an event also sees
+	// the notification counts it caused.
+	hs.Inbox = syncapi.NewInbox(syncapi.InboxDeps{Config: &hs.Config, Store: store, RoomStore: store,
+		AfterEvent: pduStream.OnEvent, Notifier: notifier,
+		Rooms: syncapi.NewRoomMembership(store), Auth: client.Authenticator(), Log: log})
+	rooms.SetOnEvent(func(ev roomserver.OutputEvent) {
+		hs.Inbox.OnRoomEvent(ev)
+		hs.Outbound.OnEvent(ev)
+	})
 	hs.Inbox.Register(router)
 	hs.Inbox.Start(context.WithoutCancel(ctx))
 	sync := syncapi.New(syncapi.Deps{Auth: client.Authenticator(), Notifier: notifier, Log: log,
@@ -115,7 +124,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		Keys: hs.Keys, Client: fedClient, Rooms: rooms, Outbound: hs.Outbound})
 	fed.Register(router)
 
-	hs.handler = httputil.CORS(hs.requestLog(httputil.LimitBody(cfg.Listen.MaxRequestBytes, isMediaUpload, router)))
+	hs.handler = httputil.CORS(httputil.RealIP(proxies, hs.requestLog(httputil.LimitBody(cfg.Listen.MaxRequestBytes, isMediaUpload, router))))
 	return hs, nil
 }
 

@@ -46,7 +46,7 @@ func (s *Store) Register(ctx context.Context, reg storage.Registration) (*storag
 			}
 		}
 		if reg.UIASession != "" {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM uia_sessions WHERE session_id = $1`, reg.UIASession); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE uia_sessions SET result_user_id = $1, registration_token = '' WHERE session_id = $2`, reg.Account.UserID, reg.UIASession); err != nil {
 				return err
 			}
 		}
@@ -102,6 +102,10 @@ func (s *Store) DeactivateAccount(ctx context.Context, userID id.UserID, erase b
 			return storage.ErrNotFound
 		}
 		if err := deleteAllDevices(ctx, tx, userID, ""); err != nil {
+			return err
+		}
+		// Pushers not tied to a device too.
+		if err := deletePushers(ctx, tx, userID, "=", ""); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM login_tokens WHERE user_id = $1`, userID); err != nil {
@@ -162,13 +166,18 @@ func nullBytes(b []byte) any {
 	return b
 }
 
+const deviceByTokenQuery = `SELECT t.id, t.prev_id, t.user_id, t.device_id, t.expires_ts, d.display_name, d.last_seen_ts, d.last_seen_ip, d.is_guest, a.is_admin
+	FROM access_tokens t JOIN devices d ON d.user_id = t.user_id AND d.device_id = t.device_id
+	LEFT JOIN accounts a ON a.user_id = t.user_id WHERE t.token_hash = $1`
+
 // DeviceByAccessToken implements storage.AccountStore.
 func (s *Store) DeviceByAccessToken(ctx context.Context, tokenHash []byte) (*storage.Device, bool, error) {
 	var dev storage.Device
 	var expires int64
-	err := s.db.r.QueryRowContext(ctx, `SELECT t.id, t.prev_id, t.user_id, t.device_id, t.expires_ts, d.display_name, d.last_seen_ts, d.last_seen_ip, d.is_guest
-		FROM access_tokens t JOIN devices d ON d.user_id = t.user_id AND d.device_id = t.device_id WHERE t.token_hash = $1`, tokenHash).
-		Scan(&dev.SessionID, &dev.PrevSessionID, &dev.UserID, &dev.DeviceID, &expires, &dev.DisplayName, &dev.LastSeenTS, &dev.LastSeenIP, &dev.IsGuest)
+	var admin sql.NullBool
+	err := s.tokenStmt.QueryRowContext(ctx, tokenHash).
+		Scan(&dev.SessionID, &dev.PrevSessionID, &dev.UserID, &dev.DeviceID, &expires, &dev.DisplayName, &dev.LastSeenTS, &dev.LastSeenIP, &dev.IsGuest, &admin)
+	dev.IsAdmin = admin.Bool
 	if err != nil {
 		return nil, false, NotFound(err)
 	}
@@ -239,6 +248,9 @@ func (s *Store) DeleteDevice(ctx context.Context, userID id.UserID, deviceID id.
 		if _, err := tx.ExecContext(ctx, `DELETE FROM access_tokens WHERE user_id = $1 AND device_id = $2`, userID, deviceID); err != nil {
 			return err
 		}
+		if err := deletePushers(ctx, tx, userID, "=", deviceID); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE user_id = $1 AND device_id = $2`, userID, deviceID)
 		if err != nil {
 			return err
@@ -268,6 +280,11 @@ func (s *Store) DeleteDevices(ctx context.Context, userID id.UserID, deviceIDs [
 				return err
 			}
 		}
+		for _, d := range deviceIDs {
+			if err := deletePushers(ctx, tx, userID, "=", d); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 }
@@ -281,7 +298,24 @@ func deleteAllDevices(ctx context.Context, tx *sql.Tx, userID id.UserID, keep id
 	if _, err := tx.ExecContext(ctx, `DELETE FROM access_tokens WHERE user_id = $1 AND device_id <> $2`, userID, keep); err != nil {
 		return err
 	}
+	if err := deletePushers(ctx, tx, userID, "<>", keep); err != nil {
+		return err
+	}
 	_, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE user_id = $1 AND device_id <> $2`, userID, keep)
+	return err
+}
+
+// deletePushers removes the user's pushers whose device_id compares with op
+// ("=" or "<>") to deviceID, and their queued pushes: a pusher lives as long
+// as the session that created it (as in Synapse, where pushers of revoked
+// access tokens are removed).
+func deletePushers(ctx context.Context, tx *sql.Tx, userID id.UserID, op string, deviceID id.DeviceID) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM push_queue WHERE user_id = $1 AND EXISTS (SELECT 1 FROM pushers p
+		WHERE p.user_id = push_queue.user_id AND p.app_id = push_queue.app_id AND p.pushkey = push_queue.pushkey AND p.device_id `+op+` $2)`,
+		userID, deviceID); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `DELETE FROM pushers WHERE user_id = $1 AND device_id `+op+` $2`, userID, deviceID)
 	return err
 }
 
@@ -292,7 +326,7 @@ func (s *Store) RefreshSession(ctx context.Context, refreshHash, newAccessHash, 
 		var oldID, prevID int64
 		var userID id.UserID
 		var deviceID id.DeviceID
-		err := tx.QueryRowContext(ctx, `SELECT id, prev_id, user_id, device_id FROM access_tokens WHERE refresh_hash = $1`, refreshHash).
+		err := tx.QueryRowContext(ctx, `SELECT id, prev_id, user_id, device_id FROM access_tokens WHERE refresh_hash = $1`+s.forUpdate(), refreshHash).
 			Scan(&oldID, &prevID, &userID, &deviceID)
 		if err != nil {
 			return NotFound(err)

@@ -20,23 +20,16 @@ func (s *Store) AddNotifications(ctx context.Context, ns []storage.Notification,
 	}
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
 		for _, n := range ns {
-			// A receipt may already have read past the event.
-			var readPos sql.NullInt64
-			err := tx.QueryRowContext(ctx, `SELECT MAX(event_pos) FROM push_read_upto WHERE user_id = $1 AND room_id = $2 AND thread_id IN ('', $3)`,
-				string(n.UserID), string(n.RoomID), n.ThreadID).Scan(&readPos)
-			if err != nil {
-				return fmt.Errorf("read position: %w", err)
-			}
-			read := readPos.Valid && n.EventPos <= readPos.Int64
-			_, err = tx.ExecContext(ctx, `INSERT INTO push_actions (user_id, room_id, event_id, thread_id, event_pos, ts, highlight, actions, event, profile_tag, is_read)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (user_id, event_id) DO NOTHING`,
+			// A receipt may already have read past the event (push rules run
+			// after the event is persisted), in which case it is born read.
+			_, err := tx.ExecContext(ctx, `INSERT INTO push_actions (user_id, room_id, event_id, thread_id, event_pos, ts, highlight, actions, event, profile_tag, is_read)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, COALESCE((SELECT MAX(event_pos) FROM push_read_upto
+					WHERE user_id = $1 AND room_id = $2 AND thread_id IN ('', $4)) >= $5, FALSE))
+				ON CONFLICT (user_id, event_id) DO NOTHING`,
 				string(n.UserID), string(n.RoomID), string(n.EventID), n.ThreadID, n.EventPos, n.TS, n.Highlight,
-				string(n.Actions), string(n.Event), n.ProfileTag, read)
+				string(n.Actions), string(n.Event), n.ProfileTag)
 			if err != nil {
 				return fmt.Errorf("store notification: %w", err)
-			}
-			if err := notifChanged(ctx, tx, n.UserID, n.RoomID); err != nil {
-				return err
 			}
 		}
 		for _, j := range jobs {

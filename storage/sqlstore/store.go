@@ -2,6 +2,8 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
 
 	"parley/storage"
 )
@@ -9,6 +11,10 @@ import (
 // Store implements storage.Store over a DB.
 type Store struct {
 	db *DB
+
+	// tokenStmt is the prepared access-token lookup, the query every
+	// authenticated request makes; prepared once to save a parse per request.
+	tokenStmt *sql.Stmt
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -23,14 +29,32 @@ func New(ctx context.Context, url string, maxConns int) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Store{db: db}, nil
+	s := &Store{db: db}
+	if s.tokenStmt, err = db.r.PrepareContext(ctx, deviceByTokenQuery); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("prepare token lookup: %w", err)
+	}
+	return s, nil
 }
 
 // DB exposes the handle for tests of this package.
 func (s *Store) DB() *DB { return s.db }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	_ = s.tokenStmt.Close()
+	return s.db.Close()
+}
 
 // Ping checks the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.db.r.PingContext(ctx) }
+
+// forUpdate is " FOR UPDATE" on PostgreSQL, to lock rows read for a
+// read-modify-write; SQLite needs nothing (its write transactions are
+// exclusive: BEGIN IMMEDIATE on the single writer connection).
+func (s *Store) forUpdate() string {
+	if s.db.Dialect == Postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}

@@ -41,8 +41,9 @@ func (s *Store) CreateUIASession(ctx context.Context, sess storage.UIASession, e
 		if _, err := tx.ExecContext(ctx, `DELETE FROM uia_sessions WHERE created_ts < $1`, expireBefore); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO uia_sessions (session_id, op, user_id, created_ts, completed, registration_token) VALUES ($1, $2, $3, $4, $5, $6)`,
-			sess.ID, sess.Op, sess.UserID, sess.CreatedTS, string(completed), sess.RegistrationToken)
+		_, err = tx.ExecContext(ctx, `INSERT INTO uia_sessions (session_id, op, user_id, created_ts, completed, registration_token, params, result_user_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			sess.ID, sess.Op, sess.UserID, sess.CreatedTS, string(completed), sess.RegistrationToken, sess.Params, sess.ResultUserID)
 		return Conflict(err)
 	})
 }
@@ -59,7 +60,7 @@ type rowScanner interface{ Scan(...any) error }
 func scanUIASession(sc rowScanner) (*storage.UIASession, error) {
 	var sess storage.UIASession
 	var completed string
-	if err := sc.Scan(&sess.ID, &sess.Op, &sess.UserID, &sess.CreatedTS, &completed, &sess.RegistrationToken); err != nil {
+	if err := sc.Scan(&sess.ID, &sess.Op, &sess.UserID, &sess.CreatedTS, &completed, &sess.RegistrationToken, &sess.Params, &sess.ResultUserID); err != nil {
 		return nil, NotFound(err)
 	}
 	if err := json.Unmarshal([]byte(completed), &sess.Completed); err != nil {
@@ -68,7 +69,7 @@ func scanUIASession(sc rowScanner) (*storage.UIASession, error) {
 	return &sess, nil
 }
 
-const uiaColumns = `session_id, op, user_id, created_ts, completed, registration_token`
+const uiaColumns = `session_id, op, user_id, created_ts, completed, registration_token, params, result_user_id`
 
 // GetUIASession implements storage.UIAStore.
 func (s *Store) GetUIASession(ctx context.Context, sessionID string) (*storage.UIASession, error) {
@@ -80,7 +81,7 @@ func (s *Store) CompleteUIAStage(ctx context.Context, sessionID, stage, regToken
 	var sess *storage.UIASession
 	err := s.db.Write(ctx, func(tx *sql.Tx) error {
 		var err error
-		sess, err = scanUIASession(tx.QueryRowContext(ctx, `SELECT `+uiaColumns+` FROM uia_sessions WHERE session_id = $1`, sessionID))
+		sess, err = scanUIASession(tx.QueryRowContext(ctx, `SELECT `+uiaColumns+` FROM uia_sessions WHERE session_id = $1`+s.forUpdate(), sessionID))
 		if err != nil {
 			return err
 		}
@@ -96,6 +97,20 @@ func (s *Store) CompleteUIAStage(ctx context.Context, sessionID, stage, regToken
 		return err
 	})
 	return sess, err
+}
+
+// SetUIAParams implements storage.UIAStore.
+func (s *Store) SetUIAParams(ctx context.Context, sessionID, params string) error {
+	return s.db.Write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE uia_sessions SET params = $1 WHERE session_id = $2`, params, sessionID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return storage.ErrNotFound
+		}
+		return nil
+	})
 }
 
 // DeleteUIASession implements storage.UIAStore.

@@ -23,7 +23,6 @@
 package complement
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -173,6 +172,8 @@ func (d *parleyDeployment) start(s *parleyServer) error {
 	cmd := exec.Command(os.Getenv("PARLEY_COMPLEMENT_START"), s.name, s.ip, s.dir)
 	cmd.Env = append(os.Environ(), "COMPLEMENT_CA_CERT="+caCert, "COMPLEMENT_CA_KEY="+caKey)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// If the test binary dies (a panicking test), take the server with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
 		return err
@@ -393,26 +394,52 @@ func (d *parleyDeployment) Destroy(t ct.TestLike) {
 
 func (d *parleyDeployment) GetConfig() *config.Complement { return d.cfg }
 
-// RoundTripper sends requests for https://hsN[:port]/ to that server's
-// federation listener, verifying its certificate against Complement's CA.
+// RoundTripper sends requests for hsN (whatever the scheme: gomatrixserverlib
+// uses matrix-federation://) over HTTPS to that server's federation listener,
+// and requests for other hosts (Complement's own servers) over HTTPS as
+// addressed, verifying certificates against Complement's CA.
 func (d *parleyDeployment) RoundTripper() http.RoundTripper {
 	pool := x509.NewCertPool()
 	pool.AddCert(d.cfg.CACertificate)
-	dialer := &net.Dialer{Timeout: 10 * time.Second}
-	return &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			host, _, err := net.SplitHostPort(addr)
-			if err != nil {
-				return nil, err
-			}
-			if s, ok := d.servers[host]; ok {
-				addr = net.JoinHostPort(s.ip, "8448")
-			}
-			return dialer.DialContext(ctx, network, addr)
-		},
-		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+	return &parleyRoundTripper{d: d, pool: pool, byHost: map[string]*http.Transport{}}
+}
+
+type parleyRoundTripper struct {
+	d      *parleyDeployment
+	pool   *x509.CertPool
+	mu     sync.Mutex
+	byHost map[string]*http.Transport // keyed by TLS server name ("" for the default)
+}
+
+func (rt *parleyRoundTripper) transportFor(serverName string) *http.Transport {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if tr, ok := rt.byHost[serverName]; ok {
+		return tr
+	}
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		TLSClientConfig:     &tls.Config{RootCAs: rt.pool, ServerName: serverName, MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout: 10 * time.Second,
 	}
+	rt.byHost[serverName] = tr
+	return tr
+}
+
+func (rt *parleyRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	host := req.URL.Hostname()
+	if s, ok := rt.d.servers[host]; ok {
+		// Dial the server's address; TLS still checks the certificate for hsN.
+		if req.Host == "" {
+			req.Host = req.URL.Host
+		}
+		req.URL.Host = net.JoinHostPort(s.ip, "8448")
+		req.URL.Scheme = "https"
+		return rt.transportFor(host).RoundTrip(req)
+	}
+	req.URL.Scheme = "https"
+	return rt.transportFor("").RoundTrip(req)
 }
 
 // Network is empty: the servers share the loopback interface.
