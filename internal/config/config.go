@@ -175,7 +175,7 @@ func Defaults() Config {
 			Register: Bucket{PerSecond: 0.1, Burst: 3},
 			Message:  Bucket{PerSecond: 10, Burst: 50},
 		},
-		Rooms:      Rooms{DefaultVersion: "11"},
+		Rooms: Rooms{DefaultVersion: "11"},
 		Federation: Federation{Enabled: true, RequestTimeout: 30 * time.Second, OldVerifyKeys: []OldVerifyKey{},
 			Resolve: map[string]string{}, DenyServers: []string{}},
 		Sync: Sync{Presence: true, PresenceIdleTimeout: 5 * time.Minute, PresenceOfflineTimeout: 30 * time.Second,
