@@ -2,11 +2,13 @@ package federation_test
 
 import (
 	"bytes"
+	"errors"
 	"encoding/json"
 	"io"
 	"net/http"
 	"testing"
 
+	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/federation"
 
 	pfed "parley/federation"
@@ -75,4 +77,13 @@ func pair(t *testing.T) (*testserver.Server, *testserver.Server) {
 	t.Helper()
 	s := testserver.NewFederation(t, []string{"hs1.test", "hs2.test"})
 	return s[0], s[1]
+}
+
+// isErr reports whether err is a Matrix error response with status and errcode.
+func isErr(err error, status int, code string) bool {
+	var herr mautrix.HTTPError
+	if !errors.As(err, &herr) || herr.Response == nil || herr.Response.StatusCode != status {
+		return false
+	}
+	return herr.RespError != nil && herr.RespError.ErrCode == code
 }
