@@ -77,7 +77,11 @@ func (a *API) authed(name string, h httputil.HandlerFunc) http.Handler {
 		}
 		req, rerr := a.auth.Authenticate(r)
 		if rerr != nil {
-			return &httputil.MatrixError{Status: rerr.StatusCode, Code: rerr.ErrCode, Message: rerr.Err}
+			code := rerr.ErrCode
+			if code == "M_BAD_JSON" {
+				code = "M_NOT_JSON" // mautrix's name for a body that does not parse
+			}
+			return &httputil.MatrixError{Status: rerr.StatusCode, Code: code, Message: rerr.Err}
 		}
 		return h(w, req)
 	})

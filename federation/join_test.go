@@ -39,7 +39,8 @@ func timelineBodies(t *testing.T, c *testserver.Client, roomID id.RoomID) []stri
 	for _, e := range evs {
 		ev := e.(map[string]any)
 		if ev["type"] == "m.room.message" {
-			out = append(out, ev["content"].(map[string]any)["body"].(string))
+			body, _ := ev["content"].(map[string]any)["body"].(string)
+			out = append(out, body)
 		}
 	}
 	return out
