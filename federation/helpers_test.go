@@ -2,8 +2,8 @@ package federation_test
 
 import (
 	"bytes"
-	"errors"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"testing"
@@ -86,4 +86,14 @@ func isErr(err error, status int, code string) bool {
 		return false
 	}
 	return herr.RespError != nil && herr.RespError.ErrCode == code
+}
+
+// fedClientTB is fedClient for benchmarks: a client acting as hs2.
+func fedClientTB(tb testing.TB, f *roomFixture) *federation.Client {
+	tb.Helper()
+	c, err := pfed.NewClient(&f.hs2.Cfg, f.hs2.HS.SigningKey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
 }
