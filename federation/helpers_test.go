@@ -97,3 +97,8 @@ func fedClientTB(tb testing.TB, f *roomFixture) *federation.Client {
 	}
 	return c
 }
+
+func toJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}

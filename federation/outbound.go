@@ -119,6 +119,16 @@ func (o *Outbound) SendEDU(dests []string, eduType string, content any) {
 	o.enqueue(outJob{edu: b, dests: dests})
 }
 
+// SendRoomEDU queues an EDU for every other server with joined members in room.
+func (o *Outbound) SendRoomEDU(room id.RoomID, eduType string, content any) {
+	b, err := json.Marshal(map[string]any{"edu_type": eduType, "content": content})
+	if err != nil {
+		o.log.Warn("marshal edu", zap.Error(err))
+		return
+	}
+	o.enqueue(outJob{edu: b, roomID: room})
+}
+
 func (o *Outbound) enqueue(j outJob) {
 	if o.ctx == nil {
 		return
@@ -146,6 +156,12 @@ func (o *Outbound) dispatch() {
 func (o *Outbound) queue(j outJob) error {
 	dests := j.dests
 	kind, payload := "edu", j.edu
+	if j.ev == nil && j.roomID != "" {
+		var err error
+		if dests, err = o.rooms.JoinedServers(o.ctx, j.roomID); err != nil {
+			return err
+		}
+	}
 	if j.ev != nil {
 		kind, payload = "pdu", j.ev.JSON
 		var err error

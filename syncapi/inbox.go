@@ -93,6 +93,8 @@ type Inbox struct {
 	pushersGen int64
 
 	typing   *typingState
+	// eduSink sends local typing and receipts to other servers (SetEDUSink).
+	eduSink EDUSink
 	presence *presenceState
 	pusher   *pushSender
 

@@ -114,6 +114,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		hs.Inbox.OnRoomEvent(ev)
 		hs.Outbound.OnEvent(ev)
 	})
+	hs.Inbox.SetEDUSink(hs.Outbound)
 	hs.Inbox.Register(router)
 	hs.Inbox.Start(context.WithoutCancel(ctx))
 	sync := syncapi.New(syncapi.Deps{Auth: client.Authenticator(), Notifier: notifier, Log: log,
@@ -121,7 +122,8 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	sync.Register(router)
 
 	fed := federation.New(federation.Deps{Config: &hs.Config, Key: key, Version: Version, Log: log, Store: store,
-		Keys: hs.Keys, Client: fedClient, Rooms: rooms, Outbound: hs.Outbound})
+		Keys: hs.Keys, Client: fedClient, Rooms: rooms, Outbound: hs.Outbound,
+		EDUs: &federation.EDUs{Sink: hs.Inbox}})
 	fed.Register(router)
 
 	hs.handler = httputil.CORS(httputil.RealIP(proxies, hs.requestLog(httputil.LimitBody(cfg.Listen.MaxRequestBytes, isMediaUpload, router))))

@@ -1,0 +1,69 @@
+package federation
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"maunium.net/go/mautrix/id"
+)
+
+// Ephemeral is where inbound typing notifications and receipts go (the sync API's inbox).
+type Ephemeral interface {
+	// SetRemoteTyping records a remote user's typing state in a room.
+	SetRemoteTyping(ctx context.Context, room id.RoomID, user id.UserID, typing bool, timeout time.Duration) error
+	// SetRemoteReceipt records a remote user's read receipt.
+	SetRemoteReceipt(ctx context.Context, room id.RoomID, user id.UserID, ev id.EventID, thread string) error
+}
+
+// EDUs handles the EDUs of inbound transactions: m.typing and m.receipt go
+// to the inbox; other types are ignored. Users must belong to the origin server.
+type EDUs struct {
+	Sink Ephemeral
+}
+
+var _ EDUHandler = (*EDUs)(nil)
+
+// HandleEDU implements EDUHandler.
+func (e *EDUs) HandleEDU(r *http.Request, origin, eduType string, content json.RawMessage) error {
+	ctx := r.Context()
+	switch eduType {
+	case "m.typing":
+		var c struct {
+			RoomID  id.RoomID `json:"room_id"`
+			UserID  id.UserID `json:"user_id"`
+			Typing  bool      `json:"typing"`
+			Timeout int64     `json:"timeout"`
+		}
+		if err := json.Unmarshal(content, &c); err != nil {
+			return err
+		}
+		if c.UserID.Homeserver() != origin {
+			return fmt.Errorf("typing user %s is not from %s", c.UserID, origin)
+		}
+		return e.Sink.SetRemoteTyping(ctx, c.RoomID, c.UserID, c.Typing, time.Duration(c.Timeout)*time.Millisecond)
+	case "m.receipt":
+		var c map[id.RoomID]map[string]map[id.UserID]struct {
+			EventIDs []id.EventID `json:"event_ids"`
+			Data     struct {
+				ThreadID string `json:"thread_id"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(content, &c); err != nil {
+			return err
+		}
+		for room, types := range c {
+			for user, rc := range types["m.read"] {
+				if user.Homeserver() != origin || len(rc.EventIDs) == 0 {
+					continue
+				}
+				if err := e.Sink.SetRemoteReceipt(ctx, room, user, rc.EventIDs[0], rc.Data.ThreadID); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
