@@ -108,15 +108,62 @@ func NewFederation(t testing.TB, names []string, opts ...Option) []*Server {
 			}
 		}}, opts...)
 		s := New(t, o...)
-		fs := httptest.NewUnstartedServer(s.HS.Handler())
-		fs.Listener.Close()
-		fs.Listener = listeners[i]
-		fs.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, name)}, MinVersion: tls.VersionTLS12}
-		fs.StartTLS()
 		s.FedAddr = listeners[i].Addr().String()
 		s.CA = ca
-		t.Cleanup(fs.Close)
+		s.serveFederation(t, listeners[i])
 		out[i] = s
 	}
 	return out
+}
+
+// serveFederation serves s over TLS on l with a certificate for its name.
+func (s *Server) serveFederation(t testing.TB, l net.Listener) {
+	fs := httptest.NewUnstartedServer(s.HS.Handler())
+	fs.Listener.Close()
+	fs.Listener = l
+	fs.TLS = &tls.Config{Certificates: []tls.Certificate{s.CA.Issue(t, s.Cfg.ServerName)}, MinVersion: tls.VersionTLS12}
+	fs.StartTLS()
+	s.fed = fs
+	t.Cleanup(fs.Close)
+}
+
+// StopFederation closes the server's TLS listener: other servers can no
+// longer reach it (a netsplit), while its clients still can.
+func (s *Server) StopFederation() {
+	if s.fed != nil {
+		s.fed.CloseClientConnections()
+		s.fed.Close()
+		s.fed = nil
+	}
+}
+
+// StartFederation listens again on FedAddr after StopFederation.
+func (s *Server) StartFederation(t testing.TB) {
+	t.Helper()
+	var l net.Listener
+	var err error
+	for i := 0; i < 50; i++ {
+		if l, err = net.Listen("tcp", s.FedAddr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("listen again on %s: %v", s.FedAddr, err)
+	}
+	s.serveFederation(t, l)
+}
+
+// Restart stops the homeserver (both listeners) and starts it again with
+// the same configuration, database and addresses.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.StopFederation()
+	s.Close()
+	n := Start(t, s.Cfg)
+	s.URL, s.HS, s.ts = n.URL, n.HS, n.ts
+	n.ts = nil // s owns it now; n's cleanup is a no-op
+	if s.FedAddr != "" {
+		s.StartFederation(t)
+	}
 }
