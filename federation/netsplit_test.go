@@ -28,12 +28,23 @@ func stateOf(t *testing.T, st storage.Store, f *roomFixture) []string {
 func TestNetsplitHealsAndQueueSurvivesRestart(t *testing.T) {
 	f := joinedPair(t)
 	room := url.PathEscape(string(f.room))
-	// Netsplit: neither server can reach the other; both keep sending.
+	// bob gets power to change the room name too.
+	pl := f.alice.MustDo(t, http.MethodGet, "rooms/"+room+"/state/m.room.power_levels/", nil).JSON
+	pl["users"].(map[string]any)[string(f.bob.UserID)] = 100
+	f.alice.MustDo(t, http.MethodPut, "rooms/"+room+"/state/m.room.power_levels/", pl)
+	eventually(t, "power levels on hs2", func() bool {
+		res := f.bob.MustDo(t, http.MethodGet, "rooms/"+room+"/state/m.room.power_levels/", nil)
+		return res.JSON["users"].(map[string]any)[string(f.bob.UserID)] == float64(100)
+	})
+	// Netsplit: neither server can reach the other; both keep sending, and
+	// both rename the room (a state conflict).
 	f.hs1.StopFederation()
 	f.hs2.StopFederation()
 	send(t, f.alice, f.room, "alice during split")
-	f.alice.MustDo(t, http.MethodPut, "rooms/"+room+"/state/m.room.name/", map[string]any{"name": "Split"})
+	f.alice.MustDo(t, http.MethodPut, "rooms/"+room+"/state/m.room.name/", map[string]any{"name": "Name from hs1"})
 	send(t, f.bob, f.room, "bob during split")
+	f.bob.MustDo(t, http.MethodPut, "rooms/"+room+"/state/m.room.name/", map[string]any{"name": "Name from hs2"})
+	f.bob.MustDo(t, http.MethodPut, "rooms/"+room+"/state/m.room.topic/", map[string]any{"topic": "Topic from hs2"})
 	pending, err := f.hs1.HS.Store.PendingOutbound(context.Background(), "hs2.test", "pdu", 50)
 	if err != nil || len(pending) == 0 {
 		t.Fatalf("nothing queued for hs2 during the split: %v", err)
@@ -63,8 +74,12 @@ func TestNetsplitHealsAndQueueSurvivesRestart(t *testing.T) {
 			t.Fatalf("state differs:\nhs1 %v\nhs2 %v", s1, s2)
 		}
 	}
-	res := f.bob.MustDo(t, http.MethodGet, "rooms/"+room+"/state/m.room.name/", nil)
-	if res.JSON["name"] != "Split" {
-		t.Fatalf("name on hs2: %s", res.Body)
+	n1 := f.alice.MustDo(t, http.MethodGet, "rooms/"+room+"/state/m.room.name/", nil).JSON["name"]
+	n2 := f.bob.MustDo(t, http.MethodGet, "rooms/"+room+"/state/m.room.name/", nil).JSON["name"]
+	if n1 != n2 || (n1 != "Name from hs1" && n1 != "Name from hs2") {
+		t.Fatalf("names after heal: hs1 %v, hs2 %v", n1, n2)
+	}
+	if tp := f.alice.MustDo(t, http.MethodGet, "rooms/"+room+"/state/m.room.topic/", nil).JSON["topic"]; tp != "Topic from hs2" {
+		t.Fatalf("topic on hs1: %v", tp)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"parley/internal/logging"
+	"parley/roomserver/stateres"
 	"parley/storage"
 )
 
@@ -190,12 +191,19 @@ func (s *Server) inputLocked(ctx context.Context, r *room, origin string, ev *re
 	// 4. Auth against the event's own auth_events.
 	authErr := eventauth.Authorize(r.version, p, nil, s.storedPDUs(ctx), s.getKey)
 	// 5. Auth against the state before the event.
+	var before map[storage.StateKeyTuple]id.EventID
 	if authErr == nil {
-		before, err := s.stateBefore(ctx, r, p)
-		if err != nil {
+		var err error
+		if before, err = s.stateBefore(ctx, r, p); err != nil {
 			return err
 		}
-		authErr = s.authorizeAgainst(r.version, p, before)
+		lookup := r.lookup
+		if before != nil {
+			if lookup, err = s.lookupIn(ctx, r.version, p, before); err != nil {
+				return err
+			}
+		}
+		authErr = s.authorizeAgainst(r.version, p, lookup)
 	}
 	if authErr != nil {
 		ne.Rejected = true
@@ -208,6 +216,10 @@ func (s *Server) inputLocked(ctx context.Context, r *room, origin string, ev *re
 		// 6. Soft fail against the current state.
 		ne.SoftFailed = true
 		s.log.Info("event soft-failed", logging.EventID(ev.id), zap.Error(err))
+	}
+	if before != nil && !ne.Rejected && !ne.SoftFailed {
+		// A fork: the new current state is the resolution of both sides.
+		return s.inputFork(ctx, r, ev, ne, before)
 	}
 	w := newWorking(r)
 	w.events = []*storage.NewEvent{ne}
@@ -313,18 +325,12 @@ func (s *Server) storedPDUs(ctx context.Context) eventauth.GetEventsFunc {
 	}
 }
 
-// stateBefore returns a lookup over the state before p: the current state
-// when p's prev_events are the room's forward extremities, else the
+// stateBefore returns the state before p: nil (meaning the room's current
+// state) when p's prev_events are the room's forward extremities, else the
 // resolution (state res v2) of the states after each known prev_event.
-func (s *Server) stateBefore(ctx context.Context, r *room, p *pdu.PDU) (func(t, k string) *pdu.PDU, error) {
-	current := func(t, k string) *pdu.PDU {
-		if e, ok := r.state[storage.StateKeyTuple{Type: t, StateKey: k}]; ok {
-			return e.pdu
-		}
-		return nil
-	}
+func (s *Server) stateBefore(ctx context.Context, r *room, p *pdu.PDU) (map[storage.StateKeyTuple]id.EventID, error) {
 	if sameSet(p.PrevEvents, r.extremities) {
-		return current, nil
+		return nil, nil
 	}
 	prevs, err := s.store.GetEvents(ctx, p.PrevEvents)
 	if err != nil {
@@ -338,7 +344,7 @@ func (s *Server) stateBefore(ctx context.Context, r *room, p *pdu.PDU) (func(t, 
 		groups = append(groups, e.StateAfter)
 	}
 	if len(groups) == 0 {
-		return current, nil
+		return nil, nil
 	}
 	var ids map[storage.StateKeyTuple]id.EventID
 	if len(groups) == 1 {
@@ -349,9 +355,13 @@ func (s *Server) stateBefore(ctx context.Context, r *room, p *pdu.PDU) (func(t, 
 	if err != nil {
 		return nil, fmt.Errorf("state before %s: %w", p.InternalMeta.EventID, err)
 	}
-	sel := p.AuthEventSelection(r.version)
+	return ids, nil
+}
+
+// lookupIn returns a state lookup over ids for the auth events p needs.
+func (s *Server) lookupIn(ctx context.Context, v id.RoomVersion, p *pdu.PDU, ids map[storage.StateKeyTuple]id.EventID) (func(t, k string) *pdu.PDU, error) {
 	want := []id.EventID{}
-	for _, k := range sel {
+	for _, k := range p.AuthEventSelection(v) {
 		if e, ok := ids[storage.StateKeyTuple{Type: k.Type, StateKey: k.StateKey}]; ok {
 			want = append(want, e)
 		}
@@ -370,6 +380,56 @@ func (s *Server) stateBefore(ctx context.Context, r *room, p *pdu.PDU) (func(t, 
 		byKey[storage.StateKeyTuple{Type: e.Type, StateKey: *e.StateKey}] = pp
 	}
 	return func(t, k string) *pdu.PDU { return byKey[storage.StateKeyTuple{Type: t, StateKey: k}] }, nil
+}
+
+// resolveFork computes the room's new current state after accepting ev on
+// a fork: state resolution over the current state and the state after ev.
+func (s *Server) resolveFork(ctx context.Context, r *room, ev *remoteEvent, before map[storage.StateKeyTuple]id.EventID) (map[storage.StateKeyTuple]id.EventID, error) {
+	cur := stateres.StateMap{}
+	for k, e := range r.state {
+		cur[stateres.StateKey{Type: k.Type, StateKey: k.StateKey}] = e.id
+	}
+	after := stateres.StateMap{}
+	for k, e := range before {
+		after[stateres.StateKey{Type: k.Type, StateKey: k.StateKey}] = e
+	}
+	if ev.p.StateKey != nil {
+		after[stateres.StateKey{Type: ev.p.Type, StateKey: *ev.p.StateKey}] = ev.id
+	}
+	fetch := func(ctx context.Context, ids []id.EventID) ([]*pdu.PDU, error) {
+		out := make([]*pdu.PDU, 0, len(ids))
+		rest := make([]id.EventID, 0, len(ids))
+		for _, i := range ids {
+			if i == ev.id {
+				out = append(out, ev.p)
+			} else {
+				rest = append(rest, i)
+			}
+		}
+		evs, err := s.store.GetEvents(ctx, rest)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range evs {
+			p, err := parsePDU(e.JSON)
+			if err != nil {
+				return nil, fmt.Errorf("parse %s: %w", e.EventID, err)
+			}
+			p.InternalMeta.EventID = e.EventID
+			p.InternalMeta.Rejected = e.Rejected
+			out = append(out, p)
+		}
+		return out, nil
+	}
+	resolved, err := stateres.Resolve(ctx, r.version, []stateres.StateMap{cur, after}, fetch)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[storage.StateKeyTuple]id.EventID, len(resolved))
+	for k, v := range resolved {
+		out[storage.StateKeyTuple{Type: k.Type, StateKey: k.StateKey}] = v
+	}
+	return out, nil
 }
 
 // authorizeAgainst runs the auth rules on p with the auth events selected from a state.
@@ -437,5 +497,84 @@ func (s *Server) inviteRemote(ctx context.Context, w *working, ne *storage.NewEv
 	if ne.JSON, err = json.Marshal(p); err != nil {
 		return err
 	}
+	return nil
+}
+
+// inputFork stores an accepted event whose prev_events are not the room's
+// forward extremities. The room's current state becomes the state
+// resolution of the current state and the state after the event; the
+// roomserver cache is updated to match. r must be locked.
+func (s *Server) inputFork(ctx context.Context, r *room, ev *remoteEvent, ne *storage.NewEvent, before map[storage.StateKeyTuple]id.EventID) error {
+	resolved, err := s.resolveFork(ctx, r, ev, before)
+	if err != nil {
+		return fmt.Errorf("resolve state at fork: %w", err)
+	}
+	p := ev.p
+	initial := make(map[storage.StateKeyTuple]id.EventID, len(resolved))
+	for k, v := range resolved {
+		initial[k] = v
+	}
+	if p.StateKey != nil {
+		k := storage.StateKeyTuple{Type: p.Type, StateKey: *p.StateKey}
+		if resolved[k] == ev.id {
+			// The event itself becomes current: the state before it is the
+			// resolution with the previous holder of its key.
+			if prev, ok := r.state[k]; ok {
+				initial[k] = prev.id
+				ne.Unsigned = prevUnsigned(prev)
+			} else {
+				delete(initial, k)
+			}
+			ne.UpdateCurrentState = true
+		}
+	}
+	ext := slices.DeleteFunc(slices.Clone(r.extremities), func(e id.EventID) bool { return slices.Contains(p.PrevEvents, e) })
+	ext = append(ext, ev.id)
+	req := storage.StoreEventsRequest{RoomID: r.id, Events: []*storage.NewEvent{ne}, InitialState: initial, ExpectExtremities: r.extremities}
+	if req.ExpectExtremities == nil {
+		req.ExpectExtremities = []id.EventID{}
+	}
+	stored, err := s.store.StoreEvents(ctx, req)
+	if err != nil {
+		s.forget(r)
+		return fmt.Errorf("store %s: %w", ev.id, err)
+	}
+	// Update the cache to the resolved state.
+	var changed []id.EventID
+	for k, v := range resolved {
+		if e, ok := r.state[k]; (!ok || e.id != v) && v != ev.id {
+			changed = append(changed, v)
+		}
+	}
+	evs, err := s.store.GetEvents(ctx, changed)
+	if err != nil {
+		s.forget(r)
+		return err
+	}
+	before0 := len(r.state)
+	for _, e := range evs {
+		pp, err := parsePDU(e.JSON)
+		if err != nil {
+			s.forget(r)
+			return err
+		}
+		r.state[storage.StateKeyTuple{Type: e.Type, StateKey: *e.StateKey}] = stateEntry{id: e.EventID, pdu: pp}
+	}
+	if p.StateKey != nil && ne.UpdateCurrentState {
+		r.state[storage.StateKeyTuple{Type: p.Type, StateKey: *p.StateKey}] = stateEntry{id: ev.id, pdu: p}
+	}
+	s.cachedState.Add(int64(len(r.state) - before0))
+	r.extremities = ext
+	r.depth = max(r.depth, p.Depth)
+	out := ne.Event
+	out.StreamPos, out.StateBefore, out.StateAfter = stored[0].StreamPos, stored[0].StateBefore, stored[0].StateAfter
+	for {
+		cur := s.lastPos.Load()
+		if out.StreamPos <= cur || s.lastPos.CompareAndSwap(cur, out.StreamPos) {
+			break
+		}
+	}
+	s.log.Debug("fork resolved", logging.RoomID(r.id), logging.EventID(ev.id), zap.Int("changed", len(changed)))
+	s.publish([]*storage.Event{&out}, r.version)
 	return nil
 }
