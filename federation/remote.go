@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/json/jsontext"
+	"errors"
 	"fmt"
+	"net/url"
 
 	"github.com/tidwall/gjson"
+	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/federation"
 	"maunium.net/go/mautrix/id"
 
@@ -87,4 +90,41 @@ func values(in []federation.PDU) []jsontext.Value {
 // remoteErr marks a remote failure; a 403 from the remote stays a forbidden error.
 func remoteErr(err error) error {
 	return fmt.Errorf("%w: %w", roomserver.ErrRemote, err)
+}
+
+// QueryProfile implements clientapi.RemoteQuerier.
+func (r *Remote) QueryProfile(ctx context.Context, userID id.UserID, field string) (map[string]json.RawMessage, error) {
+	q := url.Values{"user_id": {string(userID)}}
+	if field != "" {
+		q.Set("field", field)
+	}
+	var out map[string]json.RawMessage
+	if err := r.c.Query(ctx, userID.Homeserver(), "profile", q, &out); err != nil {
+		return nil, queryErr(err)
+	}
+	if out == nil {
+		out = map[string]json.RawMessage{}
+	}
+	return out, nil
+}
+
+// QueryDirectory implements clientapi.RemoteQuerier.
+func (r *Remote) QueryDirectory(ctx context.Context, alias id.RoomAlias) (id.RoomID, []string, error) {
+	_, _, server := id.ParseCommonIdentifier(alias)
+	resp, err := r.c.QueryDirectory(ctx, server, alias)
+	if err != nil {
+		return "", nil, queryErr(err)
+	}
+	if resp == nil || resp.RoomID == "" {
+		return "", nil, roomserver.ErrRemoteNotFound
+	}
+	return resp.RoomID, resp.Servers, nil
+}
+
+func queryErr(err error) error {
+	var herr mautrix.HTTPError
+	if errors.As(err, &herr) && herr.RespError != nil && herr.RespError.ErrCode == "M_NOT_FOUND" {
+		return fmt.Errorf("%w: %v", roomserver.ErrRemoteNotFound, err)
+	}
+	return err
 }

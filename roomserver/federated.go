@@ -29,6 +29,8 @@ var (
 	ErrNotResident = errors.New("server not in room")
 	// ErrRemote: a remote server failed or refused the request.
 	ErrRemote = errors.New("remote server error")
+	// ErrRemoteNotFound: a remote server answered that what was asked for does not exist.
+	ErrRemoteNotFound = errors.New("not found on remote server")
 )
 
 // Remote is what the roomserver asks of other servers. The federation

@@ -101,6 +101,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		Limits:       ratelimit.NewLimits(cfg.RateLimits),
 		Profiles:     rooms,
 		RoomVersions: rooms.RoomVersions,
+		Remote:       federation.NewRemote(fedClient),
 	})
 	client.Register(router)
 
