@@ -9,4 +9,6 @@ var (
 	ErrConflict = errors.New("already exists")
 	// ErrTooLarge is returned when a write would exceed a size limit.
 	ErrTooLarge = errors.New("too large")
+	// ErrForbidden is returned when the caller may not change the row.
+	ErrForbidden = errors.New("forbidden")
 )

@@ -10,6 +10,7 @@ type Store interface {
 	UIAStore
 	RegistrationTokenStore
 	ProfileStore
+	MediaStore
 	AccountDataStore
 	FilterStore
 	ReceiptStore

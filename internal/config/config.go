@@ -145,9 +145,68 @@ type Sync struct {
 
 // Media configures the media repository.
 type Media struct {
-	Path          string `yaml:"path"`
-	MaxUploadSize int64  `yaml:"max_upload_size"`
+	// Path is the directory media files are stored in (content-addressed).
+	Path string `yaml:"path"`
+	// MaxUploadSize is m.upload.size: the largest upload accepted, in bytes.
+	MaxUploadSize int64 `yaml:"max_upload_size"`
+	// MaxPendingUploads is how many media IDs reserved with /create and not
+	// yet uploaded one user may hold.
+	MaxPendingUploads int `yaml:"max_pending_uploads"`
+	// UnusedExpiration is how long a media ID from /create waits for its upload.
+	UnusedExpiration time.Duration `yaml:"unused_expiration"`
+	// LegacyUnauthenticated serves the unauthenticated /_matrix/media/v3
+	// download and thumbnail endpoints for media created before LegacyCutoff;
+	// newer media is only served by the authenticated /_matrix/client/v1/media
+	// endpoints (spec v1.11), as Synapse does.
+	LegacyUnauthenticated bool      `yaml:"legacy_unauthenticated"`
+	LegacyCutoff          time.Time `yaml:"legacy_cutoff"`
+	// ThumbnailSizes are generated when an image is uploaded; other sizes are
+	// generated on request (and cached) when DynamicThumbnails is set, else
+	// the closest pre-generated size is served.
+	ThumbnailSizes    []ThumbnailSize `yaml:"thumbnail_sizes"`
+	DynamicThumbnails bool            `yaml:"dynamic_thumbnails"`
+	// MaxImagePixels is the largest image (width × height) thumbnailed.
+	MaxImagePixels int64 `yaml:"max_image_pixels"`
+	// MaxThumbnailSourceSize is the largest file (bytes) thumbnailed.
+	MaxThumbnailSourceSize int64 `yaml:"max_thumbnail_source_size"`
+	// RemoteFetchTimeout bounds fetching remote media over federation.
+	RemoteFetchTimeout time.Duration `yaml:"remote_fetch_timeout"`
+	URLPreview         URLPreview    `yaml:"url_preview"`
 }
+
+// ThumbnailSize is one pre-generated thumbnail.
+type ThumbnailSize struct {
+	Width  int    `yaml:"width"`
+	Height int    `yaml:"height"`
+	Method string `yaml:"method"` // crop or scale
+}
+
+// URLPreview configures /preview_url. Outbound fetches never connect to an
+// address in IPRangeDenylist unless it is also in IPRangeAllowlist; the
+// check runs after DNS resolution and again on every redirect.
+type URLPreview struct {
+	Enabled          bool          `yaml:"enabled"`
+	IPRangeDenylist  []string      `yaml:"ip_range_denylist"`
+	IPRangeAllowlist []string      `yaml:"ip_range_allowlist"`
+	MaxSize          int64         `yaml:"max_size"`
+	Timeout          time.Duration `yaml:"timeout"`
+	CacheDuration    time.Duration `yaml:"cache_duration"`
+}
+
+// DefaultIPRangeDenylist is url_preview.ip_range_denylist's default:
+// loopback, private, CGNAT, link-local (with cloud metadata endpoints),
+// documentation, multicast and reserved ranges, for IPv4 and IPv6.
+var DefaultIPRangeDenylist = []string{
+	"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+	"172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16",
+	"198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+	"::/128", "::1/128", "::ffff:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64",
+	"2001:db8::/32", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
+}
+
+// LegacyMediaCutoff is media.legacy_cutoff's default: 2024-09-01, when
+// authenticated media (spec v1.11) replaced the unauthenticated endpoints.
+var LegacyMediaCutoff = time.Date(2024, 9, 1, 0, 0, 0, 0, time.UTC)
 
 // WellKnown sets what /.well-known/matrix/{client,server} advertise.
 type WellKnown struct {
@@ -180,8 +239,22 @@ func Defaults() Config {
 			Resolve: map[string]string{}, DenyServers: []string{}},
 		Sync: Sync{Presence: true, PresenceIdleTimeout: 5 * time.Minute, PresenceOfflineTimeout: 30 * time.Second,
 			PushMaxAttempts: 10, PushMaxBackoff: time.Hour},
-		Media: Media{Path: "data/media", MaxUploadSize: 100 << 20},
-		Log:   Log{Level: "info"},
+		Media: Media{
+			Path: "data/media", MaxUploadSize: 100 << 20,
+			MaxPendingUploads: 5, UnusedExpiration: 24 * time.Hour,
+			LegacyUnauthenticated: true, LegacyCutoff: LegacyMediaCutoff,
+			// The sizes the spec suggests (client-server API, "Thumbnails").
+			ThumbnailSizes: []ThumbnailSize{
+				{32, 32, "crop"}, {96, 96, "crop"}, {320, 240, "scale"}, {640, 480, "scale"}, {800, 600, "scale"},
+			},
+			DynamicThumbnails: true, MaxImagePixels: 32_000_000, MaxThumbnailSourceSize: 50 << 20,
+			RemoteFetchTimeout: 20 * time.Second,
+			URLPreview: URLPreview{
+				Enabled: false, IPRangeDenylist: append([]string(nil), DefaultIPRangeDenylist...),
+				MaxSize: 10 << 20, Timeout: 10 * time.Second, CacheDuration: time.Hour,
+			},
+		},
+		Log: Log{Level: "info"},
 	}
 }
 
@@ -344,6 +417,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%s: per_second must be above 0 and burst at least 1", key)
 		}
 	}
+	if err := c.Media.validate(); err != nil {
+		return err
+	}
 	if c.Sync.PresenceIdleTimeout <= 0 {
 		return errors.New("sync.presence_idle_timeout: must be above 0")
 	}
@@ -424,6 +500,47 @@ func (f Federation) validate() error {
 		if name == "" {
 			return errors.New("federation.deny_servers: empty server name")
 		}
+	}
+	return nil
+}
+
+func (m *Media) validate() error {
+	if m.Path == "" {
+		return errors.New("media.path: must be set")
+	}
+	if m.MaxUploadSize < 1 {
+		return errors.New("media.max_upload_size: must be at least 1")
+	}
+	if m.MaxPendingUploads < 1 {
+		return errors.New("media.max_pending_uploads: must be at least 1")
+	}
+	if m.UnusedExpiration < time.Minute {
+		return errors.New("media.unused_expiration: must be at least 1m")
+	}
+	for i, s := range m.ThumbnailSizes {
+		if s.Width < 1 || s.Height < 1 || (s.Method != "crop" && s.Method != "scale") {
+			return fmt.Errorf("media.thumbnail_sizes[%d]: width and height must be positive and method crop or scale", i)
+		}
+	}
+	if m.MaxImagePixels < 1 || m.MaxThumbnailSourceSize < 1 {
+		return errors.New("media.max_image_pixels, media.max_thumbnail_source_size: must be at least 1")
+	}
+	if m.RemoteFetchTimeout <= 0 {
+		return errors.New("media.remote_fetch_timeout: must be positive")
+	}
+	p := m.URLPreview
+	for key, list := range map[string][]string{"media.url_preview.ip_range_denylist": p.IPRangeDenylist, "media.url_preview.ip_range_allowlist": p.IPRangeAllowlist} {
+		for _, r := range list {
+			if _, err := netip.ParsePrefix(r); err == nil {
+				continue
+			}
+			if _, err := netip.ParseAddr(r); err != nil {
+				return fmt.Errorf("%s: %q is not an IP range (CIDR) or address", key, r)
+			}
+		}
+	}
+	if p.Enabled && (p.MaxSize < 1 || p.Timeout <= 0 || p.CacheDuration < 0) {
+		return errors.New("media.url_preview: max_size and timeout must be positive, cache_duration not negative")
 	}
 	return nil
 }

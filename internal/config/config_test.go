@@ -33,6 +33,11 @@ func TestParseRejectsUnknownAndBadKeys(t *testing.T) {
 		{"listen:\n  http: nonsense\n", "listen.http"},
 		{"rooms:\n  default_version: \"99\"\n", "rooms.default_version"},
 		{"log:\n  level: loud\n", "log.level"},
+		{"media:\n  max_upload_size: 0\n", "media.max_upload_size"},
+		{"media:\n  max_pending_uploads: 0\n", "media.max_pending_uploads"},
+		{"media:\n  thumbnail_sizes:\n    - {width: 32, height: 32, method: stretch}\n", "media.thumbnail_sizes[0]"},
+		{"media:\n  url_preview:\n    ip_range_denylist: [\"10.0.0.0/33\"]\n", "media.url_preview.ip_range_denylist"},
+		{"media:\n  url_preview:\n    enabled: true\n    timeout: 0s\n", "media.url_preview"},
 	}
 	for _, c := range cases {
 		cfg := Defaults()
@@ -58,5 +63,21 @@ func TestMarshalRoundTrip(t *testing.T) {
 	}
 	if back.ServerName != "example.org" || back.Registration.Enabled {
 		t.Fatalf("round trip lost values: %+v", back)
+	}
+}
+
+func TestMediaKeys(t *testing.T) {
+	cfg := Defaults()
+	err := Parse([]byte("media:\n  legacy_cutoff: 2025-01-02T03:04:05Z\n  thumbnail_sizes:\n    - {width: 10, height: 20, method: crop}\n  url_preview:\n    enabled: true\n    ip_range_allowlist: [127.0.0.1, \"::1/128\"]\n"), &cfg)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := cfg.Media
+	if m.LegacyCutoff.Year() != 2025 || len(m.ThumbnailSizes) != 1 || m.ThumbnailSizes[0] != (ThumbnailSize{10, 20, "crop"}) ||
+		!m.URLPreview.Enabled || len(m.URLPreview.IPRangeAllowlist) != 2 || len(m.URLPreview.IPRangeDenylist) != len(DefaultIPRangeDenylist) {
+		t.Fatalf("media keys not applied: %+v", m)
 	}
 }

@@ -22,6 +22,8 @@ import (
 	"parley/internal/logging"
 	"parley/internal/ratelimit"
 	"parley/internal/signing"
+	"parley/mediaapi"
+	"parley/mediaapi/blob"
 	"parley/roomserver"
 	"parley/storage"
 	"parley/storage/sqlstore"
@@ -47,6 +49,9 @@ type Homeserver struct {
 	Keys *federation.Keyring
 	// Outbound is the federation sender.
 	Outbound *federation.Outbound
+	// Media is the media repository; federation serves local media with its
+	// LocalMedia and LocalThumbnail.
+	Media *mediaapi.API
 
 	handler http.Handler
 }
@@ -108,8 +113,19 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	// Committed events go to the inbox, which evaluates push rules and then
 	// hands each event to the PDU stream: a /sync woken by an event also sees
 	// the notification counts it caused.
+	// Push gateways are reached with the same TLS trust as federation (test
+	// networks use a private CA).
+	pushTLS, err := cfg.Federation.ClientTLSConfig()
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	pushClient := &http.Client{Timeout: 30 * time.Second}
+	if pushTLS != nil {
+		pushClient.Transport = &http.Transport{TLSClientConfig: pushTLS, Proxy: http.ProxyFromEnvironment}
+	}
 	hs.Inbox = syncapi.NewInbox(syncapi.InboxDeps{Config: &hs.Config, Store: store, RoomStore: store,
-		AfterEvent: pduStream.OnEvent, Notifier: notifier,
+		AfterEvent: pduStream.OnEvent, Notifier: notifier, HTTPClient: pushClient,
 		Rooms: syncapi.NewRoomMembership(store), Auth: client.Authenticator(), Log: log})
 	rooms.SetOnEvent(func(ev roomserver.OutputEvent) {
 		hs.Inbox.OnRoomEvent(ev)
@@ -121,6 +137,23 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	sync := syncapi.New(syncapi.Deps{Auth: client.Authenticator(), Notifier: notifier, Log: log,
 		Streams: append([]syncapi.Stream{pduStream}, hs.Inbox.Streams()...), Filters: hs.Inbox, Observer: hs.Inbox.Observer()})
 	sync.Register(router)
+
+	blobs, err := blob.NewLocal(cfg.Media.Path)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	media, err := mediaapi.New(mediaapi.Deps{
+		Config: &hs.Config, Store: store, Accounts: store, Blobs: blobs, Auth: client.Authenticator(), Log: log,
+		RoomMedia: mediaapi.StoreRoomMedia{Rooms: store},
+		// TODO(media): Remote, the federation media download client, once federation has it (#7).
+	})
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("media: %w", err)
+	}
+	media.Register(router)
+	hs.Media = media
 
 	fed := federation.New(federation.Deps{Config: &hs.Config, Key: key, Version: Version, Log: log, Store: store,
 		Keys: hs.Keys, Client: fedClient, Rooms: rooms, Outbound: hs.Outbound,

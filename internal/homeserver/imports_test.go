@@ -14,8 +14,9 @@ func TestImportDirection(t *testing.T) {
 		"clientapi":  {"federation", "syncapi"},
 		"syncapi":    {"clientapi", "federation"},
 		"federation": {"clientapi", "syncapi"},
+		"mediaapi":   {"clientapi", "syncapi", "federation", "roomserver"},
 		"storage":    {"roomserver", "clientapi", "syncapi", "federation", "internal/homeserver"},
-		"internal":   {"clientapi", "syncapi", "federation", "roomserver", "storage"},
+		"internal":   {"clientapi", "syncapi", "federation", "roomserver", "storage", "mediaapi"},
 	}
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "parley/...").Output()
 	if err != nil {
