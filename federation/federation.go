@@ -33,6 +33,8 @@ type Deps struct {
 	Outbound *Outbound
 	// EDUs receives inbound EDUs (nil: they are dropped).
 	EDUs EDUHandler
+	// Media serves local media to other servers (nil: 404).
+	Media LocalMedia
 }
 
 // API is the server-server API.

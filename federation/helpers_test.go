@@ -102,3 +102,8 @@ func toJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+func newFetcher(t *testing.T, srv *testserver.Server) *pfed.MediaFetcher {
+	t.Helper()
+	return pfed.NewMediaFetcher(fedClient(t, srv))
+}

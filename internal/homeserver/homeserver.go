@@ -146,7 +146,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	media, err := mediaapi.New(mediaapi.Deps{
 		Config: &hs.Config, Store: store, Accounts: store, Blobs: blobs, Auth: client.Authenticator(), Log: log,
 		RoomMedia: mediaapi.StoreRoomMedia{Rooms: store},
-		// TODO(media): Remote, the federation media download client, once federation has it (#7).
+		Remote:    fedRemoteMedia{federation.NewMediaFetcher(fedClient)},
 	})
 	if err != nil {
 		store.Close()
@@ -157,7 +157,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 
 	fed := federation.New(federation.Deps{Config: &hs.Config, Key: key, Version: Version, Log: log, Store: store,
 		Keys: hs.Keys, Client: fedClient, Rooms: rooms, Outbound: hs.Outbound,
-		EDUs: &federation.EDUs{Sink: hs.Inbox}})
+		EDUs: &federation.EDUs{Sink: hs.Inbox}, Media: fedLocalMedia{media}})
 	fed.Register(router)
 
 	hs.handler = httputil.CORS(httputil.RealIP(proxies, hs.requestLog(httputil.LimitBody(cfg.Listen.MaxRequestBytes, isMediaUpload, router))))
