@@ -135,7 +135,9 @@ func (m *MediaFetcher) Fetch(ctx context.Context, origin, mediaID string) (strin
 	})
 	if err != nil {
 		var herr mautrix.HTTPError
-		if errors.As(err, &herr) && herr.Response != nil && herr.Response.StatusCode == http.StatusNotFound {
+		// A 404, or a server that cannot be reached at all (no such server),
+		// is "not found" for clients: the spec lists no other answer for it.
+		if errors.As(err, &herr) && (herr.Response == nil || herr.Response.StatusCode == http.StatusNotFound) {
 			return "", "", nil, fmt.Errorf("%w: %v", ErrRemoteMediaNotFound, err)
 		}
 		return "", "", nil, err
