@@ -94,3 +94,38 @@ func TestMakeJoinErrors(t *testing.T) {
 		t.Fatalf("unknown room make_join: %v", err)
 	}
 }
+
+func TestRejectRemoteInviteAndKnock(t *testing.T) {
+	hs1, hs2 := pair(t)
+	alice := hs1.Register(t, "alice")
+	bob := hs2.Register(t, "bob")
+
+	room := createRoom(t, alice, map[string]any{"preset": "private_chat"})
+	alice.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(room))+"/invite", map[string]any{"user_id": bob.UserID})
+	if !invitedTo(t, bob, room) {
+		t.Fatal("invite missing on hs2")
+	}
+	// Rejecting goes through make_leave/send_leave on hs1 (hs2 has no state of the room).
+	bob.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(room))+"/leave", map[string]any{})
+	if m := membership(t, alice, room, bob.UserID); m != "leave" {
+		t.Fatalf("hs1 membership after rejection: %q", m)
+	}
+	if invitedTo(t, bob, room) {
+		t.Fatal("rejected invite still in bob's /sync")
+	}
+
+	knockRoom := createRoom(t, alice, map[string]any{"preset": "private_chat",
+		"initial_state": []any{map[string]any{"type": "m.room.join_rules", "state_key": "", "content": map[string]any{"join_rule": "knock"}}}})
+	bob.MustDo(t, http.MethodPost, "knock/"+url.PathEscape(string(knockRoom))+"?server_name=hs1.test", map[string]any{"reason": "let me in"})
+	if m := membership(t, alice, knockRoom, bob.UserID); m != "knock" {
+		t.Fatalf("hs1 membership after knock: %q", m)
+	}
+	res := bob.MustDo(t, http.MethodGet, "sync", nil)
+	if knock, _ := res.JSON["rooms"].(map[string]any)["knock"].(map[string]any); knock[string(knockRoom)] == nil {
+		t.Fatalf("knock missing from bob's /sync: %s", res.Body)
+	}
+	// Knocking on a room that does not allow it is refused by the resident server.
+	if r := bob.Do(t, http.MethodPost, "knock/"+url.PathEscape(string(room))+"?server_name=hs1.test", map[string]any{}); r.Status == 200 {
+		t.Fatalf("knock on a non-knock room: %d %s", r.Status, r.Body)
+	}
+}

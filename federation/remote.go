@@ -10,6 +10,7 @@ import (
 
 	"github.com/tidwall/gjson"
 	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/federation"
 	"maunium.net/go/mautrix/id"
 
@@ -127,4 +128,46 @@ func queryErr(err error) error {
 		return fmt.Errorf("%w: %v", roomserver.ErrRemoteNotFound, err)
 	}
 	return err
+}
+
+// MakeMembership implements roomserver.Remote (make_leave, make_knock).
+func (r *Remote) MakeMembership(ctx context.Context, server string, roomID id.RoomID, userID id.UserID, m event.Membership, versions []id.RoomVersion) (jsontext.Value, id.RoomVersion, error) {
+	var resp *federation.RespMakeJoin
+	var err error
+	switch m {
+	case event.MembershipLeave:
+		resp, err = r.c.MakeLeave(ctx, &federation.ReqMakeLeave{RoomID: roomID, UserID: userID, Via: server})
+	case event.MembershipKnock:
+		resp, err = r.c.MakeKnock(ctx, &federation.ReqMakeKnock{RoomID: roomID, UserID: userID, Via: server, SupportedVersions: versions})
+	default:
+		return nil, "", fmt.Errorf("%w: make_%s", roomserver.ErrBadRequest, m)
+	}
+	if err != nil {
+		return nil, "", remoteErr(err)
+	}
+	if resp == nil || len(resp.Event) == 0 {
+		return nil, "", fmt.Errorf("%w: empty make_%s response", roomserver.ErrRemote, m)
+	}
+	v := resp.RoomVersion
+	if v == "" {
+		v = "1"
+	}
+	return jsontext.Value(resp.Event), v, nil
+}
+
+// SendMembership implements roomserver.Remote (send_leave v2, send_knock).
+func (r *Remote) SendMembership(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID, ev jsontext.Value, m event.Membership) error {
+	var err error
+	switch m {
+	case event.MembershipLeave:
+		err = r.c.SendLeave(ctx, &federation.ReqSendLeave{RoomID: roomID, EventID: eventID, Event: json.RawMessage(ev), Via: server})
+	case event.MembershipKnock:
+		_, err = r.c.SendKnock(ctx, &federation.ReqSendKnock{RoomID: roomID, EventID: eventID, Event: json.RawMessage(ev), Via: server})
+	default:
+		return fmt.Errorf("%w: send_%s", roomserver.ErrBadRequest, m)
+	}
+	if err != nil {
+		return remoteErr(err)
+	}
+	return nil
 }

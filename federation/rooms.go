@@ -54,6 +54,8 @@ func (a *API) registerRooms(root *mux.Router) {
 	v1.Handle("/query/directory", a.authed("query_directory", a.queryDirectory)).Methods(http.MethodGet)
 	v1.Handle("/make_join/{roomID}/{userID}", a.authed("make_join", a.makeMembership(event.MembershipJoin))).Methods(http.MethodGet)
 	v1.Handle("/make_leave/{roomID}/{userID}", a.authed("make_leave", a.makeMembership(event.MembershipLeave))).Methods(http.MethodGet)
+	v1.Handle("/make_knock/{roomID}/{userID}", a.authed("make_knock", a.makeMembership(event.MembershipKnock))).Methods(http.MethodGet)
+	v1.Handle("/send_knock/{roomID}/{eventID}", a.authed("send_knock", a.sendMembership(event.MembershipKnock))).Methods(http.MethodPut)
 	v2.Handle("/send_join/{roomID}/{eventID}", a.authed("send_join", a.sendMembership(event.MembershipJoin))).Methods(http.MethodPut)
 	v2.Handle("/send_leave/{roomID}/{eventID}", a.authed("send_leave", a.sendMembership(event.MembershipLeave))).Methods(http.MethodPut)
 	v2.Handle("/invite/{roomID}/{eventID}", a.authed("invite", a.invite)).Methods(http.MethodPut)
@@ -101,7 +103,7 @@ func (a *API) makeMembership(m event.Membership) httputil.HandlerFunc {
 			return httputil.Forbidden("user %s is not from %s", userID, origin(r))
 		}
 		var versions []id.RoomVersion
-		if m == event.MembershipJoin {
+		if m != event.MembershipLeave {
 			versions = []id.RoomVersion{"1"}
 			for _, v := range r.URL.Query()["ver"] {
 				versions = append(versions, id.RoomVersion(v))
@@ -137,6 +139,13 @@ func (a *API) sendMembership(m event.Membership) httputil.HandlerFunc {
 		}
 		if ev, err := a.d.Rooms.FederationEvent(r.Context(), roomID, eventID); err == nil && a.d.Outbound != nil {
 			a.d.Outbound.Broadcast(ev, origin(r))
+		}
+		if m == event.MembershipKnock {
+			stripped, err := a.d.Rooms.StrippedState(r.Context(), roomID)
+			if err != nil {
+				return err
+			}
+			return httputil.WriteJSON(w, http.StatusOK, map[string]any{"knock_room_state": stripped})
 		}
 		if m != event.MembershipJoin {
 			return httputil.WriteJSON(w, http.StatusOK, map[string]any{})

@@ -45,6 +45,10 @@ type Remote interface {
 	Invite(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID, version id.RoomVersion, ev jsontext.Value, strippedState []jsontext.Value) (jsontext.Value, error)
 	// MissingEvents fetches events between earliest and latest (exclusive) from server.
 	MissingEvents(ctx context.Context, server string, roomID id.RoomID, earliest, latest []id.EventID, limit int) ([]jsontext.Value, error)
+	// MakeMembership asks server for a leave or knock event template (make_leave, make_knock).
+	MakeMembership(ctx context.Context, server string, roomID id.RoomID, userID id.UserID, m event.Membership, versions []id.RoomVersion) (jsontext.Value, id.RoomVersion, error)
+	// SendMembership submits a signed leave or knock (send_leave v2, send_knock).
+	SendMembership(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID, ev jsontext.Value, m event.Membership) error
 }
 
 // SetRemote gives the roomserver its link to other servers (nil disables

@@ -2,6 +2,7 @@ package roomserver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -151,4 +152,21 @@ func (s *Server) MissingEventsBetween(ctx context.Context, roomID id.RoomID, ear
 	}
 	slices.Reverse(evs)
 	return evs, nil
+}
+
+// StrippedState returns the room's stripped state events (type, state_key,
+// sender, content) shown to invited and knocking users.
+func (s *Server) StrippedState(ctx context.Context, roomID id.RoomID) ([]map[string]any, error) {
+	out := []map[string]any{}
+	for _, t := range strippedForInvite {
+		ev, err := s.store.CurrentStateEvent(ctx, roomID, t, "")
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		out = append(out, map[string]any{"type": ev.Type, "state_key": "", "sender": ev.Sender,
+			"content": json.RawMessage(gjson.GetBytes(ev.JSON, "content").Raw)})
+	}
+	return out, nil
 }

@@ -64,6 +64,9 @@ func (s *Server) Invite(ctx context.Context, req MembershipRequest) (id.EventID,
 // Leave makes req.Sender leave (or reject an invite, or withdraw a knock).
 func (s *Server) Leave(ctx context.Context, req MembershipRequest) (id.EventID, error) {
 	req.Target = req.Sender
+	if s.remote != nil && !s.resident(ctx, req.RoomID) {
+		return s.membershipRemote(ctx, req, event.MembershipLeave)
+	}
 	return s.member(ctx, req, event.MembershipLeave, nil)
 }
 
@@ -96,6 +99,9 @@ func (s *Server) Unban(ctx context.Context, req MembershipRequest) (id.EventID, 
 // Knock asks to join a room with join rule knock.
 func (s *Server) Knock(ctx context.Context, req MembershipRequest) (id.EventID, error) {
 	req.Target = req.Sender
+	if s.remote != nil && !s.resident(ctx, req.RoomID) {
+		return s.membershipRemote(ctx, req, event.MembershipKnock)
+	}
 	return s.member(ctx, req, event.MembershipKnock, nil)
 }
 

@@ -197,13 +197,7 @@ func (s *Server) joinRemote(ctx context.Context, req MembershipRequest) (id.Even
 	if len(servers) == 0 || s.remote == nil {
 		return "", ErrRoomNotFound
 	}
-	versions := make([]id.RoomVersion, 0)
-	_, supported := s.RoomVersions()
-	for v := range supported {
-		if !isV1(v) {
-			versions = append(versions, v)
-		}
-	}
+	versions := s.federationVersions()
 	var errs []error
 	for _, server := range servers {
 		evID, err := s.joinRemoteVia(ctx, req, server, versions)
@@ -227,40 +221,11 @@ func (s *Server) joinRemoteVia(ctx context.Context, req MembershipRequest, serve
 	if !Supported(version) || isV1(version) {
 		return "", fmt.Errorf("%w: %s", ErrUnsupportedRoomVersion, version)
 	}
-	p, err := parsePDU(tmpl)
-	if err != nil {
-		return "", fmt.Errorf("%w: make_join template: %v", ErrRemote, err)
-	}
-	if p.Type != event.StateMember.Type || p.Sender != req.Sender || p.StateKey == nil || *p.StateKey != string(req.Sender) || p.RoomID != req.RoomID {
-		return "", fmt.Errorf("%w: make_join template is not our join", ErrRemote)
-	}
-	content := map[string]any{}
-	_ = json.Unmarshal(p.Content, &content)
-	s.addProfile(ctx, req.Sender, content)
-	for k, v := range req.Extra {
-		content[k] = v
-	}
-	content["membership"] = event.MembershipJoin
-	if req.Reason != "" {
-		content["reason"] = req.Reason
-	}
-	if p.Content, err = json.Marshal(content); err != nil {
-		return "", err
-	}
-	p.OriginServerTS = nowMS()
-	p.Hashes, p.Signatures, p.Unsigned = nil, nil, nil
-	if err := p.Sign(version, s.serverName, s.key.ID, s.key.Priv); err != nil {
-		return "", err
-	}
-	evID, err := p.GetEventID(version)
+	p, raw, err := s.signTemplate(ctx, tmpl, version, req, event.MembershipJoin)
 	if err != nil {
 		return "", err
 	}
-	p.InternalMeta.EventID = evID
-	raw, err := json.Marshal(p)
-	if err != nil {
-		return "", err
-	}
+	evID := p.InternalMeta.EventID
 	stateRaw, chainRaw, err := s.remote.SendJoin(ctx, server, req.RoomID, evID, raw)
 	if err != nil {
 		return "", err
@@ -444,29 +409,126 @@ func (s *Server) ReceiveInvite(ctx context.Context, origin string, roomID id.Roo
 		// The invite also arrives in a transaction; nothing to store here.
 		return signed, nil
 	}
+	p.InternalMeta.EventID = re.id
+	if err := s.storeOutlierMembership(ctx, roomID, version, p, signed); err != nil {
+		return nil, err
+	}
+	return signed, nil
+}
+
+// signTemplate turns a make_join/make_leave/make_knock template into our
+// signed event: the content gets our profile (joins), req.Extra and reason.
+func (s *Server) signTemplate(ctx context.Context, tmpl []byte, version id.RoomVersion, req MembershipRequest, m event.Membership) (*pdu.PDU, []byte, error) {
+	p, err := parsePDU(tmpl)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: make_%s template: %v", ErrRemote, m, err)
+	}
+	if p.Type != event.StateMember.Type || p.Sender != req.Sender || p.StateKey == nil || *p.StateKey != string(req.Sender) || p.RoomID != req.RoomID {
+		return nil, nil, fmt.Errorf("%w: make_%s template is not our membership event", ErrRemote, m)
+	}
+	content := map[string]any{}
+	_ = json.Unmarshal(p.Content, &content)
+	if m == event.MembershipJoin {
+		s.addProfile(ctx, req.Sender, content)
+	}
+	for k, v := range req.Extra {
+		content[k] = v
+	}
+	content["membership"] = m
+	if req.Reason != "" {
+		content["reason"] = req.Reason
+	}
+	if p.Content, err = json.Marshal(content); err != nil {
+		return nil, nil, err
+	}
+	p.OriginServerTS = nowMS()
+	p.Hashes, p.Signatures, p.Unsigned = nil, nil, nil
+	if err := p.Sign(version, s.serverName, s.key.ID, s.key.Priv); err != nil {
+		return nil, nil, err
+	}
+	evID, err := p.GetEventID(version)
+	if err != nil {
+		return nil, nil, err
+	}
+	p.InternalMeta.EventID = evID
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, raw, nil
+}
+
+// membershipRemote leaves (rejecting an invite) or knocks on a room this
+// server is not in, through a server that is: make_leave/make_knock, sign,
+// send_leave/send_knock. The event is recorded locally as the user's
+// membership.
+func (s *Server) membershipRemote(ctx context.Context, req MembershipRequest, m event.Membership) (id.EventID, error) {
+	servers := s.joinVia(ctx, req)
+	if len(servers) == 0 {
+		return "", ErrRoomNotFound
+	}
+	var errs []error
+	for _, server := range servers {
+		tmpl, version, err := s.remote.MakeMembership(ctx, server, req.RoomID, req.Sender, m, s.federationVersions())
+		if err == nil && (!Supported(version) || isV1(version)) {
+			err = fmt.Errorf("%w: %s", ErrUnsupportedRoomVersion, version)
+		}
+		var p *pdu.PDU
+		var raw []byte
+		if err == nil {
+			p, raw, err = s.signTemplate(ctx, tmpl, version, req, m)
+		}
+		if err == nil {
+			err = s.remote.SendMembership(ctx, server, req.RoomID, p.InternalMeta.EventID, raw, m)
+		}
+		if err == nil {
+			return p.InternalMeta.EventID, s.storeOutlierMembership(ctx, req.RoomID, version, p, raw)
+		}
+		s.log.Info("remote membership failed", logging.RoomID(req.RoomID), zap.String("membership", string(m)), zap.String("destination", server), zap.Error(err))
+		errs = append(errs, err)
+	}
+	return "", errors.Join(errs...)
+}
+
+func (s *Server) federationVersions() []id.RoomVersion {
+	var out []id.RoomVersion
+	_, supported := s.RoomVersions()
+	for v := range supported {
+		if !isV1(v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// storeOutlierMembership records a local user's membership in a room whose
+// state this server does not have (invites received, knocks, rejected
+// invites): the event is stored as an outlier and is the room's only state.
+func (s *Server) storeOutlierMembership(ctx context.Context, roomID id.RoomID, version id.RoomVersion, p *pdu.PDU, raw []byte) error {
 	var newRoom *storage.Room
 	if info, err := s.store.GetRoom(ctx, roomID); errors.Is(err, storage.ErrNotFound) {
 		newRoom = &storage.Room{RoomID: roomID, Version: version, Creator: p.Sender, CreatedTS: nowMS()}
 	} else if err != nil {
-		return nil, err
+		return err
 	} else if info.Version != version {
-		return nil, fmt.Errorf("%w: room version mismatch", ErrBadRequest)
+		return fmt.Errorf("%w: room version mismatch", ErrBadRequest)
 	}
-	if _, err := s.store.GetEvent(ctx, re.id); err == nil {
-		return signed, nil
+	evID := p.InternalMeta.EventID
+	if _, err := s.store.GetEvent(ctx, evID); err == nil {
+		return nil
 	}
 	k := storage.StateKeyTuple{Type: p.Type, StateKey: *p.StateKey}
-	ne := &storage.NewEvent{Event: storage.Event{EventID: re.id, RoomID: roomID, Type: p.Type, StateKey: p.StateKey, Sender: p.Sender,
-		Depth: p.Depth, OriginTS: p.OriginServerTS, JSON: signed, Membership: string(event.MembershipInvite), Outlier: true}}
+	ne := &storage.NewEvent{Event: storage.Event{EventID: evID, RoomID: roomID, Type: p.Type, StateKey: p.StateKey, Sender: p.Sender,
+		Depth: p.Depth, OriginTS: p.OriginServerTS, JSON: raw, Membership: gjson.GetBytes(p.Content, "membership").Str, Outlier: true}}
 	s.dropRoom(roomID)
 	stored, err := s.store.StoreEvents(ctx, storage.StoreEventsRequest{RoomID: roomID, NewRoom: newRoom, Events: []*storage.NewEvent{ne},
-		InitialState: map[storage.StateKeyTuple]id.EventID{k: re.id}})
+		InitialState: map[storage.StateKeyTuple]id.EventID{k: evID}})
 	s.dropRoom(roomID)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	out := ne.Event
 	out.StreamPos = stored[0].StreamPos
 	s.publish([]*storage.Event{&out}, version)
-	return signed, nil
+	return nil
 }
