@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/mux"
 	"go.uber.org/zap"
 	"maunium.net/go/mautrix/federation"
+	"maunium.net/go/mautrix/id"
 
 	"parley/internal/config"
 	"parley/internal/httputil"
@@ -84,6 +85,14 @@ func (a *API) authed(name string, h httputil.HandlerFunc) http.Handler {
 				code = "M_NOT_JSON" // mautrix's name for a body that does not parse
 			}
 			return &httputil.MatrixError{Status: rerr.StatusCode, Code: code, Message: rerr.Err}
+		}
+		// m.room.server_acl applies to every request about a room.
+		if roomID := httputil.PathVar(req, "roomID"); roomID != "" {
+			if ok, err := a.d.Rooms.ServerAllowed(req.Context(), id.RoomID(roomID), origin(req)); err != nil {
+				return err
+			} else if !ok {
+				return httputil.Forbidden("server %s is denied by the room's server ACL", origin(req))
+			}
 		}
 		return h(w, req)
 	})

@@ -16,6 +16,7 @@ import (
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 
+	"parley/internal/config"
 	"parley/internal/signing"
 	"parley/internal/testserver"
 )
@@ -304,5 +305,40 @@ func TestBackfillAndHistoryEndpoints(t *testing.T) {
 	}
 	if _, err := c.Backfill(ctx, &mfed.ReqBackfill{ServerName: "hs1.test", RoomID: secret, Limit: 10, BackfillFrom: []id.EventID{secretEv}}); !isErr(err, 403, "M_FORBIDDEN") {
 		t.Fatalf("backfill of a room hs2 is not in: %v", err)
+	}
+}
+
+func TestServerACLAndDenyList(t *testing.T) {
+	f := joinedPair(t)
+	room := url.PathEscape(string(f.room))
+	f.alice.MustDo(t, http.MethodPut, "rooms/"+room+"/state/m.room.server_acl/", map[string]any{"allow": []string{"*"}, "deny": []string{"hs2.test"}})
+	ev, evID := f.build(t, f.bob.UserID, f.hs2.HS.SigningKey, "denied", nil, 0)
+	status, body := f.sendRaw(t, "acl", txn("hs2.test", raw(t, ev)))
+	if status != 200 {
+		t.Fatalf("send: %d %v", status, body)
+	}
+	if r := body["pdus"].(map[string]any)[string(evID)].(map[string]any); r["error"] == nil {
+		t.Fatalf("event from an ACL-denied server accepted: %v", body)
+	}
+	if f.stored(evID) {
+		t.Fatal("event from an ACL-denied server stored")
+	}
+	uri := "/_matrix/federation/v1/make_join/" + room + "/" + url.PathEscape("@carol:hs2.test") + "?ver=11"
+	if st, b := rawFed(t, f.hs1, "GET", uri, xMatrix(t, f.hs2.HS.SigningKey, "GET", uri, "hs2.test", "hs1.test", nil), nil); st != 403 || b["errcode"] != "M_FORBIDDEN" {
+		t.Fatalf("make_join from an ACL-denied server: %d %v", st, b)
+	}
+}
+
+func TestDenyServersConfig(t *testing.T) {
+	s := testserver.NewFederation(t, []string{"hs1.test", "hs2.test"}, func(c *config.Config) {
+		if c.ServerName == "hs1.test" {
+			c.Federation.DenyServers = []string{"hs2.test"}
+		}
+	})
+	hs1, hs2 := s[0], s[1]
+	hs1.Register(t, "alice")
+	uri := "/_matrix/federation/v1/query/profile?user_id=@alice:hs1.test"
+	if st, b := rawFed(t, hs1, "GET", uri, xMatrix(t, hs2.HS.SigningKey, "GET", uri, "hs2.test", "hs1.test", nil), nil); st != 403 || b["errcode"] != "M_FORBIDDEN" {
+		t.Fatalf("denied server: %d %v", st, b)
 	}
 }

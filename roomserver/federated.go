@@ -130,6 +130,13 @@ func (s *Server) InputRemoteEvents(ctx context.Context, origin string, raws []js
 			}
 			continue
 		}
+		if ok, err := s.ServerAllowed(ctx, roomID, origin); err != nil || !ok {
+			if err == nil {
+				err = fmt.Errorf("%w: server %s is denied by the room's server ACL", ErrForbidden, origin)
+			}
+			out = append(out, RemoteResult{EventID: ev.id, Err: err})
+			continue
+		}
 		r, err := s.lockRoom(ctx, roomID)
 		if err != nil {
 			out = append(out, RemoteResult{EventID: ev.id, Err: err})
