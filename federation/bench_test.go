@@ -4,12 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"testing"
 	"time"
 
 	"go.mau.fi/util/jsontime"
 	mfed "maunium.net/go/mautrix/federation"
 	"maunium.net/go/mautrix/id"
+
+	"parley/internal/testserver"
+	"parley/roomserver"
 )
 
 // BenchmarkInboundTransaction measures PDUs/s accepted by hs1 from hs2 into
@@ -54,4 +58,37 @@ func BenchmarkInboundTransaction(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*50)/time.Since(start).Seconds(), "pdus/s")
+}
+
+// BenchmarkJoinLargeRoom measures the time for bob@hs2 to join a room on
+// hs1 with 1,000 members and 10,000 state events in all (make_join,
+// send_join, checking every state and auth chain event, storing them).
+func BenchmarkJoinLargeRoom(b *testing.B) {
+	const members, stateEvents = 1000, 10000
+	s := testserver.NewFederation(b, []string{"hs1.test", "hs2.test"})
+	hs1, hs2 := s[0], s[1]
+	ctx := context.Background()
+	alice := hs1.Register(b, "alice")
+	room := id.RoomID(alice.MustDo(b, "POST", "createRoom", map[string]any{"preset": "public_chat"}).JSON["room_id"].(string))
+	for i := 1; i < members; i++ {
+		if _, err := hs1.HS.Rooms.Join(ctx, roomserver.MembershipRequest{RoomID: room, Sender: id.UserID(fmt.Sprintf("@m%d:hs1.test", i))}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := 0; i < stateEvents-members-6; i++ {
+		sk := fmt.Sprintf("k%d", i)
+		if _, err := hs1.HS.Rooms.Send(ctx, roomserver.SendRequest{RoomID: room, Sender: alice.UserID, Type: "org.parley.bench", StateKey: &sk,
+			Content: []byte(`{"v":1}`)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	state, _ := hs1.HS.Store.CurrentState(ctx, room)
+	b.Logf("room has %d state events", len(state))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		bob := hs2.Register(b, fmt.Sprintf("bob%d", i))
+		start := time.Now()
+		bob.MustDo(b, "POST", "join/"+url.PathEscape(string(room))+"?server_name=hs1.test", map[string]any{})
+		b.ReportMetric(time.Since(start).Seconds(), "s/join")
+	}
 }
