@@ -146,7 +146,7 @@ func (o *Outbound) dispatch() {
 		case <-o.ctx.Done():
 			return
 		case j := <-o.in:
-			if err := o.queue(j); err != nil {
+			if err := o.queue(j); err != nil && o.ctx.Err() == nil {
 				o.log.Error("queue outbound federation", zap.Error(err))
 			}
 		}

@@ -20,27 +20,33 @@ import (
 // txnLocks serialises inbound transactions with the same (origin, txn_id),
 // so a retried transaction waits for the first and then gets its stored result.
 type txnLocks struct {
+	// mu guards locks.
 	mu    sync.Mutex
-	locks map[string]*sync.Mutex
+	locks map[string]*txnLock
 }
 
-func newTxnLocks() *txnLocks { return &txnLocks{locks: map[string]*sync.Mutex{}} }
+type txnLock struct {
+	mu   sync.Mutex
+	refs int // guarded by txnLocks.mu
+}
+
+func newTxnLocks() *txnLocks { return &txnLocks{locks: map[string]*txnLock{}} }
 
 func (l *txnLocks) lock(key string) func() {
 	l.mu.Lock()
 	m, ok := l.locks[key]
 	if !ok {
-		m = &sync.Mutex{}
+		m = &txnLock{}
 		l.locks[key] = m
 	}
+	m.refs++
 	l.mu.Unlock()
-	m.Lock()
+	m.mu.Lock()
 	return func() {
-		m.Unlock()
+		m.mu.Unlock()
 		l.mu.Lock()
-		if l.locks[key] == m && m.TryLock() {
+		if m.refs--; m.refs == 0 {
 			delete(l.locks, key)
-			m.Unlock()
 		}
 		l.mu.Unlock()
 	}

@@ -30,7 +30,8 @@ func (s *Server) ResolveRoom(ctx context.Context, roomIDOrAlias string) (id.Room
 }
 
 // Join joins req.Sender to the room. Joining a room the sender is already in
-// sends nothing. Rooms on other servers need federation and are ErrRoomNotFound.
+// sends nothing. Rooms whose state this server lacks are joined over
+// federation (make_join/send_join through req.Via, the inviter or the room ID's server).
 func (s *Server) Join(ctx context.Context, req MembershipRequest) (id.EventID, error) {
 	req.Target = req.Sender
 	if s.remote != nil && !s.resident(ctx, req.RoomID) {
