@@ -17,6 +17,8 @@ type Store interface {
 	PushRuleStore
 	NotificationStore
 	FederationStore
+	SlidingSyncStore
+	KeyStore
 	// Close releases the database connections.
 	Close() error
 	// Ping checks that the database answers.

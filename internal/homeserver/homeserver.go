@@ -22,6 +22,7 @@ import (
 	"parley/internal/logging"
 	"parley/internal/ratelimit"
 	"parley/internal/signing"
+	"parley/keyserver"
 	"parley/mediaapi"
 	"parley/mediaapi/blob"
 	"parley/roomserver"
@@ -102,7 +103,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	}
 
 	client := clientapi.New(clientapi.Deps{
-		Config: &hs.Config, Store: store, Log: log, Rooms: rooms,
+		Config: &hs.Config, Store: keyserver.WakeOnDeviceChanges(store, notifier, log), Log: log, Rooms: rooms,
 		Limits:       ratelimit.NewLimits(cfg.RateLimits),
 		Profiles:     rooms,
 		RoomVersions: rooms.RoomVersions,
@@ -110,9 +111,15 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	})
 	client.Register(router)
 
+	keys := keyserver.New(keyserver.Deps{
+		Config: &hs.Config, Store: store, Auth: client.Authenticator(), Notifier: notifier, UIA: client,
+		Rooms: store, ServerName: cfg.ServerName, Log: log,
+	})
+	keys.Register(router)
 	// Committed events go to the inbox, which evaluates push rules and then
-	// hands each event to the PDU stream: a /sync woken by an event also sees
-	// the notification counts it caused.
+	// hands each event to the PDU stream (a /sync woken by an event also sees
+	// the notification counts it caused) and to the key server (membership
+	// changes start or stop device-list tracking).
 	// Push gateways are reached with the same TLS trust as federation (test
 	// networks use a private CA).
 	pushTLS, err := cfg.Federation.ClientTLSConfig()
@@ -125,7 +132,11 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		pushClient.Transport = &http.Transport{TLSClientConfig: pushTLS, Proxy: http.ProxyFromEnvironment}
 	}
 	hs.Inbox = syncapi.NewInbox(syncapi.InboxDeps{Config: &hs.Config, Store: store, RoomStore: store,
-		AfterEvent: pduStream.OnEvent, Notifier: notifier, HTTPClient: pushClient,
+		AfterEvent: func(out roomserver.OutputEvent) {
+			pduStream.OnEvent(out)
+			keys.OnEvent(out.Event)
+		},
+		Notifier: notifier, HTTPClient: pushClient,
 		Rooms: syncapi.NewRoomMembership(store), Auth: client.Authenticator(), Log: log})
 	rooms.SetOnEvent(func(ev roomserver.OutputEvent) {
 		hs.Inbox.OnRoomEvent(ev)
@@ -134,9 +145,16 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	hs.Inbox.SetEDUSink(hs.Outbound)
 	hs.Inbox.Register(router)
 	hs.Inbox.Start(context.WithoutCancel(ctx))
+	// /sync and sliding sync share the streams: sliding sync's to_device and
+	// e2ee extensions read the key streams.
+	streams := append([]syncapi.Stream{pduStream, keyserver.NewToDeviceStream(store), keys.DeviceListStream()}, hs.Inbox.Streams()...)
 	sync := syncapi.New(syncapi.Deps{Auth: client.Authenticator(), Notifier: notifier, Log: log,
-		Streams: append([]syncapi.Stream{pduStream}, hs.Inbox.Streams()...), Filters: hs.Inbox, Observer: hs.Inbox.Observer()})
+		Streams: streams, Filters: hs.Inbox, Observer: hs.Inbox.Observer()})
 	sync.Register(router)
+	sliding := syncapi.NewSlidingSync(syncapi.SlidingSyncDeps{Auth: client.Authenticator(), Notifier: notifier,
+		PDU: pduStream, Inbox: hs.Inbox, Store: store, Streams: streams, Observer: hs.Inbox.Observer(),
+		ConnectionTTL: cfg.Sync.SlidingSyncConnectionTTL, Log: log})
+	sliding.Register(router)
 
 	blobs, err := blob.NewLocal(cfg.Media.Path)
 	if err != nil {
