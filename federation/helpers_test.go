@@ -107,3 +107,12 @@ func newFetcher(t *testing.T, srv *testserver.Server) *pfed.MediaFetcher {
 	t.Helper()
 	return pfed.NewMediaFetcher(fedClient(t, srv))
 }
+
+// mfedPath is a /_matrix/federation/... path for Client.MakeRequest.
+func mfedPath(parts ...string) federation.URLPath {
+	out := make(federation.URLPath, len(parts))
+	for i, p := range parts {
+		out[i] = p
+	}
+	return out
+}

@@ -72,6 +72,9 @@ func (a *API) registerRooms(root *mux.Router) {
 	v1.Handle("/state/{roomID}", a.authed("state", a.state)).Methods(http.MethodGet)
 	v1.Handle("/event_auth/{roomID}/{eventID}", a.authed("event_auth", a.eventAuth)).Methods(http.MethodGet)
 	v1.Handle("/backfill/{roomID}", a.authed("backfill", a.backfill)).Methods(http.MethodGet)
+	v1.Handle("/user/devices/{userID}", a.authed("user_devices", a.userDevices)).Methods(http.MethodGet)
+	v1.Handle("/user/keys/query", a.authed("user_keys_query", a.userKeysQuery)).Methods(http.MethodPost)
+	v1.Handle("/user/keys/claim", a.authed("user_keys_claim", a.userKeysClaim)).Methods(http.MethodPost)
 	v1.Handle("/media/download/{mediaID}", a.authed("media_download", a.mediaDownload)).Methods(http.MethodGet)
 	v1.Handle("/media/thumbnail/{mediaID}", a.authed("media_thumbnail", a.mediaThumbnail)).Methods(http.MethodGet)
 }

@@ -1,0 +1,74 @@
+package federation_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	"maunium.net/go/mautrix/id"
+
+	"parley/internal/config"
+	"parley/internal/testserver"
+)
+
+func TestUserDevicesAndKeysOverFederation(t *testing.T) {
+	s := testserver.NewFederation(t, []string{"hs1.test", "hs2.test"}, func(c *config.Config) { c.E2EE.VerifyDeviceKeySignatures = false })
+	hs1, hs2 := s[0], s[1]
+	alice := hs1.Register(t, "alice")
+	dev := string(alice.DeviceID)
+	alice.MustDo(t, http.MethodPost, "keys/upload", map[string]any{
+		"device_keys": map[string]any{
+			"user_id": alice.UserID, "device_id": dev, "algorithms": []string{"m.olm.v1.curve25519-aes-sha2"},
+			"keys":       map[string]any{"curve25519:" + dev: "curvekey", "ed25519:" + dev: "edkey"},
+			"signatures": map[string]any{string(alice.UserID): map[string]any{"ed25519:" + dev: "sig"}},
+		},
+		"one_time_keys": map[string]any{"signed_curve25519:AAAA": map[string]any{"key": "otk1"}},
+	})
+	c := fedClient(t, hs2)
+	ctx := context.Background()
+
+	var devices struct {
+		UserID  id.UserID `json:"user_id"`
+		Devices []struct {
+			DeviceID id.DeviceID    `json:"device_id"`
+			Keys     map[string]any `json:"keys"`
+		} `json:"devices"`
+	}
+	if err := c.MakeRequest(ctx, "hs1.test", true, http.MethodGet, mfedPath("v1", "user", "devices", string(alice.UserID)), nil, &devices); err != nil {
+		t.Fatalf("user/devices: %v", err)
+	}
+	if devices.UserID != alice.UserID || len(devices.Devices) != 1 || devices.Devices[0].DeviceID != alice.DeviceID || devices.Devices[0].Keys["device_id"] != dev {
+		t.Fatalf("user/devices: %+v", devices)
+	}
+
+	var query struct {
+		DeviceKeys map[id.UserID]map[id.DeviceID]map[string]any `json:"device_keys"`
+	}
+	if err := c.MakeRequest(ctx, "hs1.test", true, http.MethodPost, mfedPath("v1", "user", "keys", "query"),
+		map[string]any{"device_keys": map[string]any{string(alice.UserID): []string{}}}, &query); err != nil {
+		t.Fatalf("user/keys/query: %v", err)
+	}
+	if k := query.DeviceKeys[alice.UserID][alice.DeviceID]; k == nil || k["keys"].(map[string]any)["curve25519:"+dev] != "curvekey" {
+		t.Fatalf("user/keys/query: %+v", query)
+	}
+
+	claim := func() map[string]any {
+		var out struct {
+			OneTimeKeys map[id.UserID]map[id.DeviceID]map[string]any `json:"one_time_keys"`
+		}
+		if err := c.MakeRequest(ctx, "hs1.test", true, http.MethodPost, mfedPath("v1", "user", "keys", "claim"),
+			map[string]any{"one_time_keys": map[string]any{string(alice.UserID): map[string]any{dev: "signed_curve25519"}}}, &out); err != nil {
+			t.Fatalf("user/keys/claim: %v", err)
+		}
+		return out.OneTimeKeys[alice.UserID][alice.DeviceID]
+	}
+	if k := claim(); k["signed_curve25519:AAAA"] == nil {
+		t.Fatalf("first claim: %v", k)
+	}
+	if k := claim(); len(k) != 0 {
+		t.Fatalf("one-time key handed out twice: %v", k)
+	}
+	if err := c.MakeRequest(ctx, "hs1.test", true, http.MethodGet, mfedPath("v1", "user", "devices", "@bob:hs2.test"), nil, &devices); !isErr(err, 404, "M_NOT_FOUND") {
+		t.Fatalf("devices of a non-local user: %v", err)
+	}
+}
