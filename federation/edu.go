@@ -18,10 +18,17 @@ type Ephemeral interface {
 	SetRemoteReceipt(ctx context.Context, room id.RoomID, user id.UserID, ev id.EventID, thread string) error
 }
 
+// ToDevice receives to-device messages sent by remote users (the key server).
+type ToDevice interface {
+	ReceiveToDevice(ctx context.Context, origin string, sender id.UserID, evType, messageID string, messages map[id.UserID]map[string]json.RawMessage) error
+}
+
 // EDUs handles the EDUs of inbound transactions: m.typing and m.receipt go
-// to the inbox; other types are ignored. Users must belong to the origin server.
+// to the inbox, m.direct_to_device to the key server; other types are
+// ignored. Users must belong to the origin server.
 type EDUs struct {
-	Sink Ephemeral
+	Sink     Ephemeral
+	ToDevice ToDevice
 }
 
 var _ EDUHandler = (*EDUs)(nil)
@@ -44,6 +51,20 @@ func (e *EDUs) HandleEDU(r *http.Request, origin, eduType string, content json.R
 			return fmt.Errorf("typing user %s is not from %s", c.UserID, origin)
 		}
 		return e.Sink.SetRemoteTyping(ctx, c.RoomID, c.UserID, c.Typing, time.Duration(c.Timeout)*time.Millisecond)
+	case "m.direct_to_device":
+		var c struct {
+			Sender    id.UserID                                `json:"sender"`
+			Type      string                                   `json:"type"`
+			MessageID string                                   `json:"message_id"`
+			Messages  map[id.UserID]map[string]json.RawMessage `json:"messages"`
+		}
+		if err := json.Unmarshal(content, &c); err != nil {
+			return err
+		}
+		if e.ToDevice == nil || c.Type == "" || c.MessageID == "" {
+			return fmt.Errorf("to-device EDU without type or message_id")
+		}
+		return e.ToDevice.ReceiveToDevice(ctx, origin, c.Sender, c.Type, origin+"_"+c.MessageID, c.Messages)
 	case "m.receipt":
 		var c map[id.RoomID]map[string]map[id.UserID]struct {
 			EventIDs []id.EventID `json:"event_ids"`

@@ -6,6 +6,7 @@ import (
 	"encoding/json/jsontext"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 
 	"github.com/tidwall/gjson"
@@ -170,4 +171,30 @@ func (r *Remote) SendMembership(ctx context.Context, server string, roomID id.Ro
 		return remoteErr(err)
 	}
 	return nil
+}
+
+// QueryUserKeys asks server for its users' device and cross-signing keys (user/keys/query).
+func (r *Remote) QueryUserKeys(ctx context.Context, server string, query map[id.UserID][]id.DeviceID) (deviceKeys map[id.UserID]map[id.DeviceID]json.RawMessage, master, selfSigning map[id.UserID]json.RawMessage, err error) {
+	var resp struct {
+		DeviceKeys      map[id.UserID]map[id.DeviceID]json.RawMessage `json:"device_keys"`
+		MasterKeys      map[id.UserID]json.RawMessage                 `json:"master_keys"`
+		SelfSigningKeys map[id.UserID]json.RawMessage                 `json:"self_signing_keys"`
+	}
+	if err := r.c.MakeRequest(ctx, server, true, http.MethodPost, federation.URLPath{"v1", "user", "keys", "query"},
+		map[string]any{"device_keys": query}, &resp); err != nil {
+		return nil, nil, nil, err
+	}
+	return resp.DeviceKeys, resp.MasterKeys, resp.SelfSigningKeys, nil
+}
+
+// ClaimUserKeys claims one-time keys of server's users (user/keys/claim).
+func (r *Remote) ClaimUserKeys(ctx context.Context, server string, query map[id.UserID]map[id.DeviceID]string) (map[id.UserID]map[id.DeviceID]map[string]json.RawMessage, error) {
+	var resp struct {
+		OneTimeKeys map[id.UserID]map[id.DeviceID]map[string]json.RawMessage `json:"one_time_keys"`
+	}
+	if err := r.c.MakeRequest(ctx, server, true, http.MethodPost, federation.URLPath{"v1", "user", "keys", "claim"},
+		map[string]any{"one_time_keys": query}, &resp); err != nil {
+		return nil, err
+	}
+	return resp.OneTimeKeys, nil
 }

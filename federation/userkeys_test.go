@@ -72,3 +72,44 @@ func TestUserDevicesAndKeysOverFederation(t *testing.T) {
 		t.Fatalf("devices of a non-local user: %v", err)
 	}
 }
+
+func TestClientKeysAndToDeviceAcrossServers(t *testing.T) {
+	s := testserver.NewFederation(t, []string{"hs1.test", "hs2.test"}, func(c *config.Config) { c.E2EE.VerifyDeviceKeySignatures = false })
+	hs1, hs2 := s[0], s[1]
+	alice := hs1.Register(t, "alice")
+	bob := hs2.Register(t, "bob")
+	dev := string(alice.DeviceID)
+	alice.MustDo(t, http.MethodPost, "keys/upload", map[string]any{
+		"device_keys": map[string]any{
+			"user_id": alice.UserID, "device_id": dev, "algorithms": []string{"m.olm.v1.curve25519-aes-sha2"},
+			"keys":       map[string]any{"curve25519:" + dev: "curvekey", "ed25519:" + dev: "edkey"},
+			"signatures": map[string]any{string(alice.UserID): map[string]any{"ed25519:" + dev: "sig"}},
+		},
+		"one_time_keys": map[string]any{"signed_curve25519:BBBB": map[string]any{"key": "otk2"}},
+	})
+	res := bob.MustDo(t, http.MethodPost, "keys/query", map[string]any{"device_keys": map[string]any{string(alice.UserID): []string{}}})
+	dk, _ := res.JSON["device_keys"].(map[string]any)[string(alice.UserID)].(map[string]any)
+	if dk[dev] == nil {
+		t.Fatalf("bob's /keys/query for alice@hs1: %s", res.Body)
+	}
+	res = bob.MustDo(t, http.MethodPost, "keys/claim", map[string]any{"one_time_keys": map[string]any{string(alice.UserID): map[string]any{dev: "signed_curve25519"}}})
+	otk, _ := res.JSON["one_time_keys"].(map[string]any)[string(alice.UserID)].(map[string]any)
+	if otk == nil || otk[dev].(map[string]any)["signed_curve25519:BBBB"] == nil {
+		t.Fatalf("bob's /keys/claim for alice@hs1: %s", res.Body)
+	}
+	bob.MustDo(t, http.MethodPut, "sendToDevice/m.room_key_request/txn1", map[string]any{"messages": map[string]any{
+		string(alice.UserID): map[string]any{dev: map[string]any{"hello": "from hs2"}},
+	}})
+	eventually(t, "to-device message on hs1", func() bool {
+		res := alice.MustDo(t, http.MethodGet, "sync", nil)
+		td, _ := res.JSON["to_device"].(map[string]any)
+		evs, _ := td["events"].([]any)
+		for _, e := range evs {
+			ev := e.(map[string]any)
+			if ev["sender"] == string(bob.UserID) && ev["type"] == "m.room_key_request" && ev["content"].(map[string]any)["hello"] == "from hs2" {
+				return true
+			}
+		}
+		return false
+	})
+}

@@ -115,6 +115,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		Config: &hs.Config, Store: store, Auth: client.Authenticator(), Notifier: notifier, UIA: client,
 		Rooms: store, ServerName: cfg.ServerName, Log: log,
 	})
+	keys.SetFederation(fedKeys{remote: federation.NewRemote(fedClient), out: hs.Outbound})
 	keys.Register(router)
 	// Committed events go to the inbox, which evaluates push rules and then
 	// hands each event to the PDU stream (a /sync woken by an event also sees
@@ -175,7 +176,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 
 	fed := federation.New(federation.Deps{Config: &hs.Config, Key: key, Version: Version, Log: log, Store: store,
 		Keys: hs.Keys, Client: fedClient, Rooms: rooms, Outbound: hs.Outbound,
-		EDUs: &federation.EDUs{Sink: hs.Inbox}, Media: fedLocalMedia{media}})
+		EDUs: &federation.EDUs{Sink: hs.Inbox, ToDevice: keys}, Media: fedLocalMedia{media}})
 	fed.Register(router)
 
 	hs.handler = httputil.CORS(httputil.RealIP(proxies, hs.requestLog(httputil.LimitBody(cfg.Listen.MaxRequestBytes, isMediaUpload, router))))
