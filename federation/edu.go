@@ -18,9 +18,10 @@ type Ephemeral interface {
 	SetRemoteReceipt(ctx context.Context, room id.RoomID, user id.UserID, ev id.EventID, thread string) error
 }
 
-// ToDevice receives to-device messages sent by remote users (the key server).
+// ToDevice receives to-device messages and device-list updates of remote users (the key server).
 type ToDevice interface {
 	ReceiveToDevice(ctx context.Context, origin string, sender id.UserID, evType, messageID string, messages map[id.UserID]map[string]json.RawMessage) error
+	RemoteDeviceListUpdate(ctx context.Context, origin string, user id.UserID) error
 }
 
 // EDUs handles the EDUs of inbound transactions: m.typing and m.receipt go
@@ -65,6 +66,17 @@ func (e *EDUs) HandleEDU(r *http.Request, origin, eduType string, content json.R
 			return fmt.Errorf("to-device EDU without type or message_id")
 		}
 		return e.ToDevice.ReceiveToDevice(ctx, origin, c.Sender, c.Type, origin+"_"+c.MessageID, c.Messages)
+	case "m.device_list_update", "m.signing_key_update":
+		var c struct {
+			UserID id.UserID `json:"user_id"`
+		}
+		if err := json.Unmarshal(content, &c); err != nil {
+			return err
+		}
+		if e.ToDevice == nil {
+			return nil
+		}
+		return e.ToDevice.RemoteDeviceListUpdate(ctx, origin, c.UserID)
 	case "m.receipt":
 		var c map[id.RoomID]map[string]map[id.UserID]struct {
 			EventIDs []id.EventID `json:"event_ids"`

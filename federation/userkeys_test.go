@@ -113,3 +113,28 @@ func TestClientKeysAndToDeviceAcrossServers(t *testing.T) {
 		return false
 	})
 }
+
+func TestDeviceListUpdateAcrossServers(t *testing.T) {
+	f := joinedPair(t)
+	since := f.alice.MustDo(t, http.MethodGet, "sync", nil).JSON["next_batch"].(string)
+	dev := string(f.bob.DeviceID)
+	f.hs2.HS.Config.E2EE.VerifyDeviceKeySignatures = false
+	f.bob.MustDo(t, http.MethodPost, "keys/upload", map[string]any{
+		"device_keys": map[string]any{
+			"user_id": f.bob.UserID, "device_id": dev, "algorithms": []string{"m.olm.v1.curve25519-aes-sha2"},
+			"keys":       map[string]any{"curve25519:" + dev: "c", "ed25519:" + dev: "e"},
+			"signatures": map[string]any{string(f.bob.UserID): map[string]any{"ed25519:" + dev: "sig"}},
+		},
+	})
+	eventually(t, "bob in alice's device_lists.changed", func() bool {
+		res := f.alice.MustDo(t, http.MethodGet, "sync?timeout=0&since="+since, nil)
+		dl, _ := res.JSON["device_lists"].(map[string]any)
+		changed, _ := dl["changed"].([]any)
+		for _, u := range changed {
+			if u == string(f.bob.UserID) {
+				return true
+			}
+		}
+		return false
+	})
+}

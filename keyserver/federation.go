@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+
+	"go.uber.org/zap"
 
 	"maunium.net/go/mautrix/id"
 
@@ -25,6 +28,8 @@ type Federation interface {
 	QueryKeys(ctx context.Context, server string, query map[id.UserID][]id.DeviceID) (*RemoteKeys, error)
 	ClaimKeys(ctx context.Context, server string, query map[id.UserID]map[id.DeviceID]string) (map[id.UserID]map[id.DeviceID]map[string]json.RawMessage, error)
 	SendToDevice(server string, sender id.UserID, evType, messageID string, messages map[id.UserID]map[string]json.RawMessage)
+	// SendDeviceListUpdate sends an m.device_list_update EDU to the servers.
+	SendDeviceListUpdate(servers []string, content map[string]any)
 }
 
 // SetFederation connects the key server to other servers; call it before serving.
@@ -81,4 +86,46 @@ func remoteByServer[T any](s *Server, q map[id.UserID]T) map[string]map[id.UserI
 		out[u.Homeserver()][u] = v
 	}
 	return out
+}
+
+// sendDeviceListUpdate tells the other servers sharing a room with user
+// that one of its devices changed (m.device_list_update). prev_id is left
+// empty, which makes receivers resync the user's device list.
+func (s *Server) sendDeviceListUpdate(ctx context.Context, user id.UserID, device id.DeviceID, pos int64, keys json.RawMessage) {
+	if s.fed == nil {
+		return
+	}
+	shared, err := s.rooms.SharedRoomUsers(ctx, user)
+	if err != nil {
+		s.log.Warn("device list update: shared rooms", zap.Error(err))
+		return
+	}
+	var servers []string
+	for u := range shared {
+		if srv := u.Homeserver(); srv != s.serverName && !slices.Contains(servers, srv) {
+			servers = append(servers, srv)
+		}
+	}
+	if len(servers) == 0 {
+		return
+	}
+	content := map[string]any{"user_id": user, "device_id": device, "stream_id": pos, "prev_id": []int64{}, "deleted": false}
+	if len(keys) > 0 {
+		content["keys"] = keys
+	}
+	s.fed.SendDeviceListUpdate(servers, content)
+}
+
+// RemoteDeviceListUpdate records that a remote user's devices changed (an
+// m.device_list_update EDU from its server): local users sharing a room with
+// it see it in device_lists.changed.
+func (s *Server) RemoteDeviceListUpdate(ctx context.Context, origin string, user id.UserID) error {
+	if user.Homeserver() != origin {
+		return fmt.Errorf("user %s is not from %s", user, origin)
+	}
+	if _, err := s.store.AddDeviceListChanges(ctx, []storage.DeviceListChange{{UserID: user}}); err != nil {
+		return err
+	}
+	s.wakeDeviceListWatchers(ctx, user)
+	return nil
 }

@@ -131,6 +131,7 @@ func (s *Server) uploadKeys(w http.ResponseWriter, r *http.Request, dev *authn.D
 	}
 	if dlPos > 0 {
 		s.wakeDeviceListWatchers(r.Context(), dev.UserID)
+		s.sendDeviceListUpdate(r.Context(), dev.UserID, dev.DeviceID, dlPos, up.DeviceKeys)
 	}
 	return httputil.WriteJSON(w, http.StatusOK, map[string]any{"one_time_key_counts": countsWithDefault(counts)})
 }

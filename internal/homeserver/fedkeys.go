@@ -36,3 +36,8 @@ func (f fedKeys) SendToDevice(server string, sender id.UserID, evType, messageID
 		"sender": sender, "type": evType, "message_id": messageID, "messages": messages,
 	})
 }
+
+// SendDeviceListUpdate implements keyserver.Federation.
+func (f fedKeys) SendDeviceListUpdate(servers []string, content map[string]any) {
+	f.out.SendEDU(servers, "m.device_list_update", content)
+}
