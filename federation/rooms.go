@@ -246,6 +246,9 @@ func (a *API) getMissingEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return roomErr(err)
 	}
+	if evs, err = a.visible(r, roomID, evs); err != nil {
+		return err
+	}
 	return httputil.WriteJSON(w, http.StatusOK, map[string]any{"events": a.pduList(evs)})
 }
 
@@ -258,7 +261,11 @@ func (a *API) getEvent(w http.ResponseWriter, r *http.Request) error {
 	if err := a.checkServerInRoom(r, ev.RoomID); err != nil {
 		return err
 	}
-	return a.transaction(w, []json.RawMessage{ev.JSON})
+	evs, err := a.visible(r, ev.RoomID, []*storage.Event{ev})
+	if err != nil {
+		return err
+	}
+	return a.transaction(w, []json.RawMessage{evs[0].JSON})
 }
 
 func (a *API) transaction(w http.ResponseWriter, pdus []json.RawMessage) error {
@@ -345,5 +352,17 @@ func (a *API) backfill(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return roomErr(err)
 	}
+	if evs, err = a.visible(r, roomID, evs); err != nil {
+		return err
+	}
 	return a.transaction(w, a.pduList(evs))
+}
+
+// visible applies history visibility for the requesting server.
+func (a *API) visible(r *http.Request, roomID id.RoomID, evs []*storage.Event) ([]*storage.Event, error) {
+	room, err := a.d.Store.GetRoom(r.Context(), roomID)
+	if err != nil {
+		return nil, roomErr(err)
+	}
+	return a.d.Rooms.FilterForServer(r.Context(), origin(r), room.Version, evs)
 }

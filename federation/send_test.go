@@ -342,3 +342,37 @@ func TestDenyServersConfig(t *testing.T) {
 		t.Fatalf("denied server: %d %v", st, b)
 	}
 }
+
+func TestBackfillRespectsHistoryVisibility(t *testing.T) {
+	hs1, hs2 := pair(t)
+	alice := hs1.Register(t, "alice")
+	bob := hs2.Register(t, "bob")
+	room := createRoom(t, alice, map[string]any{"preset": "public_chat",
+		"initial_state": []any{map[string]any{"type": "m.room.history_visibility", "state_key": "", "content": map[string]any{"history_visibility": "joined"}}}})
+	hidden := send(t, alice, room, "before bob joined")
+	bob.MustDo(t, http.MethodPost, "join/"+url.PathEscape(string(room))+"?server_name=hs1.test", map[string]any{})
+	eventually(t, "join reaches hs1", func() bool { return membership(t, alice, room, bob.UserID) == "join" })
+	seen := send(t, alice, room, "after bob joined")
+	bf, err := fedClient(t, hs2).Backfill(context.Background(), &mfed.ReqBackfill{ServerName: "hs1.test", RoomID: room, Limit: 20, BackfillFrom: []id.EventID{seen}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bodies := map[id.EventID]string{}
+	for _, p := range bf.PDUs {
+		var ev pdu.PDU
+		if err := jsonv2.Unmarshal(p, &ev); err != nil {
+			t.Fatal(err)
+		}
+		evID, _ := ev.GetEventID("11")
+		var c map[string]any
+		_ = json.Unmarshal(ev.Content, &c)
+		b, _ := c["body"].(string)
+		bodies[evID] = b
+	}
+	if b, ok := bodies[hidden]; !ok || b != "" {
+		t.Fatalf("event from before the join: present %v, body %q (want redacted)", ok, b)
+	}
+	if bodies[seen] != "after bob joined" {
+		t.Fatalf("event after the join: %q", bodies[seen])
+	}
+}

@@ -170,3 +170,72 @@ func (s *Server) StrippedState(ctx context.Context, roomID id.RoomID) ([]map[str
 	}
 	return out, nil
 }
+
+// FilterForServer applies history visibility for a remote server to events
+// it asked for (backfill, get_missing_events, event): an event the server
+// may not see (history_visibility "joined" or "invited" and no member of the
+// server joined, or invited, at that event) is returned redacted.
+func (s *Server) FilterForServer(ctx context.Context, server string, version id.RoomVersion, evs []*storage.Event) ([]*storage.Event, error) {
+	states := map[int64]map[storage.StateKeyTuple]id.EventID{}
+	out := make([]*storage.Event, 0, len(evs))
+	for _, ev := range evs {
+		ids, ok := states[ev.StateBefore]
+		if !ok {
+			var err error
+			if ids, err = s.store.StateIDs(ctx, ev.StateBefore); err != nil {
+				return nil, err
+			}
+			states[ev.StateBefore] = ids
+		}
+		visible, err := s.serverSees(ctx, server, ids)
+		if err != nil {
+			return nil, err
+		}
+		if visible || ev.StateKey != nil {
+			// State events stay whole: the server needs them to check auth.
+			out = append(out, ev)
+			continue
+		}
+		red, _, err := redactStored(version, ev.JSON)
+		if err != nil {
+			return nil, err
+		}
+		cp := *ev
+		cp.JSON = red
+		out = append(out, &cp)
+	}
+	return out, nil
+}
+
+// serverSees decides visibility for a server at a state.
+func (s *Server) serverSees(ctx context.Context, server string, ids map[storage.StateKeyTuple]id.EventID) (bool, error) {
+	hv := "shared"
+	if e, ok := ids[storage.StateKeyTuple{Type: event.StateHistoryVisibility.Type}]; ok {
+		ev, err := s.store.GetEvent(ctx, e)
+		if err != nil {
+			return false, err
+		}
+		if v := gjson.GetBytes(ev.JSON, "content.history_visibility").Str; v != "" {
+			hv = v
+		}
+	}
+	if hv == "world_readable" || hv == "shared" {
+		return true, nil
+	}
+	var members []id.EventID
+	for k, e := range ids {
+		if k.Type == event.StateMember.Type && id.UserID(k.StateKey).Homeserver() == server {
+			members = append(members, e)
+		}
+	}
+	evs, err := s.store.GetEvents(ctx, members)
+	if err != nil {
+		return false, err
+	}
+	for _, m := range evs {
+		if m.Membership == "join" || (hv == "invited" && m.Membership == "invite") {
+			return true, nil
+		}
+	}
+	return false, nil
+}
