@@ -3,7 +3,9 @@ package federation
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -12,6 +14,7 @@ import (
 	"github.com/tidwall/gjson"
 	"go.mau.fi/util/jsontime"
 	"go.uber.org/zap"
+	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/federation"
 	"maunium.net/go/mautrix/id"
@@ -269,6 +272,14 @@ func (o *Outbound) send(dest string, pdus, edus []storage.QueueItem) error {
 	ctx, cancel := context.WithTimeout(o.ctx, 2*time.Minute)
 	defer cancel()
 	resp, err := o.client.SendTransaction(ctx, req)
+	var herr mautrix.HTTPError
+	if errors.As(err, &herr) && herr.Response != nil && herr.Response.StatusCode >= 400 && herr.Response.StatusCode < 500 &&
+		herr.Response.StatusCode != http.StatusTooManyRequests && herr.Response.StatusCode != http.StatusUnauthorized {
+		// The destination refuses this transaction for good: retrying would block its queue forever.
+		o.log.Warn("destination refused transaction, dropping it", zap.String("destination", dest),
+			zap.Int("status", herr.Response.StatusCode), zap.Int("pdus", len(pdus)), zap.Int("edus", len(edus)))
+		return o.store.DeleteOutbound(o.ctx, ids)
+	}
 	if err != nil {
 		return err
 	}
