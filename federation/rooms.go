@@ -72,6 +72,7 @@ func (a *API) registerRooms(root *mux.Router) {
 	v1.Handle("/state/{roomID}", a.authed("state", a.state)).Methods(http.MethodGet)
 	v1.Handle("/event_auth/{roomID}/{eventID}", a.authed("event_auth", a.eventAuth)).Methods(http.MethodGet)
 	v1.Handle("/backfill/{roomID}", a.authed("backfill", a.backfill)).Methods(http.MethodGet)
+	v1.Handle("/timestamp_to_event/{roomID}", a.authed("timestamp_to_event", a.timestampToEvent)).Methods(http.MethodGet)
 	v1.Handle("/user/devices/{userID}", a.authed("user_devices", a.userDevices)).Methods(http.MethodGet)
 	v1.Handle("/user/keys/query", a.authed("user_keys_query", a.userKeysQuery)).Methods(http.MethodPost)
 	v1.Handle("/user/keys/claim", a.authed("user_keys_claim", a.userKeysClaim)).Methods(http.MethodPost)
@@ -365,4 +366,26 @@ func (a *API) visible(r *http.Request, roomID id.RoomID, evs []*storage.Event) (
 		return nil, roomErr(err)
 	}
 	return a.d.Rooms.FilterForServer(r.Context(), origin(r), room.Version, evs)
+}
+
+// timestampToEvent handles GET /_matrix/federation/v1/timestamp_to_event/{roomID}.
+func (a *API) timestampToEvent(w http.ResponseWriter, r *http.Request) error {
+	roomID := id.RoomID(httputil.PathVar(r, "roomID"))
+	q := r.URL.Query()
+	ts, err := strconv.ParseInt(q.Get("ts"), 10, 64)
+	if err != nil {
+		return httputil.InvalidParam("ts must be an integer")
+	}
+	dir := q.Get("dir")
+	if dir != "f" && dir != "b" {
+		return httputil.InvalidParam("dir must be f or b")
+	}
+	if err := a.checkServerInRoom(r, roomID); err != nil {
+		return err
+	}
+	ev, err := a.d.Rooms.EventNearTS(r.Context(), roomID, ts, dir)
+	if err != nil {
+		return roomErr(err)
+	}
+	return httputil.WriteJSON(w, http.StatusOK, map[string]any{"event_id": ev.EventID, "origin_server_ts": ev.OriginTS})
 }

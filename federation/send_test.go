@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"maunium.net/go/mautrix"
 	mfed "maunium.net/go/mautrix/federation"
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
@@ -374,5 +375,25 @@ func TestBackfillRespectsHistoryVisibility(t *testing.T) {
 	}
 	if bodies[seen] != "after bob joined" {
 		t.Fatalf("event after the join: %q", bodies[seen])
+	}
+}
+
+func TestTimestampToEvent(t *testing.T) {
+	f := joinedPair(t)
+	first := send(t, f.alice, f.room, "first")
+	time.Sleep(20 * time.Millisecond)
+	mid := time.Now()
+	time.Sleep(20 * time.Millisecond)
+	second := send(t, f.alice, f.room, "second")
+	c := fedClient(t, f.hs2)
+	ctx := context.Background()
+	if r, err := c.TimestampToEvent(ctx, "hs1.test", f.room, mid, mautrix.DirectionForward); err != nil || r.EventID != second {
+		t.Fatalf("forward: %+v %v (want %s)", r, err, second)
+	}
+	if r, err := c.TimestampToEvent(ctx, "hs1.test", f.room, mid, mautrix.DirectionBackward); err != nil || r.EventID != first {
+		t.Fatalf("backward: %+v %v (want %s)", r, err, first)
+	}
+	if _, err := c.TimestampToEvent(ctx, "hs1.test", f.room, time.Now().Add(time.Hour), mautrix.DirectionForward); !isErr(err, 404, "M_NOT_FOUND") {
+		t.Fatalf("nothing after: %v", err)
 	}
 }

@@ -239,3 +239,37 @@ func (s *Server) serverSees(ctx context.Context, server string, ids map[storage.
 	}
 	return false, nil
 }
+
+// EventNearTS finds the room's accepted event closest to ts in direction
+// dir ("f": the first at or after ts, "b": the last at or before ts), by
+// origin_server_ts (timestamp_to_event). ErrEventNotFound if none.
+func (s *Server) EventNearTS(ctx context.Context, roomID id.RoomID, ts int64, dir string) (*storage.Event, error) {
+	max, err := s.store.MaxStreamPos(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var best *storage.Event
+	from := int64(0)
+	for {
+		evs, err := s.store.RoomEvents(ctx, roomID, from, max, 500, false)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range evs {
+			switch {
+			case dir == "f" && e.OriginTS >= ts && (best == nil || e.OriginTS < best.OriginTS):
+				best = e
+			case dir == "b" && e.OriginTS <= ts && (best == nil || e.OriginTS >= best.OriginTS):
+				best = e
+			}
+		}
+		if len(evs) < 500 {
+			break
+		}
+		from = evs[len(evs)-1].StreamPos
+	}
+	if best == nil {
+		return nil, ErrEventNotFound
+	}
+	return best, nil
+}
