@@ -42,6 +42,8 @@ type Deps struct {
 	// with its stability ("stable"/"unstable") for /capabilities; nil omits
 	// m.room_versions.
 	RoomVersions func() (id.RoomVersion, map[id.RoomVersion]string)
+	// Remote answers profile and alias lookups for other servers; nil: 404.
+	Remote RemoteQuerier
 }
 
 // API is the client-server API.
@@ -54,13 +56,14 @@ type API struct {
 	limits       *ratelimit.Limits
 	profiles     ProfileListener
 	roomVersions func() (id.RoomVersion, map[id.RoomVersion]string)
+	remote       RemoteQuerier
 }
 
 // New builds the client API.
 func New(d Deps) *API {
 	return &API{
 		cfg: d.Config, store: d.Store, log: d.Log, auth: NewAuthenticator(d.Store, d.Log), rooms: d.Rooms,
-		limits: d.Limits, profiles: d.Profiles, roomVersions: d.RoomVersions,
+		limits: d.Limits, profiles: d.Profiles, roomVersions: d.RoomVersions, remote: d.Remote,
 	}
 }
 

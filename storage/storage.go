@@ -16,6 +16,7 @@ type Store interface {
 	ReceiptStore
 	PushRuleStore
 	NotificationStore
+	FederationStore
 	SlidingSyncStore
 	KeyStore
 	// Close releases the database connections.
