@@ -16,6 +16,8 @@ type Store interface {
 	ReceiptStore
 	PushRuleStore
 	NotificationStore
+	SearchStore
+	UserDirectoryStore
 	// Close releases the database connections.
 	Close() error
 	// Ping checks that the database answers.

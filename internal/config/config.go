@@ -20,18 +20,19 @@ import (
 
 // Config is the whole configuration file.
 type Config struct {
-	ServerName     string       `yaml:"server_name"`
-	SigningKeyPath string       `yaml:"signing_key_path"`
-	Database       Database     `yaml:"database"`
-	Listen         Listen       `yaml:"listen"`
-	Registration   Registration `yaml:"registration"`
-	RateLimits     RateLimits   `yaml:"rate_limits"`
-	Rooms          Rooms        `yaml:"rooms"`
-	Federation     Federation   `yaml:"federation"`
-	Sync           Sync         `yaml:"sync"`
-	Media          Media        `yaml:"media"`
-	WellKnown      WellKnown    `yaml:"well_known"`
-	Log            Log          `yaml:"log"`
+	ServerName     string        `yaml:"server_name"`
+	SigningKeyPath string        `yaml:"signing_key_path"`
+	Database       Database      `yaml:"database"`
+	Listen         Listen        `yaml:"listen"`
+	Registration   Registration  `yaml:"registration"`
+	RateLimits     RateLimits    `yaml:"rate_limits"`
+	Rooms          Rooms         `yaml:"rooms"`
+	Federation     Federation    `yaml:"federation"`
+	Sync           Sync          `yaml:"sync"`
+	Media          Media         `yaml:"media"`
+	WellKnown      WellKnown     `yaml:"well_known"`
+	UserDirectory  UserDirectory `yaml:"user_directory"`
+	Log            Log           `yaml:"log"`
 }
 
 // Database selects the storage backend by URL.
@@ -94,6 +95,13 @@ type Bucket struct {
 // Rooms holds room defaults.
 type Rooms struct {
 	DefaultVersion id.RoomVersion `yaml:"default_version"`
+}
+
+// UserDirectory configures POST /user_directory/search.
+type UserDirectory struct {
+	// SearchAllUsers makes every active local user findable; otherwise only
+	// users sharing a room with the searcher or in a public room are.
+	SearchAllUsers bool `yaml:"search_all_users"`
 }
 
 // Federation configures the server-server API.

@@ -25,6 +25,7 @@ import (
 	"parley/mediaapi"
 	"parley/mediaapi/blob"
 	"parley/roomserver"
+	"parley/searchapi"
 	"parley/storage"
 	"parley/storage/sqlstore"
 	"parley/syncapi"
@@ -105,6 +106,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	sync := syncapi.New(syncapi.Deps{Auth: client.Authenticator(), Notifier: notifier, Log: log,
 		Streams: append([]syncapi.Stream{pduStream}, hs.Inbox.Streams()...), Filters: hs.Inbox, Observer: hs.Inbox.Observer()})
 	sync.Register(router)
+	searchapi.New(searchapi.Deps{Config: &hs.Config, Store: store, Rooms: rooms, Auth: client.Authenticator(), Log: log}).Register(router)
 
 	blobs, err := blob.NewLocal(cfg.Media.Path)
 	if err != nil {
