@@ -155,7 +155,7 @@ func TestSearchVisibility(t *testing.T) {
 	}
 	// A filter on rooms and senders, and the event context.
 	re, _ = search(t, alice, "", map[string]any{"search_term": "secret", "order_by": "recent",
-		"filter":       map[string]any{"senders": []string{string(bob.UserID)}},
+		"filter":        map[string]any{"senders": []string{string(bob.UserID)}},
 		"event_context": map[string]any{"before_limit": 1, "after_limit": 1}})
 	if ids := resultIDs(re); len(ids) != 0 {
 		t.Fatalf("sender filter: %v", ids)

@@ -199,4 +199,3 @@ func idStrings[T ~string](ids []T) []string {
 	}
 	return out
 }
-
