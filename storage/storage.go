@@ -18,6 +18,7 @@ type Store interface {
 	NotificationStore
 	SearchStore
 	UserDirectoryStore
+	AdminStore
 	// Close releases the database connections.
 	Close() error
 	// Ping checks that the database answers.

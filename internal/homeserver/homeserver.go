@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	mfed "maunium.net/go/mautrix/federation"
 
+	"parley/adminapi"
 	"parley/clientapi"
 	"parley/federation"
 	"parley/internal/config"
@@ -106,6 +107,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	sync := syncapi.New(syncapi.Deps{Auth: client.Authenticator(), Notifier: notifier, Log: log,
 		Streams: append([]syncapi.Stream{pduStream}, hs.Inbox.Streams()...), Filters: hs.Inbox, Observer: hs.Inbox.Observer()})
 	sync.Register(router)
+	adminapi.New(adminapi.Deps{Config: &hs.Config, Store: store, Rooms: rooms, Auth: client.Authenticator(), Log: log, Version: Version}).Register(router)
 	searchapi.New(searchapi.Deps{Config: &hs.Config, Store: store, Rooms: rooms, Auth: client.Authenticator(), Log: log}).Register(router)
 
 	blobs, err := blob.NewLocal(cfg.Media.Path)

@@ -1,0 +1,135 @@
+// Package adminapi serves the Synapse-compatible admin API
+// (/_synapse/admin/...), Parley's own admin endpoints (/_parley/admin/...)
+// and the client-server reporting endpoints. Every admin endpoint requires an
+// account with the admin flag (403 M_FORBIDDEN otherwise) and is recorded in
+// the audit log.
+package adminapi
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+	"go.uber.org/zap"
+	"maunium.net/go/mautrix/id"
+
+	"parley/internal/authn"
+	"parley/internal/config"
+	"parley/internal/httputil"
+	"parley/internal/logging"
+	"parley/roomserver"
+	"parley/storage"
+)
+
+// Deps is what the admin API needs.
+type Deps struct {
+	Config  *config.Config
+	Store   storage.Store
+	Rooms   *roomserver.Server
+	Auth    authn.Authenticator
+	Log     *zap.Logger
+	Version string
+}
+
+// API is the admin API.
+type API struct {
+	cfg     *config.Config
+	store   storage.Store
+	rooms   *roomserver.Server
+	auth    authn.Authenticator
+	log     *zap.Logger
+	version string
+}
+
+// New builds the admin API.
+func New(d Deps) *API {
+	return &API{cfg: d.Config, store: d.Store, rooms: d.Rooms, auth: d.Auth, log: d.Log, version: d.Version}
+}
+
+// Register attaches the routes to root.
+func (a *API) Register(root *mux.Router) {
+	v1 := root.PathPrefix("/_synapse/admin/v1").Subrouter()
+	v2 := root.PathPrefix("/_synapse/admin/v2").Subrouter()
+	a.handle(v1, "/server_version", "admin_server_version", a.serverVersion, http.MethodGet)
+
+	a.admin(v2, "/users", "admin_list_users", a.listUsers, http.MethodGet)
+	a.admin(v2, "/users/{userID}", "admin_get_user", a.getUser, http.MethodGet)
+	a.admin(v2, "/users/{userID}", "admin_put_user", a.putUser, http.MethodPut)
+	a.admin(v2, "/users/{userID}/devices", "admin_user_devices", a.userDevices, http.MethodGet)
+	a.admin(v1, "/deactivate/{userID}", "admin_deactivate", a.deactivateUser, http.MethodPost)
+	a.admin(v1, "/reset_password/{userID}", "admin_reset_password", a.resetPassword, http.MethodPost)
+	a.admin(v1, "/whois/{userID}", "admin_whois", a.whois, http.MethodGet)
+	a.admin(v1, "/users/{userID}/joined_rooms", "admin_joined_rooms", a.joinedRooms, http.MethodGet)
+	a.admin(v1, "/users/{userID}/login", "admin_login_as", a.loginAs, http.MethodPost)
+
+	a.admin(v1, "/rooms", "admin_list_rooms", a.listRooms, http.MethodGet)
+	a.admin(v1, "/rooms/{roomID}", "admin_get_room", a.getRoom, http.MethodGet)
+	a.admin(v1, "/rooms/{roomID}/members", "admin_room_members", a.roomMembers, http.MethodGet)
+	a.admin(v1, "/rooms/{roomID}/state", "admin_room_state", a.roomState, http.MethodGet)
+
+	a.admin(v1, "/event_reports", "admin_list_reports", a.listReports, http.MethodGet)
+	a.admin(v1, "/event_reports/{reportID}", "admin_get_report", a.getReport, http.MethodGet)
+	a.admin(v1, "/event_reports/{reportID}", "admin_delete_report", a.deleteReport, http.MethodDelete)
+
+	a.admin(root, "/_parley/admin/v1/audit", "admin_audit", a.listAudit, http.MethodGet)
+
+	v3 := root.PathPrefix("/_matrix/client/{apiversion:(?:r0|v3)}").Subrouter()
+	a.authed(v3, "/rooms/{roomID}/report/{eventID}", "report_event", a.reportEvent, http.MethodPost)
+	a.authed(v3, "/rooms/{roomID}/report", "report_room", a.reportRoom, http.MethodPost)
+	a.authed(v3, "/users/{userID}/report", "report_user", a.reportUser, http.MethodPost)
+}
+
+func (a *API) handle(r *mux.Router, path, name string, h httputil.HandlerFunc, methods ...string) {
+	r.Handle(path, httputil.Wrap(a.log, name, h)).Methods(methods...)
+}
+
+func (a *API) authed(r *mux.Router, path, name string, h authn.Handler, methods ...string) {
+	r.Handle(path, httputil.Wrap(a.log, name, authn.Required(a.auth, h))).Methods(methods...)
+}
+
+// admin registers a handler only server admins may call. Every call by an
+// admin is appended to the audit log (action "admin_api") before it runs.
+func (a *API) admin(r *mux.Router, path, name string, h authn.Handler, methods ...string) {
+	a.authed(r, path, name, func(w http.ResponseWriter, req *http.Request, dev *authn.Device) error {
+		if !dev.IsAdmin {
+			return httputil.Forbidden("You are not a server admin")
+		}
+		a.Audit(req.Context(), "admin_api", dev, req.URL.Path, map[string]any{"method": req.Method, "endpoint": name})
+		return h(w, req, dev)
+	}, methods...)
+}
+
+// Audit appends an entry to the audit log. Failures are logged, not
+// returned: the action itself has happened (or is about to).
+func (a *API) Audit(ctx context.Context, action string, dev *authn.Device, target string, details map[string]any) {
+	e := storage.AuditEntry{TS: time.Now().UnixMilli(), Action: action, Target: target, IP: authn.ClientIP(ctx)}
+	if dev != nil {
+		e.UserID, e.DeviceID = dev.UserID, dev.DeviceID
+	}
+	if details != nil {
+		e.Details, _ = json.Marshal(details)
+	}
+	if err := a.store.AppendAudit(ctx, e); err != nil {
+		logging.From(ctx, a.log).Error("append audit entry", zap.String("action", action), zap.Error(err))
+	}
+}
+
+// serverVersion handles GET /_synapse/admin/v1/server_version (no auth, as Synapse).
+func (a *API) serverVersion(w http.ResponseWriter, r *http.Request) error {
+	return httputil.WriteJSON(w, http.StatusOK, map[string]string{"server_version": a.version})
+}
+
+// localUser parses the {userID} path variable, which must be a local user.
+func (a *API) localUser(r *http.Request) (id.UserID, error) {
+	u := id.UserID(httputil.PathVar(r, "userID"))
+	_, server, err := u.Parse()
+	if err != nil {
+		return "", httputil.InvalidParam("invalid user ID")
+	}
+	if server != a.cfg.ServerName {
+		return "", httputil.Errorf(http.StatusBadRequest, httputil.CodeUnknown, "Can only look up local users")
+	}
+	return u, nil
+}

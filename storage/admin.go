@@ -1,0 +1,91 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+
+	"maunium.net/go/mautrix/id"
+)
+
+// AccountFilter selects accounts for the admin user list.
+type AccountFilter struct {
+	// Name matches user IDs and display names containing it (case-insensitive).
+	Name string
+	// Guests and Deactivated include those accounts; Admins, when non-nil,
+	// keeps only admins (true) or non-admins (false).
+	Guests      bool
+	Deactivated bool
+	Admins      *bool
+	// OrderBy is "name" (user ID), "displayname", "creation_ts" or "admin"; Desc reverses it.
+	OrderBy string
+	Desc    bool
+	From    int
+	Limit   int
+}
+
+// AccountInfo is an account with its profile, for the admin API.
+type AccountInfo struct {
+	Account
+	DisplayName string
+	AvatarURL   string
+}
+
+// Report is a user's report of an event, a room or a user.
+type Report struct {
+	ID         int64
+	ReceivedTS int64
+	// Kind is "event", "room" or "user".
+	Kind         string
+	RoomID       id.RoomID
+	EventID      id.EventID
+	TargetUserID id.UserID
+	UserID       id.UserID
+	Reason       *string
+	Score        *int64
+}
+
+// AuditEntry is one line of the audit log.
+type AuditEntry struct {
+	ID       int64
+	TS       int64
+	Action   string
+	UserID   id.UserID
+	Target   string
+	DeviceID id.DeviceID
+	IP       string
+	Details  json.RawMessage
+}
+
+// AuditFilter selects audit entries; zero fields match everything. From
+// and To bound the timestamp (ms, inclusive); After pages by entry ID.
+type AuditFilter struct {
+	UserID   id.UserID
+	Action   string
+	From, To int64
+	After    int64
+	Limit    int
+}
+
+// AdminStore holds what the admin API reads and writes beyond the other stores.
+type AdminStore interface {
+	// ListAccounts returns a page of accounts and the total matching.
+	ListAccounts(ctx context.Context, f AccountFilter) ([]AccountInfo, int, error)
+	// SetAccountAdmin sets the admin flag; ErrNotFound for unknown accounts.
+	SetAccountAdmin(ctx context.Context, userID id.UserID, admin bool) error
+	// ReactivateAccount clears the deactivated flag; ErrNotFound for unknown accounts.
+	ReactivateAccount(ctx context.Context, userID id.UserID) error
+	// ListRooms returns every room, ordered by room ID.
+	ListRooms(ctx context.Context) ([]Room, error)
+	// CreateReport stores a report and returns its ID.
+	CreateReport(ctx context.Context, r Report) (int64, error)
+	// ListReports returns a page of reports (newest first unless oldestFirst) and the total.
+	ListReports(ctx context.Context, from, limit int, oldestFirst bool, roomID id.RoomID, userID id.UserID) ([]Report, int, error)
+	// GetReport returns one report; ErrNotFound if unknown.
+	GetReport(ctx context.Context, reportID int64) (*Report, error)
+	// DeleteReport removes a report; ErrNotFound if unknown.
+	DeleteReport(ctx context.Context, reportID int64) error
+	// AppendAudit appends an entry to the audit log. Nothing updates or deletes entries.
+	AppendAudit(ctx context.Context, e AuditEntry) error
+	// ListAudit returns audit entries matching f, oldest first.
+	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
+}
