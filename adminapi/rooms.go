@@ -19,23 +19,23 @@ import (
 
 // roomJSON is a room as Synapse's admin API lists it.
 type roomJSON struct {
-	RoomID             id.RoomID  `json:"room_id"`
-	Name               *string    `json:"name"`
-	Topic              *string    `json:"topic,omitempty"`
-	Avatar             *string    `json:"avatar,omitempty"`
-	CanonicalAlias     *string    `json:"canonical_alias"`
-	JoinedMembers      int        `json:"joined_members"`
-	JoinedLocalMembers int        `json:"joined_local_members"`
-	Version            string     `json:"version"`
-	Creator            id.UserID  `json:"creator"`
-	Encryption         *string    `json:"encryption"`
-	Federatable        bool       `json:"federatable"`
-	Public             bool       `json:"public"`
-	JoinRules          *string    `json:"join_rules"`
-	GuestAccess        *string    `json:"guest_access"`
-	HistoryVisibility  *string    `json:"history_visibility"`
-	StateEvents        int        `json:"state_events"`
-	RoomType           *string    `json:"room_type"`
+	RoomID             id.RoomID `json:"room_id"`
+	Name               *string   `json:"name"`
+	Topic              *string   `json:"topic,omitempty"`
+	Avatar             *string   `json:"avatar,omitempty"`
+	CanonicalAlias     *string   `json:"canonical_alias"`
+	JoinedMembers      int       `json:"joined_members"`
+	JoinedLocalMembers int       `json:"joined_local_members"`
+	Version            string    `json:"version"`
+	Creator            id.UserID `json:"creator"`
+	Encryption         *string   `json:"encryption"`
+	Federatable        bool      `json:"federatable"`
+	Public             bool      `json:"public"`
+	JoinRules          *string   `json:"join_rules"`
+	GuestAccess        *string   `json:"guest_access"`
+	HistoryVisibility  *string   `json:"history_visibility"`
+	StateEvents        int       `json:"state_events"`
+	RoomType           *string   `json:"room_type"`
 	createdTS          int64
 }
 
@@ -239,4 +239,3 @@ func clientEvents(evs []*storage.Event) []rawJSON {
 	}
 	return out
 }
-

@@ -36,9 +36,9 @@ type userJSON struct {
 	DisplayName  *string   `json:"displayname"`
 	AvatarURL    *string   `json:"avatar_url"`
 	// CreationTS is in seconds, as Synapse reports it.
-	CreationTS  int64  `json:"creation_ts"`
-	Threepids   []any  `json:"threepids"`
-	ExternalIDs []any  `json:"external_ids"`
+	CreationTS  int64   `json:"creation_ts"`
+	Threepids   []any   `json:"threepids"`
+	ExternalIDs []any   `json:"external_ids"`
 	AppService  *string `json:"appservice_id"`
 }
 
