@@ -87,7 +87,9 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		return nil, fmt.Errorf("load room memberships: %w", err)
 	}
 
+	auditor := adminapi.NewAuditor(store, log)
 	client := clientapi.New(clientapi.Deps{
+		Audit:  auditor.Record,
 		Config: &hs.Config, Store: store, Log: log, Rooms: rooms,
 		Limits:       ratelimit.NewLimits(cfg.RateLimits),
 		Profiles:     rooms,
@@ -101,7 +103,10 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	hs.Inbox = syncapi.NewInbox(syncapi.InboxDeps{Config: &hs.Config, Store: store, RoomStore: store,
 		AfterEvent: pduStream.OnEvent, Notifier: notifier,
 		Rooms: syncapi.NewRoomMembership(store), Auth: client.Authenticator(), Log: log})
-	rooms.SetOnEvent(hs.Inbox.OnRoomEvent)
+	rooms.SetOnEvent(func(ev roomserver.OutputEvent) {
+		hs.Inbox.OnRoomEvent(ev)
+		auditor.OnRoomEvent(ev)
+	})
 	hs.Inbox.Register(router)
 	hs.Inbox.Start(context.WithoutCancel(ctx))
 	sync := syncapi.New(syncapi.Deps{Auth: client.Authenticator(), Notifier: notifier, Log: log,
