@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -109,6 +110,8 @@ func (a *API) adminRegister(w http.ResponseWriter, r *http.Request) error {
 	if !hmac.Equal([]byte(want), []byte(req.MAC)) {
 		return httputil.Forbidden("HMAC incorrect")
 	}
+	// The MAC covers the username as sent; the account, as in Synapse, is lower case.
+	req.Username = strings.ToLower(req.Username)
 	if err := a.validateLocalpart(req.Username); err != nil {
 		return err
 	}

@@ -56,6 +56,13 @@ func TestSharedSecretRegistration(t *testing.T) {
 	}
 	root := &testserver.Client{S: srv, AccessToken: res.JSON["access_token"].(string)}
 	root.MustDo(t, http.MethodGet, "account/whoami", nil)
+	// Capitals are folded, the MAC being over the name as sent.
+	n = nonce()
+	res = anon.MustDo(t, http.MethodPost, "/_synapse/admin/v1/register", map[string]any{"nonce": n, "username": "MixedCase", "password": "pw12345",
+		"mac": clientapi.SharedSecretMAC("s3cret", n, "MixedCase", "pw12345", false, "")})
+	if res.JSON["user_id"] != "@mixedcase:hs1.test" {
+		t.Fatalf("mixed case: %s", res.Body)
+	}
 	// Taken name.
 	n = nonce()
 	body["nonce"], body["mac"] = n, clientapi.SharedSecretMAC("s3cret", n, "root", "rootpass", true, "")

@@ -16,7 +16,7 @@ var specVersions = []string{
 func (a *API) versions(w http.ResponseWriter, r *http.Request) error {
 	return httputil.WriteJSON(w, http.StatusOK, map[string]any{
 		"versions":          specVersions,
-		"unstable_features": map[string]bool{},
+		"unstable_features": map[string]bool{"org.matrix.msc3814": true}, // dehydrated devices (keyserver)
 	})
 }
 

@@ -19,6 +19,7 @@ type Store interface {
 	SearchStore
 	UserDirectoryStore
 	AdminStore
+	KeyStore
 	// Close releases the database connections.
 	Close() error
 	// Ping checks that the database answers.

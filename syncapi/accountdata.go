@@ -177,12 +177,15 @@ func (in *Inbox) updateTags(w http.ResponseWriter, r *http.Request, user id.User
 // per-room entries to rooms.join[room].account_data for joined rooms.
 type accountDataStream struct{ in *Inbox }
 
+// Name implements Stream.
 func (s *accountDataStream) Name() StreamName { return StreamAccountData }
 
+// Position implements Stream.
 func (s *accountDataStream) Position(ctx context.Context) (int64, error) {
 	return s.in.store.AccountDataPosition(ctx)
 }
 
+// Fill implements Stream.
 func (s *accountDataStream) Fill(ctx context.Context, req *Request, from, to int64, resp *Response) (bool, error) {
 	user := req.Device.UserID
 	entries, err := s.in.store.AccountDataBetween(ctx, user, from, to)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/gorilla/mux"
 	"go.uber.org/zap"
@@ -122,9 +123,36 @@ func NewInbox(d InboxDeps) *Inbox {
 // Start runs the presence timers and the push sender until Close.
 func (in *Inbox) Start(ctx context.Context) {
 	ctx, in.stop = context.WithCancel(ctx)
-	in.wg.Add(2)
+	in.wg.Add(3)
+	go func() { defer in.wg.Done(); in.flushCaches(ctx) }()
 	go func() { defer in.wg.Done(); in.presence.run(ctx) }()
 	go func() { defer in.wg.Done(); in.pusher.run(ctx) }()
+}
+
+// cacheTTL bounds how long the push caches (compiled rules, room push
+// contexts, pushers) live. Changes made through this process clear them at
+// once; changes made by another process sharing the database are seen after
+// at most cacheTTL.
+const cacheTTL = 30 * time.Second
+
+// flushCaches empties the push caches every cacheTTL until ctx ends.
+func (in *Inbox) flushCaches(ctx context.Context) {
+	t := time.NewTicker(cacheTTL)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			in.rulesMu.Lock()
+			clear(in.rulesCache)
+			in.rulesMu.Unlock()
+			in.roomCtxMu.Lock()
+			clear(in.roomCtx)
+			in.roomCtxMu.Unlock()
+			in.forgetPushers()
+		}
+	}
 }
 
 // Close stops background work and waits for it.
@@ -178,13 +206,7 @@ func (in *Inbox) Register(root *mux.Router) {
 	in.authed(v3, "/rooms/{roomId}/read_markers", "read_markers", in.postReadMarkers, http.MethodPost)
 	in.authed(v3, "/presence/{userId}/status", "get_presence", in.getPresence, http.MethodGet)
 	in.authed(v3, "/presence/{userId}/status", "put_presence", in.putPresence, http.MethodPut)
-	in.authed(v3, "/pushrules/", "get_push_rules", in.getPushRules, http.MethodGet)
-	in.authed(v3, "/pushrules/global/", "get_push_rules_global", in.getPushRulesGlobal, http.MethodGet)
-	in.authed(v3, "/pushrules/global/{kind}/{ruleId}", "get_push_rule", in.getPushRule, http.MethodGet)
-	in.authed(v3, "/pushrules/global/{kind}/{ruleId}", "put_push_rule", in.putPushRule, http.MethodPut)
-	in.authed(v3, "/pushrules/global/{kind}/{ruleId}", "delete_push_rule", in.deletePushRule, http.MethodDelete)
-	in.authed(v3, "/pushrules/global/{kind}/{ruleId}/{attr:enabled|actions}", "get_push_rule_attr", in.getPushRuleAttr, http.MethodGet)
-	in.authed(v3, "/pushrules/global/{kind}/{ruleId}/{attr:enabled|actions}", "put_push_rule_attr", in.putPushRuleAttr, http.MethodPut)
+	in.authed(v3, "/pushrules/{path:.*}", "push_rules", in.pushRulesPath, http.MethodGet, http.MethodPut, http.MethodDelete)
 	in.authed(v3, "/notifications", "notifications", in.getNotifications, http.MethodGet)
 	in.authed(v3, "/pushers", "get_pushers", in.getPushers, http.MethodGet)
 	in.authed(v3, "/pushers/set", "set_pushers", in.setPusher, http.MethodPost)

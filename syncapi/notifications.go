@@ -40,8 +40,13 @@ type pushRoom struct {
 	user id.UserID
 }
 
+// GetOwnDisplayname implements pushrules.Room.
 func (p pushRoom) GetOwnDisplayname() string { return p.ev.DisplayNames[p.user] }
-func (p pushRoom) GetMemberCount() int       { return len(p.ev.Members) }
+
+// GetMemberCount implements pushrules.Room.
+func (p pushRoom) GetMemberCount() int { return len(p.ev.Members) }
+
+// GetPowerLevels implements pushrules.Room.
 func (p pushRoom) GetPowerLevels() *event.PowerLevelsEventContent {
 	if p.ev.PowerLevels == nil {
 		return &event.PowerLevelsEventContent{}
@@ -207,12 +212,15 @@ func (in *Inbox) evaluateEvent(ctx context.Context, ev *PushEvent, r *evalResult
 // (and unread_thread_notifications) of every joined room in the response.
 type notifStream struct{ in *Inbox }
 
+// Name implements Stream.
 func (s *notifStream) Name() StreamName { return StreamNotif }
 
+// Position implements Stream.
 func (s *notifStream) Position(ctx context.Context) (int64, error) {
 	return s.in.store.NotifPosition(ctx)
 }
 
+// Fill implements Stream.
 func (s *notifStream) Fill(ctx context.Context, req *Request, from, to int64, resp *Response) (bool, error) {
 	joined, all, err := s.in.joinedSet(ctx, req.Device.UserID)
 	if err != nil {
@@ -342,7 +350,7 @@ func (in *Inbox) getNotifications(w http.ResponseWriter, r *http.Request, dev *a
 	type note struct {
 		Actions    json.RawMessage `json:"actions"`
 		Event      json.RawMessage `json:"event"`
-		ProfileTag string          `json:"profile_tag,omitempty"`
+		ProfileTag *string         `json:"profile_tag"` // null when none, as Synapse
 		Read       bool            `json:"read"`
 		RoomID     id.RoomID       `json:"room_id"`
 		TS         int64           `json:"ts"`
@@ -352,8 +360,12 @@ func (in *Inbox) getNotifications(w http.ResponseWriter, r *http.Request, dev *a
 		Notifications []note `json:"notifications"`
 	}{Notifications: []note{}}
 	for _, n := range ns {
-		out.Notifications = append(out.Notifications, note{Actions: n.Actions, Event: n.Event, ProfileTag: n.ProfileTag,
-			Read: n.Read, RoomID: n.RoomID, TS: n.TS})
+		nt := note{Actions: n.Actions, Event: n.Event, Read: n.Read, RoomID: n.RoomID, TS: n.TS}
+		if n.ProfileTag != "" {
+			tag := n.ProfileTag
+			nt.ProfileTag = &tag
+		}
+		out.Notifications = append(out.Notifications, nt)
 	}
 	if limit > 0 && len(ns) == limit {
 		out.NextToken = strconv.FormatInt(ns[len(ns)-1].ID, 10)

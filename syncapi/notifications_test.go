@@ -58,6 +58,9 @@ func TestNotificationCounts(t *testing.T) {
 	// /notifications lists them newest first, only=highlight filters.
 	res := bob.MustDo(t, http.MethodGet, "notifications", nil)
 	ns := res.JSON["notifications"].([]any)
+	if _, ok := ns[0].(map[string]any)["profile_tag"]; !ok {
+		t.Fatalf("notification without profile_tag: %s", res.Body)
+	}
 	if len(ns) != 3 || ns[0].(map[string]any)["event"].(map[string]any)["event_id"] != m3 || ns[0].(map[string]any)["read"] != false ||
 		ns[0].(map[string]any)["room_id"] != string(room) {
 		t.Fatalf("notifications: %s", res.Body)
@@ -221,7 +224,7 @@ func TestPushGateway(t *testing.T) {
 		t.Fatalf("gateway calls = %d, want 2 (one failure, one retry)", c)
 	}
 	dev := n["devices"].([]any)[0].(map[string]any)
-	if n["event_id"] != p1 || n["room_id"] != string(room) || n["sender"] != string(alice.UserID) || n["type"] != "m.room.message" ||
+	if n["event_id"] != p1 || n["id"] != p1 || n["room_id"] != string(room) || n["sender"] != string(alice.UserID) || n["type"] != "m.room.message" ||
 		n["room_name"] != "Test room" || n["sender_display_name"] != "Alice A" || n["prio"] != "high" ||
 		n["counts"].(map[string]any)["unread"] != float64(1) || n["content"].(map[string]any)["body"] != "hi @bob:hs1.test" {
 		t.Fatalf("notification: %v", n)

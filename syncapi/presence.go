@@ -1,6 +1,7 @@
 package syncapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -275,8 +276,10 @@ func (in *Inbox) putPresence(w http.ResponseWriter, r *http.Request, dev *authn.
 // presenceStream delivers m.presence for the user and users sharing a room.
 type presenceStream struct{ in *Inbox }
 
+// Name implements Stream.
 func (s *presenceStream) Name() StreamName { return StreamPresence }
 
+// Position implements Stream.
 func (s *presenceStream) Position(context.Context) (int64, error) {
 	if !s.in.presence.enabled() {
 		return 0, nil
@@ -286,6 +289,7 @@ func (s *presenceStream) Position(context.Context) (int64, error) {
 	return s.in.presence.pos, nil
 }
 
+// Fill implements Stream.
 func (s *presenceStream) Fill(ctx context.Context, req *Request, from, to int64, resp *Response) (bool, error) {
 	if !s.in.presence.enabled() {
 		return false, nil
@@ -358,4 +362,78 @@ func (in *Inbox) sharesRoom(ctx context.Context, user id.UserID, rooms map[id.Ro
 		}
 	}
 	return false, nil
+}
+
+// Finish implements Finisher: an incremental sync in which the user joined a
+// room carries the presence of the room's members, and one in which others
+// joined the user's rooms carries theirs, whether or not it changed since the
+// token (the client has never seen it). Joins are found in the response's
+// room events, which the PDU stream has filled.
+func (s *presenceStream) Finish(ctx context.Context, req *Request, resp *Response) error {
+	if !s.in.presence.enabled() || req.Initial() || len(resp.Rooms.Join) == 0 {
+		return nil
+	}
+	me := req.Device.UserID
+	want := map[id.UserID]struct{}{}
+	for room, jr := range resp.Rooms.Join {
+		for _, list := range [][]json.RawMessage{jr.State.Events, jr.Timeline.Events} {
+			for _, raw := range list {
+				if !bytes.Contains(raw, []byte(`"m.room.member"`)) {
+					continue
+				}
+				var ev struct {
+					Type     string  `json:"type"`
+					StateKey *string `json:"state_key"`
+					Content  struct {
+						Membership string `json:"membership"`
+					} `json:"content"`
+				}
+				if json.Unmarshal(raw, &ev) != nil || ev.Type != "m.room.member" || ev.StateKey == nil || ev.Content.Membership != "join" {
+					continue
+				}
+				if id.UserID(*ev.StateKey) != me {
+					want[id.UserID(*ev.StateKey)] = struct{}{}
+					continue
+				}
+				members, err := s.in.rooms.JoinedMembers(ctx, room)
+				if err != nil {
+					return err
+				}
+				for _, m := range members {
+					want[m] = struct{}{}
+				}
+			}
+		}
+	}
+	delete(want, me)
+	if len(want) == 0 {
+		return nil
+	}
+	have := map[id.UserID]bool{}
+	for _, raw := range resp.Presence.Events {
+		var ev struct {
+			Sender id.UserID `json:"sender"`
+		}
+		if json.Unmarshal(raw, &ev) == nil {
+			have[ev.Sender] = true
+		}
+	}
+	now := time.Now()
+	users := make([]id.UserID, 0, len(want))
+	for u := range want {
+		users = append(users, u)
+	}
+	sort.Slice(users, func(i, j int) bool { return users[i] < users[j] })
+	for _, u := range users {
+		if have[u] || !matchPart(req.Filter.Presence, "m.presence", u, "") {
+			continue
+		}
+		c, _, ok := s.in.presence.content(u, now)
+		if !ok {
+			continue
+		}
+		ev, _ := json.Marshal(map[string]any{"type": "m.presence", "sender": u, "content": c})
+		resp.Presence.Events = append(resp.Presence.Events, ev)
+	}
+	return nil
 }

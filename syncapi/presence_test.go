@@ -123,3 +123,33 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestPresenceOnJoin checks that joining a room brings its members' presence
+// into the next incremental sync, and a new member's presence reaches the
+// room's members, although neither changed since their tokens.
+func TestPresenceOnJoin(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	alice.MustDo(t, http.MethodPut, testserver.Sprintf("presence/%s/status", alice.UserID), map[string]any{"presence": "online", "status_msg": "here"})
+	bob.MustDo(t, http.MethodPut, testserver.Sprintf("presence/%s/status", bob.UserID), map[string]any{"presence": "unavailable"})
+	room := newRoom(t, alice)
+	a0 := inboxSync(t, alice, map[string]string{"set_presence": "offline"})
+	b0 := inboxSync(t, bob, map[string]string{"set_presence": "offline"})
+	if presenceOf(b0, alice.UserID) != nil {
+		t.Fatalf("bob sees alice before sharing a room: %s", b0.raw)
+	}
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", room), map[string]any{})
+	b1 := inboxSync(t, bob, map[string]string{"since": b0.NextBatch, "set_presence": "offline"})
+	if p := presenceOf(b1, alice.UserID); p == nil || p["status_msg"] != "here" {
+		t.Fatalf("bob's sync after joining lacks alice's presence: %s", b1.raw)
+	}
+	a1 := inboxSync(t, alice, map[string]string{"since": a0.NextBatch, "set_presence": "offline"})
+	if p := presenceOf(a1, bob.UserID); p == nil || p["presence"] != "unavailable" {
+		t.Fatalf("alice's sync lacks the new member's presence: %s", a1.raw)
+	}
+	// Not again in the next sync.
+	if p := presenceOf(inboxSync(t, bob, map[string]string{"since": b1.NextBatch, "set_presence": "offline"}), alice.UserID); p != nil {
+		t.Fatal("alice's presence repeated")
+	}
+}

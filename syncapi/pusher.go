@@ -219,6 +219,7 @@ func notifyPayload(ev *PushEvent, p storage.Pusher, data map[string]any, format 
 	}
 	device := map[string]any{"app_id": p.AppID, "pushkey": p.PushKey, "pushkey_ts": p.CreatedTS / 1000, "data": data, "tweaks": tweaks}
 	n := map[string]any{
+		"id":       ev.Event.ID, // the pre-r0 name, still read by some gateways (Synapse sends both)
 		"event_id": ev.Event.ID,
 		"room_id":  ev.Event.RoomID,
 		"counts":   map[string]any{"unread": unread},
@@ -240,6 +241,7 @@ func notifyPayload(ev *PushEvent, p storage.Pusher, data map[string]any, format 
 			n["room_name"] = ev.RoomName
 		}
 		if ev.Event.Type == event.StateMember && ev.Event.StateKey != nil {
+			n["membership"] = ev.Event.Content.Raw["membership"]
 			n["user_is_target"] = id.UserID(*ev.Event.StateKey) == p.UserID
 		}
 	}
@@ -348,6 +350,7 @@ func (s *pushSender) attempt(ctx context.Context, j storage.PushJob) {
 
 type permanentError struct{ status int }
 
+// Error implements error.
 func (e permanentError) Error() string { return "push gateway answered " + http.StatusText(e.status) }
 
 // post sends the payload and returns the pushkeys the gateway rejected.

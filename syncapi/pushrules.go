@@ -5,7 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
+
+	"github.com/gorilla/mux"
 
 	"maunium.net/go/mautrix/id"
 
@@ -98,15 +102,94 @@ func (in *Inbox) getPushRulesGlobal(w http.ResponseWriter, r *http.Request, dev 
 	return httputil.WriteJSON(w, http.StatusOK, rs)
 }
 
-// rulePath reads kind and ruleId; unknown kinds are 400 M_INVALID_PARAM.
+// ruleRef is a parsed /pushrules/global/{kind}/{ruleId}[/{attr}] path.
+type ruleRef struct{ kind, ruleID, attr string }
+
+type ruleRefKey struct{}
+
+// rulePath returns the kind and rule ID that pushRulesPath parsed.
 func rulePath(r *http.Request) (string, string, error) {
-	kind, ruleID := httputil.PathVar(r, "kind"), httputil.PathVar(r, "ruleId")
-	for _, k := range pushKinds {
-		if k == kind {
-			return kind, ruleID, nil
+	ref, _ := r.Context().Value(ruleRefKey{}).(ruleRef)
+	return ref.kind, ref.ruleID, nil
+}
+
+// unrecognizedRule is Synapse's answer to a malformed push rules path: 400 M_UNRECOGNIZED.
+func unrecognizedRule(format string, a ...any) error {
+	return httputil.Errorf(http.StatusBadRequest, httputil.CodeUnrecognized, format, a...)
+}
+
+// pushRulesPath dispatches everything under /pushrules/: the scope (only
+// "global"), the kind, the rule ID and the attribute, with a trailing slash
+// asking for a whole scope or kind. Malformed paths are 400 M_UNRECOGNIZED.
+func (in *Inbox) pushRulesPath(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
+	raw := mux.Vars(r)["path"]
+	if raw == "" {
+		if r.Method != http.MethodGet {
+			return unrecognizedRule("a push rule path needs a scope")
+		}
+		return in.getPushRules(w, r, dev)
+	}
+	parts := strings.Split(raw, "/")
+	for i, p := range parts {
+		v, err := url.PathUnescape(p)
+		if err != nil {
+			return unrecognizedRule("malformed push rule path")
+		}
+		parts[i] = v
+	}
+	if parts[0] != "global" {
+		return unrecognizedRule("unknown push rule scope %q", parts[0])
+	}
+	if len(parts) == 1 {
+		return unrecognizedRule("a scope must end with a slash")
+	}
+	if len(parts) == 2 && parts[1] == "" {
+		if r.Method != http.MethodGet {
+			return unrecognizedRule("a push rule path needs a kind")
+		}
+		return in.getPushRulesGlobal(w, r, dev)
+	}
+	kind := parts[1]
+	if !slices.Contains(pushKinds, kind) {
+		return unrecognizedRule("unknown push rule kind %q", kind)
+	}
+	if len(parts) == 2 {
+		return unrecognizedRule("a kind must end with a slash")
+	}
+	if len(parts) == 3 && parts[2] == "" {
+		if r.Method != http.MethodGet {
+			return unrecognizedRule("a push rule path needs a rule ID")
+		}
+		rs, err := in.ruleset(r.Context(), dev.UserID)
+		if err != nil {
+			return err
+		}
+		return httputil.WriteJSON(w, http.StatusOK, *rs.kind(kind))
+	}
+	ref := ruleRef{kind: kind, ruleID: parts[2]}
+	if len(parts) > 4 || ref.ruleID == "" {
+		return unrecognizedRule("malformed push rule path")
+	}
+	if len(parts) == 4 {
+		ref.attr = parts[3]
+		if ref.attr != "enabled" && ref.attr != "actions" {
+			return unrecognizedRule("unknown push rule attribute %q", ref.attr)
 		}
 	}
-	return "", "", httputil.InvalidParam("unknown push rule kind %q", kind)
+	r = r.WithContext(context.WithValue(r.Context(), ruleRefKey{}, ref))
+	switch {
+	case ref.attr == "" && r.Method == http.MethodGet:
+		return in.getPushRule(w, r, dev)
+	case ref.attr == "" && r.Method == http.MethodPut:
+		return in.putPushRule(w, r, dev)
+	case ref.attr == "" && r.Method == http.MethodDelete:
+		return in.deletePushRule(w, r, dev)
+	case r.Method == http.MethodGet:
+		return in.getPushRuleAttr(w, r, dev)
+	case r.Method == http.MethodPut:
+		return in.putPushRuleAttr(w, r, dev)
+	}
+	return unrecognizedRule("unsupported method for a push rule attribute")
 }
 
 func (in *Inbox) lookupRule(r *http.Request, dev *authn.Device) (*PushRule, error) {
@@ -140,7 +223,7 @@ func (in *Inbox) getPushRuleAttr(w http.ResponseWriter, r *http.Request, dev *au
 	if err != nil {
 		return err
 	}
-	if httputil.PathVar(r, "attr") == "enabled" {
+	if ref, _ := r.Context().Value(ruleRefKey{}).(ruleRef); ref.attr == "enabled" {
 		return httputil.WriteJSON(w, http.StatusOK, map[string]bool{"enabled": rule.Enabled})
 	}
 	return httputil.WriteJSON(w, http.StatusOK, map[string]any{"actions": rule.Actions})
@@ -190,12 +273,6 @@ func (in *Inbox) putPushRule(w http.ResponseWriter, r *http.Request, dev *authn.
 	}
 	if ruleID == "" || strings.HasPrefix(ruleID, ".") || strings.ContainsAny(ruleID, `/\`) {
 		return httputil.InvalidParam("rule IDs must not start with '.' or contain '/' or '\\'")
-	}
-	switch {
-	case kind == "room" && !validRoomID(id.RoomID(ruleID)):
-		return httputil.InvalidParam("room rule IDs must be room IDs")
-	case kind == "sender" && !strings.HasPrefix(ruleID, "@"):
-		return httputil.InvalidParam("sender rule IDs must be user IDs")
 	}
 	var body struct {
 		Actions    *[]json.RawMessage `json:"actions"`
@@ -324,7 +401,8 @@ func (in *Inbox) putPushRuleAttr(w http.ResponseWriter, r *http.Request, dev *au
 	if err != nil {
 		return err
 	}
-	attr := httputil.PathVar(r, "attr")
+	ref, _ := r.Context().Value(ruleRefKey{}).(ruleRef)
+	attr := ref.attr
 	var body struct {
 		Enabled *bool              `json:"enabled"`
 		Actions *[]json.RawMessage `json:"actions"`

@@ -129,11 +129,10 @@ func TestPushRulesCRUD(t *testing.T) {
 	wantErr(t, put("override", "four", "?before=nope", notify), 400, "M_UNKNOWN")
 	wantErr(t, put("override", "four", "?before=.m.rule.master", notify), 400, "M_UNKNOWN")
 	wantErr(t, put("override", ".m.rule.mine", "", notify), 400, "M_INVALID_PARAM")
-	wantErr(t, put("bogus", "x", "", notify), 400, "M_INVALID_PARAM")
+	wantErr(t, put("bogus", "x", "", notify), 400, "M_UNRECOGNIZED")
 	wantErr(t, put("content", "nopattern", "", notify), 400, "M_BAD_JSON")
 	wantErr(t, put("override", "noactions", "", map[string]any{}), 400, "M_BAD_JSON")
 	wantErr(t, put("override", "badaction", "", map[string]any{"actions": []any{"explode"}}), 400, "M_BAD_JSON")
-	wantErr(t, put("room", "notaroom", "", notify), 400, "M_INVALID_PARAM")
 	if res := put("content", "cake", "", map[string]any{"actions": []any{"notify"}, "pattern": "cake*lie"}); res.Status != 200 {
 		t.Fatalf("content rule: %s", res.Body)
 	}
@@ -172,6 +171,23 @@ func TestPushRulesCRUD(t *testing.T) {
 	alice.MustDo(t, http.MethodPut, "pushrules/global/content/cake", map[string]any{"actions": []any{"notify"}, "pattern": "pie"})
 	if res := alice.MustDo(t, http.MethodGet, "pushrules/global/content/cake", nil); res.JSON["pattern"] != "pie" || res.JSON["enabled"] != false {
 		t.Fatalf("update: %s", res.Body)
+	}
+
+	// Malformed paths are 400 M_UNRECOGNIZED, as Synapse answers.
+	for _, p := range []string{"pushrules/global", "pushrules/global/room", "pushrules/nope/", "pushrules/global/nope/",
+		"pushrules/global/override/.m.rule.master/nope", "pushrules/global/override/a/b/c"} {
+		wantErr(t, alice.Do(t, http.MethodGet, p, nil), 400, "M_UNRECOGNIZED")
+	}
+	wantErr(t, alice.Do(t, http.MethodPut, "pushrules/global/room/", notify), 400, "M_UNRECOGNIZED")
+	wantErr(t, alice.Do(t, http.MethodGet, "pushrules", nil), 404, "M_UNRECOGNIZED")
+	// A trailing slash lists a kind.
+	res = alice.MustDo(t, http.MethodGet, "pushrules/global/content/", nil)
+	var list []rule
+	if err := json.Unmarshal(res.Body, &list); err != nil || !eq(ids(list), []string{"cake", ".m.rule.contains_user_name"}) {
+		t.Fatalf("content list: %s", res.Body)
+	}
+	if res := alice.MustDo(t, http.MethodGet, "pushrules/global/", nil); res.JSON["override"] == nil || res.JSON["global"] != nil {
+		t.Fatalf("global scope: %s", res.Body)
 	}
 
 	// Delete.

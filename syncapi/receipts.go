@@ -130,12 +130,15 @@ func (in *Inbox) setReceipt(ctx context.Context, user id.UserID, room id.RoomID,
 // receipts are visible only to their owner.
 type receiptStream struct{ in *Inbox }
 
+// Name implements Stream.
 func (s *receiptStream) Name() StreamName { return StreamReceipt }
 
+// Position implements Stream.
 func (s *receiptStream) Position(ctx context.Context) (int64, error) {
 	return s.in.store.ReceiptPosition(ctx)
 }
 
+// Fill implements Stream.
 func (s *receiptStream) Fill(ctx context.Context, req *Request, from, to int64, resp *Response) (bool, error) {
 	user := req.Device.UserID
 	_, rooms, err := s.in.joinedSet(ctx, user)

@@ -177,17 +177,24 @@ func (in *Inbox) roomContext(ctx context.Context, room id.RoomID) (*roomPushCont
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return nil, err
 	}
-	if name, err := in.roomStore.CurrentStateEvent(ctx, room, event.StateRoomName.Type, ""); err == nil {
+	// The room's name for pushes: m.room.name, else the canonical alias.
+	for _, st := range []struct{ typ, key string }{{event.StateRoomName.Type, "name"}, {event.StateCanonicalAlias.Type, "alias"}} {
+		ev, err := in.roomStore.CurrentStateEvent(ctx, room, st.typ, "")
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
 		var pdu struct {
-			Content struct {
-				Name string `json:"name"`
-			} `json:"content"`
+			Content map[string]any `json:"content"`
 		}
-		if json.Unmarshal(name.JSON, &pdu) == nil {
-			rc.name = pdu.Content.Name
+		if json.Unmarshal(ev.JSON, &pdu) == nil {
+			if v, _ := pdu.Content[st.key].(string); v != "" {
+				rc.name = v
+				break
+			}
 		}
-	} else if !errors.Is(err, storage.ErrNotFound) {
-		return nil, err
 	}
 	in.roomCtxMu.Lock()
 	if len(in.roomCtx) >= maxCachedRooms {

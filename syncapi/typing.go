@@ -153,14 +153,17 @@ func (in *Inbox) putTyping(w http.ResponseWriter, r *http.Request, dev *authn.De
 // typingStream puts m.typing into rooms.join[room].ephemeral.
 type typingStream struct{ in *Inbox }
 
+// Name implements Stream.
 func (s *typingStream) Name() StreamName { return StreamTyping }
 
+// Position implements Stream.
 func (s *typingStream) Position(context.Context) (int64, error) {
 	s.in.typing.mu.Lock()
 	defer s.in.typing.mu.Unlock()
 	return s.in.typing.pos, nil
 }
 
+// Fill implements Stream.
 func (s *typingStream) Fill(ctx context.Context, req *Request, from, to int64, resp *Response) (bool, error) {
 	_, rooms, err := s.in.joinedSet(ctx, req.Device.UserID)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -25,8 +26,23 @@ func TestSampleMatchesDefaults(t *testing.T) {
 	if err := Parse(SampleYAML, &cfg); err != nil {
 		t.Fatalf("sample does not parse: %v", err)
 	}
-	if def := Defaults(); !reflect.DeepEqual(cfg, def) {
-		t.Fatalf("sample values differ from Defaults():\nsample   %+v\ndefaults %+v", cfg, def)
+	// Compared as YAML, so that an empty list and a nil one are the same.
+	got, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := yaml.Marshal(Defaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		g, w := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
+		for i := 0; i < len(g) && i < len(w); i++ {
+			if g[i] != w[i] {
+				t.Fatalf("sample values differ from Defaults() at line %d of the marshalled config:\nsample   %s\ndefaults %s", i+1, g[i], w[i])
+			}
+		}
+		t.Fatalf("sample values differ from Defaults():\n%s\nvs\n%s", got, want)
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(SampleYAML, &doc); err != nil {
@@ -48,7 +64,7 @@ func keyPaths(t reflect.Type, prefix string) []string {
 		if name == "" || name == "-" {
 			continue
 		}
-		if f.Type.Kind() == reflect.Struct {
+		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Time{}) {
 			out = append(out, keyPaths(f.Type, prefix+name+".")...)
 		} else {
 			out = append(out, prefix+name)

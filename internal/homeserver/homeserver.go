@@ -23,6 +23,7 @@ import (
 	"parley/internal/logging"
 	"parley/internal/ratelimit"
 	"parley/internal/signing"
+	"parley/keyserver"
 	"parley/mediaapi"
 	"parley/mediaapi/blob"
 	"parley/roomserver"
@@ -90,18 +91,39 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	auditor := adminapi.NewAuditor(store, log)
 	client := clientapi.New(clientapi.Deps{
 		Audit:  auditor.Record,
-		Config: &hs.Config, Store: store, Log: log, Rooms: rooms,
+		Config: &hs.Config, Store: keyserver.WakeOnDeviceChanges(store, notifier, log), Log: log, Rooms: rooms,
 		Limits:       ratelimit.NewLimits(cfg.RateLimits),
 		Profiles:     rooms,
 		RoomVersions: rooms.RoomVersions,
 	})
 	client.Register(router)
 
+	keys := keyserver.New(keyserver.Deps{
+		Store: store, Auth: client.Authenticator(), Notifier: notifier, UIA: client,
+		Rooms: store, ServerName: cfg.ServerName, Log: log,
+	})
+	keys.Register(router)
 	// Committed events go to the inbox, which evaluates push rules and then
-	// hands each event to the PDU stream: a /sync woken by an event also sees
-	// the notification counts it caused.
+	// hands each event to the PDU stream (a /sync woken by an event also sees
+	// the notification counts it caused) and to the key server (membership
+	// changes start or stop device-list tracking).
+	// Push gateways are reached with the same TLS trust as federation (test
+	// networks use a private CA).
+	pushTLS, err := cfg.Federation.ClientTLSConfig()
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	pushClient := &http.Client{Timeout: 30 * time.Second}
+	if pushTLS != nil {
+		pushClient.Transport = &http.Transport{TLSClientConfig: pushTLS, Proxy: http.ProxyFromEnvironment}
+	}
 	hs.Inbox = syncapi.NewInbox(syncapi.InboxDeps{Config: &hs.Config, Store: store, RoomStore: store,
-		AfterEvent: pduStream.OnEvent, Notifier: notifier,
+		AfterEvent: func(out roomserver.OutputEvent) {
+			pduStream.OnEvent(out)
+			keys.OnEvent(out.Event)
+		},
+		Notifier: notifier, HTTPClient: pushClient,
 		Rooms: syncapi.NewRoomMembership(store), Auth: client.Authenticator(), Log: log})
 	rooms.SetOnEvent(func(ev roomserver.OutputEvent) {
 		hs.Inbox.OnRoomEvent(ev)
@@ -110,7 +132,8 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	hs.Inbox.Register(router)
 	hs.Inbox.Start(context.WithoutCancel(ctx))
 	sync := syncapi.New(syncapi.Deps{Auth: client.Authenticator(), Notifier: notifier, Log: log,
-		Streams: append([]syncapi.Stream{pduStream}, hs.Inbox.Streams()...), Filters: hs.Inbox, Observer: hs.Inbox.Observer()})
+		Streams: append([]syncapi.Stream{pduStream, keyserver.NewToDeviceStream(store), keys.DeviceListStream()}, hs.Inbox.Streams()...),
+		Filters: hs.Inbox, Observer: hs.Inbox.Observer()})
 	sync.Register(router)
 	adminapi.New(adminapi.Deps{Config: &hs.Config, Store: store, Rooms: rooms, Auth: client.Authenticator(), Log: log, Version: Version}).Register(router)
 	searchapi.New(searchapi.Deps{Config: &hs.Config, Store: store, Rooms: rooms, Auth: client.Authenticator(), Log: log}).Register(router)

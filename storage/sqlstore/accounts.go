@@ -156,6 +156,10 @@ func insertDevice(ctx context.Context, tx *sql.Tx, d storage.NewDevice) (*storag
 	if err := tx.QueryRowContext(ctx, `SELECT display_name FROM devices WHERE user_id = $1 AND device_id = $2`, d.UserID, d.DeviceID).Scan(&dev.DisplayName); err != nil {
 		return nil, err
 	}
+	// Users sharing a room with d.UserID learn about the new device (keys.go).
+	if _, err := markDeviceListChanged(ctx, tx, d.UserID); err != nil {
+		return nil, err
+	}
 	return dev, nil
 }
 
@@ -229,7 +233,9 @@ func (s *Store) SetDeviceDisplayName(ctx context.Context, userID id.UserID, devi
 		if n, _ := res.RowsAffected(); n == 0 {
 			return storage.ErrNotFound
 		}
-		return nil
+		// The display name is part of /keys/query answers (keys.go).
+		_, err = markDeviceListChanged(ctx, tx, userID)
+		return err
 	})
 }
 
@@ -244,6 +250,9 @@ func (s *Store) UpdateDeviceLastSeen(ctx context.Context, userID id.UserID, devi
 // DeleteDevice implements storage.AccountStore.
 func (s *Store) DeleteDevice(ctx context.Context, userID id.UserID, deviceID id.DeviceID) error {
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
+		if err := deleteDeviceKeys(ctx, tx, userID, []id.DeviceID{deviceID}, ""); err != nil { // keys.go
+			return err
+		}
 		// Tokens go first: the foreign key cascades on SQLite, but be explicit.
 		if _, err := tx.ExecContext(ctx, `DELETE FROM access_tokens WHERE user_id = $1 AND device_id = $2`, userID, deviceID); err != nil {
 			return err
@@ -265,6 +274,11 @@ func (s *Store) DeleteDevice(ctx context.Context, userID id.UserID, deviceID id.
 // DeleteDevices implements storage.AccountStore.
 func (s *Store) DeleteDevices(ctx context.Context, userID id.UserID, deviceIDs []id.DeviceID) error {
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
+		if len(deviceIDs) > 0 { // keys.go
+			if err := deleteDeviceKeys(ctx, tx, userID, deviceIDs, ""); err != nil {
+				return err
+			}
+		}
 		for start := 0; start < len(deviceIDs); start += 500 {
 			chunk := deviceIDs[start:min(start+500, len(deviceIDs))]
 			args := make([]any, 0, len(chunk)+1)
@@ -295,6 +309,9 @@ func (s *Store) DeleteAllDevices(ctx context.Context, userID id.UserID, keep id.
 }
 
 func deleteAllDevices(ctx context.Context, tx *sql.Tx, userID id.UserID, keep id.DeviceID) error {
+	if err := deleteDeviceKeys(ctx, tx, userID, nil, keep); err != nil { // keys.go
+		return err
+	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM access_tokens WHERE user_id = $1 AND device_id <> $2`, userID, keep); err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 	t.Run("UIASessions", func(t *testing.T) { testUIA(t, open(t)) })
 	t.Run("RegistrationTokens", func(t *testing.T) { testRegistrationTokens(t, open(t)) })
 	t.Run("Profiles", func(t *testing.T) { testProfiles(t, open(t)) })
+	runKeys(t, open)
 }
 
 func must(t *testing.T, err error) {
