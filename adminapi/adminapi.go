@@ -74,6 +74,10 @@ func (a *API) Register(root *mux.Router) {
 	a.admin(v1, "/event_reports/{reportID}", "admin_delete_report", a.deleteReport, http.MethodDelete)
 
 	a.admin(root, "/_parley/admin/v1/audit", "admin_audit", a.listAudit, http.MethodGet)
+	a.admin(root, "/_parley/admin/v1/export", "admin_export", a.export, http.MethodGet)
+	a.admin(root, "/_parley/admin/v1/holds", "admin_list_holds", a.listHolds, http.MethodGet)
+	a.admin(root, "/_parley/admin/v1/holds/{kind}/{target}", "admin_put_hold", a.putHold, http.MethodPut)
+	a.admin(root, "/_parley/admin/v1/holds/{kind}/{target}", "admin_delete_hold", a.deleteHold, http.MethodDelete)
 
 	v3 := root.PathPrefix("/_matrix/client/{apiversion:(?:r0|v3)}").Subrouter()
 	a.authed(v3, "/rooms/{roomID}/report/{eventID}", "report_event", a.reportEvent, http.MethodPost)

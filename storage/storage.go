@@ -19,6 +19,7 @@ type Store interface {
 	SearchStore
 	UserDirectoryStore
 	AdminStore
+	ComplianceStore
 	KeyStore
 	// Close releases the database connections.
 	Close() error

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/tidwall/gjson"
@@ -57,10 +58,19 @@ func (s *Store) setupFTS(ctx context.Context) (bool, error) {
 }
 
 // indexSearch adds an accepted event's searchable text to the index, and
-// drops the target of a redaction from it. It runs in the transaction that
+// drops the target of a redaction from it (keeping its original first when
+// it is under a compliance hold). It runs in the transaction that
 // stores the event.
 func (s *Store) indexSearch(ctx context.Context, tx *sql.Tx, ev *storage.NewEvent, pos int64) error {
 	if ev.Redacts != "" && ev.RedactedJSON != nil {
+		// A compliance hold keeps the original for export before the redaction replaces it.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO held_events (event_id, room_id, sender, stream_pos, pdu, held_ts)
+			SELECT e.event_id, e.room_id, e.sender, e.stream_pos, e.pdu, $1 FROM events e
+			WHERE e.event_id = $2 AND NOT e.redacted AND EXISTS (SELECT 1 FROM compliance_holds h
+				WHERE (h.kind = 'room' AND h.target = e.room_id) OR (h.kind = 'user' AND h.target = e.sender))
+			ON CONFLICT (event_id) DO NOTHING`, time.Now().UnixMilli(), ev.Redacts); err != nil {
+			return fmt.Errorf("keep held original: %w", err)
+		}
 		if s.fts5 {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM search_fts WHERE rowid IN (SELECT stream_pos FROM search_docs WHERE event_id = $1)`, ev.Redacts); err != nil {
 				return fmt.Errorf("unindex redacted event: %w", err)
