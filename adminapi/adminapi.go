@@ -31,6 +31,13 @@ type Deps struct {
 	Auth    authn.Authenticator
 	Log     *zap.Logger
 	Version string
+	// Purger runs the retention purge on demand; nil disables the endpoint.
+	Purger Purger
+}
+
+// Purger runs one retention purge and returns how many events it deleted.
+type Purger interface {
+	PurgeOnce(ctx context.Context) (int, error)
 }
 
 // API is the admin API.
@@ -41,11 +48,12 @@ type API struct {
 	auth    authn.Authenticator
 	log     *zap.Logger
 	version string
+	purger  Purger
 }
 
 // New builds the admin API.
 func New(d Deps) *API {
-	return &API{cfg: d.Config, store: d.Store, rooms: d.Rooms, auth: d.Auth, log: d.Log, version: d.Version}
+	return &API{cfg: d.Config, store: d.Store, rooms: d.Rooms, auth: d.Auth, log: d.Log, version: d.Version, purger: d.Purger}
 }
 
 // Register attaches the routes to root.
@@ -75,6 +83,7 @@ func (a *API) Register(root *mux.Router) {
 
 	a.admin(root, "/_parley/admin/v1/audit", "admin_audit", a.listAudit, http.MethodGet)
 	a.admin(root, "/_parley/admin/v1/export", "admin_export", a.export, http.MethodGet)
+	a.admin(root, "/_parley/admin/v1/retention/purge", "admin_retention_purge", a.purgeNow, http.MethodPost)
 	a.admin(root, "/_parley/admin/v1/holds", "admin_list_holds", a.listHolds, http.MethodGet)
 	a.admin(root, "/_parley/admin/v1/holds/{kind}/{target}", "admin_put_hold", a.putHold, http.MethodPut)
 	a.admin(root, "/_parley/admin/v1/holds/{kind}/{target}", "admin_delete_hold", a.deleteHold, http.MethodDelete)
@@ -136,4 +145,17 @@ func (a *API) localUser(r *http.Request) (id.UserID, error) {
 		return "", httputil.Errorf(http.StatusBadRequest, httputil.CodeUnknown, "Can only look up local users")
 	}
 	return u, nil
+}
+
+// purgeNow handles POST /_parley/admin/v1/retention/purge: one retention purge run now.
+func (a *API) purgeNow(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
+	if a.purger == nil {
+		return httputil.Unrecognized()
+	}
+	n, err := a.purger.PurgeOnce(r.Context())
+	if err != nil {
+		return err
+	}
+	a.Audit(r.Context(), "retention_purge", dev, "", map[string]any{"purged": n})
+	return httputil.WriteJSON(w, http.StatusOK, map[string]any{"purged": n})
 }

@@ -28,3 +28,14 @@ type ComplianceStore interface {
 	// HeldOriginals returns the kept original PDUs among ids.
 	HeldOriginals(ctx context.Context, ids []id.EventID) (map[id.EventID][]byte, error)
 }
+
+// RetentionStore purges expired room events.
+type RetentionStore interface {
+	// PurgeEvents deletes the room's accepted non-state events with
+	// origin_server_ts < before, and, when selfDestructBefore is not zero, its
+	// events whose content.m.self_destruct_after (ms) is below it. Forward
+	// extremities and state events are never purged, so the DAG stays usable.
+	// Events under a compliance hold are kept in held_events first. It returns
+	// how many events it deleted.
+	PurgeEvents(ctx context.Context, roomID id.RoomID, before int64, selfDestructBefore int64) (int, error)
+}

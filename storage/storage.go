@@ -20,6 +20,7 @@ type Store interface {
 	UserDirectoryStore
 	AdminStore
 	ComplianceStore
+	RetentionStore
 	KeyStore
 	// Close releases the database connections.
 	Close() error

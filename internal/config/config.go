@@ -32,6 +32,7 @@ type Config struct {
 	Media          Media         `yaml:"media"`
 	WellKnown      WellKnown     `yaml:"well_known"`
 	UserDirectory  UserDirectory `yaml:"user_directory"`
+	Retention      Retention     `yaml:"retention"`
 	Log            Log           `yaml:"log"`
 }
 
@@ -95,6 +96,19 @@ type Bucket struct {
 // Rooms holds room defaults.
 type Rooms struct {
 	DefaultVersion id.RoomVersion `yaml:"default_version"`
+}
+
+// Retention configures message retention (m.room.retention) and the purge job.
+type Retention struct {
+	// Enabled runs the purge job.
+	Enabled bool `yaml:"enabled"`
+	// DefaultMaxLifetime applies to rooms without m.room.retention; 0 keeps events forever.
+	DefaultMaxLifetime time.Duration `yaml:"default_max_lifetime"`
+	// AllowedMinLifetime and AllowedMaxLifetime clamp a room's max_lifetime; 0 is no bound.
+	AllowedMinLifetime time.Duration `yaml:"allowed_min_lifetime"`
+	AllowedMaxLifetime time.Duration `yaml:"allowed_max_lifetime"`
+	// PurgeInterval is how often the purge job runs.
+	PurgeInterval time.Duration `yaml:"purge_interval"`
 }
 
 // UserDirectory configures POST /user_directory/search.
@@ -237,7 +251,8 @@ func Defaults() Config {
 				MaxSize: 10 << 20, Timeout: 10 * time.Second, CacheDuration: time.Hour,
 			},
 		},
-		Log: Log{Level: "info"},
+		Retention: Retention{PurgeInterval: time.Hour},
+		Log:       Log{Level: "info"},
 	}
 }
 
@@ -399,6 +414,13 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Media.validate(); err != nil {
 		return err
+	}
+	if r := c.Retention; r.DefaultMaxLifetime < 0 || r.AllowedMinLifetime < 0 || r.AllowedMaxLifetime < 0 {
+		return errors.New("retention: lifetimes must not be negative")
+	} else if r.AllowedMaxLifetime > 0 && r.AllowedMinLifetime > r.AllowedMaxLifetime {
+		return errors.New("retention.allowed_min_lifetime: must not exceed allowed_max_lifetime")
+	} else if r.Enabled && r.PurgeInterval <= 0 {
+		return errors.New("retention.purge_interval: must be positive")
 	}
 	if c.Sync.PresenceIdleTimeout <= 0 {
 		return errors.New("sync.presence_idle_timeout: must be above 0")

@@ -26,6 +26,7 @@ import (
 	"parley/keyserver"
 	"parley/mediaapi"
 	"parley/mediaapi/blob"
+	"parley/retention"
 	"parley/roomserver"
 	"parley/searchapi"
 	"parley/storage"
@@ -52,7 +53,11 @@ type Homeserver struct {
 	// LocalMedia and LocalThumbnail.
 	Media *mediaapi.API
 
-	handler http.Handler
+	// Retention is the retention purge job.
+	Retention *retention.Job
+
+	handler       http.Handler
+	stopRetention context.CancelFunc
 }
 
 // New opens storage (running migrations), loads or creates the signing key and builds every component.
@@ -135,7 +140,12 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		Streams: append([]syncapi.Stream{pduStream, keyserver.NewToDeviceStream(store), keys.DeviceListStream()}, hs.Inbox.Streams()...),
 		Filters: hs.Inbox, Observer: hs.Inbox.Observer()})
 	sync.Register(router)
-	adminapi.New(adminapi.Deps{Config: &hs.Config, Store: store, Rooms: rooms, Auth: client.Authenticator(), Log: log, Version: Version}).Register(router)
+	hs.Retention = retention.New(&hs.Config, store, log)
+	retCtx, stopRetention := context.WithCancel(context.WithoutCancel(ctx))
+	hs.stopRetention = stopRetention
+	go hs.Retention.Run(retCtx)
+	adminapi.New(adminapi.Deps{Config: &hs.Config, Store: store, Rooms: rooms, Auth: client.Authenticator(), Log: log, Version: Version,
+		Purger: hs.Retention}).Register(router)
 	searchapi.New(searchapi.Deps{Config: &hs.Config, Store: store, Rooms: rooms, Auth: client.Authenticator(), Log: log}).Register(router)
 
 	blobs, err := blob.NewLocal(cfg.Media.Path)
@@ -175,6 +185,7 @@ func (hs *Homeserver) Handler() http.Handler { return hs.handler }
 
 // Close stops background work and closes the database.
 func (hs *Homeserver) Close() error {
+	hs.stopRetention()
 	hs.Inbox.Close()
 	return hs.Store.Close()
 }
