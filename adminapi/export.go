@@ -49,6 +49,8 @@ type ExportRecord struct {
 	RedactedBecause id.EventID `json:"redacted_because,omitempty"`
 	// OriginalContent is the content before redaction, kept by a compliance hold.
 	OriginalContent json.RawMessage `json:"original_content,omitempty"`
+	// Purged marks an event retention removed from the room, kept by a compliance hold.
+	Purged bool `json:"purged,omitempty"`
 	// Media lists the mxc:// URIs the event references.
 	Media []string `json:"media"`
 }
@@ -109,7 +111,47 @@ func Export(ctx context.Context, store ExportStore, opts ExportOptions, w io.Wri
 	}
 	keyword := strings.ToLower(opts.Keyword)
 	n := 0
+	emit := func(rec *ExportRecord, content gjson.Result) error {
+		if opts.UserID != "" && rec.Sender != opts.UserID || opts.FromTS > 0 && rec.OriginServerTS < opts.FromTS || opts.ToTS > 0 && rec.OriginServerTS > opts.ToTS {
+			return nil
+		}
+		if keyword != "" && !strings.Contains(strings.ToLower(content.Raw), keyword) {
+			return nil
+		}
+		rec.Media = mediaRefs(content, []string{})
+		if err := out.record(rec); err != nil {
+			return err
+		}
+		n++
+		return nil
+	}
 	for _, room := range rooms {
+		purged, err := store.PurgedHeldEvents(ctx, room)
+		if err != nil {
+			return n, err
+		}
+		// emitPurged writes the purged held events before stream position pos.
+		emitPurged := func(pos int64) error {
+			for len(purged) > 0 && purged[0].StreamPos < pos {
+				h := purged[0]
+				purged = purged[1:]
+				r := gjson.ParseBytes(h.PDU)
+				rec := ExportRecord{EventID: h.EventID, RoomID: h.RoomID, Type: r.Get("type").Str, Sender: h.Sender,
+					OriginServerTS: r.Get("origin_server_ts").Int(), StreamPos: h.StreamPos, Purged: true}
+				if sk := r.Get("state_key"); sk.Exists() {
+					rec.StateKey = &sk.Str
+				}
+				c := r.Get("content")
+				rec.Content = json.RawMessage(c.Raw)
+				if c.Raw == "" {
+					rec.Content = json.RawMessage("{}")
+				}
+				if err := emit(&rec, c); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
 		for from := int64(0); ; {
 			evs, err := store.RoomEvents(ctx, room, from, maxPos, 500, false)
 			if err != nil {
@@ -130,11 +172,11 @@ func Export(ctx context.Context, store ExportStore, opts ExportOptions, w io.Wri
 				return n, err
 			}
 			for _, ev := range evs {
-				if opts.UserID != "" && ev.Sender != opts.UserID || opts.FromTS > 0 && ev.OriginTS < opts.FromTS || opts.ToTS > 0 && ev.OriginTS > opts.ToTS {
-					continue
+				if err := emitPurged(ev.StreamPos); err != nil {
+					return n, err
 				}
 				rec := ExportRecord{EventID: ev.EventID, RoomID: ev.RoomID, Type: ev.Type, StateKey: ev.StateKey, Sender: ev.Sender,
-					OriginServerTS: ev.OriginTS, StreamPos: ev.StreamPos, Redacted: ev.Redacted, Media: []string{}}
+					OriginServerTS: ev.OriginTS, StreamPos: ev.StreamPos, Redacted: ev.Redacted}
 				content := gjson.GetBytes(ev.JSON, "content")
 				rec.Content = json.RawMessage(content.Raw)
 				if content.Raw == "" {
@@ -147,15 +189,13 @@ func Export(ctx context.Context, store ExportStore, opts ExportOptions, w io.Wri
 						rec.OriginalContent = json.RawMessage(content.Raw)
 					}
 				}
-				if keyword != "" && !strings.Contains(strings.ToLower(content.Raw), keyword) {
-					continue
-				}
-				rec.Media = mediaRefs(content, rec.Media)
-				if err := out.record(&rec); err != nil {
+				if err := emit(&rec, content); err != nil {
 					return n, err
 				}
-				n++
 			}
+		}
+		if err := emitPurged(maxPos + 1); err != nil {
+			return n, err
 		}
 	}
 	if err := out.end(n); err != nil {
@@ -177,7 +217,7 @@ var htmlHead = template.Must(template.New("head").Parse(`<!DOCTYPE html>
 <table><tr><th>Time (UTC)</th><th>Room</th><th>Sender</th><th>Type</th><th>Content</th></tr>
 `))
 
-var htmlRow = template.Must(template.New("row").Parse(`<tr id="{{.ID}}"><td>{{.Time}}</td><td>{{.Room}}</td><td>{{.Sender}}</td><td>{{.Type}}</td><td>{{if .Redacted}}<span class="redacted">[redacted]</span> {{end}}{{.Text}}{{if .Original}}<br><span class="redacted">original: {{.Original}}</span>{{end}}{{range .Media}}<br>media: {{.}}{{end}}</td></tr>
+var htmlRow = template.Must(template.New("row").Parse(`<tr id="{{.ID}}"><td>{{.Time}}</td><td>{{.Room}}</td><td>{{.Sender}}</td><td>{{.Type}}</td><td>{{if .Purged}}<span class="redacted">[expired, kept by hold]</span> {{end}}{{if .Redacted}}<span class="redacted">[redacted]</span> {{end}}{{.Text}}{{if .Original}}<br><span class="redacted">original: {{.Original}}</span>{{end}}{{range .Media}}<br>media: {{.}}{{end}}</td></tr>
 `))
 
 func (e *exportWriter) begin(opts ExportOptions) error {
@@ -210,7 +250,7 @@ func (e *exportWriter) record(rec *ExportRecord) error {
 		return err
 	}
 	row := map[string]any{"ID": rec.EventID, "Time": time.UnixMilli(rec.OriginServerTS).UTC().Format("2006-01-02 15:04:05"),
-		"Room": rec.RoomID, "Sender": rec.Sender, "Type": rec.Type, "Redacted": rec.Redacted, "Media": rec.Media,
+		"Room": rec.RoomID, "Sender": rec.Sender, "Type": rec.Type, "Redacted": rec.Redacted, "Purged": rec.Purged, "Media": rec.Media,
 		"Text": readable(rec.Type, rec.Content)}
 	if rec.Type == "m.room.member" && rec.StateKey != nil && *rec.StateKey != string(rec.Sender) {
 		row["Text"] = fmt.Sprintf("%s: %s", *rec.StateKey, row["Text"])

@@ -1,9 +1,12 @@
 package retention_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -98,6 +101,54 @@ func TestRetentionPurge(t *testing.T) {
 	}
 	if res := alice.Do(t, http.MethodPost, "/_parley/admin/v1/retention/purge", map[string]any{}); res.Status != 403 {
 		t.Fatalf("non-admin purge: %d", res.Status)
+	}
+}
+
+// TestRetentionUnderHold: expired events of a held room leave the room but stay exportable.
+func TestRetentionUnderHold(t *testing.T) {
+	srv := testserver.New(t)
+	admin := srv.Register(t, "admin")
+	if err := srv.HS.Store.SetAccountAdmin(context.Background(), admin.UserID, true); err != nil {
+		t.Fatal(err)
+	}
+	alice := srv.Register(t, "alice")
+	room := alice.MustDo(t, http.MethodPost, "createRoom", map[string]any{"preset": "private_chat"}).JSON["room_id"].(string)
+	admin.MustDo(t, http.MethodPut, "/_parley/admin/v1/holds/room/"+url.PathEscape(room), map[string]any{})
+	held := send(t, alice, room, text("evidence"))
+	alice.MustDo(t, http.MethodPut, testserver.Sprintf("rooms/%s/state/m.room.retention/", room), map[string]any{"max_lifetime": 60000})
+	srv.HS.Retention.SetClock(func() time.Time { return time.Now().Add(time.Hour) })
+	if n, err := srv.HS.Retention.PurgeOnce(context.Background()); err != nil || n != 1 {
+		t.Fatalf("purge: %d %v", n, err)
+	}
+	if ids := messageIDs(t, alice, room); ids[held] {
+		t.Fatal("held event still served to clients")
+	}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/_parley/admin/v1/export?room_id="+url.QueryEscape(room), nil)
+	req.Header.Set("Authorization", "Bearer "+admin.AccessToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	found := false
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		var rec struct {
+			EventID string `json:"event_id"`
+			Purged  bool   `json:"purged"`
+			Content struct {
+				Body string `json:"body"`
+			} `json:"content"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec.EventID == held {
+			found = rec.Purged && rec.Content.Body == "evidence"
+		}
+	}
+	if !found {
+		t.Fatal("purged held event missing from export")
 	}
 }
 

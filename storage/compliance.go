@@ -27,6 +27,9 @@ type ComplianceStore interface {
 	ListHolds(ctx context.Context) ([]Hold, error)
 	// HeldOriginals returns the kept original PDUs among ids.
 	HeldOriginals(ctx context.Context, ids []id.EventID) (map[id.EventID][]byte, error)
+	// PurgedHeldEvents returns the kept originals of a room's events that
+	// retention purged from the room (they are no longer among its events), by stream position.
+	PurgedHeldEvents(ctx context.Context, roomID id.RoomID) ([]HeldEvent, error)
 }
 
 // RetentionStore purges expired room events.
@@ -38,4 +41,13 @@ type RetentionStore interface {
 	// Events under a compliance hold are kept in held_events first. It returns
 	// how many events it deleted.
 	PurgeEvents(ctx context.Context, roomID id.RoomID, before int64, selfDestructBefore int64) (int, error)
+}
+
+// HeldEvent is the kept original of an event under hold.
+type HeldEvent struct {
+	EventID   id.EventID
+	RoomID    id.RoomID
+	Sender    id.UserID
+	StreamPos int64
+	PDU       []byte
 }

@@ -70,3 +70,24 @@ func (s *Store) HeldOriginals(ctx context.Context, ids []id.EventID) (map[id.Eve
 	}
 	return out, nil
 }
+
+// PurgedHeldEvents implements storage.ComplianceStore.
+func (s *Store) PurgedHeldEvents(ctx context.Context, roomID id.RoomID) ([]storage.HeldEvent, error) {
+	rows, err := s.db.r.QueryContext(ctx, `SELECT h.event_id, h.room_id, h.sender, h.stream_pos, h.pdu FROM held_events h
+		WHERE h.room_id = $1 AND NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = h.event_id) ORDER BY h.stream_pos`, roomID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []storage.HeldEvent
+	for rows.Next() {
+		var h storage.HeldEvent
+		var pdu string
+		if err := rows.Scan(&h.EventID, &h.RoomID, &h.Sender, &h.StreamPos, &pdu); err != nil {
+			return nil, err
+		}
+		h.PDU = []byte(pdu)
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
