@@ -61,6 +61,9 @@ func (a *API) validateLocalpart(localpart string) error {
 	if len(id.NewUserID(localpart, a.cfg.ServerName)) > 255 {
 		return invalid("User ID is too long")
 	}
+	if a.cfg.Moderation.LocalpartDenied(localpart) {
+		return invalid("This user ID is not allowed on this server")
+	}
 	return nil
 }
 

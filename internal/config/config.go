@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -33,6 +34,7 @@ type Config struct {
 	WellKnown      WellKnown     `yaml:"well_known"`
 	UserDirectory  UserDirectory `yaml:"user_directory"`
 	Retention      Retention     `yaml:"retention"`
+	Moderation     Moderation    `yaml:"moderation"`
 	Log            Log           `yaml:"log"`
 }
 
@@ -97,6 +99,34 @@ type Bucket struct {
 type Rooms struct {
 	DefaultVersion id.RoomVersion `yaml:"default_version"`
 }
+
+// Moderation holds server-wide denylists.
+type Moderation struct {
+	// RegistrationDenylist holds regular expressions; a localpart matching one
+	// cannot be registered (M_INVALID_USERNAME). Matching is on the whole localpart.
+	RegistrationDenylist []string `yaml:"registration_denylist"`
+	// AliasDenylist holds regular expressions; a room alias (#local:server)
+	// matching one cannot be created (M_FORBIDDEN). Matching is on the whole alias.
+	AliasDenylist []string `yaml:"alias_denylist"`
+}
+
+// anyFullMatch reports whether s matches one of the patterns in full.
+func anyFullMatch(patterns []string, s string) bool {
+	for _, p := range patterns {
+		if re, err := regexp.Compile("^(?:" + p + ")$"); err == nil && re.MatchString(s) {
+			return true
+		}
+	}
+	return false
+}
+
+// LocalpartDenied reports whether moderation.registration_denylist forbids localpart.
+func (m Moderation) LocalpartDenied(localpart string) bool {
+	return anyFullMatch(m.RegistrationDenylist, localpart)
+}
+
+// AliasDenied reports whether moderation.alias_denylist forbids alias.
+func (m Moderation) AliasDenied(alias string) bool { return anyFullMatch(m.AliasDenylist, alias) }
 
 // Retention configures message retention (m.room.retention) and the purge job.
 type Retention struct {
@@ -251,8 +281,9 @@ func Defaults() Config {
 				MaxSize: 10 << 20, Timeout: 10 * time.Second, CacheDuration: time.Hour,
 			},
 		},
-		Retention: Retention{PurgeInterval: time.Hour},
-		Log:       Log{Level: "info"},
+		Retention:  Retention{PurgeInterval: time.Hour},
+		Moderation: Moderation{RegistrationDenylist: []string{}, AliasDenylist: []string{}},
+		Log:        Log{Level: "info"},
 	}
 }
 
@@ -414,6 +445,13 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Media.validate(); err != nil {
 		return err
+	}
+	for _, list := range [][]string{c.Moderation.RegistrationDenylist, c.Moderation.AliasDenylist} {
+		for _, p := range list {
+			if _, err := regexp.Compile(p); err != nil {
+				return fmt.Errorf("moderation: invalid pattern %q: %v", p, err)
+			}
+		}
 	}
 	if r := c.Retention; r.DefaultMaxLifetime < 0 || r.AllowedMinLifetime < 0 || r.AllowedMaxLifetime < 0 {
 		return errors.New("retention: lifetimes must not be negative")
