@@ -62,6 +62,9 @@ type ReceiptStore interface {
 	// readUpTo < 0 (position unknown) marks every stored notification read
 	// without remembering; 0 marks nothing.
 	PutReceipt(ctx context.Context, r Receipt, readUpTo int64) (int64, error)
+	// ReceiptEvent returns the event of the user's current receipt of that
+	// type and thread in the room; ErrNotFound when there is none.
+	ReceiptEvent(ctx context.Context, room id.RoomID, typ string, user id.UserID, thread string) (id.EventID, error)
 	// ReceiptsBetween returns receipts written in (from, to] in rooms.
 	ReceiptsBetween(ctx context.Context, rooms []id.RoomID, from, to int64) ([]Receipt, error)
 	// ReceiptPosition is the latest receipt stream position.

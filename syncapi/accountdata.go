@@ -224,6 +224,10 @@ func (s *accountDataStream) Fill(ctx context.Context, req *Request, from, to int
 		}
 		if _, ok := joined[e.RoomID]; ok {
 			perRoom[e.RoomID] = append(perRoom[e.RoomID], ev)
+		} else if lr, ok := resp.Rooms.Leave[e.RoomID]; ok {
+			// A room the PDU stream lists as left carries its account data too.
+			lr.AccountData.Events = append(lr.AccountData.Events, ev)
+			found = true
 		}
 	}
 	// On an initial sync push rules are always sent, as Synapse does.

@@ -1,7 +1,9 @@
 package syncapi_test
 
 import (
+	"encoding/json"
 	"net/http"
+	"net/url"
 	"testing"
 
 	"parley/internal/testserver"
@@ -103,5 +105,36 @@ func TestTags(t *testing.T) {
 	}
 	if tg := tagEvs[0].content()["tags"].(map[string]any); len(tg) != 1 || tg["m.favourite"] == nil {
 		t.Fatalf("m.tag content: %s", s1.raw)
+	}
+}
+
+// TestLeftRoomAccountData checks that a room in rooms.leave carries its
+// account data (here: written before leaving, on a sync with include_leave).
+func TestLeftRoomAccountData(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	room := newRoom(t, alice, bob)
+	bob.MustDo(t, http.MethodPut, testserver.Sprintf("user/%s/rooms/%s/account_data/com.example.x", bob.UserID, room), map[string]any{"v": 1})
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/leave", room), map[string]any{})
+	res := bob.MustDo(t, http.MethodGet, "sync?filter="+url.QueryEscape(`{"room":{"include_leave":true}}`), nil)
+	var body struct {
+		Rooms struct {
+			Leave map[string]struct {
+				AccountData struct {
+					Events []syncEvent `json:"events"`
+				} `json:"account_data"`
+			} `json:"leave"`
+		} `json:"rooms"`
+	}
+	if err := json.Unmarshal(res.Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	lr, ok := body.Rooms.Leave[string(room)]
+	if !ok {
+		t.Fatalf("left room not listed: %s", res.Body)
+	}
+	if len(findType(lr.AccountData.Events, "com.example.x")) != 1 {
+		t.Fatalf("left room without its account data: %s", res.Body)
 	}
 }

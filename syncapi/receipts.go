@@ -104,6 +104,13 @@ func (in *Inbox) setReceipt(ctx context.Context, user id.UserID, room id.RoomID,
 			return err
 		}
 		upTo = pos
+		// As Synapse: a read receipt never moves backwards.
+		if typ != receiptFullyRead {
+			older, err := in.receiptIsOlder(ctx, loc, room, typ, user, thread, pos)
+			if err != nil || older {
+				return err
+			}
+		}
 	}
 	if typ == receiptFullyRead {
 		content, _ := json.Marshal(map[string]id.EventID{"event_id": ev})
@@ -193,4 +200,24 @@ func (s *receiptStream) Fill(ctx context.Context, req *Request, from, to int64, 
 		jr.Ephemeral.Events = append(jr.Ephemeral.Events, ev)
 	}
 	return len(byRoom) > 0, nil
+}
+
+// receiptIsOlder reports whether the user's current receipt of that type and
+// thread is at an event after pos.
+func (in *Inbox) receiptIsOlder(ctx context.Context, loc EventLocator, room id.RoomID, typ string, user id.UserID, thread string, pos int64) (bool, error) {
+	cur, err := in.store.ReceiptEvent(ctx, room, typ, user, thread)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	curPos, err := loc.EventStreamPos(ctx, room, cur)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return curPos > pos, nil
 }

@@ -97,4 +97,9 @@ func TestReceipts(t *testing.T) {
 	if got := receiptsIn(a2, room); got[e["$e3"]]["m.read"] == nil || got[e["$e4"]] != nil {
 		t.Fatalf("read marker receipts: %s", a2.raw)
 	}
+	// A receipt never moves backwards: an older event is ignored.
+	alice.MustDo(t, http.MethodPost, rcpt("m.read", e["$e1"]), map[string]any{})
+	if got := receiptsIn(inboxSync(t, bob, nil), room); got[e["$e3"]]["m.read"][string(alice.UserID)] == nil || got[e["$e1"]] != nil {
+		t.Fatalf("receipt moved backwards: %v", got)
+	}
 }

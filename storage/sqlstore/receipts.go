@@ -111,3 +111,14 @@ func (s *Store) ReceiptsBetween(ctx context.Context, rooms []id.RoomID, from, to
 func (s *Store) ReceiptPosition(ctx context.Context) (int64, error) {
 	return s.streamPos(ctx, streamReceipt)
 }
+
+// ReceiptEvent implements storage.ReceiptStore.
+func (s *Store) ReceiptEvent(ctx context.Context, room id.RoomID, typ string, user id.UserID, thread string) (id.EventID, error) {
+	var ev string
+	err := s.db.r.QueryRowContext(ctx, `SELECT event_id FROM receipts WHERE room_id = $1 AND receipt_type = $2 AND user_id = $3 AND thread_id = $4`,
+		string(room), typ, string(user), thread).Scan(&ev)
+	if err != nil {
+		return "", NotFound(err)
+	}
+	return id.EventID(ev), nil
+}

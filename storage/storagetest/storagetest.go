@@ -26,6 +26,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 	t.Run("RegistrationTokens", func(t *testing.T) { testRegistrationTokens(t, open(t)) })
 	t.Run("Profiles", func(t *testing.T) { testProfiles(t, open(t)) })
 	runKeys(t, open)
+	runSyncData(t, open)
 }
 
 func must(t *testing.T, err error) {

@@ -1,46 +1,27 @@
-package sqlstore_test
+package storagetest
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 
 	"maunium.net/go/mautrix/id"
 
-	"parley/internal/testserver"
 	"parley/storage"
-	"parley/storage/sqlstore"
 )
 
-// forEachStore runs fn on a fresh SQLite store and on a fresh PostgreSQL one
-// (that subtest skips when no server answers, except in CI).
-func forEachStore(t *testing.T, fn func(t *testing.T, s *sqlstore.Store)) {
-	t.Helper()
-	ctx := context.Background()
-	t.Run("sqlite", func(t *testing.T) {
-		s, err := sqlstore.New(ctx, "sqlite://"+filepath.Join(t.TempDir(), "t.db"), 4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		fn(t, s)
-	})
-	t.Run("postgres", func(t *testing.T) {
-		s, err := sqlstore.New(ctx, testserver.PostgresDatabase(t), 8)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		fn(t, s)
-	})
+// runSyncData covers the inbox's stores: account data, receipts, notifications and the push queue.
+func runSyncData(t *testing.T, open func(t *testing.T) storage.Store) {
+	t.Run("AccountDataPositions", func(t *testing.T) { testAccountDataPositions(t, open(t)) })
+	t.Run("ReceiptsResetCounts", func(t *testing.T) { testReceiptsResetCounts(t, open(t)) })
+	t.Run("PushQueue", func(t *testing.T) { testPushQueue(t, open(t)) })
 }
 
-func TestAccountDataPositions(t *testing.T) {
-	forEachStore(t, func(t *testing.T, s *sqlstore.Store) {
+func testAccountDataPositions(t *testing.T, s storage.Store) {
+	{
 		ctx := context.Background()
 		const writers, each = 8, 10
 		var wg sync.WaitGroup
@@ -86,11 +67,11 @@ func TestAccountDataPositions(t *testing.T) {
 		if _, err := s.GetAccountData(ctx, "@a:x", "!r:x", "m.tag"); !errors.Is(err, storage.ErrNotFound) {
 			t.Fatalf("failed update stored data: %v", err)
 		}
-	})
+	}
 }
 
-func TestReceiptsResetCounts(t *testing.T) {
-	forEachStore(t, func(t *testing.T, s *sqlstore.Store) {
+func testReceiptsResetCounts(t *testing.T, s storage.Store) {
+	{
 		ctx := context.Background()
 		user, room := id.UserID("@b:x"), id.RoomID("!r:x")
 		var ns []storage.Notification
@@ -145,11 +126,11 @@ func TestReceiptsResetCounts(t *testing.T) {
 		if err != nil || len(changed) != 1 || changed[0] != room {
 			t.Fatalf("changed rooms %v %v", changed, err)
 		}
-	})
+	}
 }
 
-func TestPushQueue(t *testing.T) {
-	forEachStore(t, func(t *testing.T, s *sqlstore.Store) {
+func testPushQueue(t *testing.T, s storage.Store) {
+	{
 		ctx := context.Background()
 		if _, err := s.NextPushJobTS(ctx); !errors.Is(err, storage.ErrNotFound) {
 			t.Fatalf("empty queue: %v", err)
@@ -183,5 +164,5 @@ func TestPushQueue(t *testing.T) {
 		if due, _ := s.DuePushJobs(ctx, 1000, 10); len(due) != 0 {
 			t.Fatalf("jobs left %v", due)
 		}
-	})
+	}
 }
