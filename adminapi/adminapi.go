@@ -77,6 +77,10 @@ func (a *API) Register(root *mux.Router) {
 	a.admin(v1, "/rooms/{roomID}/members", "admin_room_members", a.roomMembers, http.MethodGet)
 	a.admin(v1, "/rooms/{roomID}/state", "admin_room_state", a.roomState, http.MethodGet)
 
+	a.admin(v1, "/registration_tokens", "admin_list_registration_tokens", a.listTokens, http.MethodGet)
+	a.admin(v1, "/registration_tokens/{token}", "admin_update_registration_token", a.updateToken, http.MethodPut)
+	a.admin(v1, "/registration_tokens/{token}", "admin_delete_registration_token", a.deleteToken, http.MethodDelete)
+	a.admin(v1, "/rooms/{roomID}/messages", "admin_room_messages", a.roomMessages, http.MethodGet)
 	a.admin(v1, "/event_reports", "admin_list_reports", a.listReports, http.MethodGet)
 	a.admin(v1, "/event_reports/{reportID}", "admin_get_report", a.getReport, http.MethodGet)
 	a.admin(v1, "/event_reports/{reportID}", "admin_delete_report", a.deleteReport, http.MethodDelete)

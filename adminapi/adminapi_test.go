@@ -45,6 +45,8 @@ func TestAdminEndpointsNeedAdmin(t *testing.T) {
 	user.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/join", room), map[string]any{})
 	user.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/report/%s", room, ev), map[string]any{"reason": "spam", "score": -100})
 
+	admin.MustDo(t, http.MethodPost, "/_synapse/admin/v1/registration_tokens/new", map[string]any{"token": "tok1", "uses_allowed": 1})
+	admin.MustDo(t, http.MethodPost, "/_synapse/admin/v1/registration_tokens/new", map[string]any{"token": "tok2"})
 	u := url.PathEscape(string(target.UserID))
 	r := url.PathEscape(room)
 	cases := []struct {
@@ -145,6 +147,39 @@ func TestAdminEndpointsNeedAdmin(t *testing.T) {
 			}
 		}},
 		{"DELETE", "/_synapse/admin/v1/event_reports/1", nil, 200, nil},
+		{"GET", "/_synapse/admin/v1/registration_tokens", nil, 200, func(t *testing.T, res *testserver.Response) {
+			if len(res.JSON["registration_tokens"].([]any)) != 2 {
+				t.Errorf("tokens: %s", res.Body)
+			}
+		}},
+		{"PUT", "/_synapse/admin/v1/registration_tokens/tok1", map[string]any{"uses_allowed": 0}, 200, func(t *testing.T, res *testserver.Response) {
+			if res.JSON["uses_allowed"].(float64) != 0 {
+				t.Errorf("token update: %s", res.Body)
+			}
+		}},
+		{"GET", "/_synapse/admin/v1/registration_tokens?valid=false", nil, 200, func(t *testing.T, res *testserver.Response) {
+			ts := res.JSON["registration_tokens"].([]any)
+			if len(ts) != 1 || ts[0].(map[string]any)["token"] != "tok1" {
+				t.Errorf("invalid tokens: %s", res.Body)
+			}
+		}},
+		{"DELETE", "/_synapse/admin/v1/registration_tokens/tok2", nil, 200, nil},
+		{"GET", "/_synapse/admin/v1/rooms/" + r + "/messages?limit=2", nil, 200, func(t *testing.T, res *testserver.Response) {
+			chunk := res.JSON["chunk"].([]any)
+			if len(chunk) != 2 || res.JSON["end"] == nil {
+				t.Errorf("messages: %s", res.Body)
+				return
+			}
+			next := admin.MustDo(t, "GET", "/_synapse/admin/v1/rooms/"+r+"/messages?limit=100&from="+res.JSON["end"].(string), nil)
+			for _, e := range next.JSON["chunk"].([]any) {
+				if e.(map[string]any)["event_id"] == chunk[0].(map[string]any)["event_id"] {
+					t.Errorf("page 2 repeats page 1")
+				}
+			}
+			if len(next.JSON["chunk"].([]any)) < 5 {
+				t.Errorf("page 2: %s", next.Body)
+			}
+		}},
 		{"POST", "/_synapse/admin/v1/deactivate/" + url.PathEscape("@created:hs1.test"), map[string]any{"erase": true}, 200, nil},
 	}
 	for _, tc := range cases {
@@ -161,6 +196,12 @@ func TestAdminEndpointsNeedAdmin(t *testing.T) {
 		if tc.check != nil {
 			tc.check(t, res)
 		}
+	}
+	if res := admin.Do(t, "DELETE", "/_synapse/admin/v1/registration_tokens/tok2", nil); res.Status != 404 {
+		t.Errorf("deleted token: %d", res.Status)
+	}
+	if res := admin.Do(t, "PUT", "/_synapse/admin/v1/registration_tokens/tok1", map[string]any{"uses_allowed": -1}); res.Status != 400 || res.ErrCode != "M_INVALID_PARAM" {
+		t.Errorf("bad token update: %d", res.Status)
 	}
 	if res := admin.Do(t, "GET", "/_synapse/admin/v1/event_reports/1", nil); res.Status != 404 {
 		t.Errorf("deleted report: %d", res.Status)

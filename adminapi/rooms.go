@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -238,4 +239,75 @@ func clientEvents(evs []*storage.Event) []rawJSON {
 		out[i] = eventutil.ClientEvent(nil, eventutil.ClientInput{PDU: ev.JSON, EventID: string(ev.EventID), RoomID: string(ev.RoomID), Unsigned: ev.Unsigned, NowMS: now})
 	}
 	return out
+}
+
+// roomMessages handles GET /_synapse/admin/v1/rooms/{roomID}/messages?from=&to=&dir=&limit=:
+// the room's events regardless of the admin's membership. Tokens are "t<stream position>".
+func (a *API) roomMessages(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
+	room, err := a.roomVar(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	limit, err := intParam(r, "limit", 10)
+	if err != nil {
+		return err
+	}
+	limit = min(max(limit, 1), 1000)
+	backwards := true
+	switch q.Get("dir") {
+	case "", "b":
+	case "f":
+		backwards = false
+	default:
+		return httputil.InvalidParam("dir must be f or b")
+	}
+	maxPos, err := a.store.MaxStreamPos(r.Context())
+	if err != nil {
+		return err
+	}
+	parse := func(name string, def int64) (int64, error) {
+		v := q.Get(name)
+		if v == "" {
+			return def, nil
+		}
+		n, err := strconv.ParseInt(strings.TrimPrefix(v, "t"), 10, 64)
+		if err != nil || n < 0 {
+			return 0, httputil.InvalidParam("invalid %s token", name)
+		}
+		return n, nil
+	}
+	var lo, hi int64
+	if backwards {
+		if hi, err = parse("from", maxPos); err != nil {
+			return err
+		}
+		if lo, err = parse("to", 0); err != nil {
+			return err
+		}
+	} else {
+		if lo, err = parse("from", 0); err != nil {
+			return err
+		}
+		if hi, err = parse("to", maxPos); err != nil {
+			return err
+		}
+	}
+	evs, err := a.store.RoomEvents(r.Context(), room.RoomID, lo, hi, limit, backwards)
+	if err != nil {
+		return err
+	}
+	start := lo
+	if backwards {
+		start = hi
+	}
+	resp := map[string]any{"chunk": clientEvents(evs), "start": "t" + strconv.FormatInt(start, 10)}
+	if len(evs) == limit {
+		last := evs[len(evs)-1].StreamPos
+		if backwards {
+			last--
+		}
+		resp["end"] = "t" + strconv.FormatInt(last, 10)
+	}
+	return httputil.WriteJSON(w, http.StatusOK, resp)
 }

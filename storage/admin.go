@@ -89,3 +89,16 @@ type AdminStore interface {
 	// ListAudit returns audit entries matching f, oldest first.
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
 }
+
+// RegistrationTokenAdminStore manages registration tokens for the admin API
+// (creation and lookup are in RegistrationTokenStore).
+type RegistrationTokenAdminStore interface {
+	// ListRegistrationTokens returns every token, ordered by token.
+	ListRegistrationTokens(ctx context.Context) ([]RegistrationToken, error)
+	// UpdateRegistrationToken sets uses_allowed (when setUses) and
+	// expiry_time (when setExpiry); nil values mean unlimited / never.
+	// ErrNotFound if the token is unknown.
+	UpdateRegistrationToken(ctx context.Context, token string, setUses bool, uses *int, setExpiry bool, expiry *int64) (*RegistrationToken, error)
+	// DeleteRegistrationToken removes a token; ErrNotFound if unknown.
+	DeleteRegistrationToken(ctx context.Context, token string) error
+}
