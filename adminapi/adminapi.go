@@ -81,6 +81,8 @@ func (a *API) Register(root *mux.Router) {
 	a.admin(v1, "/registration_tokens/{token}", "admin_update_registration_token", a.updateToken, http.MethodPut)
 	a.admin(v1, "/registration_tokens/{token}", "admin_delete_registration_token", a.deleteToken, http.MethodDelete)
 	a.admin(v1, "/rooms/{roomID}/messages", "admin_room_messages", a.roomMessages, http.MethodGet)
+	a.admin(v1, "/send_server_notice", "admin_send_server_notice", a.sendServerNotice, http.MethodPost)
+	a.admin(v1, "/send_server_notice/{txnID}", "admin_send_server_notice_txn", a.sendServerNotice, http.MethodPut)
 	a.admin(v1, "/event_reports", "admin_list_reports", a.listReports, http.MethodGet)
 	a.admin(v1, "/event_reports/{reportID}", "admin_get_report", a.getReport, http.MethodGet)
 	a.admin(v1, "/event_reports/{reportID}", "admin_delete_report", a.deleteReport, http.MethodDelete)

@@ -88,6 +88,10 @@ type AdminStore interface {
 	AppendAudit(ctx context.Context, e AuditEntry) error
 	// ListAudit returns audit entries matching f, oldest first.
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
+	// ServerNoticeRoom returns the user's server notices room; ErrNotFound if none.
+	ServerNoticeRoom(ctx context.Context, userID id.UserID) (id.RoomID, error)
+	// SetServerNoticeRoom records the user's server notices room.
+	SetServerNoticeRoom(ctx context.Context, userID id.UserID, roomID id.RoomID) error
 }
 
 // RegistrationTokenAdminStore manages registration tokens for the admin API

@@ -35,6 +35,7 @@ type Config struct {
 	UserDirectory  UserDirectory `yaml:"user_directory"`
 	Retention      Retention     `yaml:"retention"`
 	Moderation     Moderation    `yaml:"moderation"`
+	ServerNotices  ServerNotices `yaml:"server_notices"`
 	Log            Log           `yaml:"log"`
 }
 
@@ -98,6 +99,15 @@ type Bucket struct {
 // Rooms holds room defaults.
 type Rooms struct {
 	DefaultVersion id.RoomVersion `yaml:"default_version"`
+}
+
+// ServerNotices configures POST /_synapse/admin/v1/send_server_notice.
+type ServerNotices struct {
+	// SystemLocalpart is the localpart of the account that sends notices;
+	// empty disables server notices.
+	SystemLocalpart string `yaml:"system_localpart"`
+	// RoomName is the name of the rooms notices are sent in.
+	RoomName string `yaml:"room_name"`
 }
 
 // Moderation holds server-wide denylists.
@@ -281,9 +291,10 @@ func Defaults() Config {
 				MaxSize: 10 << 20, Timeout: 10 * time.Second, CacheDuration: time.Hour,
 			},
 		},
-		Retention:  Retention{PurgeInterval: time.Hour},
-		Moderation: Moderation{RegistrationDenylist: []string{}, AliasDenylist: []string{}},
-		Log:        Log{Level: "info"},
+		Retention:     Retention{PurgeInterval: time.Hour},
+		Moderation:    Moderation{RegistrationDenylist: []string{}, AliasDenylist: []string{}},
+		ServerNotices: ServerNotices{SystemLocalpart: "server", RoomName: "Server Notices"},
+		Log:           Log{Level: "info"},
 	}
 }
 
@@ -452,6 +463,9 @@ func (c *Config) Validate() error {
 				return fmt.Errorf("moderation: invalid pattern %q: %v", p, err)
 			}
 		}
+	}
+	if l := c.ServerNotices.SystemLocalpart; l != "" && id.ValidateUserLocalpart(l) != nil {
+		return fmt.Errorf("server_notices.system_localpart: %q is not a valid localpart", l)
 	}
 	if r := c.Retention; r.DefaultMaxLifetime < 0 || r.AllowedMinLifetime < 0 || r.AllowedMaxLifetime < 0 {
 		return errors.New("retention: lifetimes must not be negative")

@@ -254,3 +254,19 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 	}
 	return out, rows.Err()
 }
+
+// ServerNoticeRoom implements storage.AdminStore.
+func (s *Store) ServerNoticeRoom(ctx context.Context, userID id.UserID) (id.RoomID, error) {
+	var room id.RoomID
+	err := s.db.r.QueryRowContext(ctx, `SELECT room_id FROM server_notice_rooms WHERE user_id = $1`, userID).Scan(&room)
+	return room, NotFound(err)
+}
+
+// SetServerNoticeRoom implements storage.AdminStore.
+func (s *Store) SetServerNoticeRoom(ctx context.Context, userID id.UserID, roomID id.RoomID) error {
+	return s.db.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO server_notice_rooms (user_id, room_id) VALUES ($1, $2)
+			ON CONFLICT (user_id) DO UPDATE SET room_id = excluded.room_id`, userID, roomID)
+		return err
+	})
+}
