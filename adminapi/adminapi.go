@@ -49,11 +49,13 @@ type API struct {
 	log     *zap.Logger
 	version string
 	purger  Purger
+	restr   restrictions
 }
 
 // New builds the admin API.
 func New(d Deps) *API {
-	return &API{cfg: d.Config, store: d.Store, rooms: d.Rooms, auth: d.Auth, log: d.Log, version: d.Version, purger: d.Purger}
+	return &API{cfg: d.Config, store: d.Store, rooms: d.Rooms, auth: d.Auth, log: d.Log, version: d.Version, purger: d.Purger,
+		restr: restrictions{m: map[id.UserID]storage.Restrictions{}}}
 }
 
 // Register attaches the routes to root.
@@ -70,6 +72,8 @@ func (a *API) Register(root *mux.Router) {
 	a.admin(v1, "/reset_password/{userID}", "admin_reset_password", a.resetPassword, http.MethodPost)
 	a.admin(v1, "/whois/{userID}", "admin_whois", a.whois, http.MethodGet)
 	a.admin(v1, "/users/{userID}/joined_rooms", "admin_joined_rooms", a.joinedRooms, http.MethodGet)
+	a.admin(v1, "/users/{userID}/shadow_ban", "admin_shadow_ban", a.shadowBan, http.MethodPost, http.MethodDelete)
+	a.admin(v1, "/suspend/{userID}", "admin_suspend", a.suspend, http.MethodPut)
 	a.admin(v1, "/users/{userID}/login", "admin_login_as", a.loginAs, http.MethodPost)
 
 	a.admin(v1, "/rooms", "admin_list_rooms", a.listRooms, http.MethodGet)

@@ -42,6 +42,14 @@ type userJSON struct {
 	AppService  *string `json:"appservice_id"`
 }
 
+func (a *API) userJSON(info storage.AccountInfo) userJSON {
+	u := toUserJSON(info)
+	if rs, ok := a.restr.get(info.UserID); ok {
+		u.Locked, u.Suspended, u.ShadowBanned = rs.Locked, rs.Suspended, rs.ShadowBanned
+	}
+	return u
+}
+
 func toUserJSON(a storage.AccountInfo) userJSON {
 	u := userJSON{Name: a.UserID, IsGuest: a.IsGuest, Admin: a.IsAdmin, Deactivated: a.Deactivated,
 		CreationTS: a.CreatedTS / 1000, Threepids: []any{}, ExternalIDs: []any{}}
@@ -126,7 +134,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request, dev *authn.Devic
 	}
 	out := make([]userJSON, len(users))
 	for i, u := range users {
-		out[i] = toUserJSON(u)
+		out[i] = a.userJSON(u)
 	}
 	resp := map[string]any{"users": out, "total": total}
 	if f.From+len(users) < total {
@@ -160,7 +168,7 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request, dev *authn.Device)
 	if err != nil {
 		return err
 	}
-	return httputil.WriteJSON(w, http.StatusOK, toUserJSON(*info))
+	return httputil.WriteJSON(w, http.StatusOK, a.userJSON(*info))
 }
 
 func (a *API) hashPassword(pw string) (string, error) {
@@ -187,6 +195,7 @@ func (a *API) putUser(w http.ResponseWriter, r *http.Request, dev *authn.Device)
 		AvatarURL     *string `json:"avatar_url"`
 		Admin         *bool   `json:"admin"`
 		Deactivated   *bool   `json:"deactivated"`
+		Locked        *bool   `json:"locked"`
 	}
 	if err := httputil.DecodeJSONObject(r, &req); err != nil {
 		return err
@@ -256,6 +265,11 @@ func (a *API) putUser(w http.ResponseWriter, r *http.Request, dev *authn.Device)
 			}
 		}
 	}
+	if req.Locked != nil {
+		if err := a.setLocked(ctx, dev, user, *req.Locked); err != nil {
+			return httputil.Errorf(http.StatusBadRequest, httputil.CodeUnknown, "%v", err)
+		}
+	}
 	if req.AvatarURL != nil {
 		if err := a.setProfile(ctx, user, "avatar_url", *req.AvatarURL); err != nil {
 			return err
@@ -265,7 +279,7 @@ func (a *API) putUser(w http.ResponseWriter, r *http.Request, dev *authn.Device)
 	if err != nil {
 		return err
 	}
-	return httputil.WriteJSON(w, status, toUserJSON(*info))
+	return httputil.WriteJSON(w, status, a.userJSON(*info))
 }
 
 func (a *API) setProfile(ctx context.Context, user id.UserID, field, value string) error {

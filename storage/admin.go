@@ -106,3 +106,18 @@ type RegistrationTokenAdminStore interface {
 	// DeleteRegistrationToken removes a token; ErrNotFound if unknown.
 	DeleteRegistrationToken(ctx context.Context, token string) error
 }
+
+// Restrictions are an admin's restrictions on a local user.
+type Restrictions struct {
+	Locked       bool
+	Suspended    bool
+	ShadowBanned bool
+}
+
+// RestrictionStore keeps user restrictions.
+type RestrictionStore interface {
+	// SetRestrictions replaces a user's restrictions.
+	SetRestrictions(ctx context.Context, userID id.UserID, r Restrictions) error
+	// AllRestrictions returns every user with a restriction.
+	AllRestrictions(ctx context.Context) (map[id.UserID]Restrictions, error)
+}

@@ -19,6 +19,7 @@ type Store interface {
 	SearchStore
 	UserDirectoryStore
 	AdminStore
+	RestrictionStore
 	RegistrationTokenAdminStore
 	ComplianceStore
 	RetentionStore

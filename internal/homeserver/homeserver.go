@@ -144,8 +144,14 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	retCtx, stopRetention := context.WithCancel(context.WithoutCancel(ctx))
 	hs.stopRetention = stopRetention
 	go hs.Retention.Run(retCtx)
-	adminapi.New(adminapi.Deps{Config: &hs.Config, Store: store, Rooms: rooms, Auth: client.Authenticator(), Log: log, Version: Version,
-		Purger: hs.Retention}).Register(router)
+	admin := adminapi.New(adminapi.Deps{Config: &hs.Config, Store: store, Rooms: rooms, Auth: client.Authenticator(), Log: log, Version: Version,
+		Purger: hs.Retention})
+	if err := admin.LoadRestrictions(ctx); err != nil {
+		stopRetention()
+		store.Close()
+		return nil, fmt.Errorf("load user restrictions: %w", err)
+	}
+	admin.Register(router)
 	searchapi.New(searchapi.Deps{Config: &hs.Config, Store: store, Rooms: rooms, Auth: client.Authenticator(), Log: log}).Register(router)
 
 	blobs, err := blob.NewLocal(cfg.Media.Path)
@@ -168,7 +174,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	fed := federation.New(federation.Deps{ServerName: cfg.ServerName, Key: key, Version: Version, Log: log})
 	fed.Register(router)
 
-	hs.handler = httputil.CORS(httputil.RealIP(proxies, hs.requestLog(httputil.LimitBody(cfg.Listen.MaxRequestBytes, isMediaUpload, router))))
+	hs.handler = httputil.CORS(httputil.RealIP(proxies, hs.requestLog(httputil.LimitBody(cfg.Listen.MaxRequestBytes, isMediaUpload, admin.Restrict(router)))))
 	return hs, nil
 }
 

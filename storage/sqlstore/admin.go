@@ -270,3 +270,36 @@ func (s *Store) SetServerNoticeRoom(ctx context.Context, userID id.UserID, roomI
 		return err
 	})
 }
+
+// SetRestrictions implements storage.RestrictionStore.
+func (s *Store) SetRestrictions(ctx context.Context, userID id.UserID, r storage.Restrictions) error {
+	return s.db.Write(ctx, func(tx *sql.Tx) error {
+		if r == (storage.Restrictions{}) {
+			_, err := tx.ExecContext(ctx, `DELETE FROM user_restrictions WHERE user_id = $1`, userID)
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO user_restrictions (user_id, locked, suspended, shadow_banned) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (user_id) DO UPDATE SET locked = excluded.locked, suspended = excluded.suspended, shadow_banned = excluded.shadow_banned`,
+			userID, r.Locked, r.Suspended, r.ShadowBanned)
+		return err
+	})
+}
+
+// AllRestrictions implements storage.RestrictionStore.
+func (s *Store) AllRestrictions(ctx context.Context) (map[id.UserID]storage.Restrictions, error) {
+	rows, err := s.db.r.QueryContext(ctx, `SELECT user_id, locked, suspended, shadow_banned FROM user_restrictions`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[id.UserID]storage.Restrictions{}
+	for rows.Next() {
+		var u id.UserID
+		var r storage.Restrictions
+		if err := rows.Scan(&u, &r.Locked, &r.Suspended, &r.ShadowBanned); err != nil {
+			return nil, err
+		}
+		out[u] = r
+	}
+	return out, rows.Err()
+}
