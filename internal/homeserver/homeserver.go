@@ -141,13 +141,9 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		Filters: hs.Inbox, Observer: hs.Inbox.Observer()})
 	sync.Register(router)
 	hs.Retention = retention.New(&hs.Config, store, log)
-	retCtx, stopRetention := context.WithCancel(context.WithoutCancel(ctx))
-	hs.stopRetention = stopRetention
-	go hs.Retention.Run(retCtx)
 	admin := adminapi.New(adminapi.Deps{Config: &hs.Config, Store: store, Rooms: rooms, Auth: client.Authenticator(), Log: log, Version: Version,
 		Purger: hs.Retention})
 	if err := admin.LoadRestrictions(ctx); err != nil {
-		stopRetention()
 		store.Close()
 		return nil, fmt.Errorf("load user restrictions: %w", err)
 	}
@@ -175,6 +171,10 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	fed.Register(router)
 
 	hs.handler = httputil.CORS(httputil.RealIP(proxies, hs.requestLog(httputil.LimitBody(cfg.Listen.MaxRequestBytes, isMediaUpload, admin.Restrict(router)))))
+	// The purge job starts last, once nothing can fail any more.
+	retCtx, stopRetention := context.WithCancel(context.WithoutCancel(ctx))
+	hs.stopRetention = stopRetention
+	go hs.Retention.Run(retCtx)
 	return hs, nil
 }
 
