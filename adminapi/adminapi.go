@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -50,12 +51,15 @@ type API struct {
 	version string
 	purger  Purger
 	restr   restrictions
+
+	deleteMu sync.Mutex // guards deletes
+	deletes  map[string]*deleteJob
 }
 
 // New builds the admin API.
 func New(d Deps) *API {
 	return &API{cfg: d.Config, store: d.Store, rooms: d.Rooms, auth: d.Auth, log: d.Log, version: d.Version, purger: d.Purger,
-		restr: restrictions{m: map[id.UserID]storage.Restrictions{}}}
+		restr: restrictions{m: map[id.UserID]storage.Restrictions{}, blocked: map[id.RoomID]id.UserID{}}, deletes: map[string]*deleteJob{}}
 }
 
 // Register attaches the routes to root.
@@ -84,6 +88,11 @@ func (a *API) Register(root *mux.Router) {
 	a.admin(v1, "/registration_tokens", "admin_list_registration_tokens", a.listTokens, http.MethodGet)
 	a.admin(v1, "/registration_tokens/{token}", "admin_update_registration_token", a.updateToken, http.MethodPut)
 	a.admin(v1, "/registration_tokens/{token}", "admin_delete_registration_token", a.deleteToken, http.MethodDelete)
+	a.admin(v1, "/rooms/{roomID}/block", "admin_block_room", a.blockRoom, http.MethodPut)
+	a.admin(v1, "/rooms/{roomID}/block", "admin_room_block_status", a.blockStatus, http.MethodGet)
+	a.admin(v2, "/rooms/delete_status/{deleteID}", "admin_delete_status", a.deleteStatusByID, http.MethodGet)
+	a.admin(v2, "/rooms/{roomID}/delete_status", "admin_room_delete_status", a.deleteStatusByRoom, http.MethodGet)
+	a.admin(v2, "/rooms/{roomID}", "admin_delete_room", a.deleteRoom, http.MethodDelete)
 	a.admin(v1, "/rooms/{roomID}/messages", "admin_room_messages", a.roomMessages, http.MethodGet)
 	a.admin(v1, "/send_server_notice", "admin_send_server_notice", a.sendServerNotice, http.MethodPost)
 	a.admin(v1, "/send_server_notice/{txnID}", "admin_send_server_notice_txn", a.sendServerNotice, http.MethodPut)

@@ -21,8 +21,16 @@ import (
 // unrestricted users cost nothing. Admin endpoints of this process update it;
 // other processes sharing a PostgreSQL database see changes after a restart.
 type restrictions struct {
-	mu sync.RWMutex // guards m
-	m  map[id.UserID]storage.Restrictions
+	mu      sync.RWMutex // guards m and blocked
+	m       map[id.UserID]storage.Restrictions
+	blocked map[id.RoomID]id.UserID
+}
+
+func (rs *restrictions) isBlocked(room id.RoomID) bool {
+	rs.mu.RLock()
+	defer rs.mu.RUnlock()
+	_, ok := rs.blocked[room]
+	return ok
 }
 
 func (rs *restrictions) get(u id.UserID) (storage.Restrictions, bool) {
@@ -35,7 +43,7 @@ func (rs *restrictions) get(u id.UserID) (storage.Restrictions, bool) {
 func (rs *restrictions) empty() bool {
 	rs.mu.RLock()
 	defer rs.mu.RUnlock()
-	return len(rs.m) == 0
+	return len(rs.m) == 0 && len(rs.blocked) == 0
 }
 
 // LoadRestrictions reads the user restrictions (locks, suspensions,
@@ -45,8 +53,12 @@ func (a *API) LoadRestrictions(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	blocked, err := a.store.BlockedRooms(ctx)
+	if err != nil {
+		return err
+	}
 	a.restr.mu.Lock()
-	a.restr.m = m
+	a.restr.m, a.restr.blocked = m, blocked
 	a.restr.mu.Unlock()
 	return nil
 }
@@ -71,6 +83,26 @@ func (a *API) restrict(ctx context.Context, user id.UserID, change func(*storage
 // suspendedPaths are the client API actions a suspended user may not take.
 var suspendedPaths = regexp.MustCompile(`^/_matrix/client/(?:r0|v3|unstable/[^/]+)/(?:rooms/[^/]+/(?:send|state|invite|join|knock)(?:/|$)|join/|knock/|createRoom$|profile/)`)
 
+// blockedPaths are the client API actions on a room that blocking forbids; group 1, 2 or 3 is the room.
+var blockedPaths = regexp.MustCompile(`^/_matrix/client/(?:r0|v3)/(?:rooms/([^/]+)/(?:send|state|invite|join|knock)(?:/|$)|join/([^/]+)$|knock/([^/]+)$)`)
+
+// setBlocked blocks or unblocks a room in the database and the cache.
+func (a *API) setBlocked(ctx context.Context, room id.RoomID, blocked bool, by id.UserID) error {
+	a.restr.mu.Lock()
+	defer a.restr.mu.Unlock()
+	if err := a.store.SetRoomBlocked(ctx, room, blocked, by); err != nil {
+		return err
+	}
+	if blocked {
+		if _, ok := a.restr.blocked[room]; !ok {
+			a.restr.blocked[room] = by
+		}
+	} else {
+		delete(a.restr.blocked, room)
+	}
+	return nil
+}
+
 // sendPath matches PUT /rooms/{roomID}/send/{type}/{txnID}.
 var sendPath = regexp.MustCompile(`^/_matrix/client/(?:r0|v3)/rooms/[^/]+/send/[^/]+/[^/]+$`)
 
@@ -84,6 +116,12 @@ func (a *API) Restrict(next http.Handler) http.Handler {
 		if a.restr.empty() || !strings.HasPrefix(r.URL.Path, "/_matrix/") {
 			next.ServeHTTP(w, r)
 			return
+		}
+		if r.Method != http.MethodGet {
+			if m := blockedPaths.FindStringSubmatch(r.URL.Path); m != nil && a.restr.isBlocked(id.RoomID(m[1]+m[2]+m[3])) {
+				_ = httputil.WriteJSON(w, http.StatusForbidden, httputil.Forbidden("This room has been blocked on this server"))
+				return
+			}
 		}
 		tok, ok := authn.Token(r)
 		if !ok {

@@ -120,4 +120,8 @@ type RestrictionStore interface {
 	SetRestrictions(ctx context.Context, userID id.UserID, r Restrictions) error
 	// AllRestrictions returns every user with a restriction.
 	AllRestrictions(ctx context.Context) (map[id.UserID]Restrictions, error)
+	// SetRoomBlocked blocks (by is the admin) or unblocks a room.
+	SetRoomBlocked(ctx context.Context, roomID id.RoomID, blocked bool, by id.UserID) error
+	// BlockedRooms returns every blocked room and who blocked it.
+	BlockedRooms(ctx context.Context) (map[id.RoomID]id.UserID, error)
 }

@@ -303,3 +303,34 @@ func (s *Store) AllRestrictions(ctx context.Context) (map[id.UserID]storage.Rest
 	}
 	return out, rows.Err()
 }
+
+// SetRoomBlocked implements storage.RestrictionStore.
+func (s *Store) SetRoomBlocked(ctx context.Context, roomID id.RoomID, blocked bool, by id.UserID) error {
+	return s.db.Write(ctx, func(tx *sql.Tx) error {
+		if !blocked {
+			_, err := tx.ExecContext(ctx, `DELETE FROM blocked_rooms WHERE room_id = $1`, roomID)
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO blocked_rooms (room_id, blocked_by) VALUES ($1, $2) ON CONFLICT (room_id) DO NOTHING`, roomID, by)
+		return err
+	})
+}
+
+// BlockedRooms implements storage.RestrictionStore.
+func (s *Store) BlockedRooms(ctx context.Context) (map[id.RoomID]id.UserID, error) {
+	rows, err := s.db.r.QueryContext(ctx, `SELECT room_id, blocked_by FROM blocked_rooms`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[id.RoomID]id.UserID{}
+	for rows.Next() {
+		var r id.RoomID
+		var u id.UserID
+		if err := rows.Scan(&r, &u); err != nil {
+			return nil, err
+		}
+		out[r] = u
+	}
+	return out, rows.Err()
+}
