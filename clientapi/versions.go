@@ -15,8 +15,12 @@ var specVersions = []string{
 // versions handles GET /_matrix/client/versions.
 func (a *API) versions(w http.ResponseWriter, r *http.Request) error {
 	return httputil.WriteJSON(w, http.StatusOK, map[string]any{
-		"versions":          specVersions,
-		"unstable_features": map[string]bool{"org.matrix.msc3814": true}, // dehydrated devices (keyserver)
+		"versions": specVersions,
+		"unstable_features": map[string]bool{
+			// MSC4186 simplified sliding sync (syncapi/slidingsync.go).
+			"org.matrix.simplified_msc3575": true,
+			"org.matrix.msc3814":            true, // dehydrated devices (keyserver)
+		},
 	})
 }
 

@@ -157,7 +157,11 @@ func (s *Server) uploadCrossSigning(w http.ResponseWriter, r *http.Request, dev 
 	if _, err := s.store.SetCrossSigningKeys(ctx, dev.UserID, keys); err != nil {
 		return fmt.Errorf("store cross-signing keys: %w", err)
 	}
-	s.wakeDeviceListWatchers(ctx, dev.UserID)
+	if _, private := keys["user_signing"]; private && len(keys) == 1 && s.notifier != nil {
+		s.notifier.WakeUsers(dev.UserID)
+	} else {
+		s.wakeDeviceListWatchers(ctx, dev.UserID)
+	}
 	return httputil.WriteJSON(w, http.StatusOK, map[string]any{})
 }
 
@@ -283,7 +287,12 @@ func (s *Server) uploadSignatures(w http.ResponseWriter, r *http.Request, dev *a
 		}
 		seen := map[id.UserID]bool{}
 		for _, ks := range toStore {
-			if !seen[ks.TargetUser] {
+			switch {
+			case ks.SignerUser != ks.TargetUser:
+				if s.notifier != nil {
+					s.notifier.WakeUsers(ks.SignerUser)
+				}
+			case !seen[ks.TargetUser]:
 				seen[ks.TargetUser] = true
 				s.wakeDeviceListWatchers(ctx, ks.TargetUser)
 			}

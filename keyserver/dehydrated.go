@@ -58,7 +58,7 @@ func (s *Server) putDehydratedDevice(w http.ResponseWriter, r *http.Request, dev
 	if !present(req.DeviceKeys) {
 		return httputil.MissingParam("device_keys is required")
 	}
-	if err := checkDeviceKeys(req.DeviceKeys, &authn.Device{UserID: dev.UserID, DeviceID: req.DeviceID}); err != nil {
+	if err := checkDeviceKeys(req.DeviceKeys, &authn.Device{UserID: dev.UserID, DeviceID: req.DeviceID}, s.cfg.E2EE.VerifyDeviceKeySignatures); err != nil {
 		return err
 	}
 	if err := checkKeyMap("one_time_keys", req.OneTimeKeys); err != nil {

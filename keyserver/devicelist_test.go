@@ -13,6 +13,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"parley/internal/authn"
+	"parley/internal/config"
 	"parley/internal/testserver"
 	"parley/keyserver"
 	"parley/storage"
@@ -83,7 +84,8 @@ func TestDeviceListChangedLeft(t *testing.T) {
 	ctx := context.Background()
 	st := newTestStore(t)
 	rooms := &fakeRooms{members: map[id.RoomID]map[id.UserID]bool{}}
-	s := keyserver.New(keyserver.Deps{Store: st, Rooms: rooms, Notifier: syncapi.NewNotifier(), ServerName: "hs1.test", Log: zaptest.NewLogger(t)})
+	cfg := config.Defaults()
+	s := keyserver.New(keyserver.Deps{Config: &cfg, Store: st, Rooms: rooms, Notifier: syncapi.NewNotifier(), ServerName: "hs1.test", Log: zaptest.NewLogger(t)})
 	stream := s.DeviceListStream()
 	const (
 		alice = id.UserID("@alice:hs1.test")

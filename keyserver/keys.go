@@ -31,8 +31,10 @@ type deviceKeysBody struct {
 }
 
 // checkDeviceKeys validates an uploaded device_keys object: it must describe
-// the requesting device and be signed by the device's own ed25519 key.
-func checkDeviceKeys(raw json.RawMessage, dev *authn.Device) error {
+// the requesting device and carry algorithms, keys and signatures (400
+// M_BAD_JSON otherwise, as Synapse answers). With verify it must also be
+// signed by the device's own ed25519 key (400 M_INVALID_SIGNATURE).
+func checkDeviceKeys(raw json.RawMessage, dev *authn.Device, verify bool) error {
 	var dk deviceKeysBody
 	if err := json.Unmarshal(raw, &dk); err != nil {
 		return httputil.BadJSON("device_keys is malformed: %v", err)
@@ -40,17 +42,20 @@ func checkDeviceKeys(raw json.RawMessage, dev *authn.Device) error {
 	if dk.UserID != dev.UserID || dk.DeviceID != dev.DeviceID {
 		return httputil.InvalidParam("device_keys must be for the requesting device (%s, %s)", dev.UserID, dev.DeviceID)
 	}
-	if len(dk.Algorithms) == 0 {
-		return httputil.MissingParam("device_keys.algorithms is required")
-	}
-	edKey := dk.Keys["ed25519:"+string(dev.DeviceID)]
-	if edKey == "" {
-		return httputil.MissingParam("device_keys.keys must contain ed25519:%s", dev.DeviceID)
+	if len(dk.Algorithms) == 0 || len(dk.Keys) == 0 || dk.Signatures == nil {
+		return httputil.BadJSON("device_keys needs algorithms, keys and signatures")
 	}
 	for keyID, k := range dk.Keys {
 		if !strings.Contains(keyID, ":") || k == "" {
 			return httputil.BadJSON("invalid key ID %q in device_keys.keys", keyID)
 		}
+	}
+	if !verify {
+		return nil
+	}
+	edKey := dk.Keys["ed25519:"+string(dev.DeviceID)]
+	if edKey == "" {
+		return httputil.BadJSON("device_keys.keys must contain ed25519:%s", dev.DeviceID)
 	}
 	ok, err := signatures.VerifySignatureJSON(raw, dev.UserID, string(dev.DeviceID), id.Ed25519(edKey))
 	if err != nil || !ok {
@@ -106,7 +111,7 @@ func (s *Server) uploadKeys(w http.ResponseWriter, r *http.Request, dev *authn.D
 	}
 	up := storage.KeyUpload{UserID: dev.UserID, DeviceID: dev.DeviceID, OneTimeKeys: req.OneTimeKeys, FallbackKeys: req.FallbackKeys}
 	if len(req.DeviceKeys) > 0 && string(req.DeviceKeys) != "null" {
-		if err := checkDeviceKeys(req.DeviceKeys, dev); err != nil {
+		if err := checkDeviceKeys(req.DeviceKeys, dev, s.cfg.E2EE.VerifyDeviceKeySignatures); err != nil {
 			return err
 		}
 		up.DeviceKeys = req.DeviceKeys
@@ -186,7 +191,7 @@ func (s *Server) queryKeys(w http.ResponseWriter, r *http.Request, dev *authn.De
 	for _, user := range localUsers {
 		out := map[id.DeviceID]json.RawMessage{}
 		for device, dk := range keys[user] {
-			merged, err := decorateKey(dk.JSON, visibleSignatures(byTarget[sigTarget{user, string(device)}], user, dev.UserID), dk.DisplayName)
+			merged, err := decorateKey(dk.JSON, visibleSignatures(byTarget[sigTarget{user, string(device)}], user, dev.UserID), true, dk.DisplayName)
 			if err != nil {
 				return fmt.Errorf("device keys of %s %s: %w", user, device, err)
 			}
@@ -197,7 +202,7 @@ func (s *Server) queryKeys(w http.ResponseWriter, r *http.Request, dev *authn.De
 			if typ == "user_signing" && user != dev.UserID {
 				continue
 			}
-			merged, err := decorateKey(raw, visibleSignatures(byTarget[sigTarget{user, firstPublicKey(raw)}], user, dev.UserID), "")
+			merged, err := decorateKey(raw, visibleSignatures(byTarget[sigTarget{user, firstPublicKey(raw)}], user, dev.UserID), false, "")
 			if err != nil {
 				return fmt.Errorf("cross-signing key of %s: %w", user, err)
 			}
@@ -250,10 +255,11 @@ func firstPublicKey(raw json.RawMessage) string {
 	return ""
 }
 
-// decorateKey merges extra signatures into a key object and, when
-// displayName is not empty, sets unsigned.device_display_name.
-func decorateKey(raw json.RawMessage, extra []storage.KeySignature, displayName string) (json.RawMessage, error) {
-	if len(extra) == 0 && displayName == "" {
+// decorateKey merges extra signatures into a key object. For device keys
+// (device true) it also sets unsigned, always present as Synapse sends it,
+// with device_display_name when the device has a name.
+func decorateKey(raw json.RawMessage, extra []storage.KeySignature, device bool, displayName string) (json.RawMessage, error) {
+	if len(extra) == 0 && !device {
 		return raw, nil
 	}
 	var obj map[string]json.RawMessage
@@ -279,13 +285,15 @@ func decorateKey(raw json.RawMessage, extra []storage.KeySignature, displayName 
 		}
 		obj["signatures"] = b
 	}
-	if displayName != "" {
+	if device {
 		unsigned := map[string]json.RawMessage{}
 		if u, ok := obj["unsigned"]; ok {
 			_ = json.Unmarshal(u, &unsigned)
 		}
-		b, _ := json.Marshal(displayName)
-		unsigned["device_display_name"] = b
+		if displayName != "" {
+			b, _ := json.Marshal(displayName)
+			unsigned["device_display_name"] = b
+		}
 		ub, err := json.Marshal(unsigned)
 		if err != nil {
 			return nil, err

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"parley/internal/config"
 	"parley/internal/testserver"
 )
 
@@ -134,7 +135,9 @@ func TestUploadValidation(t *testing.T) {
 	}{
 		{"not json", `{`, 400, "M_NOT_JSON"},
 		{"tampered after signing", map[string]any{"device_keys": tampered}, 400, "M_INVALID_SIGNATURE"},
-		{"unsigned", map[string]any{"device_keys": unsigned}, 400, "M_INVALID_SIGNATURE"},
+		{"without signatures", map[string]any{"device_keys": unsigned}, 400, "M_BAD_JSON"},
+		{"signed by another key", map[string]any{"device_keys": sign(t, unsigned, alice.UserID, string(alice.DeviceID), newKeyPair(t))}, 400, "M_INVALID_SIGNATURE"},
+		{"no algorithms", map[string]any{"device_keys": map[string]any{"user_id": alice.UserID, "device_id": alice.DeviceID}}, 400, "M_BAD_JSON"},
 		{"another user's keys", map[string]any{"device_keys": other}, 400, "M_INVALID_PARAM"},
 		{"bad one-time key id", map[string]any{"one_time_keys": map[string]any{"nocolon": map[string]any{"key": "x"}}}, 400, "M_BAD_JSON"},
 		{"two fallback keys of one algorithm", map[string]any{"fallback_keys": map[string]any{"signed_curve25519:A": map[string]any{"key": "a"}, "signed_curve25519:B": map[string]any{"key": "b"}}}, 400, "M_INVALID_PARAM"},
@@ -202,4 +205,22 @@ func TestConcurrentClaims(t *testing.T) {
 	if len(got) != keys+1 || got["signed_curve25519:FB"] != claimers-keys || total != claimers {
 		t.Fatalf("distribution: %v", got)
 	}
+}
+
+// TestUploadUnverified: with e2ee.verify_device_key_signatures off (as for
+// SyTest), placeholder keys are accepted; structure is still checked.
+func TestUploadUnverified(t *testing.T) {
+	srv := testserver.New(t, func(c *config.Config) { c.E2EE.VerifyDeviceKeySignatures = false })
+	alice := srv.Register(t, "alice")
+	dk := map[string]any{
+		"user_id": alice.UserID, "device_id": alice.DeviceID, "algorithms": []string{"m.megolm.v1.aes-sha2"},
+		"keys":       map[string]string{"ed25519:" + string(alice.DeviceID): "ed25519+key"},
+		"signatures": map[string]any{string(alice.UserID): map[string]string{"ed25519:" + string(alice.DeviceID): "self+signature"}},
+	}
+	alice.MustDo(t, http.MethodPost, "keys/upload", map[string]any{"device_keys": dk})
+	q := alice.MustDo(t, http.MethodPost, "keys/query", map[string]any{"device_keys": map[string]any{string(alice.UserID): []string{}}})
+	if field(q.JSON, "device_keys", string(alice.UserID), string(alice.DeviceID), "keys", "ed25519:"+string(alice.DeviceID)) != "ed25519+key" {
+		t.Fatalf("query: %s", q.Body)
+	}
+	wantErr(t, alice.Do(t, http.MethodPost, "keys/upload", map[string]any{"device_keys": map[string]any{"user_id": alice.UserID, "device_id": alice.DeviceID}}), 400, "M_BAD_JSON")
 }

@@ -15,6 +15,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"parley/internal/authn"
+	"parley/internal/config"
 	"parley/internal/httputil"
 	"parley/storage"
 	"parley/syncapi"
@@ -40,6 +41,7 @@ type UIA interface {
 
 // Deps is what the key server needs.
 type Deps struct {
+	Config     *config.Config
 	Store      storage.Store
 	Auth       authn.Authenticator
 	Notifier   *syncapi.Notifier
@@ -51,6 +53,7 @@ type Deps struct {
 
 // Server is the key server.
 type Server struct {
+	cfg        *config.Config
 	store      storage.Store
 	auth       authn.Authenticator
 	notifier   *syncapi.Notifier
@@ -62,7 +65,7 @@ type Server struct {
 
 // New builds the key server.
 func New(d Deps) *Server {
-	return &Server{store: d.Store, auth: d.Auth, notifier: d.Notifier, rooms: d.Rooms, uia: d.UIA, serverName: d.ServerName, log: d.Log}
+	return &Server{cfg: d.Config, store: d.Store, auth: d.Auth, notifier: d.Notifier, rooms: d.Rooms, uia: d.UIA, serverName: d.ServerName, log: d.Log}
 }
 
 // SetRooms sets the room membership source; call it before serving requests.
@@ -81,6 +84,10 @@ func (s *Server) Register(root *mux.Router) {
 	s.authed(v3, "/keys/changes", "keys_changes", s.keyChanges, http.MethodGet)
 	s.authed(v3, "/keys/device_signing/upload", "device_signing_upload", s.uploadCrossSigning, http.MethodPost)
 	s.authed(v3, "/keys/signatures/upload", "signatures_upload", s.uploadSignatures, http.MethodPost)
+	// The pre-1.1 paths of cross-signing, which Synapse still serves (and SyTest uses).
+	unstable := root.PathPrefix("/_matrix/client/unstable").Subrouter()
+	s.authed(unstable, "/keys/device_signing/upload", "device_signing_upload", s.uploadCrossSigning, http.MethodPost)
+	s.authed(unstable, "/keys/signatures/upload", "signatures_upload", s.uploadSignatures, http.MethodPost)
 	s.authed(v3, "/sendToDevice/{eventType}/{txnId}", "send_to_device", s.sendToDevice, http.MethodPut)
 
 	s.authed(v3, "/room_keys/version", "create_backup", s.createBackup, http.MethodPost)

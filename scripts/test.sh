@@ -17,6 +17,11 @@ if [ -z "${PARLEY_TEST_POSTGRES:-}" ] && ! pg_isready -q -h 127.0.0.1 -p 5432 2>
 	fi
 fi
 
+# matrix-js-sdk, the second sliding sync client (syncapi TestSlidingSyncMatrixJSSDK).
+if command -v npm >/dev/null && [ ! -d syncapi/testdata/jssdk/node_modules ]; then
+	npm ci --prefix syncapi/testdata/jssdk --no-audit --no-fund >/dev/null
+fi
+
 go vet ./...
 echo "== tests on SQLite"
 go test -count=1 -timeout 20m ./...

@@ -112,12 +112,14 @@ type KeyStore interface {
 	// ("master", "self_signing", "user_signing").
 	CrossSigningKeys(ctx context.Context, users []id.UserID) (map[id.UserID]map[string]json.RawMessage, error)
 	// SetCrossSigningKeys stores cross-signing keys by type and records a
-	// device-list change; it returns the new device-list position.
+	// device-list change (for the owner alone when only the private
+	// user-signing key changes); it returns the new device-list position.
 	SetCrossSigningKeys(ctx context.Context, user id.UserID, keys map[string]json.RawMessage) (int64, error)
 	// KeySignatures returns the signatures uploaded on the users' keys.
 	KeySignatures(ctx context.Context, users []id.UserID) ([]KeySignature, error)
 	// AddKeySignatures stores signatures and records a device-list change for
-	// each target user; it returns the new device-list position.
+	// each target user: for everyone when the owner signed, for the signer
+	// alone otherwise. It returns the new device-list position.
 	AddKeySignatures(ctx context.Context, sigs []KeySignature) (int64, error)
 
 	// SharedRoomUsers returns every user joined to a room user is joined to

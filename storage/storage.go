@@ -23,6 +23,7 @@ type Store interface {
 	RegistrationTokenAdminStore
 	ComplianceStore
 	RetentionStore
+	SlidingSyncStore
 	KeyStore
 	// Close releases the database connections.
 	Close() error

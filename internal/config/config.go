@@ -37,6 +37,15 @@ type Config struct {
 	Moderation     Moderation    `yaml:"moderation"`
 	ServerNotices  ServerNotices `yaml:"server_notices"`
 	Log            Log           `yaml:"log"`
+	E2EE           E2EE          `yaml:"e2ee"`
+}
+
+// E2EE configures the end-to-end encryption endpoints (keyserver).
+type E2EE struct {
+	// VerifyDeviceKeySignatures rejects uploaded device keys that are not
+	// signed by the device's own ed25519 key (400 M_INVALID_SIGNATURE).
+	// Synapse does not check; SyTest uploads placeholder keys and needs it off.
+	VerifyDeviceKeySignatures bool `yaml:"verify_device_key_signatures"`
 }
 
 // Database selects the storage backend by URL.
@@ -175,6 +184,9 @@ type Sync struct {
 	PresenceIdleTimeout time.Duration `yaml:"presence_idle_timeout"`
 	// PresenceOfflineTimeout turns a user offline this long after their last /sync ended.
 	PresenceOfflineTimeout time.Duration `yaml:"presence_offline_timeout"`
+	// SlidingSyncConnectionTTL is how long an idle sliding sync (MSC4186)
+	// connection is kept; a later request with its pos answers M_UNKNOWN_POS.
+	SlidingSyncConnectionTTL time.Duration `yaml:"sliding_sync_connection_ttl"`
 	// PushMaxAttempts is how often a push to a gateway is tried before it is dropped.
 	PushMaxAttempts int `yaml:"push_max_attempts"`
 	// PushMaxBackoff caps the exponential backoff between push attempts.
@@ -275,7 +287,7 @@ func Defaults() Config {
 		Rooms:      Rooms{DefaultVersion: "11"},
 		Federation: Federation{Enabled: true},
 		Sync: Sync{Presence: true, PresenceIdleTimeout: 5 * time.Minute, PresenceOfflineTimeout: 30 * time.Second,
-			PushMaxAttempts: 10, PushMaxBackoff: time.Hour},
+			PushMaxAttempts: 10, PushMaxBackoff: time.Hour, SlidingSyncConnectionTTL: 30 * time.Minute},
 		Media: Media{
 			Path: "data/media", MaxUploadSize: 100 << 20,
 			MaxPendingUploads: 5, UnusedExpiration: 24 * time.Hour,
@@ -295,6 +307,7 @@ func Defaults() Config {
 		Moderation:    Moderation{RegistrationDenylist: []string{}, AliasDenylist: []string{}},
 		ServerNotices: ServerNotices{SystemLocalpart: "server", RoomName: "Server Notices"},
 		Log:           Log{Level: "info"},
+		E2EE:          E2EE{VerifyDeviceKeySignatures: true},
 	}
 }
 
@@ -479,6 +492,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Sync.PresenceOfflineTimeout <= 0 {
 		return errors.New("sync.presence_offline_timeout: must be above 0")
+	}
+	if c.Sync.SlidingSyncConnectionTTL < time.Second {
+		return errors.New("sync.sliding_sync_connection_ttl: must be at least 1s")
 	}
 	if c.Sync.PushMaxAttempts < 1 {
 		return errors.New("sync.push_max_attempts: must be at least 1")

@@ -104,7 +104,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	client.Register(router)
 
 	keys := keyserver.New(keyserver.Deps{
-		Store: store, Auth: client.Authenticator(), Notifier: notifier, UIA: client,
+		Config: &hs.Config, Store: store, Auth: client.Authenticator(), Notifier: notifier, UIA: client,
 		Rooms: store, ServerName: cfg.ServerName, Log: log,
 	})
 	keys.Register(router)
@@ -136,9 +136,11 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	})
 	hs.Inbox.Register(router)
 	hs.Inbox.Start(context.WithoutCancel(ctx))
+	// /sync and sliding sync share the streams: sliding sync's to_device and
+	// e2ee extensions read the key streams.
+	streams := append([]syncapi.Stream{pduStream, keyserver.NewToDeviceStream(store), keys.DeviceListStream()}, hs.Inbox.Streams()...)
 	sync := syncapi.New(syncapi.Deps{Auth: client.Authenticator(), Notifier: notifier, Log: log,
-		Streams: append([]syncapi.Stream{pduStream, keyserver.NewToDeviceStream(store), keys.DeviceListStream()}, hs.Inbox.Streams()...),
-		Filters: hs.Inbox, Observer: hs.Inbox.Observer()})
+		Streams: streams, Filters: hs.Inbox, Observer: hs.Inbox.Observer()})
 	sync.Register(router)
 	hs.Retention = retention.New(&hs.Config, store, log)
 	admin := adminapi.New(adminapi.Deps{Config: &hs.Config, Store: store, Rooms: rooms, Auth: client.Authenticator(), Log: log, Version: Version,
@@ -149,6 +151,10 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	}
 	admin.Register(router)
 	searchapi.New(searchapi.Deps{Config: &hs.Config, Store: store, Rooms: rooms, Auth: client.Authenticator(), Log: log}).Register(router)
+	sliding := syncapi.NewSlidingSync(syncapi.SlidingSyncDeps{Auth: client.Authenticator(), Notifier: notifier,
+		PDU: pduStream, Inbox: hs.Inbox, Store: store, Streams: streams, Observer: hs.Inbox.Observer(),
+		ConnectionTTL: cfg.Sync.SlidingSyncConnectionTTL, Log: log})
+	sliding.Register(router)
 
 	blobs, err := blob.NewLocal(cfg.Media.Path)
 	if err != nil {

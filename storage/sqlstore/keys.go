@@ -297,7 +297,9 @@ func userArgs(users []id.UserID) []any {
 	return out
 }
 
-// SetCrossSigningKeys implements storage.KeyStore.
+// SetCrossSigningKeys implements storage.KeyStore. A user-signing key is
+// private to its owner: when it is the only key uploaded, only the owner's
+// own devices are told.
 func (s *Store) SetCrossSigningKeys(ctx context.Context, user id.UserID, keys map[string]json.RawMessage) (int64, error) {
 	var pos int64
 	err := s.db.Write(ctx, func(tx *sql.Tx) error {
@@ -314,6 +316,13 @@ func (s *Store) SetCrossSigningKeys(ctx context.Context, user id.UserID, keys ma
 			}
 		}
 		var err error
+		if _, private := keys["user_signing"]; private && len(keys) == 1 {
+			if pos, err = nextStreamPos(ctx, tx, streamDeviceList); err != nil {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, `INSERT INTO device_list_changes (pos, user_id, observer_id) VALUES ($1, $2, $2)`, pos, user)
+			return err
+		}
 		pos, err = markDeviceListChanged(ctx, tx, user)
 		return err
 	})
@@ -346,29 +355,41 @@ func (s *Store) KeySignatures(ctx context.Context, users []id.UserID) ([]storage
 	return out, nil
 }
 
-// AddKeySignatures implements storage.KeyStore.
+// AddKeySignatures implements storage.KeyStore. A signature by the key's
+// owner changes what everyone sees of the owner's keys; a signature by
+// another user (with their user-signing key) is private to the signer, so
+// only the signer is told that the target changed.
 func (s *Store) AddKeySignatures(ctx context.Context, sigs []storage.KeySignature) (int64, error) {
 	var pos int64
 	err := s.db.Write(ctx, func(tx *sql.Tx) error {
-		seen := map[id.UserID]bool{}
-		var targets []id.UserID
+		if len(sigs) == 0 {
+			return nil
+		}
+		var err error
+		if pos, err = nextStreamPos(ctx, tx, streamDeviceList); err != nil {
+			return err
+		}
+		type change struct{ user, observer id.UserID }
+		seen := map[change]bool{}
 		for _, ks := range sigs {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO key_signatures (target_user_id, target_key_id, signer_user_id, signer_key_id, signature)
 				VALUES ($1, $2, $3, $4, $5) ON CONFLICT (target_user_id, target_key_id, signer_user_id, signer_key_id) DO UPDATE SET signature = excluded.signature`,
 				ks.TargetUser, ks.TargetKey, ks.SignerUser, ks.SignerKey, ks.Signature); err != nil {
 				return err
 			}
-			if !seen[ks.TargetUser] {
-				seen[ks.TargetUser] = true
-				targets = append(targets, ks.TargetUser)
+			c := change{user: ks.TargetUser}
+			if ks.SignerUser != ks.TargetUser {
+				c.observer = ks.SignerUser
+			}
+			if seen[c] {
+				continue
+			}
+			seen[c] = true
+			if _, err := tx.ExecContext(ctx, `INSERT INTO device_list_changes (pos, user_id, observer_id) VALUES ($1, $2, $3)`, pos, c.user, c.observer); err != nil {
+				return err
 			}
 		}
-		if len(targets) == 0 {
-			return nil
-		}
-		var err error
-		pos, err = markDeviceListChanged(ctx, tx, targets...)
-		return err
+		return nil
 	})
 	return pos, err
 }

@@ -192,6 +192,21 @@ func testCrossSigningStore(t *testing.T, s storage.Store) {
 	if sigs, _ := s.KeySignatures(ctx, []id.UserID{alice}); len(sigs) != 0 {
 		t.Fatalf("signatures survived: %+v", sigs)
 	}
+	// A new user-signing key alone is news for its owner only; a signature
+	// on another user's key is news for the signer only.
+	p0, _ := s.DeviceListPosition(ctx)
+	_, err = s.SetCrossSigningKeys(ctx, alice, map[string]json.RawMessage{"user_signing": json.RawMessage(`{"u":1}`)})
+	must(t, err)
+	_, err = s.AddKeySignatures(ctx, []storage.KeySignature{{TargetUser: bob, TargetKey: "BOBMASTER", SignerUser: alice, SignerKey: "ed25519:USK", Signature: "s2"}})
+	must(t, err)
+	p1, _ := s.DeviceListPosition(ctx)
+	forBob, err := s.DeviceListChanges(ctx, p0, p1, bob)
+	must(t, err)
+	forAlice, err := s.DeviceListChanges(ctx, p0, p1, alice)
+	must(t, err)
+	if len(forBob) != 0 || len(forAlice) != 2 || forAlice[0].UserID != alice || forAlice[1].UserID != bob {
+		t.Fatalf("private changes: bob %+v alice %+v", forBob, forAlice)
+	}
 	keys, err := s.CrossSigningKeys(ctx, []id.UserID{alice, bob})
 	must(t, err)
 	if string(keys[alice]["master"]) != `{"m":2}` || string(keys[alice]["self_signing"]) != `{"s":1}` || keys[bob] != nil {
