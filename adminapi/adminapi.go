@@ -20,6 +20,7 @@ import (
 	"parley/internal/config"
 	"parley/internal/httputil"
 	"parley/internal/logging"
+	"parley/internal/ratelimit"
 	"parley/roomserver"
 	"parley/storage"
 )
@@ -34,6 +35,9 @@ type Deps struct {
 	Version string
 	// Purger runs the retention purge on demand; nil disables the endpoint.
 	Purger Purger
+	// Limits are the client API's rate limiters (nil when disabled); per-user
+	// message rate overrides are applied to them.
+	Limits *ratelimit.Limits
 }
 
 // Purger runs one retention purge and returns how many events it deleted.
@@ -50,6 +54,7 @@ type API struct {
 	log     *zap.Logger
 	version string
 	purger  Purger
+	limits  *ratelimit.Limits
 	restr   restrictions
 
 	deleteMu sync.Mutex // guards deletes
@@ -58,7 +63,7 @@ type API struct {
 
 // New builds the admin API.
 func New(d Deps) *API {
-	return &API{cfg: d.Config, store: d.Store, rooms: d.Rooms, auth: d.Auth, log: d.Log, version: d.Version, purger: d.Purger,
+	return &API{cfg: d.Config, store: d.Store, rooms: d.Rooms, auth: d.Auth, log: d.Log, version: d.Version, purger: d.Purger, limits: d.Limits,
 		restr: restrictions{m: map[id.UserID]storage.Restrictions{}, blocked: map[id.RoomID]id.UserID{}}, deletes: map[string]*deleteJob{}}
 }
 
@@ -77,6 +82,7 @@ func (a *API) Register(root *mux.Router) {
 	a.admin(v1, "/whois/{userID}", "admin_whois", a.whois, http.MethodGet)
 	a.admin(v1, "/users/{userID}/joined_rooms", "admin_joined_rooms", a.joinedRooms, http.MethodGet)
 	a.admin(v1, "/users/{userID}/shadow_ban", "admin_shadow_ban", a.shadowBan, http.MethodPost, http.MethodDelete)
+	a.admin(v1, "/users/{userID}/override_ratelimit", "admin_override_ratelimit", a.overrideRateLimit, http.MethodGet, http.MethodPost, http.MethodDelete)
 	a.admin(v1, "/suspend/{userID}", "admin_suspend", a.suspend, http.MethodPut)
 	a.admin(v1, "/users/{userID}/login", "admin_login_as", a.loginAs, http.MethodPost)
 

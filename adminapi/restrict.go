@@ -47,7 +47,8 @@ func (rs *restrictions) empty() bool {
 }
 
 // LoadRestrictions reads the user restrictions (locks, suspensions,
-// shadow-bans) into memory; call it once before serving.
+// shadow-bans), blocked rooms and rate-limit overrides into memory; call it
+// once before serving.
 func (a *API) LoadRestrictions(ctx context.Context) error {
 	m, err := a.store.AllRestrictions(ctx)
 	if err != nil {
@@ -56,6 +57,13 @@ func (a *API) LoadRestrictions(ctx context.Context) error {
 	blocked, err := a.store.BlockedRooms(ctx)
 	if err != nil {
 		return err
+	}
+	ov, err := a.store.RateLimitOverrides(ctx)
+	if err != nil {
+		return err
+	}
+	for u, o := range ov {
+		a.limits.SetOverride(string(u), o.MessagesPerSecond, o.BurstCount)
 	}
 	a.restr.mu.Lock()
 	a.restr.m, a.restr.blocked = m, blocked

@@ -124,4 +124,14 @@ type RestrictionStore interface {
 	SetRoomBlocked(ctx context.Context, roomID id.RoomID, blocked bool, by id.UserID) error
 	// BlockedRooms returns every blocked room and who blocked it.
 	BlockedRooms(ctx context.Context) (map[id.RoomID]id.UserID, error)
+	// SetRateLimitOverride stores (or, with nil, removes) a user's message rate override.
+	SetRateLimitOverride(ctx context.Context, userID id.UserID, o *RateLimitOverride) error
+	// RateLimitOverrides returns every override.
+	RateLimitOverrides(ctx context.Context) (map[id.UserID]RateLimitOverride, error)
+}
+
+// RateLimitOverride is a user's own message rate limit.
+type RateLimitOverride struct {
+	MessagesPerSecond float64
+	BurstCount        int
 }

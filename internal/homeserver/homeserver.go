@@ -94,10 +94,11 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	}
 
 	auditor := adminapi.NewAuditor(store, log)
+	limits := ratelimit.NewLimits(cfg.RateLimits)
 	client := clientapi.New(clientapi.Deps{
 		Audit:  auditor.Record,
 		Config: &hs.Config, Store: keyserver.WakeOnDeviceChanges(store, notifier, log), Log: log, Rooms: rooms,
-		Limits:       ratelimit.NewLimits(cfg.RateLimits),
+		Limits:       limits,
 		Profiles:     rooms,
 		RoomVersions: rooms.RoomVersions,
 	})
@@ -144,7 +145,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	sync.Register(router)
 	hs.Retention = retention.New(&hs.Config, store, log)
 	admin := adminapi.New(adminapi.Deps{Config: &hs.Config, Store: store, Rooms: rooms, Auth: client.Authenticator(), Log: log, Version: Version,
-		Purger: hs.Retention})
+		Purger: hs.Retention, Limits: limits})
 	if err := admin.LoadRestrictions(ctx); err != nil {
 		store.Close()
 		return nil, fmt.Errorf("load user restrictions: %w", err)

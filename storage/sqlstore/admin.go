@@ -334,3 +334,36 @@ func (s *Store) BlockedRooms(ctx context.Context) (map[id.RoomID]id.UserID, erro
 	}
 	return out, rows.Err()
 }
+
+// SetRateLimitOverride implements storage.RestrictionStore.
+func (s *Store) SetRateLimitOverride(ctx context.Context, userID id.UserID, o *storage.RateLimitOverride) error {
+	return s.db.Write(ctx, func(tx *sql.Tx) error {
+		if o == nil {
+			_, err := tx.ExecContext(ctx, `DELETE FROM ratelimit_overrides WHERE user_id = $1`, userID)
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO ratelimit_overrides (user_id, messages_per_second, burst_count) VALUES ($1, $2, $3)
+			ON CONFLICT (user_id) DO UPDATE SET messages_per_second = excluded.messages_per_second, burst_count = excluded.burst_count`,
+			userID, o.MessagesPerSecond, o.BurstCount)
+		return err
+	})
+}
+
+// RateLimitOverrides implements storage.RestrictionStore.
+func (s *Store) RateLimitOverrides(ctx context.Context) (map[id.UserID]storage.RateLimitOverride, error) {
+	rows, err := s.db.r.QueryContext(ctx, `SELECT user_id, messages_per_second, burst_count FROM ratelimit_overrides`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[id.UserID]storage.RateLimitOverride{}
+	for rows.Next() {
+		var u id.UserID
+		var o storage.RateLimitOverride
+		if err := rows.Scan(&u, &o.MessagesPerSecond, &o.BurstCount); err != nil {
+			return nil, err
+		}
+		out[u] = o
+	}
+	return out, rows.Err()
+}
