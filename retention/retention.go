@@ -8,6 +8,7 @@ package retention
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 // Store is what the purge job reads and writes.
 type Store interface {
 	ListRooms(ctx context.Context) ([]storage.Room, error)
+	RoomMemberships(ctx context.Context, roomID id.RoomID) ([]storage.Membership, error)
 	CurrentStateEvent(ctx context.Context, roomID id.RoomID, evType, stateKey string) (*storage.Event, error)
 	storage.RetentionStore
 }
@@ -111,6 +113,15 @@ func (j *Job) PurgeOnce(ctx context.Context) (int, error) {
 		if life > 0 {
 			before = now.Add(-life).UnixMilli()
 		}
+		if j.cfg.Retention.PurgeRoomsWithoutLocalUsers {
+			abandoned, err := j.abandoned(ctx, room.RoomID)
+			if err != nil {
+				return total, err
+			}
+			if abandoned {
+				before = now.Add(time.Hour).UnixMilli() // every message
+			}
+		}
 		n, err := j.store.PurgeEvents(ctx, room.RoomID, before, now.UnixMilli())
 		if err != nil {
 			return total, err
@@ -121,6 +132,21 @@ func (j *Job) PurgeOnce(ctx context.Context) (int, error) {
 		total += n
 	}
 	return total, nil
+}
+
+// abandoned reports whether no local user is joined to, invited to or knocking on the room.
+func (j *Job) abandoned(ctx context.Context, roomID id.RoomID) (bool, error) {
+	ms, err := j.store.RoomMemberships(ctx, roomID)
+	if err != nil {
+		return false, err
+	}
+	suffix := ":" + j.cfg.ServerName
+	for _, m := range ms {
+		if (m.Membership == "join" || m.Membership == "invite" || m.Membership == "knock") && strings.HasSuffix(string(m.UserID), suffix) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // SetClock replaces the job's clock (tests).

@@ -175,3 +175,30 @@ func TestRetentionAllowedRange(t *testing.T) {
 		}
 	}
 }
+
+func TestPurgeRoomsWithoutLocalUsers(t *testing.T) {
+	srv := testserver.New(t, func(c *config.Config) { c.Retention.PurgeRoomsWithoutLocalUsers = true })
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	left := alice.MustDo(t, http.MethodPost, "createRoom", map[string]any{"preset": "public_chat"}).JSON["room_id"].(string)
+	kept := alice.MustDo(t, http.MethodPost, "createRoom", map[string]any{"preset": "public_chat"}).JSON["room_id"].(string)
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/join", left), map[string]any{})
+	gone := send(t, alice, left, text("bye"))
+	stays := send(t, alice, kept, text("hi"))
+	send(t, alice, kept, text("latest"))
+	alice.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/leave", left), map[string]any{})
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/leave", left), map[string]any{})
+	if _, err := srv.HS.Retention.PurgeOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ids := messageIDs(t, alice, kept); !ids[stays] {
+		t.Fatal("room with local users purged")
+	}
+	// alice may still read the left room up to her leave: the message is gone.
+	if ids := messageIDs(t, alice, left); ids[gone] {
+		t.Fatal("abandoned room not purged")
+	}
+	// Rejoining works.
+	alice.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/join", left), map[string]any{})
+	send(t, alice, left, text("back"))
+}

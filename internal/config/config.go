@@ -158,6 +158,9 @@ type Retention struct {
 	AllowedMaxLifetime time.Duration `yaml:"allowed_max_lifetime"`
 	// PurgeInterval is how often the purge job runs.
 	PurgeInterval time.Duration `yaml:"purge_interval"`
+	// PurgeRoomsWithoutLocalUsers purges every message of rooms no local user
+	// is joined to, invited to or knocking on (state and forward extremities stay).
+	PurgeRoomsWithoutLocalUsers bool `yaml:"purge_rooms_without_local_users"`
 }
 
 // UserDirectory configures POST /user_directory/search.
