@@ -31,6 +31,7 @@ type userJSON struct {
 	Deactivated  bool      `json:"deactivated"`
 	Erased       bool      `json:"erased"`
 	ShadowBanned bool      `json:"shadow_banned"`
+	Approved     bool      `json:"approved"`
 	Locked       bool      `json:"locked"`
 	Suspended    bool      `json:"suspended"`
 	DisplayName  *string   `json:"displayname"`
@@ -42,8 +43,10 @@ type userJSON struct {
 	AppService  *string `json:"appservice_id"`
 }
 
-func (a *API) userJSON(info storage.AccountInfo) userJSON {
+func (a *API) userJSON(ctx context.Context, info storage.AccountInfo) userJSON {
 	u := toUserJSON(info)
+	waiting, err := a.store.AwaitingApproval(ctx, info.UserID)
+	u.Approved = err == nil && !waiting
 	if rs, ok := a.restr.get(info.UserID); ok {
 		u.Locked, u.Suspended, u.ShadowBanned = rs.Locked, rs.Suspended, rs.ShadowBanned
 	}
@@ -134,7 +137,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request, dev *authn.Devic
 	}
 	out := make([]userJSON, len(users))
 	for i, u := range users {
-		out[i] = a.userJSON(u)
+		out[i] = a.userJSON(r.Context(), u)
 	}
 	resp := map[string]any{"users": out, "total": total}
 	if f.From+len(users) < total {
@@ -168,7 +171,7 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request, dev *authn.Device)
 	if err != nil {
 		return err
 	}
-	return httputil.WriteJSON(w, http.StatusOK, a.userJSON(*info))
+	return httputil.WriteJSON(w, http.StatusOK, a.userJSON(r.Context(), *info))
 }
 
 func (a *API) hashPassword(pw string) (string, error) {
@@ -196,6 +199,7 @@ func (a *API) putUser(w http.ResponseWriter, r *http.Request, dev *authn.Device)
 		Admin         *bool   `json:"admin"`
 		Deactivated   *bool   `json:"deactivated"`
 		Locked        *bool   `json:"locked"`
+		Approved      *bool   `json:"approved"`
 	}
 	if err := httputil.DecodeJSONObject(r, &req); err != nil {
 		return err
@@ -265,6 +269,12 @@ func (a *API) putUser(w http.ResponseWriter, r *http.Request, dev *authn.Device)
 			}
 		}
 	}
+	if req.Approved != nil {
+		if err := a.store.SetAwaitingApproval(ctx, user, !*req.Approved); err != nil {
+			return err
+		}
+		a.Audit(ctx, "approval", dev, string(user), map[string]any{"approved": *req.Approved})
+	}
 	if req.Locked != nil {
 		if err := a.setLocked(ctx, dev, user, *req.Locked); err != nil {
 			return httputil.Errorf(http.StatusBadRequest, httputil.CodeUnknown, "%v", err)
@@ -279,7 +289,7 @@ func (a *API) putUser(w http.ResponseWriter, r *http.Request, dev *authn.Device)
 	if err != nil {
 		return err
 	}
-	return httputil.WriteJSON(w, status, a.userJSON(*info))
+	return httputil.WriteJSON(w, status, a.userJSON(ctx, *info))
 }
 
 func (a *API) setProfile(ctx context.Context, user id.UserID, field, value string) error {

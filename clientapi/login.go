@@ -101,6 +101,11 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	if acc.Deactivated {
 		return httputil.Errorf(http.StatusForbidden, httputil.CodeUserDeactivated, "This account has been deactivated")
 	}
+	if waiting, err := a.store.AwaitingApproval(r.Context(), userID); err != nil {
+		return err
+	} else if waiting {
+		return errAwaitingApproval
+	}
 	newDevice := req.DeviceID == ""
 	if !newDevice {
 		_, err := a.store.GetDevice(r.Context(), userID, req.DeviceID)

@@ -128,6 +128,10 @@ type RestrictionStore interface {
 	SetRateLimitOverride(ctx context.Context, userID id.UserID, o *RateLimitOverride) error
 	// RateLimitOverrides returns every override.
 	RateLimitOverrides(ctx context.Context) (map[id.UserID]RateLimitOverride, error)
+	// SetAwaitingApproval marks (or, with false, approves) a newly registered account.
+	SetAwaitingApproval(ctx context.Context, userID id.UserID, awaiting bool) error
+	// AwaitingApproval reports whether the account still awaits approval.
+	AwaitingApproval(ctx context.Context, userID id.UserID) (bool, error)
 }
 
 // RateLimitOverride is a user's own message rate limit.

@@ -127,6 +127,10 @@ type Moderation struct {
 	// AliasDenylist holds regular expressions; a room alias (#local:server)
 	// matching one cannot be created (M_FORBIDDEN). Matching is on the whole alias.
 	AliasDenylist []string `yaml:"alias_denylist"`
+	// RegistrationRequiresApproval makes new accounts wait for an admin's
+	// approval (PUT /_synapse/admin/v2/users/{userID} {"approved": true});
+	// until then registration and login answer 403 M_USER_AWAITING_APPROVAL.
+	RegistrationRequiresApproval bool `yaml:"registration_requires_approval"`
 }
 
 // anyFullMatch reports whether s matches one of the patterns in full.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"maunium.net/go/mautrix/id"
 
@@ -366,4 +367,24 @@ func (s *Store) RateLimitOverrides(ctx context.Context) (map[id.UserID]storage.R
 		out[u] = o
 	}
 	return out, rows.Err()
+}
+
+// SetAwaitingApproval implements storage.RestrictionStore.
+func (s *Store) SetAwaitingApproval(ctx context.Context, userID id.UserID, awaiting bool) error {
+	return s.db.Write(ctx, func(tx *sql.Tx) error {
+		if !awaiting {
+			_, err := tx.ExecContext(ctx, `DELETE FROM awaiting_approval WHERE user_id = $1`, userID)
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO awaiting_approval (user_id, registered_ts) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING`,
+			userID, time.Now().UnixMilli())
+		return err
+	})
+}
+
+// AwaitingApproval implements storage.RestrictionStore.
+func (s *Store) AwaitingApproval(ctx context.Context, userID id.UserID) (bool, error) {
+	var n int
+	err := s.db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM awaiting_approval WHERE user_id = $1`, userID).Scan(&n)
+	return n > 0, err
 }
