@@ -21,6 +21,7 @@ import (
 	"parley/internal/httputil"
 	"parley/internal/logging"
 	"parley/internal/ratelimit"
+	"parley/retention"
 	"parley/roomserver"
 	"parley/storage"
 )
@@ -43,6 +44,8 @@ type Deps struct {
 // Purger runs one retention purge and returns how many events it deleted.
 type Purger interface {
 	PurgeOnce(ctx context.Context) (int, error)
+	// Status is shown by the job status endpoints (JSON-encodable).
+	Status() retention.Status
 }
 
 // API is the admin API.
@@ -108,6 +111,8 @@ func (a *API) Register(root *mux.Router) {
 
 	a.admin(root, "/_parley/admin/v1/audit", "admin_audit", a.listAudit, http.MethodGet)
 	a.admin(root, "/_parley/admin/v1/export", "admin_export", a.export, http.MethodGet)
+	a.admin(v1, "/background_updates/status", "admin_background_updates", a.backgroundUpdates, http.MethodGet)
+	a.admin(root, "/_parley/admin/v1/jobs", "admin_jobs", a.jobs, http.MethodGet)
 	a.admin(root, "/_parley/admin/v1/retention/purge", "admin_retention_purge", a.purgeNow, http.MethodPost)
 	a.admin(root, "/_parley/admin/v1/holds", "admin_list_holds", a.listHolds, http.MethodGet)
 	a.admin(root, "/_parley/admin/v1/holds/{kind}/{target}", "admin_put_hold", a.putHold, http.MethodPut)
@@ -183,4 +188,26 @@ func (a *API) purgeNow(w http.ResponseWriter, r *http.Request, dev *authn.Device
 	}
 	a.Audit(r.Context(), "retention_purge", dev, "", map[string]any{"purged": n})
 	return httputil.WriteJSON(w, http.StatusOK, map[string]any{"purged": n})
+}
+
+// backgroundUpdates handles GET /_synapse/admin/v1/background_updates/status:
+// Parley's schema migrations run at start-up, so there are never pending updates.
+func (a *API) backgroundUpdates(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
+	return httputil.WriteJSON(w, http.StatusOK, map[string]any{"enabled": true, "current_updates": map[string]any{}})
+}
+
+// jobs handles GET /_parley/admin/v1/jobs: the retention purge job and room deletions.
+func (a *API) jobs(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
+	resp := map[string]any{}
+	if a.purger != nil {
+		resp["retention"] = a.purger.Status()
+	}
+	a.deleteMu.Lock()
+	dels := []map[string]any{}
+	for _, j := range a.deletes {
+		dels = append(dels, j.json())
+	}
+	a.deleteMu.Unlock()
+	resp["room_deletions"] = dels
+	return httputil.WriteJSON(w, http.StatusOK, resp)
 }

@@ -147,6 +147,13 @@ func TestAdminEndpointsNeedAdmin(t *testing.T) {
 			}
 		}},
 		{"DELETE", "/_synapse/admin/v1/event_reports/1", nil, 200, nil},
+		{"GET", "/_synapse/admin/v1/background_updates/status", nil, 200, nil},
+		{"POST", "/_parley/admin/v1/retention/purge", map[string]any{}, 200, nil},
+		{"GET", "/_parley/admin/v1/jobs", nil, 200, func(t *testing.T, res *testserver.Response) {
+			if ret, ok := res.JSON["retention"].(map[string]any); !ok || ret["last_run"] == nil {
+				t.Errorf("jobs: %s", res.Body)
+			}
+		}},
 		{"GET", "/_synapse/admin/v1/registration_tokens", nil, 200, func(t *testing.T, res *testserver.Response) {
 			if len(res.JSON["registration_tokens"].([]any)) != 2 {
 				t.Errorf("tokens: %s", res.Body)

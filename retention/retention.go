@@ -39,6 +39,27 @@ type Job struct {
 
 	// mu serialises purge runs (the ticker and the admin endpoint).
 	mu sync.Mutex
+
+	statusMu sync.Mutex // guards status
+	status   Status
+}
+
+// Status describes the purge job's last run.
+type Status struct {
+	Enabled    bool      `json:"enabled"`
+	LastRun    time.Time `json:"last_run"`
+	LastPurged int       `json:"last_purged"`
+	LastError  string    `json:"last_error,omitempty"`
+	Running    bool      `json:"running"`
+}
+
+// Status returns the job's state for the admin API.
+func (j *Job) Status() Status {
+	j.statusMu.Lock()
+	defer j.statusMu.Unlock()
+	st := j.status
+	st.Enabled = j.cfg.Retention.Enabled
+	return st
 }
 
 // New returns a purge job.
@@ -95,9 +116,21 @@ func (j *Job) MaxLifetime(ctx context.Context, roomID id.RoomID) (time.Duration,
 }
 
 // PurgeOnce purges expired events in every room and returns how many it deleted.
-func (j *Job) PurgeOnce(ctx context.Context) (int, error) {
+func (j *Job) PurgeOnce(ctx context.Context) (n int, err error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	j.statusMu.Lock()
+	j.status.Running = true
+	j.statusMu.Unlock()
+	defer func() {
+		j.statusMu.Lock()
+		j.status.Running, j.status.LastRun, j.status.LastPurged = false, time.Now(), n
+		j.status.LastError = ""
+		if err != nil {
+			j.status.LastError = err.Error()
+		}
+		j.statusMu.Unlock()
+	}()
 	rooms, err := j.store.ListRooms(ctx)
 	if err != nil {
 		return 0, err
