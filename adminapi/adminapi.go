@@ -139,6 +139,9 @@ func (a *API) admin(r *mux.Router, path, name string, h authn.Handler, methods .
 		if !dev.IsAdmin {
 			return httputil.Forbidden("You are not a server admin")
 		}
+		if flag, ok := req.Context().Value(auditedKey{}).(*bool); ok {
+			*flag = true
+		}
 		a.Audit(req.Context(), "admin_api", dev, req.URL.Path, map[string]any{"method": req.Method, "endpoint": name})
 		return h(w, req, dev)
 	}, methods...)

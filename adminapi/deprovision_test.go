@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,7 +107,14 @@ func TestAuditLog(t *testing.T) {
 		"auth": map[string]any{"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": "dave"}, "password": "password"}})
 	admin.MustDo(t, http.MethodPost, "/_synapse/admin/v1/deactivate/"+url.PathEscape(string(carol.UserID)), map[string]any{})
 
+	up := admin.MustDo(t, http.MethodPost, "/_matrix/media/v3/upload", []byte("evidence file"))
+	mediaID := strings.TrimPrefix(up.JSON["content_uri"].(string), "mxc://hs1.test/")
+	admin.MustDo(t, http.MethodPost, "/_synapse/admin/v1/media/quarantine/hs1.test/"+mediaID, map[string]any{})
+	admin.MustDo(t, http.MethodPost, "/_synapse/admin/v1/registration_tokens/new", map[string]any{})
 	count := func(query string) int { return len(auditEntries(t, admin, query)) }
+	if q := auditEntries(t, admin, "action=media_quarantine"); len(q) != 1 || !strings.Contains(q[0]["target"].(string), mediaID) {
+		t.Errorf("media quarantine audit: %v", q)
+	}
 	bobQ := "user=" + url.QueryEscape(string(bob.UserID))
 	for _, tc := range []struct {
 		query string
@@ -127,7 +135,17 @@ func TestAuditLog(t *testing.T) {
 	}
 	calls := map[string]int{}
 	for _, e := range auditEntries(t, admin, "user="+url.QueryEscape(string(admin.UserID))+"&action=admin_api") {
-		calls[e["details"].(map[string]any)["endpoint"].(string)]++
+		ep, _ := e["details"].(map[string]any)["endpoint"].(string)
+		calls[ep]++
+	}
+	others := 0
+	for _, e := range auditEntries(t, admin, "action=admin_api") {
+		if e["target"] == "/_synapse/admin/v1/registration_tokens/new" {
+			others++
+		}
+	}
+	if others != 1 {
+		t.Errorf("registration token creation audited %d times", others)
 	}
 	if calls["admin_reset_password"] != 1 || calls["admin_deactivate"] != 1 || calls["admin_audit"] == 0 {
 		t.Errorf("admin API calls audited: %v", calls)

@@ -120,6 +120,7 @@ var sendPath = regexp.MustCompile(`^/_matrix/client/(?:r0|v3)/rooms/[^/]+/send/[
 // sending, joining, inviting, creating rooms and profile changes, and
 // shadow-banned users a made-up event ID for messages that are never sent.
 func (a *API) Restrict(next http.Handler) http.Handler {
+	next = a.auditOtherAdminCalls(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if a.restr.empty() || !strings.HasPrefix(r.URL.Path, "/_matrix/") {
 			next.ServeHTTP(w, r)
@@ -221,4 +222,53 @@ func fakeEventID() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	return "$" + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// auditedKey marks, in a request context, whether the request has been audited.
+type auditedKey struct{}
+
+// statusWriter records the response status.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// auditOtherAdminCalls audits successful admin API calls served by other
+// components (media quarantine and deletion in mediaapi, registration tokens
+// in clientapi): this package's own admin endpoints audit themselves.
+func (a *API) auditOtherAdminCalls(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if !strings.HasPrefix(p, "/_synapse/admin/") || r.Method == http.MethodGet {
+			next.ServeHTTP(w, r)
+			return
+		}
+		audited := new(bool)
+		r = r.WithContext(context.WithValue(r.Context(), auditedKey{}, audited))
+		rec := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		if *audited || rec.status >= 300 {
+			return
+		}
+		tok, ok := authn.Token(r)
+		if !ok {
+			return
+		}
+		dev, err := a.auth.Authenticate(r.Context(), tok)
+		if err != nil || !dev.IsAdmin {
+			return
+		}
+		details := map[string]any{"method": r.Method}
+		a.Audit(r.Context(), "admin_api", dev, p, details)
+		if strings.Contains(p, "quarantine") {
+			a.Audit(r.Context(), "media_quarantine", dev, p, details)
+		}
+	})
 }
