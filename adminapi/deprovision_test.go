@@ -180,3 +180,36 @@ func TestAuditLog(t *testing.T) {
 		t.Errorf("non-admin audit: %d", res.Status)
 	}
 }
+
+// TestEraseForLaterJoiners: an erased user's messages stay visible to members
+// who saw them and are served redacted to users who join later.
+func TestEraseForLaterJoiners(t *testing.T) {
+	srv := testserver.New(t)
+	admin := srv.Register(t, "admin")
+	makeAdmin(t, srv, admin)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	carol := srv.Register(t, "carol")
+	room := createRoom(t, alice, map[string]any{"preset": "public_chat"})
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/join", room), map[string]any{})
+	msg := send(t, bob, room, "personal data")
+	admin.MustDo(t, http.MethodPost, "/_synapse/admin/v1/deactivate/"+url.PathEscape(string(bob.UserID)), map[string]any{"erase": true})
+	carol.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/join", room), map[string]any{})
+	body := func(c *testserver.Client) any {
+		ev := c.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/event/%s", room, msg), nil)
+		return ev.JSON["content"].(map[string]any)["body"]
+	}
+	if body(alice) != "personal data" {
+		t.Fatal("a member who saw the message lost it")
+	}
+	if b := body(carol); b != nil {
+		t.Fatalf("later joiner sees erased content %v", b)
+	}
+	res := carol.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/messages", room)+"?dir=b&limit=50", nil)
+	for _, e := range res.JSON["chunk"].([]any) {
+		m := e.(map[string]any)
+		if m["event_id"] == msg && m["content"].(map[string]any)["body"] != nil {
+			t.Fatalf("later joiner sees erased content in /messages: %v", m)
+		}
+	}
+}

@@ -132,6 +132,9 @@ type RestrictionStore interface {
 	SetAwaitingApproval(ctx context.Context, userID id.UserID, awaiting bool) error
 	// AwaitingApproval reports whether the account still awaits approval.
 	AwaitingApproval(ctx context.Context, userID id.UserID) (bool, error)
+	// ErasedUsers returns which of users were deactivated with erase
+	// (DeactivateAccount with erase records them).
+	ErasedUsers(ctx context.Context, users []id.UserID) (map[id.UserID]bool, error)
 }
 
 // RateLimitOverride is a user's own message rate limit.

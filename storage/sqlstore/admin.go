@@ -388,3 +388,32 @@ func (s *Store) AwaitingApproval(ctx context.Context, userID id.UserID) (bool, e
 	err := s.db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM awaiting_approval WHERE user_id = $1`, userID).Scan(&n)
 	return n > 0, err
 }
+
+// ErasedUsers implements storage.RestrictionStore.
+func (s *Store) ErasedUsers(ctx context.Context, users []id.UserID) (map[id.UserID]bool, error) {
+	out := map[id.UserID]bool{}
+	for start := 0; start < len(users); start += 500 {
+		chunk := users[start:min(start+500, len(users))]
+		args := make([]any, len(chunk))
+		for i, u := range chunk {
+			args[i] = u
+		}
+		rows, err := s.db.r.QueryContext(ctx, `SELECT user_id FROM erased_users WHERE user_id IN `+In(1, len(chunk)), args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var u id.UserID
+			if err := rows.Scan(&u); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[u] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
