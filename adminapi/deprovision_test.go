@@ -212,4 +212,20 @@ func TestEraseForLaterJoiners(t *testing.T) {
 			t.Fatalf("later joiner sees erased content in /messages: %v", m)
 		}
 	}
+	check := func(c *testserver.Client, wantBody bool) {
+		sync := c.MustDo(t, http.MethodGet, "sync", nil)
+		tl := sync.JSON["rooms"].(map[string]any)["join"].(map[string]any)[room].(map[string]any)["timeline"].(map[string]any)["events"].([]any)
+		for _, e := range tl {
+			m := e.(map[string]any)
+			if m["event_id"] == msg {
+				if has := m["content"].(map[string]any)["body"] != nil; has != wantBody {
+					t.Fatalf("%s sync: body present %v, want %v", c.UserID, has, wantBody)
+				}
+				return
+			}
+		}
+		t.Fatalf("%s sync lacks the message: %s", c.UserID, sync.Body)
+	}
+	check(carol, false)
+	check(alice, true)
 }

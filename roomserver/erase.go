@@ -8,6 +8,19 @@ import (
 	"parley/storage"
 )
 
+// HideErased is hideErased for callers that hold a Visibility (sync
+// timelines with events from before the user's join).
+func (s *Server) HideErased(ctx context.Context, v *Visibility, roomID id.RoomID, evs []*storage.Event) ([]*storage.Event, error) {
+	if len(evs) == 0 {
+		return evs, nil
+	}
+	room, err := s.store.GetRoom(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	return s.hideErased(ctx, v, room.Version, evs)
+}
+
 // hideErased serves the events of users deactivated with erase redacted to
 // a user who was not joined to the room when they were sent (as Synapse
 // does): members who saw a message keep seeing it, later joiners do not.
