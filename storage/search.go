@@ -33,11 +33,15 @@ type SearchHit struct {
 	Rank float64
 }
 
-// SearchStore is the full-text index over room events. Events are indexed
-// in the transaction that stores them; redacted events drop out of it.
+// SearchStore is the full-text index over room events. Redacted events
+// drop out of it in the redaction's transaction. PostgreSQL indexes events
+// in the transaction that stores them; SQLite indexes them afterwards
+// (CatchUpSearch, which SearchEvents runs first, so results are current).
 type SearchStore interface {
 	// SearchEvents returns one page of hits of q and the number of hits in total.
 	SearchEvents(ctx context.Context, q SearchQuery) ([]SearchHit, int, error)
+	// CatchUpSearch indexes events stored since its last run (SQLite; a no-op on PostgreSQL).
+	CatchUpSearch(ctx context.Context) error
 }
 
 // DirectoryUser is a user directory search result.

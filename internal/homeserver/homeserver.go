@@ -182,6 +182,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	retCtx, stopRetention := context.WithCancel(context.WithoutCancel(ctx))
 	hs.stopRetention = stopRetention
 	go hs.Retention.Run(retCtx)
+	go indexForSearch(retCtx, store, log)
 	return hs, nil
 }
 
@@ -239,4 +240,21 @@ func (hs *Homeserver) requestLog(next http.Handler) http.Handler {
 		log.Debug("request", zap.String("method", r.Method), zap.String("path", r.URL.Path),
 			zap.Int("status", rec.status), zap.Duration("duration", time.Since(start)))
 	})
+}
+
+// indexForSearch keeps the search index current in the background (SQLite
+// indexes events after they are stored; searches also catch up first).
+func indexForSearch(ctx context.Context, store storage.Store, log *zap.Logger) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := store.CatchUpSearch(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("search indexing", zap.Error(err))
+			}
+		}
+	}
 }

@@ -57,9 +57,11 @@ func (s *Store) setupFTS(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// indexSearch adds an accepted event's searchable text to the index, and
-// drops the target of a redaction from it (keeping its original first when
-// it is under a compliance hold). It runs in the transaction that
+// indexSearch drops the target of a redaction from the search index (keeping
+// its original first when it is under a compliance hold) and, on PostgreSQL,
+// adds an accepted event's searchable text to the index. It runs in the
+// transaction that stores the event; SQLite indexes new events later
+// (CatchUpSearch), keeping the send path short. It runs in the transaction that
 // stores the event.
 func (s *Store) indexSearch(ctx context.Context, tx *sql.Tx, ev *storage.NewEvent, pos int64) error {
 	if ev.Redacts != "" && ev.RedactedJSON != nil {
@@ -80,6 +82,14 @@ func (s *Store) indexSearch(ctx context.Context, tx *sql.Tx, ev *storage.NewEven
 			return fmt.Errorf("unindex redacted event: %w", err)
 		}
 	}
+	if s.db.Dialect == SQLite {
+		return nil // indexed later by CatchUpSearch, off the send path
+	}
+	return s.insertSearchDoc(ctx, tx, &ev.Event, pos)
+}
+
+// insertSearchDoc indexes one accepted event if it has searchable text.
+func (s *Store) insertSearchDoc(ctx context.Context, tx *sql.Tx, ev *storage.Event, pos int64) error {
 	key, ok := searchKeys[ev.Type]
 	if !ok || ev.Redacted || (ev.StateKey != nil) != (ev.Type != "m.room.message") || ev.StateKey != nil && *ev.StateKey != "" {
 		return nil
@@ -89,7 +99,7 @@ func (s *Store) indexSearch(ctx context.Context, tx *sql.Tx, ev *storage.NewEven
 		return nil
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO search_docs (stream_pos, event_id, room_id, sender, key, value, origin_ts)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, pos, ev.EventID, ev.RoomID, ev.Sender, key, v.Str, ev.OriginTS); err != nil {
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (stream_pos) DO NOTHING`, pos, ev.EventID, ev.RoomID, ev.Sender, key, v.Str, ev.OriginTS); err != nil {
 		return fmt.Errorf("index event: %w", err)
 	}
 	if s.fts5 {
@@ -98,6 +108,53 @@ func (s *Store) indexSearch(ctx context.Context, tx *sql.Tx, ev *storage.NewEven
 		}
 	}
 	return nil
+}
+
+// catchUpBatch is how many events one CatchUpSearch transaction reads.
+const catchUpBatch = 1000
+
+// CatchUpSearch implements storage.SearchStore: on SQLite it indexes the
+// events stored since the last run, in batches; on PostgreSQL events are
+// indexed as they are stored and it does nothing.
+func (s *Store) CatchUpSearch(ctx context.Context) error {
+	if s.db.Dialect != SQLite {
+		return nil
+	}
+	s.searchMu.Lock()
+	defer s.searchMu.Unlock()
+	for {
+		n := 0
+		err := s.db.Write(ctx, func(tx *sql.Tx) error {
+			var from int64
+			if err := tx.QueryRowContext(ctx, `SELECT stream_pos FROM search_position WHERE id = 1`).Scan(&from); err != nil {
+				return err
+			}
+			evs, err := scanEvents(tx.QueryContext(ctx, `SELECT `+eventCols+` FROM events WHERE stream_pos > $1 ORDER BY stream_pos LIMIT $2`, from, catchUpBatch))
+			if err != nil {
+				return err
+			}
+			n = len(evs)
+			if n == 0 {
+				return nil
+			}
+			for _, ev := range evs {
+				if ev.Rejected || ev.Outlier || ev.SoftFailed {
+					continue
+				}
+				if err := s.insertSearchDoc(ctx, tx, ev, ev.StreamPos); err != nil {
+					return err
+				}
+			}
+			_, err = tx.ExecContext(ctx, `UPDATE search_position SET stream_pos = $1 WHERE id = 1`, evs[n-1].StreamPos)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("index events for search: %w", err)
+		}
+		if n < catchUpBatch {
+			return nil
+		}
+	}
 }
 
 // searchTokens splits a search term into lower-case words.
@@ -114,6 +171,9 @@ func searchTokens(term string) []string {
 func (s *Store) SearchEvents(ctx context.Context, q storage.SearchQuery) ([]storage.SearchHit, int, error) {
 	if len(q.Rooms) == 0 {
 		return nil, 0, nil
+	}
+	if err := s.CatchUpSearch(ctx); err != nil {
+		return nil, 0, err
 	}
 	var (
 		args  []any

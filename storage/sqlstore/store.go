@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sync"
 
 	"parley/storage"
 )
@@ -17,6 +18,8 @@ type Store struct {
 	tokenStmt *sql.Stmt
 	// fts5 is set when SQLite has FTS5 and search_fts indexes search_docs.
 	fts5 bool
+	// searchMu serialises CatchUpSearch runs.
+	searchMu sync.Mutex
 }
 
 var _ storage.Store = (*Store)(nil)
