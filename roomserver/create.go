@@ -173,8 +173,10 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (id.Room
 	if err := state(event.StateHistoryVisibility.Type, "", map[string]any{"history_visibility": "shared"}); err != nil {
 		return "", "", err
 	}
-	if err := state(event.StateGuestAccess.Type, "", map[string]any{"guest_access": guest}); err != nil {
-		return "", "", err
+	if guest == "can_join" { // only the private presets send m.room.guest_access (as Synapse)
+		if err := state(event.StateGuestAccess.Type, "", map[string]any{"guest_access": guest}); err != nil {
+			return "", "", err
+		}
 	}
 	// 6. initial_state
 	for _, is := range req.InitialState {

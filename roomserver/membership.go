@@ -24,7 +24,7 @@ func (s *Server) ResolveRoom(ctx context.Context, roomIDOrAlias string) (id.Room
 		return rid, err
 	}
 	if len(roomIDOrAlias) == 0 || roomIDOrAlias[0] != '!' {
-		return "", fmt.Errorf("%w: %q is not a room ID or alias", ErrBadRequest, roomIDOrAlias)
+		return "", fmt.Errorf("%w: %q is not a room ID or alias", ErrInvalidParam, roomIDOrAlias)
 	}
 	return id.RoomID(roomIDOrAlias), nil
 }
@@ -138,11 +138,9 @@ func (s *Server) member(ctx context.Context, req MembershipRequest, m event.Memb
 		if err != nil {
 			return "", err
 		}
-		evs, err := s.commit(ctx, w, nil)
-		if err != nil {
+		if _, err := s.commit(ctx, w, nil); err != nil {
 			return "", err
 		}
-		s.publish(evs, w.version)
 		return ne.EventID, nil
 	})
 }

@@ -156,6 +156,8 @@ type RoomStore interface {
 	// types as extracted by the caller) of a state tuple through time, oldest first,
 	// as (stream_pos, event JSON).
 	StateHistory(ctx context.Context, roomID id.RoomID, evType, stateKey string) ([]*Event, error)
+	// SenderHasEvents reports whether sender has accepted events in the room with after < stream_pos <= upto.
+	SenderHasEvents(ctx context.Context, roomID id.RoomID, sender id.UserID, after, upto int64) (bool, error)
 	// CreateAlias maps alias to room; ErrConflict if taken.
 	CreateAlias(ctx context.Context, alias id.RoomAlias, roomID id.RoomID, creator id.UserID) error
 	// ResolveAlias returns the alias's room and creator; ErrNotFound if unknown.

@@ -200,6 +200,7 @@ func (hs *Homeserver) Handler() http.Handler { return hs.handler }
 // Close stops background work and closes the database.
 func (hs *Homeserver) Close() error {
 	hs.stopRetention()
+	hs.Rooms.Drain() // committed events reach their subscribers before those stop
 	hs.Inbox.Close()
 	return hs.Store.Close()
 }

@@ -497,6 +497,14 @@ func (s *Store) StateHistory(ctx context.Context, roomID id.RoomID, evType, stat
 		AND NOT rejected AND NOT outlier AND NOT soft_failed ORDER BY stream_pos`, roomID, evType, stateKey))
 }
 
+// SenderHasEvents implements storage.RoomStore.
+func (s *Store) SenderHasEvents(ctx context.Context, roomID id.RoomID, sender id.UserID, after, upto int64) (bool, error) {
+	var n int
+	err := s.db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE room_id = $1 AND sender = $2 AND stream_pos > $3 AND stream_pos <= $4
+		AND NOT rejected AND NOT outlier AND NOT soft_failed LIMIT 1) AS found`, roomID, sender, after, upto).Scan(&n)
+	return n > 0, err
+}
+
 // CreateAlias implements storage.RoomStore.
 func (s *Store) CreateAlias(ctx context.Context, alias id.RoomAlias, roomID id.RoomID, creator id.UserID) error {
 	return s.db.Write(ctx, func(tx *sql.Tx) error {

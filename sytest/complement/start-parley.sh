@@ -68,6 +68,9 @@ registration:
   allow_guests: true
 rate_limits:
   enabled: false
+# Synapse, which Complement targets, does not check device-key signatures.
+e2ee:
+  verify_device_key_signatures: false
 federation:
   enabled: true
   trusted_ca_file: "$ca"
