@@ -111,6 +111,18 @@ func (a *API) setBlocked(ctx context.Context, room id.RoomID, blocked bool, by i
 	return nil
 }
 
+// blockedTarget reports whether a room ID or alias names a blocked room.
+func (a *API) blockedTarget(ctx context.Context, target string) bool {
+	if strings.HasPrefix(target, "#") {
+		room, _, err := a.store.ResolveAlias(ctx, id.RoomAlias(target))
+		if err != nil {
+			return false
+		}
+		target = string(room)
+	}
+	return a.restr.isBlocked(id.RoomID(target))
+}
+
 // sendPath matches PUT /rooms/{roomID}/send/{type}/{txnID}.
 var sendPath = regexp.MustCompile(`^/_matrix/client/(?:r0|v3)/rooms/[^/]+/send/[^/]+/[^/]+$`)
 
@@ -127,7 +139,7 @@ func (a *API) Restrict(next http.Handler) http.Handler {
 			return
 		}
 		if r.Method != http.MethodGet {
-			if m := blockedPaths.FindStringSubmatch(r.URL.Path); m != nil && a.restr.isBlocked(id.RoomID(m[1]+m[2]+m[3])) {
+			if m := blockedPaths.FindStringSubmatch(r.URL.Path); m != nil && a.blockedTarget(r.Context(), m[1]+m[2]+m[3]) {
 				_ = httputil.WriteJSON(w, http.StatusForbidden, httputil.Forbidden("This room has been blocked on this server"))
 				return
 			}

@@ -67,6 +67,10 @@ func TestDeleteAndBlockRoom(t *testing.T) {
 	if res := bob.Do(t, http.MethodPost, testserver.Sprintf("rooms/%s/join", room), map[string]any{}); res.Status != 403 || res.ErrCode != "M_FORBIDDEN" {
 		t.Fatalf("join blocked room: %d %s", res.Status, res.Body)
 	}
+	admin.MustDo(t, http.MethodPut, testserver.Sprintf("directory/room/%s", "#again:hs1.test"), map[string]any{"room_id": room})
+	if res := bob.Do(t, http.MethodPost, testserver.Sprintf("join/%s", "#again:hs1.test"), map[string]any{}); res.Status != 403 {
+		t.Fatalf("join blocked room by alias: %d %s", res.Status, res.Body)
+	}
 	if res := admin.MustDo(t, http.MethodGet, "/_synapse/admin/v1/rooms/"+r+"/block", nil); res.JSON["block"] != true || res.JSON["user_id"] != string(admin.UserID) {
 		t.Fatalf("block status: %s", res.Body)
 	}
