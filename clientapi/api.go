@@ -45,6 +45,8 @@ type Deps struct {
 	// Audit, when set, records security-relevant actions (logins, new
 	// devices, password changes, deactivations) in the audit log.
 	Audit AuditFunc
+	// Remote answers profile and alias lookups for other servers; nil: 404.
+	Remote RemoteQuerier
 }
 
 // AuditFunc appends an action by user (on device, from ip) to the audit log.
@@ -61,13 +63,14 @@ type API struct {
 	profiles     ProfileListener
 	roomVersions func() (id.RoomVersion, map[id.RoomVersion]string)
 	auditFn      AuditFunc
+	remote       RemoteQuerier
 }
 
 // New builds the client API.
 func New(d Deps) *API {
 	return &API{
 		cfg: d.Config, store: d.Store, log: d.Log, auth: NewAuthenticator(d.Store, d.Log), rooms: d.Rooms,
-		limits: d.Limits, profiles: d.Profiles, roomVersions: d.RoomVersions, auditFn: d.Audit,
+		limits: d.Limits, profiles: d.Profiles, roomVersions: d.RoomVersions, auditFn: d.Audit, remote: d.Remote,
 	}
 }
 

@@ -51,6 +51,7 @@ type Server struct {
 	log        *zap.Logger
 	onEvent    func(OutputEvent)
 	keys       pdu.GetKeyFunc
+	remote     Remote
 	maxRooms   int
 	maxState   int
 

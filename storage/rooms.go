@@ -75,6 +75,11 @@ type StoreEventsRequest struct {
 	// roomserver builds on a cached view of the room; this catches another
 	// process (PostgreSQL deployments) having written to the room meanwhile.
 	ExpectExtremities []id.EventID
+	// InitialState, when set, becomes the room's state (a full snapshot, and
+	// the current state) before the first event that is not an outlier; the
+	// events it names must be stored already or be outliers of this request.
+	// Joining a room on another server uses it for the state from send_join.
+	InitialState map[StateKeyTuple]id.EventID
 }
 
 // ErrStale is returned when a write was built on an outdated view of a room.

@@ -23,6 +23,7 @@ type Store interface {
 	RegistrationTokenAdminStore
 	ComplianceStore
 	RetentionStore
+	FederationStore
 	SlidingSyncStore
 	KeyStore
 	// Close releases the database connections.

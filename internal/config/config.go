@@ -5,6 +5,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -181,6 +182,29 @@ type Federation struct {
 	TrustedCAFile string `yaml:"trusted_ca_file"`
 	// InsecureSkipVerify disables TLS verification for outbound federation (tests only).
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+	// OldVerifyKeys are keys this server signed with before a key rotation;
+	// they are published in old_verify_keys with their expired_ts.
+	OldVerifyKeys []OldVerifyKey `yaml:"old_verify_keys"`
+	// Resolve maps server names to host:port, bypassing discovery (.well-known
+	// and SRV); the TLS certificate is still checked against the server name.
+	Resolve map[string]string `yaml:"resolve"`
+	// AllowPrivateIPs lets outbound federation connect to loopback and private
+	// addresses (test networks); off by default to avoid request forgery.
+	AllowPrivateIPs bool `yaml:"allow_private_ips"`
+	// DenyServers lists server names whose requests are refused and to which nothing is sent.
+	DenyServers []string `yaml:"deny_servers"`
+	// RequestTimeout bounds each outbound federation request.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+}
+
+// OldVerifyKey is a former signing key of this server.
+type OldVerifyKey struct {
+	// KeyID is like "ed25519:abc".
+	KeyID string `yaml:"key_id"`
+	// PublicKey is the unpadded base64 ed25519 public key.
+	PublicKey string `yaml:"public_key"`
+	// ExpiredTS is when the key stopped being used (ms since the epoch).
+	ExpiredTS int64 `yaml:"expired_ts"`
 }
 
 // Sync configures the sync API.
@@ -291,8 +315,9 @@ func Defaults() Config {
 			Register: Bucket{PerSecond: 0.1, Burst: 3},
 			Message:  Bucket{PerSecond: 10, Burst: 50},
 		},
-		Rooms:      Rooms{DefaultVersion: "11"},
-		Federation: Federation{Enabled: true},
+		Rooms: Rooms{DefaultVersion: "11"},
+		Federation: Federation{Enabled: true, RequestTimeout: 30 * time.Second, OldVerifyKeys: []OldVerifyKey{},
+			Resolve: map[string]string{}, DenyServers: []string{}},
 		Sync: Sync{Presence: true, PresenceIdleTimeout: 5 * time.Minute, PresenceOfflineTimeout: 30 * time.Second,
 			PushMaxAttempts: 10, PushMaxBackoff: time.Hour, SlidingSyncConnectionTTL: 30 * time.Minute},
 		Media: Media{
@@ -443,6 +468,9 @@ func (c *Config) Validate() error {
 	if err := c.validateTLS(); err != nil {
 		return err
 	}
+	if err := c.Federation.validate(); err != nil {
+		return err
+	}
 	for _, p := range c.Listen.TrustedProxies {
 		if _, err := ParsePrefix(p); err != nil {
 			return fmt.Errorf("listen.trusted_proxies: %q is not an IP address or CIDR", p)
@@ -549,6 +577,37 @@ func Generated(serverName string) Config {
 
 // Marshal renders cfg as YAML.
 func (c Config) Marshal() ([]byte, error) { return yaml.Marshal(c) }
+
+func (f Federation) validate() error {
+	if f.RequestTimeout <= 0 {
+		return errors.New("federation.request_timeout: must be above 0")
+	}
+	for i, k := range f.OldVerifyKeys {
+		if !strings.HasPrefix(k.KeyID, "ed25519:") || len(k.KeyID) == len("ed25519:") {
+			return fmt.Errorf("federation.old_verify_keys[%d].key_id: %q is not ed25519:<version>", i, k.KeyID)
+		}
+		if b, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(k.PublicKey, "=")); err != nil || len(b) != 32 {
+			return fmt.Errorf("federation.old_verify_keys[%d].public_key: not an unpadded base64 ed25519 key", i)
+		}
+		if k.ExpiredTS <= 0 {
+			return fmt.Errorf("federation.old_verify_keys[%d].expired_ts: must be set", i)
+		}
+	}
+	for name, addr := range f.Resolve {
+		if !id.ValidateServerName(name) {
+			return fmt.Errorf("federation.resolve: %q is not a server name", name)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("federation.resolve.%s: %q is not host:port", name, addr)
+		}
+	}
+	for _, name := range f.DenyServers {
+		if name == "" {
+			return errors.New("federation.deny_servers: empty server name")
+		}
+	}
+	return nil
+}
 
 func (m *Media) validate() error {
 	if m.Path == "" {

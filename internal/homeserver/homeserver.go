@@ -49,6 +49,10 @@ type Homeserver struct {
 	// Inbox serves account data, filters, typing, receipts, presence, push
 	// rules and notifications; the roomserver feeds it every committed event (Inbox.OnRoomEvent).
 	Inbox *syncapi.Inbox
+	// Keys holds this server's keys and caches other servers' keys.
+	Keys *federation.Keyring
+	// Outbound is the federation sender.
+	Outbound *federation.Outbound
 	// Media is the media repository; federation serves local media with its
 	// LocalMedia and LocalThumbnail.
 	Media *mediaapi.API
@@ -83,14 +87,26 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	}
 	hs := &Homeserver{Config: cfg, Store: store, SigningKey: key, Log: log}
 
+	fedClient, err := federation.NewClient(&hs.Config, key)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("federation client: %w", err)
+	}
+	hs.Keys = federation.NewKeyring(cfg.ServerName, key, cfg.Federation.OldVerifyKeys, store, fedClient, log)
 	router := httputil.NewRouter()
 	notifier := syncapi.NewNotifier()
-	rooms := roomserver.New(roomserver.Deps{Store: store, Config: &hs.Config, SigningKey: key, Log: log})
+	rooms := roomserver.New(roomserver.Deps{Store: store, Config: &hs.Config, SigningKey: key, Log: log, Keys: hs.Keys.GetKey})
 	hs.Rooms = rooms
 	pduStream := syncapi.NewPDUStream(rooms, notifier, log)
 	if err := pduStream.Load(ctx); err != nil {
 		store.Close()
 		return nil, fmt.Errorf("load room memberships: %w", err)
+	}
+	rooms.SetRemote(federation.NewRemote(fedClient))
+	hs.Outbound = federation.NewOutbound(cfg.ServerName, store, fedClient, rooms, cfg.Federation.DenyServers, log)
+	if err := hs.Outbound.Start(context.WithoutCancel(ctx)); err != nil {
+		store.Close()
+		return nil, err
 	}
 
 	auditor := adminapi.NewAuditor(store, log)
@@ -101,6 +117,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		Limits:       limits,
 		Profiles:     rooms,
 		RoomVersions: rooms.RoomVersions,
+		Remote:       federation.NewRemote(fedClient),
 	})
 	client.Register(router)
 
@@ -108,6 +125,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		Config: &hs.Config, Store: store, Auth: client.Authenticator(), Notifier: notifier, UIA: client,
 		Rooms: store, ServerName: cfg.ServerName, Log: log,
 	})
+	keys.SetFederation(fedKeys{remote: federation.NewRemote(fedClient), out: hs.Outbound})
 	keys.Register(router)
 	// Committed events go to the inbox, which evaluates push rules and then
 	// hands each event to the PDU stream (a /sync woken by an event also sees
@@ -133,8 +151,10 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		Rooms: syncapi.NewRoomMembership(store), Auth: client.Authenticator(), Log: log})
 	rooms.SetOnEvent(func(ev roomserver.OutputEvent) {
 		hs.Inbox.OnRoomEvent(ev)
+		hs.Outbound.OnEvent(ev)
 		auditor.OnRoomEvent(ev)
 	})
+	hs.Inbox.SetEDUSink(hs.Outbound)
 	hs.Inbox.Register(router)
 	hs.Inbox.Start(context.WithoutCancel(ctx))
 	// /sync and sliding sync share the streams: sliding sync's to_device and
@@ -165,7 +185,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	media, err := mediaapi.New(mediaapi.Deps{
 		Config: &hs.Config, Store: store, Accounts: store, Blobs: blobs, Auth: client.Authenticator(), Log: log,
 		RoomMedia: mediaapi.StoreRoomMedia{Rooms: store},
-		// TODO(media): Remote, the federation media download client, once federation has it (#7).
+		Remote:    fedRemoteMedia{federation.NewMediaFetcher(fedClient)},
 	})
 	if err != nil {
 		store.Close()
@@ -174,7 +194,9 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	media.Register(router)
 	hs.Media = media
 
-	fed := federation.New(federation.Deps{ServerName: cfg.ServerName, Key: key, Version: Version, Log: log})
+	fed := federation.New(federation.Deps{Config: &hs.Config, Key: key, Version: Version, Log: log, Store: store,
+		Keys: hs.Keys, Client: fedClient, Rooms: rooms, Outbound: hs.Outbound,
+		EDUs: &federation.EDUs{Sink: hs.Inbox, ToDevice: keys}, Media: fedLocalMedia{media}})
 	fed.Register(router)
 
 	hs.handler = httputil.CORS(httputil.RealIP(proxies, hs.requestLog(httputil.LimitBody(cfg.Listen.MaxRequestBytes, isMediaUpload, admin.Restrict(router)))))
@@ -202,6 +224,7 @@ func (hs *Homeserver) Close() error {
 	hs.stopRetention()
 	hs.Rooms.Drain() // committed events reach their subscribers before those stop
 	hs.Inbox.Close()
+	hs.Outbound.Close()
 	return hs.Store.Close()
 }
 
