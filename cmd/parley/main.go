@@ -74,6 +74,7 @@ func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	cfgPath := fs.String("config", "", "path to the YAML config (default: built-in defaults, data under ./data)")
 	listen := fs.String("listen", "", "override listen.http (host:port; port 0 picks a free port)")
+	pprofAddr := fs.String("pprof", "", "serve Go profiling endpoints (/debug/pprof/) on this loopback host:port")
 	_ = fs.Parse(args)
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
@@ -98,6 +99,11 @@ func serve(args []string) error {
 		return err
 	}
 	defer hs.Close()
+	if *pprofAddr != "" {
+		if err := servePprof(*pprofAddr, log); err != nil {
+			return err
+		}
+	}
 
 	var servers []*http.Server
 	errc := make(chan error, 2)
