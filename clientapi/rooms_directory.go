@@ -55,6 +55,9 @@ func (a *API) putAlias(w http.ResponseWriter, r *http.Request, dev *authn.Device
 	if server != a.cfg.ServerName {
 		return httputil.InvalidParam("alias must be on this server")
 	}
+	if a.cfg.Moderation.AliasDenied(string(alias)) {
+		return httputil.Forbidden("The alias %s is not allowed on this server", alias)
+	}
 	var body struct {
 		RoomID id.RoomID `json:"room_id"`
 	}

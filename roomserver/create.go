@@ -71,6 +71,9 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (id.Room
 			return "", "", fmt.Errorf("%w: invalid room_alias_name", ErrInvalidParam)
 		}
 		alias = id.NewRoomAlias(req.RoomAliasName, s.serverName)
+		if s.cfg.Moderation.AliasDenied(string(alias)) {
+			return "", "", fmt.Errorf("%w: the alias %s is not allowed on this server", ErrForbidden, alias)
+		}
 		if _, _, err := s.store.ResolveAlias(ctx, alias); err == nil {
 			return "", "", fmt.Errorf("%w: %s", ErrRoomInUse, alias)
 		} else if !errors.Is(err, storage.ErrNotFound) {

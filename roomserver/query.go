@@ -195,7 +195,15 @@ func (s *Server) Event(ctx context.Context, user id.UserID, roomID id.RoomID, ev
 	if !v.CanSee(ev) {
 		return nil, ErrEventNotFound
 	}
-	return ev, nil
+	room, err := s.store.GetRoom(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	evs, err := s.hideErased(ctx, v, room.Version, []*storage.Event{ev})
+	if err != nil {
+		return nil, err
+	}
+	return evs[0], nil
 }
 
 // MembersRequest is GET /rooms/{id}/members.
@@ -310,11 +318,20 @@ type MessagesResponse struct {
 }
 
 // Messages pages through a room's events in stream order, keeping only events
-// the user may see.
+// the user may see (events of erased users redacted where hideErased says).
 func (s *Server) Messages(ctx context.Context, req MessagesRequest) (*MessagesResponse, error) {
-	v, _, _, err := s.access(ctx, req.User, req.RoomID)
+	resp, v, info, err := s.messages(ctx, req)
 	if err != nil {
 		return nil, err
+	}
+	resp.Events, err = s.hideErased(ctx, v, info.Version, resp.Events)
+	return resp, err
+}
+
+func (s *Server) messages(ctx context.Context, req MessagesRequest) (*MessagesResponse, *Visibility, *storage.Room, error) {
+	v, info, _, err := s.access(ctx, req.User, req.RoomID)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	if req.Limit <= 0 {
 		req.Limit = 10
@@ -324,7 +341,7 @@ func (s *Server) Messages(ctx context.Context, req MessagesRequest) (*MessagesRe
 	if !req.HasFrom {
 		if req.Backwards {
 			if from, err = s.store.MaxStreamPos(ctx); err != nil {
-				return nil, err
+				return nil, nil, nil, err
 			}
 		} else {
 			from = 0
@@ -355,7 +372,7 @@ func (s *Server) Messages(ctx context.Context, req MessagesRequest) (*MessagesRe
 			evs, err = s.store.RoomEvents(ctx, req.RoomID, cur, hi, batch, false)
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
 		for i, ev := range evs {
 			if req.Backwards {
@@ -368,7 +385,7 @@ func (s *Server) Messages(ctx context.Context, req MessagesRequest) (*MessagesRe
 				if len(resp.Events) == req.Limit {
 					resp.More = i < len(evs)-1 || len(evs) == batch
 					resp.End = cur
-					return resp, nil
+					return resp, v, info, nil
 				}
 			}
 		}
@@ -377,7 +394,7 @@ func (s *Server) Messages(ctx context.Context, req MessagesRequest) (*MessagesRe
 		}
 	}
 	resp.End = cur
-	return resp, nil
+	return resp, v, info, nil
 }
 
 // ContextResponse is GET /rooms/{id}/context/{eventId}.

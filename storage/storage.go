@@ -16,6 +16,13 @@ type Store interface {
 	ReceiptStore
 	PushRuleStore
 	NotificationStore
+	SearchStore
+	UserDirectoryStore
+	AdminStore
+	RestrictionStore
+	RegistrationTokenAdminStore
+	ComplianceStore
+	RetentionStore
 	FederationStore
 	SlidingSyncStore
 	KeyStore

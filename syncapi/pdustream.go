@@ -380,6 +380,13 @@ scan:
 		limited = true
 	}
 	slices.Reverse(out)
+	if vis != nil {
+		// Events from before the join: erased users' ones are served redacted.
+		var err error
+		if out, err = f.p.rooms.HideErased(ctx, vis, room, out); err != nil {
+			return nil, false, err
+		}
+	}
 	return out, limited, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -21,19 +22,23 @@ import (
 
 // Config is the whole configuration file.
 type Config struct {
-	ServerName     string       `yaml:"server_name"`
-	SigningKeyPath string       `yaml:"signing_key_path"`
-	Database       Database     `yaml:"database"`
-	Listen         Listen       `yaml:"listen"`
-	Registration   Registration `yaml:"registration"`
-	RateLimits     RateLimits   `yaml:"rate_limits"`
-	Rooms          Rooms        `yaml:"rooms"`
-	Federation     Federation   `yaml:"federation"`
-	Sync           Sync         `yaml:"sync"`
-	Media          Media        `yaml:"media"`
-	WellKnown      WellKnown    `yaml:"well_known"`
-	Log            Log          `yaml:"log"`
-	E2EE           E2EE         `yaml:"e2ee"`
+	ServerName     string        `yaml:"server_name"`
+	SigningKeyPath string        `yaml:"signing_key_path"`
+	Database       Database      `yaml:"database"`
+	Listen         Listen        `yaml:"listen"`
+	Registration   Registration  `yaml:"registration"`
+	RateLimits     RateLimits    `yaml:"rate_limits"`
+	Rooms          Rooms         `yaml:"rooms"`
+	Federation     Federation    `yaml:"federation"`
+	Sync           Sync          `yaml:"sync"`
+	Media          Media         `yaml:"media"`
+	WellKnown      WellKnown     `yaml:"well_known"`
+	UserDirectory  UserDirectory `yaml:"user_directory"`
+	Retention      Retention     `yaml:"retention"`
+	Moderation     Moderation    `yaml:"moderation"`
+	ServerNotices  ServerNotices `yaml:"server_notices"`
+	Log            Log           `yaml:"log"`
+	E2EE           E2EE          `yaml:"e2ee"`
 }
 
 // E2EE configures the end-to-end encryption endpoints (keyserver).
@@ -104,6 +109,70 @@ type Bucket struct {
 // Rooms holds room defaults.
 type Rooms struct {
 	DefaultVersion id.RoomVersion `yaml:"default_version"`
+}
+
+// ServerNotices configures POST /_synapse/admin/v1/send_server_notice.
+type ServerNotices struct {
+	// SystemLocalpart is the localpart of the account that sends notices;
+	// empty disables server notices.
+	SystemLocalpart string `yaml:"system_localpart"`
+	// RoomName is the name of the rooms notices are sent in.
+	RoomName string `yaml:"room_name"`
+}
+
+// Moderation holds server-wide denylists.
+type Moderation struct {
+	// RegistrationDenylist holds regular expressions; a localpart matching one
+	// cannot be registered (M_INVALID_USERNAME). Matching is on the whole localpart.
+	RegistrationDenylist []string `yaml:"registration_denylist"`
+	// AliasDenylist holds regular expressions; a room alias (#local:server)
+	// matching one cannot be created (M_FORBIDDEN). Matching is on the whole alias.
+	AliasDenylist []string `yaml:"alias_denylist"`
+	// RegistrationRequiresApproval makes new accounts wait for an admin's
+	// approval (PUT /_synapse/admin/v2/users/{userID} {"approved": true});
+	// until then registration and login answer 403 M_USER_AWAITING_APPROVAL.
+	RegistrationRequiresApproval bool `yaml:"registration_requires_approval"`
+}
+
+// anyFullMatch reports whether s matches one of the patterns in full.
+func anyFullMatch(patterns []string, s string) bool {
+	for _, p := range patterns {
+		if re, err := regexp.Compile("^(?:" + p + ")$"); err == nil && re.MatchString(s) {
+			return true
+		}
+	}
+	return false
+}
+
+// LocalpartDenied reports whether moderation.registration_denylist forbids localpart.
+func (m Moderation) LocalpartDenied(localpart string) bool {
+	return anyFullMatch(m.RegistrationDenylist, localpart)
+}
+
+// AliasDenied reports whether moderation.alias_denylist forbids alias.
+func (m Moderation) AliasDenied(alias string) bool { return anyFullMatch(m.AliasDenylist, alias) }
+
+// Retention configures message retention (m.room.retention) and the purge job.
+type Retention struct {
+	// Enabled runs the purge job.
+	Enabled bool `yaml:"enabled"`
+	// DefaultMaxLifetime applies to rooms without m.room.retention; 0 keeps events forever.
+	DefaultMaxLifetime time.Duration `yaml:"default_max_lifetime"`
+	// AllowedMinLifetime and AllowedMaxLifetime clamp a room's max_lifetime; 0 is no bound.
+	AllowedMinLifetime time.Duration `yaml:"allowed_min_lifetime"`
+	AllowedMaxLifetime time.Duration `yaml:"allowed_max_lifetime"`
+	// PurgeInterval is how often the purge job runs.
+	PurgeInterval time.Duration `yaml:"purge_interval"`
+	// PurgeRoomsWithoutLocalUsers purges every message of rooms no local user
+	// is joined to, invited to or knocking on (state and forward extremities stay).
+	PurgeRoomsWithoutLocalUsers bool `yaml:"purge_rooms_without_local_users"`
+}
+
+// UserDirectory configures POST /user_directory/search.
+type UserDirectory struct {
+	// SearchAllUsers makes every active local user findable; otherwise only
+	// users sharing a room with the searcher or in a public room are.
+	SearchAllUsers bool `yaml:"search_all_users"`
 }
 
 // Federation configures the server-server API.
@@ -266,8 +335,11 @@ func Defaults() Config {
 				MaxSize: 10 << 20, Timeout: 10 * time.Second, CacheDuration: time.Hour,
 			},
 		},
-		Log:  Log{Level: "info"},
-		E2EE: E2EE{VerifyDeviceKeySignatures: true},
+		Retention:     Retention{PurgeInterval: time.Hour},
+		Moderation:    Moderation{RegistrationDenylist: []string{}, AliasDenylist: []string{}},
+		ServerNotices: ServerNotices{SystemLocalpart: "server", RoomName: "Server Notices"},
+		Log:           Log{Level: "info"},
+		E2EE:          E2EE{VerifyDeviceKeySignatures: true},
 	}
 }
 
@@ -432,6 +504,23 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Media.validate(); err != nil {
 		return err
+	}
+	for _, list := range [][]string{c.Moderation.RegistrationDenylist, c.Moderation.AliasDenylist} {
+		for _, p := range list {
+			if _, err := regexp.Compile(p); err != nil {
+				return fmt.Errorf("moderation: invalid pattern %q: %v", p, err)
+			}
+		}
+	}
+	if l := c.ServerNotices.SystemLocalpart; l != "" && id.ValidateUserLocalpart(l) != nil {
+		return fmt.Errorf("server_notices.system_localpart: %q is not a valid localpart", l)
+	}
+	if r := c.Retention; r.DefaultMaxLifetime < 0 || r.AllowedMinLifetime < 0 || r.AllowedMaxLifetime < 0 {
+		return errors.New("retention: lifetimes must not be negative")
+	} else if r.AllowedMaxLifetime > 0 && r.AllowedMinLifetime > r.AllowedMaxLifetime {
+		return errors.New("retention.allowed_min_lifetime: must not exceed allowed_max_lifetime")
+	} else if r.Enabled && r.PurgeInterval <= 0 {
+		return errors.New("retention.purge_interval: must be positive")
 	}
 	if c.Sync.PresenceIdleTimeout <= 0 {
 		return errors.New("sync.presence_idle_timeout: must be above 0")

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	mfed "maunium.net/go/mautrix/federation"
 
+	"parley/adminapi"
 	"parley/clientapi"
 	"parley/federation"
 	"parley/internal/config"
@@ -25,7 +26,9 @@ import (
 	"parley/keyserver"
 	"parley/mediaapi"
 	"parley/mediaapi/blob"
+	"parley/retention"
 	"parley/roomserver"
+	"parley/searchapi"
 	"parley/storage"
 	"parley/storage/sqlstore"
 	"parley/syncapi"
@@ -54,7 +57,11 @@ type Homeserver struct {
 	// LocalMedia and LocalThumbnail.
 	Media *mediaapi.API
 
-	handler http.Handler
+	// Retention is the retention purge job.
+	Retention *retention.Job
+
+	handler       http.Handler
+	stopRetention context.CancelFunc
 }
 
 // New opens storage (running migrations), loads or creates the signing key and builds every component.
@@ -102,9 +109,12 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		return nil, err
 	}
 
+	auditor := adminapi.NewAuditor(store, log)
+	limits := ratelimit.NewLimits(cfg.RateLimits)
 	client := clientapi.New(clientapi.Deps{
+		Audit:  auditor.Record,
 		Config: &hs.Config, Store: keyserver.WakeOnDeviceChanges(store, notifier, log), Log: log, Rooms: rooms,
-		Limits:       ratelimit.NewLimits(cfg.RateLimits),
+		Limits:       limits,
 		Profiles:     rooms,
 		RoomVersions: rooms.RoomVersions,
 		Remote:       federation.NewRemote(fedClient),
@@ -142,6 +152,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	rooms.SetOnEvent(func(ev roomserver.OutputEvent) {
 		hs.Inbox.OnRoomEvent(ev)
 		hs.Outbound.OnEvent(ev)
+		auditor.OnRoomEvent(ev)
 	})
 	hs.Inbox.SetEDUSink(hs.Outbound)
 	hs.Inbox.Register(router)
@@ -152,6 +163,15 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	sync := syncapi.New(syncapi.Deps{Auth: client.Authenticator(), Notifier: notifier, Log: log,
 		Streams: streams, Filters: hs.Inbox, Observer: hs.Inbox.Observer()})
 	sync.Register(router)
+	hs.Retention = retention.New(&hs.Config, store, log)
+	admin := adminapi.New(adminapi.Deps{Config: &hs.Config, Store: store, Rooms: rooms, Auth: client.Authenticator(), Log: log, Version: Version,
+		Purger: hs.Retention, Limits: limits})
+	if err := admin.LoadRestrictions(ctx); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("load user restrictions: %w", err)
+	}
+	admin.Register(router)
+	searchapi.New(searchapi.Deps{Config: &hs.Config, Store: store, Rooms: rooms, Auth: client.Authenticator(), Log: log}).Register(router)
 	sliding := syncapi.NewSlidingSync(syncapi.SlidingSyncDeps{Auth: client.Authenticator(), Notifier: notifier,
 		PDU: pduStream, Inbox: hs.Inbox, Store: store, Streams: streams, Observer: hs.Inbox.Observer(),
 		ConnectionTTL: cfg.Sync.SlidingSyncConnectionTTL, Log: log})
@@ -179,7 +199,12 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		EDUs: &federation.EDUs{Sink: hs.Inbox, ToDevice: keys}, Media: fedLocalMedia{media}})
 	fed.Register(router)
 
-	hs.handler = httputil.CORS(httputil.RealIP(proxies, hs.requestLog(httputil.LimitBody(cfg.Listen.MaxRequestBytes, isMediaUpload, router))))
+	hs.handler = httputil.CORS(httputil.RealIP(proxies, hs.requestLog(httputil.LimitBody(cfg.Listen.MaxRequestBytes, isMediaUpload, admin.Restrict(router)))))
+	// The purge job starts last, once nothing can fail any more.
+	retCtx, stopRetention := context.WithCancel(context.WithoutCancel(ctx))
+	hs.stopRetention = stopRetention
+	go hs.Retention.Run(retCtx)
+	go indexForSearch(retCtx, store, log)
 	return hs, nil
 }
 
@@ -196,6 +221,7 @@ func (hs *Homeserver) Handler() http.Handler { return hs.handler }
 
 // Close stops background work and closes the database.
 func (hs *Homeserver) Close() error {
+	hs.stopRetention()
 	hs.Rooms.Drain() // committed events reach their subscribers before those stop
 	hs.Inbox.Close()
 	hs.Outbound.Close()
@@ -238,4 +264,21 @@ func (hs *Homeserver) requestLog(next http.Handler) http.Handler {
 		log.Debug("request", zap.String("method", r.Method), zap.String("path", r.URL.Path),
 			zap.Int("status", rec.status), zap.Duration("duration", time.Since(start)))
 	})
+}
+
+// indexForSearch keeps the search index current in the background (SQLite
+// indexes events after they are stored; searches also catch up first).
+func indexForSearch(ctx context.Context, store storage.Store, log *zap.Logger) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := store.CatchUpSearch(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("search indexing", zap.Error(err))
+			}
+		}
+	}
 }
