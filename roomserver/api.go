@@ -39,6 +39,10 @@ type OutputEvent struct {
 	Event *storage.Event
 	// Version is the room's version.
 	Version id.RoomVersion
+	// PushEvaluated is set when Deps.Notifications evaluated the event's push
+	// rules and Notifications (EventPos set) were stored with the event.
+	PushEvaluated bool
+	Notifications []storage.Notification
 }
 
 // SendRequest asks the roomserver to build, sign, authorise and persist one local event.

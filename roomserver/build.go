@@ -40,6 +40,10 @@ type working struct {
 	pdus        []*pdu.PDU
 	// committed holds the stored events once commit succeeded, for publishing.
 	committed []*storage.Event
+	// evaluated and notes are, per committed event, whether Deps.Notifications
+	// handled it and the notifications stored with it.
+	evaluated []bool
+	notes     [][]storage.Notification
 }
 
 func newWorking(r *room) *working {
@@ -233,6 +237,16 @@ func prevUnsigned(prev stateEntry) []byte {
 // publishes them. r must be locked (nil for a new room, which is then cached).
 func (s *Server) commit(ctx context.Context, w *working, newRoom *storage.Room) ([]*storage.Event, error) {
 	req := storage.StoreEventsRequest{RoomID: w.roomID, NewRoom: newRoom, Events: w.events}
+	evaluated := make([]bool, len(w.events))
+	if s.notifs != nil {
+		for i, ne := range w.events {
+			ne.Notifications = nil
+			if ne.Rejected || ne.Outlier || ne.SoftFailed {
+				continue
+			}
+			ne.Notifications, evaluated[i] = s.notifs(ctx, &ne.Event)
+		}
+	}
 	if w.r != nil {
 		req.ExpectExtremities = w.r.extremities
 		if req.ExpectExtremities == nil {
@@ -269,6 +283,11 @@ func (s *Server) commit(ctx context.Context, w *working, newRoom *storage.Room) 
 		ev.StreamPos, ev.StateBefore, ev.StateAfter = stored[i].StreamPos, stored[i].StateBefore, stored[i].StateAfter
 		out[i] = &ev
 	}
+	w.evaluated = evaluated
+	w.notes = make([][]storage.Notification, len(w.events))
+	for i, ne := range w.events {
+		w.notes[i] = ne.Notifications
+	}
 	if n := len(out); n > 0 {
 		for {
 			cur := s.lastPos.Load()
@@ -288,6 +307,18 @@ func (s *Server) commit(ctx context.Context, w *working, newRoom *storage.Room) 
 func (s *Server) publish(evs []*storage.Event, v id.RoomVersion) {
 	for _, ev := range evs {
 		s.onEvent(OutputEvent{Event: ev, Version: v})
+	}
+}
+
+// publishWorking hands w's committed events to the subscriber, with the
+// notifications stored alongside them.
+func (s *Server) publishWorking(w *working) {
+	for i, ev := range w.committed {
+		out := OutputEvent{Event: ev, Version: w.version}
+		if i < len(w.evaluated) && w.evaluated[i] {
+			out.PushEvaluated, out.Notifications = true, w.notes[i]
+		}
+		s.onEvent(out)
 	}
 }
 
@@ -360,7 +391,7 @@ func (s *Server) inRoom(ctx context.Context, roomID id.RoomID, fn func(w *workin
 			// what they wrote (notifications, unread counts).
 			r.pubMu.Lock()
 			r.mu.Unlock()
-			s.publish(w.committed, w.version)
+			s.publishWorking(w)
 			r.pubMu.Unlock()
 		} else {
 			r.mu.Unlock()

@@ -219,7 +219,7 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (id.Room
 	for _, ev := range w.events {
 		ev.RoomID = w.roomID
 	}
-	evs, err := s.commit(ctx, w, newRoom)
+	_, err := s.commit(ctx, w, newRoom)
 	if err != nil {
 		return "", "", err
 	}
@@ -228,6 +228,7 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (id.Room
 			s.log.Warn("alias taken while the room was created")
 		}
 	}
-	s.publish(evs, version)
+	w.version = version
+	s.publishWorking(w)
 	return w.roomID, alias, nil
 }

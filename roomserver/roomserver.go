@@ -32,6 +32,12 @@ type Deps struct {
 	// room, outside the room's write lock (the next write into the room
 	// proceeds meanwhile) and before the sender's request returns.
 	OnEvent func(OutputEvent)
+	// Notifications, when set, is called for each locally built event under
+	// the room's write lock, just before the event is persisted (StreamPos is
+	// not yet known). When ok, the returned notifications are stored in the
+	// same transaction as the event and its OutputEvent has PushEvaluated set;
+	// otherwise the subscriber evaluates push rules after the commit.
+	Notifications NotificationsFunc
 	// Keys looks up remote servers' signing keys (for third-party invites and
 	// remote events). Nil means only this server's own key is known.
 	Keys pdu.GetKeyFunc
@@ -50,6 +56,7 @@ type Server struct {
 	key        *federation.SigningKey
 	log        *zap.Logger
 	onEvent    func(OutputEvent)
+	notifs     NotificationsFunc
 	keys       pdu.GetKeyFunc
 	remote     Remote
 	maxRooms   int
@@ -69,7 +76,7 @@ type Server struct {
 func New(d Deps) *Server {
 	s := &Server{
 		store: d.Store, cfg: d.Config, serverName: d.Config.ServerName, key: d.SigningKey,
-		log: d.Log, onEvent: d.OnEvent, keys: d.Keys, maxRooms: d.MaxCachedRooms,
+		log: d.Log, onEvent: d.OnEvent, notifs: d.Notifications, keys: d.Keys, maxRooms: d.MaxCachedRooms,
 		rooms: make(map[id.RoomID]*room),
 	}
 	if s.maxRooms <= 0 {
@@ -87,6 +94,13 @@ func New(d Deps) *Server {
 
 // SetOnEvent replaces the subscriber callback. Call it before serving requests.
 func (s *Server) SetOnEvent(f func(OutputEvent)) { s.onEvent = f }
+
+// NotificationsFunc computes the notifications of a local event about to be
+// persisted (see Deps.Notifications).
+type NotificationsFunc func(ctx context.Context, ev *storage.Event) (notes []storage.Notification, ok bool)
+
+// SetNotifications replaces the Deps.Notifications hook. Call it before serving requests.
+func (s *Server) SetNotifications(f NotificationsFunc) { s.notifs = f }
 
 // ServerName is the local server name.
 func (s *Server) ServerName() string { return s.serverName }

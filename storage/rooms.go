@@ -59,6 +59,9 @@ type NewEvent struct {
 	// UpdateCurrentState makes an accepted state event part of the room's current
 	// state (a linear local DAG). Events from forks set it after state resolution.
 	UpdateCurrentState bool
+	// Notifications are stored in the same transaction as the event, with
+	// EventPos set to the stream position the event is given (born unread).
+	Notifications []Notification
 }
 
 // StoreEventsRequest persists events of one room in one transaction.

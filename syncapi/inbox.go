@@ -85,6 +85,9 @@ type Inbox struct {
 	// roomCtxMu guards roomCtx, the push context of rooms.
 	roomCtxMu sync.Mutex
 	roomCtx   map[id.RoomID]*roomPushContext
+	// roomCtxGen counts invalidations of roomCtx: a context loaded across one
+	// is not cached (it may predate the state change).
+	roomCtxGen uint64
 	// done is closed by Close.
 	done chan struct{}
 
@@ -151,6 +154,7 @@ func (in *Inbox) flushCaches(ctx context.Context) {
 			in.rulesMu.Unlock()
 			in.roomCtxMu.Lock()
 			clear(in.roomCtx)
+			in.roomCtxGen++
 			in.roomCtxMu.Unlock()
 			in.forgetPushers()
 		}

@@ -89,12 +89,46 @@ func (in *Inbox) OnRoomEvent(out roomserver.OutputEvent) {
 	in.processBatch(ctx, []roomserver.OutputEvent{out})
 }
 
+// EventNotifications implements roomserver.NotificationsFunc: it evaluates
+// push rules for a local non-state event about to be persisted, so that its
+// notifications are stored in the event's own transaction. The roomserver
+// calls it under the room's write lock, so the room's current state is the
+// state after the event. State events (which change the push context) and
+// events that queue pushes to HTTP pushers are left to OnRoomEvent.
+func (in *Inbox) EventNotifications(ctx context.Context, ev *storage.Event) ([]storage.Notification, bool) {
+	if ev.StateKey != nil {
+		// Drop the cached context now, not at publication: the next event
+		// into the room may be evaluated before this one is published.
+		in.forgetRoomContext(ev.RoomID)
+		return nil, false
+	}
+	pe, err := in.pushEvent(ctx, ev)
+	if err != nil {
+		return nil, false
+	}
+	if pe == nil {
+		return nil, true
+	}
+	var r evalResult
+	if err := in.evaluateEvent(ctx, pe, &r); err != nil || len(r.jobs) > 0 {
+		return nil, false
+	}
+	return r.notes, true
+}
+
 // processBatch evaluates, stores and then announces a batch of events.
 func (in *Inbox) processBatch(ctx context.Context, batch []roomserver.OutputEvent) {
 	var r evalResult
 	for _, out := range batch {
 		ev := out.Event
 		if ev == nil || ev.Rejected || ev.Outlier || ev.SoftFailed {
+			continue
+		}
+		if out.PushEvaluated {
+			// Stored with the event (EventNotifications).
+			for _, n := range out.Notifications {
+				r.notified = append(r.notified, n.UserID)
+			}
 			continue
 		}
 		pe, err := in.pushEvent(ctx, ev)
@@ -136,6 +170,7 @@ const maxCachedRooms = 4096
 func (in *Inbox) roomContext(ctx context.Context, room id.RoomID) (*roomPushContext, error) {
 	in.roomCtxMu.Lock()
 	rc, ok := in.roomCtx[room]
+	gen := in.roomCtxGen
 	in.roomCtxMu.Unlock()
 	if ok {
 		return rc, nil
@@ -197,10 +232,12 @@ func (in *Inbox) roomContext(ctx context.Context, room id.RoomID) (*roomPushCont
 		}
 	}
 	in.roomCtxMu.Lock()
-	if len(in.roomCtx) >= maxCachedRooms {
-		clear(in.roomCtx)
+	if gen == in.roomCtxGen {
+		if len(in.roomCtx) >= maxCachedRooms {
+			clear(in.roomCtx)
+		}
+		in.roomCtx[room] = rc
 	}
-	in.roomCtx[room] = rc
 	in.roomCtxMu.Unlock()
 	return rc, nil
 }
@@ -209,6 +246,7 @@ func (in *Inbox) roomContext(ctx context.Context, room id.RoomID) (*roomPushCont
 func (in *Inbox) forgetRoomContext(room id.RoomID) {
 	in.roomCtxMu.Lock()
 	delete(in.roomCtx, room)
+	in.roomCtxGen++
 	in.roomCtxMu.Unlock()
 }
 

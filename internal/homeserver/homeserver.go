@@ -149,6 +149,9 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		},
 		Notifier: notifier, HTTPClient: pushClient,
 		Rooms: syncapi.NewRoomMembership(store), Auth: client.Authenticator(), Log: log})
+	// Push rules of local messages are evaluated before the commit, so that
+	// their notifications are written in the event's own transaction.
+	rooms.SetNotifications(hs.Inbox.EventNotifications)
 	rooms.SetOnEvent(func(ev roomserver.OutputEvent) {
 		hs.Inbox.OnRoomEvent(ev)
 		hs.Outbound.OnEvent(ev)

@@ -26,25 +26,8 @@ func (s *Store) AddNotifications(ctx context.Context, ns []storage.Notification,
 		if err != nil {
 			return err
 		}
-		const cols = 11
-		for start := 0; start < len(ns); start += notifInsertChunk {
-			chunk := ns[start:min(start+notifInsertChunk, len(ns))]
-			var q strings.Builder
-			q.WriteString(`INSERT INTO push_actions (user_id, room_id, event_id, thread_id, event_pos, ts, highlight, actions, event, profile_tag, is_read) VALUES `)
-			args := make([]any, 0, len(chunk)*cols)
-			for i, n := range chunk {
-				if i > 0 {
-					q.WriteByte(',')
-				}
-				q.WriteString(In(i*cols+1, cols))
-				read := max(readUpto[readKey{n.UserID, n.RoomID, ""}], readUpto[readKey{n.UserID, n.RoomID, n.ThreadID}]) >= n.EventPos
-				args = append(args, string(n.UserID), string(n.RoomID), string(n.EventID), n.ThreadID, n.EventPos, n.TS, n.Highlight,
-					string(n.Actions), string(n.Event), n.ProfileTag, read)
-			}
-			q.WriteString(` ON CONFLICT (user_id, event_id) DO NOTHING`)
-			if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
-				return fmt.Errorf("store notifications: %w", err)
-			}
+		if err := insertNotifications(ctx, tx, ns, readUpto); err != nil {
+			return err
 		}
 		for _, j := range jobs {
 			_, err := tx.ExecContext(ctx, `INSERT INTO push_queue (user_id, app_id, pushkey, url, payload, attempts, next_attempt_ts)
@@ -55,6 +38,32 @@ func (s *Store) AddNotifications(ctx context.Context, ns []storage.Notification,
 		}
 		return nil
 	})
+}
+
+// insertNotifications inserts ns; a notification is born read when readUpto
+// (see readPositions; nil: nothing read yet) has a receipt at or past its event.
+func insertNotifications(ctx context.Context, tx *sql.Tx, ns []storage.Notification, readUpto map[readKey]int64) error {
+	const cols = 11
+	for start := 0; start < len(ns); start += notifInsertChunk {
+		chunk := ns[start:min(start+notifInsertChunk, len(ns))]
+		var q strings.Builder
+		q.WriteString(`INSERT INTO push_actions (user_id, room_id, event_id, thread_id, event_pos, ts, highlight, actions, event, profile_tag, is_read) VALUES `)
+		args := make([]any, 0, len(chunk)*cols)
+		for i, n := range chunk {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteString(In(i*cols+1, cols))
+			read := max(readUpto[readKey{n.UserID, n.RoomID, ""}], readUpto[readKey{n.UserID, n.RoomID, n.ThreadID}]) >= n.EventPos
+			args = append(args, string(n.UserID), string(n.RoomID), string(n.EventID), n.ThreadID, n.EventPos, n.TS, n.Highlight,
+				string(n.Actions), string(n.Event), n.ProfileTag, read)
+		}
+		q.WriteString(` ON CONFLICT (user_id, event_id) DO NOTHING`)
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return fmt.Errorf("store notifications: %w", err)
+		}
+	}
+	return nil
 }
 
 // notifInsertChunk bounds the rows of one multi-row INSERT (11 parameters each).

@@ -121,6 +121,14 @@ func (s *Store) StoreEvents(ctx context.Context, req storage.StoreEventsRequest)
 				return fmt.Errorf("store %s: %w", ev.EventID, err)
 			}
 			out[i] = stored
+			if len(ev.Notifications) > 0 {
+				for j := range ev.Notifications {
+					ev.Notifications[j].EventPos = stored.StreamPos
+				}
+				if err := insertNotifications(ctx, tx, ev.Notifications, nil); err != nil {
+					return err
+				}
+			}
 			if ev.UpdateCurrentState {
 				group = stored.StateAfter
 			}
