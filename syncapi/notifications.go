@@ -73,7 +73,7 @@ func (in *Inbox) evaluate(ctx context.Context, user id.UserID, ev *PushEvent) (p
 	if err != nil {
 		return nil, err
 	}
-	return mrs.GetActions(pushRoom{ev: ev, user: user}, ev.Event), nil
+	return pushActions(mrs, pushRoom{ev: ev, user: user}, ev.Event), nil
 }
 
 // compiledRules returns user's ruleset as mautrix evaluates it, cached until
