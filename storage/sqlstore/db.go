@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
@@ -42,7 +44,24 @@ func (d Dialect) String() string {
 type DB struct {
 	w, r    *sql.DB
 	Dialect Dialect
+
+	// SQLite: the WAL is checkpointed by a background goroutine on its own
+	// connection (cp), kicked every checkpointEvery commits, so that a
+	// writer does not pay for copying pages and syncing the database file.
+	cp       *sql.DB
+	commits  atomic.Int64
+	kick     chan struct{}
+	quit     chan struct{}
+	cpDone   chan struct{}
+	quitOnce sync.Once
 }
+
+// checkpointEvery is how many commits apart background checkpoints run.
+const checkpointEvery = 32
+
+// walSafetyPages is the writer's own wal_autocheckpoint, in case the
+// background checkpoints fall behind (SQLite's default is 1000 pages).
+const walSafetyPages = 10000
 
 // Open opens the database named by url (sqlite:///path or postgres://...).
 func Open(ctx context.Context, rawURL string, maxConns int) (*DB, error) {
@@ -97,7 +116,40 @@ func openSQLite(rawURL string, maxConns int) (*DB, error) {
 	r.SetMaxOpenConns(maxConns)
 	r.SetMaxIdleConns(maxConns)
 	r.SetConnMaxIdleTime(0)
-	return &DB{w: w, r: r, Dialect: SQLite}, nil
+	db := &DB{w: w, r: r, Dialect: SQLite}
+	if path != ":memory:" {
+		db.startCheckpointer(base)
+	}
+	return db, nil
+}
+
+// startCheckpointer moves WAL checkpoints off the writer when a connection
+// for them can be opened (otherwise SQLite's automatic ones stay in place).
+func (db *DB) startCheckpointer(base string) {
+	cp, err := sql.Open("sqlite3", base)
+	if err != nil {
+		return
+	}
+	cp.SetMaxOpenConns(1)
+	cp.SetMaxIdleConns(1)
+	cp.SetConnMaxIdleTime(0)
+	if _, err := db.w.Exec(fmt.Sprintf(`PRAGMA wal_autocheckpoint = %d`, walSafetyPages)); err != nil {
+		cp.Close()
+		return
+	}
+	db.cp, db.kick, db.quit, db.cpDone = cp, make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(db.cpDone)
+		for {
+			select {
+			case <-db.quit:
+				return
+			case <-db.kick:
+				// PASSIVE: copies what it can without blocking writers or readers.
+				_, _ = cp.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+			}
+		}
+	}()
 }
 
 func openPostgres(ctx context.Context, rawURL string, maxConns int) (*DB, error) {
@@ -116,6 +168,11 @@ func openPostgres(ctx context.Context, rawURL string, maxConns int) (*DB, error)
 
 // Close closes both pools.
 func (db *DB) Close() error {
+	if db.cp != nil {
+		db.quitOnce.Do(func() { close(db.quit) })
+		<-db.cpDone
+		_ = db.cp.Close()
+	}
 	err := db.w.Close()
 	if db.r != db.w {
 		err = errors.Join(err, db.r.Close())
@@ -139,6 +196,12 @@ func (db *DB) Write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	if db.kick != nil && db.commits.Add(1)%checkpointEvery == 0 {
+		select {
+		case db.kick <- struct{}{}:
+		default: // one is pending already
+		}
 	}
 	return nil
 }
