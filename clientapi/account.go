@@ -46,6 +46,7 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request, dev *authn.
 		return err
 	}
 	_ = a.store.DeleteUIASession(r.Context(), sess.ID)
+	a.audit(r.Context(), "password_change", dev.UserID, dev.DeviceID, authn.ClientIP(r.Context()), map[string]any{"logout_devices": logout})
 	return httputil.WriteJSON(w, http.StatusOK, httputil.Empty)
 }
 
@@ -69,6 +70,7 @@ func (a *API) deactivate(w http.ResponseWriter, r *http.Request, dev *authn.Devi
 	}
 	log := logging.From(r.Context(), a.log)
 	log.Info("account deactivated", logging.UserID(dev.UserID), zap.Bool("erase", req.Erase))
+	a.audit(r.Context(), "deactivation", dev.UserID, dev.DeviceID, authn.ClientIP(r.Context()), map[string]any{"erase": req.Erase})
 	a.partAllRooms(r.Context(), dev.UserID)
 	// No third-party identifiers are bound, so unbinding them all trivially succeeded.
 	return httputil.WriteJSON(w, http.StatusOK, map[string]string{"id_server_unbind_result": "success"})

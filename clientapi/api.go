@@ -42,7 +42,15 @@ type Deps struct {
 	// with its stability ("stable"/"unstable") for /capabilities; nil omits
 	// m.room_versions.
 	RoomVersions func() (id.RoomVersion, map[id.RoomVersion]string)
+	// Audit, when set, records security-relevant actions (logins, new
+	// devices, password changes, deactivations) in the audit log.
+	Audit AuditFunc
+	// Remote answers profile and alias lookups for other servers; nil: 404.
+	Remote RemoteQuerier
 }
+
+// AuditFunc appends an action by user (on device, from ip) to the audit log.
+type AuditFunc func(ctx context.Context, action string, user id.UserID, device id.DeviceID, ip, target string, details map[string]any)
 
 // API is the client-server API.
 type API struct {
@@ -54,13 +62,15 @@ type API struct {
 	limits       *ratelimit.Limits
 	profiles     ProfileListener
 	roomVersions func() (id.RoomVersion, map[id.RoomVersion]string)
+	auditFn      AuditFunc
+	remote       RemoteQuerier
 }
 
 // New builds the client API.
 func New(d Deps) *API {
 	return &API{
 		cfg: d.Config, store: d.Store, log: d.Log, auth: NewAuthenticator(d.Store, d.Log), rooms: d.Rooms,
-		limits: d.Limits, profiles: d.Profiles, roomVersions: d.RoomVersions,
+		limits: d.Limits, profiles: d.Profiles, roomVersions: d.RoomVersions, auditFn: d.Audit, remote: d.Remote,
 	}
 }
 
@@ -70,6 +80,13 @@ func (a *API) Authenticator() authn.Authenticator { return a.auth }
 // Limits returns the rate limiters (nil when disabled) for other route groups,
 // e.g. ratelimit.Message around /send.
 func (a *API) Limits() *ratelimit.Limits { return a.limits }
+
+// audit records an action in the audit log when auditing is wired.
+func (a *API) audit(ctx context.Context, action string, user id.UserID, device id.DeviceID, ip string, details map[string]any) {
+	if a.auditFn != nil {
+		a.auditFn(ctx, action, user, device, ip, string(user), details)
+	}
+}
 
 // handle registers an unauthenticated handler.
 func (a *API) handle(r *mux.Router, path, name string, h httputil.HandlerFunc, methods ...string) {

@@ -72,6 +72,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	case "m.login.password":
 		uid, err := a.passwordLogin(r.Context(), &req)
 		if err != nil {
+			a.audit(r.Context(), "login_failure", a.attemptedUser(&req), req.DeviceID, ratelimit.RemoteIP(r), map[string]any{"type": req.Type})
 			return err
 		}
 		userID = uid
@@ -100,6 +101,16 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	if acc.Deactivated {
 		return httputil.Errorf(http.StatusForbidden, httputil.CodeUserDeactivated, "This account has been deactivated")
 	}
+	if waiting, err := a.store.AwaitingApproval(r.Context(), userID); err != nil {
+		return err
+	} else if waiting {
+		return errAwaitingApproval
+	}
+	newDevice := req.DeviceID == ""
+	if !newDevice {
+		_, err := a.store.GetDevice(r.Context(), userID, req.DeviceID)
+		newDevice = errors.Is(err, storage.ErrNotFound)
+	}
 	resp, err := a.newSession(r.Context(), sessionRequest{
 		userID: userID, deviceID: req.DeviceID, displayName: req.InitialDeviceDisplayName,
 		ip: ratelimit.RemoteIP(r), refresh: req.RefreshToken, guest: acc.IsGuest,
@@ -107,7 +118,23 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	a.audit(r.Context(), "login", userID, resp.DeviceID, ratelimit.RemoteIP(r), map[string]any{"type": req.Type})
+	if newDevice {
+		a.audit(r.Context(), "new_device", userID, resp.DeviceID, ratelimit.RemoteIP(r), nil)
+	}
 	return httputil.WriteJSON(w, http.StatusOK, resp)
+}
+
+// attemptedUser is the user a failed login named, for the audit log.
+func (a *API) attemptedUser(req *loginRequest) id.UserID {
+	name := req.User
+	if req.Identifier != nil && req.Identifier.User != "" {
+		name = req.Identifier.User
+	}
+	if uid, err := a.resolveLocalUser(name); err == nil {
+		return uid
+	}
+	return id.UserID(name)
 }
 
 // passwordLogin checks an m.login.password login and returns the user.

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"unicode/utf8"
 
+	"go.uber.org/zap"
 	"maunium.net/go/mautrix/id"
 
 	"parley/internal/authn"
@@ -35,8 +36,15 @@ func (a *API) loadProfile(r *http.Request, userID id.UserID) (map[string]json.Ra
 		return nil, httputil.InvalidParam("invalid user ID")
 	}
 	if server != a.cfg.ServerName {
-		// TODO(accounts): query remote profiles over federation once a RemoteQuerier exists (#foundation).
-		return nil, httputil.NotFound("Profile not found")
+		if a.remote == nil {
+			return nil, httputil.NotFound("Profile not found")
+		}
+		p, err := a.remote.QueryProfile(r.Context(), userID, "")
+		if err != nil {
+			a.log.Debug("remote profile lookup failed", zap.String("user_id", string(userID)), zap.Error(err))
+			return nil, httputil.NotFound("Profile not found")
+		}
+		return p, nil
 	}
 	p, err := a.store.GetProfile(r.Context(), userID)
 	if errors.Is(err, storage.ErrNotFound) {

@@ -61,6 +61,9 @@ func (a *API) validateLocalpart(localpart string) error {
 	if len(id.NewUserID(localpart, a.cfg.ServerName)) > 255 {
 		return invalid("User ID is too long")
 	}
+	if a.cfg.Moderation.LocalpartDenied(localpart) {
+		return invalid("This user ID is not allowed on this server")
+	}
 	return nil
 }
 
@@ -220,9 +223,15 @@ func (a *API) registerAgain(w http.ResponseWriter, r *http.Request, req *registe
 
 // finishRegistration stores the account (with its first device unless
 // inhibit_login) and writes the response.
+// errAwaitingApproval answers registration and login of accounts an admin
+// has not approved yet (moderation.registration_requires_approval).
+var errAwaitingApproval = httputil.Errorf(http.StatusForbidden, "M_USER_AWAITING_APPROVAL", "This account is pending approval by a server administrator.").
+	With("approval_notice_medium", "org.matrix.msc3866.admin_console")
+
 func (a *API) finishRegistration(w http.ResponseWriter, r *http.Request, reg storage.Registration, req *registerRequest) error {
 	var resp *loginResponse
-	if !req.InhibitLogin {
+	approval := a.cfg.Moderation.RegistrationRequiresApproval && !reg.Account.IsGuest
+	if !req.InhibitLogin && !approval {
 		d, lr := a.newDevice(sessionRequest{
 			userID: reg.Account.UserID, deviceID: req.DeviceID, displayName: req.InitialDeviceDisplayName,
 			ip: ratelimit.RemoteIP(r), refresh: req.RefreshToken, guest: reg.Account.IsGuest,
@@ -237,6 +246,12 @@ func (a *API) finishRegistration(w http.ResponseWriter, r *http.Request, reg sto
 	}
 	logging.From(r.Context(), a.log).Info("user registered", logging.UserID(reg.Account.UserID),
 		zap.Bool("guest", reg.Account.IsGuest), zap.Bool("admin", reg.Account.IsAdmin))
+	if approval {
+		if err := a.store.SetAwaitingApproval(r.Context(), reg.Account.UserID, true); err != nil {
+			return err
+		}
+		return errAwaitingApproval
+	}
 	if resp == nil {
 		return httputil.WriteJSON(w, http.StatusOK, map[string]any{"user_id": reg.Account.UserID})
 	}

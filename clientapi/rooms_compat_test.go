@@ -75,3 +75,41 @@ func TestRoomCompat(t *testing.T) {
 		t.Fatalf("canonical alias kept the deleted alias: %s", res.Body)
 	}
 }
+
+// TestRoomBadInput: malformed input gets 4xx Matrix errors, never 500.
+func TestRoomBadInput(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	room := createRoom(t, alice, map[string]any{})
+	ev := sendMsg(t, alice, room, "x")
+	cases := []struct {
+		method, path string
+		body         any
+		status       int
+		code         string
+	}{
+		{"POST", "join/notaroom", map[string]any{}, 400, "M_INVALID_PARAM"},
+		{"GET", testserver.Sprintf("rooms/%s/event/%s", room, "$nope"), nil, 404, "M_NOT_FOUND"},
+		{"GET", testserver.Sprintf("rooms/%s/members", room) + "?at=zzz", nil, 400, "M_INVALID_PARAM"},
+		{"GET", testserver.Sprintf("rooms/%s/members", room) + "?membership=dancing", nil, 400, "M_INVALID_PARAM"},
+		{"GET", testserver.Sprintf("rooms/%s/context/%s", room, ev) + "?limit=-1", nil, 400, "M_INVALID_PARAM"},
+		{"GET", testserver.Sprintf("rooms/%s/messages", room) + "?limit=abc", nil, 400, "M_INVALID_PARAM"},
+		{"GET", testserver.Sprintf("rooms/%s/messages", room) + "?filter=notjson", nil, 400, "M_BAD_JSON"},
+		{"GET", testserver.Sprintf("rooms/%s/state/m.room.name/", room) + "?format=xml", nil, 400, "M_INVALID_PARAM"},
+		{"PUT", testserver.Sprintf("rooms/%s/state/m.room.name/", room), "[1]", 400, "M_BAD_JSON"},
+		{"PUT", testserver.Sprintf("rooms/%s/state/m.room.create/", room), map[string]any{}, 400, "M_BAD_JSON"},
+		{"PUT", testserver.Sprintf("rooms/%s/send/m.room.message/f1", room), `{"n":1.5}`, 400, "M_BAD_JSON"},
+		{"PUT", testserver.Sprintf("rooms/%s/redact/%s/r1", room, "nope"), map[string]any{}, 400, "M_INVALID_PARAM"},
+		{"POST", testserver.Sprintf("rooms/%s/kick", room), map[string]any{"user_id": "bad"}, 400, "M_INVALID_PARAM"},
+		{"POST", "createRoom", map[string]any{"initial_state": []map[string]any{{"type": "m.room.name"}}}, 400, "M_BAD_JSON"},
+		{"POST", "createRoom", map[string]any{"room_version": "12", "creation_content": map[string]any{"additional_creators": "x"}}, 400, "M_INVALID_ROOM_STATE"},
+		{"POST", "createRoom", map[string]any{"power_level_content_override": map[string]any{"users": 5}}, 400, "M_INVALID_ROOM_STATE"},
+		{"PUT", "directory/room/%23x:hs1.test", map[string]any{"room_id": "!nope:hs1.test"}, 404, "M_NOT_FOUND"},
+	}
+	for _, c := range cases {
+		res := alice.Do(t, c.method, c.path, c.body)
+		if res.Status != c.status || res.ErrCode != c.code {
+			t.Errorf("%s %s: want %d %s, got %d: %s", c.method, c.path, c.status, c.code, res.Status, res.Body)
+		}
+	}
+}

@@ -24,9 +24,18 @@ func (a *API) aliasVar(r *http.Request) (id.RoomAlias, string, error) {
 
 // getAlias handles GET /directory/room/{roomAlias}.
 func (a *API) getAlias(w http.ResponseWriter, r *http.Request) error {
-	alias, _, err := a.aliasVar(r)
+	alias, server, err := a.aliasVar(r)
 	if err != nil {
 		return err
+	}
+	if server != a.cfg.ServerName && a.remote != nil {
+		roomID, servers, err := a.remote.QueryDirectory(r.Context(), alias)
+		if errors.Is(err, ErrRemoteNotFound) {
+			return httputil.NotFound("Room alias %s not found", alias)
+		} else if err != nil {
+			return httputil.Errorf(http.StatusBadGateway, "M_UNKNOWN", "could not ask %s: %v", server, err)
+		}
+		return httputil.WriteJSON(w, http.StatusOK, map[string]any{"room_id": roomID, "servers": servers})
 	}
 	roomID, _, err := a.store.ResolveAlias(r.Context(), alias)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -45,6 +54,9 @@ func (a *API) putAlias(w http.ResponseWriter, r *http.Request, dev *authn.Device
 	}
 	if server != a.cfg.ServerName {
 		return httputil.InvalidParam("alias must be on this server")
+	}
+	if a.cfg.Moderation.AliasDenied(string(alias)) {
+		return httputil.Forbidden("The alias %s is not allowed on this server", alias)
 	}
 	var body struct {
 		RoomID id.RoomID `json:"room_id"`

@@ -3,6 +3,7 @@ package clientapi
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -10,6 +11,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"parley/internal/authn"
+	"parley/internal/eventutil"
 	"parley/internal/httputil"
 	"parley/roomserver"
 	"parley/storage"
@@ -230,4 +232,62 @@ func (a *API) eventContext(w http.ResponseWriter, r *http.Request, dev *authn.De
 		"events_after":  clientEvents(dev, res.After),
 		"state":         clientEvents(dev, res.State),
 	})
+}
+
+// roomInitialSync handles GET /rooms/{roomID}/initialSync (deprecated).
+func (a *API) roomInitialSync(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
+	roomID, err := roomIDVar(r)
+	if err != nil {
+		return err
+	}
+	limit, err := parseLimit(r, 10)
+	if err != nil {
+		return err
+	}
+	res, err := a.rooms.InitialSync(r.Context(), dev.UserID, roomID, max(limit, 1))
+	if err != nil {
+		return roomError(err)
+	}
+	if limit == 0 {
+		res.Messages.Events = nil
+	}
+	chunk := res.Messages.Events
+	slices.Reverse(chunk) // oldest first
+	start := res.Messages.Start
+	if len(chunk) > 0 {
+		start = chunk[0].StreamPos - 1
+	}
+	visibility := "private"
+	if res.IsPublic {
+		visibility = "public"
+	}
+	resp := map[string]any{
+		"room_id": roomID,
+		"messages": map[string]any{
+			"chunk": v1Events(dev, chunk), "start": formatPos(start), "end": formatPos(res.Messages.Start),
+		},
+		"state":        v1Events(dev, res.State),
+		"visibility":   visibility,
+		"presence":     []any{},
+		"receipts":     []any{},
+		"account_data": []any{},
+	}
+	if res.Membership != "" {
+		resp["membership"] = res.Membership
+	}
+	return httputil.WriteJSON(w, http.StatusOK, resp)
+}
+
+// v1Events formats events as the deprecated initialSync did: client events
+// that also carry the sender as user_id.
+func v1Events(dev *authn.Device, evs []*storage.Event) []rawJSON {
+	out := clientEvents(dev, evs)
+	for i, ev := range evs {
+		b := make([]byte, 0, len(out[i])+len(ev.Sender)+16)
+		b = append(b, `{"user_id":`...)
+		b = eventutil.AppendString(b, string(ev.Sender))
+		b = append(b, ',')
+		out[i] = append(b, out[i][1:]...)
+	}
+	return out
 }

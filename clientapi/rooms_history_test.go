@@ -249,3 +249,35 @@ func TestStateSnapshots(t *testing.T) {
 		t.Fatalf("members now: %d", n)
 	}
 }
+
+func TestRoomInitialSync(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	room := createRoom(t, alice, map[string]any{"preset": "public_chat", "visibility": "public"})
+	sendMsg(t, alice, room, "private")
+	wantErr(t, bob.Do(t, http.MethodGet, testserver.Sprintf("rooms/%s/initialSync", room), nil), 403, "M_FORBIDDEN")
+	alice.MustDo(t, http.MethodPut, testserver.Sprintf("rooms/%s/state/m.room.history_visibility/", room), map[string]any{"history_visibility": "world_readable"})
+	sendMsg(t, alice, room, "public")
+
+	// A non-member of a world_readable room sees the visibility change and what follows.
+	res := bob.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/initialSync", room), nil)
+	chunk := res.JSON["messages"].(map[string]any)["chunk"].([]any)
+	if len(chunk) != 2 || chunk[0].(map[string]any)["type"] != "m.room.history_visibility" || chunk[1].(map[string]any)["content"].(map[string]any)["body"] != "public" {
+		t.Fatalf("world_readable initialSync: %s", res.Body)
+	}
+	if _, ok := res.JSON["membership"]; ok || res.JSON["visibility"] != "public" {
+		t.Fatalf("membership/visibility: %s", res.Body)
+	}
+	res = alice.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/initialSync", room)+"?limit=3", nil)
+	if res.JSON["membership"] != "join" || len(res.JSON["messages"].(map[string]any)["chunk"].([]any)) != 3 || len(res.JSON["state"].([]any)) < 5 {
+		t.Fatalf("member initialSync: %s", res.Body)
+	}
+	if ev := res.JSON["state"].([]any)[0].(map[string]any); ev["user_id"] != ev["sender"] {
+		t.Fatalf("initialSync events lack user_id: %v", ev)
+	}
+	res = alice.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/initialSync", room)+"?limit=0", nil)
+	if n := len(res.JSON["messages"].(map[string]any)["chunk"].([]any)); n != 0 {
+		t.Fatalf("limit=0 gave %d events", n)
+	}
+}

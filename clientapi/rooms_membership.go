@@ -59,11 +59,19 @@ func (a *API) join(w http.ResponseWriter, r *http.Request, dev *authn.Device) er
 	if err != nil {
 		return err
 	}
-	roomID, err := a.rooms.ResolveRoom(r.Context(), target)
-	if err != nil {
+	q := r.URL.Query()
+	via := append(q["server_name"], q["via"]...)
+	var roomID id.RoomID
+	if _, _, server := id.ParseCommonIdentifier(target); len(target) > 0 && target[0] == '#' && server != a.cfg.ServerName && a.remote != nil {
+		rid, servers, err := a.remote.QueryDirectory(r.Context(), id.RoomAlias(target))
+		if err != nil {
+			return httputil.NotFound("Room alias %s not found", target)
+		}
+		roomID, via = rid, append(via, servers...)
+	} else if roomID, err = a.rooms.ResolveRoom(r.Context(), target); err != nil {
 		return roomError(err)
 	}
-	if _, err := a.rooms.Join(r.Context(), roomserver.MembershipRequest{RoomID: roomID, Sender: dev.UserID, Reason: body.Reason, Guest: dev.IsGuest, Extra: body.extra}); err != nil {
+	if _, err := a.rooms.Join(r.Context(), roomserver.MembershipRequest{RoomID: roomID, Sender: dev.UserID, Reason: body.Reason, Guest: dev.IsGuest, Extra: body.extra, Via: via}); err != nil {
 		return roomError(err)
 	}
 	return httputil.WriteJSON(w, http.StatusOK, map[string]id.RoomID{"room_id": roomID})

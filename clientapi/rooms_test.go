@@ -73,7 +73,7 @@ func TestCreateRoomAndState(t *testing.T) {
 			t.Fatalf("bad state event %v", ev)
 		}
 	}
-	for _, ty := range []string{"m.room.create", "m.room.member", "m.room.power_levels", "m.room.join_rules", "m.room.history_visibility", "m.room.name", "m.room.topic", "m.room.canonical_alias", "m.room.encryption", "m.room.guest_access"} {
+	for _, ty := range []string{"m.room.create", "m.room.member", "m.room.power_levels", "m.room.join_rules", "m.room.history_visibility", "m.room.name", "m.room.topic", "m.room.canonical_alias", "m.room.encryption"} {
 		if types[ty] == nil {
 			t.Fatalf("missing %s in %s", ty, res.Body)
 		}
@@ -81,6 +81,9 @@ func TestCreateRoomAndState(t *testing.T) {
 	c := types["m.room.create"]["content"].(map[string]any)
 	if c["room_version"] != string(srv.Cfg.Rooms.DefaultVersion) || c["m.federate"] != false {
 		t.Fatalf("create content %v", c)
+	}
+	if types["m.room.guest_access"] != nil {
+		t.Fatalf("public_chat sent m.room.guest_access: %v", types["m.room.guest_access"])
 	}
 	if types["m.room.join_rules"]["content"].(map[string]any)["join_rule"] != "public" {
 		t.Fatalf("public_chat join rule: %v", types["m.room.join_rules"])

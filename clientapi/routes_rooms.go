@@ -37,6 +37,7 @@ func (a *API) registerRoomRoutes(v3 *mux.Router) {
 	a.authed(v3, "/rooms/{roomID}/event/{eventID}", "get_event", a.getEvent, http.MethodGet)
 	a.authed(v3, "/rooms/{roomID}/context/{eventID}", "context", a.eventContext, http.MethodGet)
 	a.authed(v3, "/rooms/{roomID}/messages", "messages", a.messages, http.MethodGet)
+	a.authed(v3, "/rooms/{roomID}/initialSync", "room_initial_sync", a.roomInitialSync, http.MethodGet)
 	a.authed(v3, "/rooms/{roomID}/aliases", "room_aliases", a.roomAliases, http.MethodGet)
 
 	a.handle(v3, "/directory/room/{roomAlias}", "get_alias", a.getAlias, http.MethodGet)

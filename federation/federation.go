@@ -1,43 +1,110 @@
-// Package federation serves the Matrix Server-Server API. So far it publishes
-// the server's signing key and version; the rest of the API is being built.
+// Package federation serves the Matrix Server-Server API and sends to other
+// servers: server keys and the notary key query, X-Matrix request
+// authentication (through mautrix's ServerAuth and a database-backed key
+// cache), joins, invites and leaves in both directions, inbound transactions
+// and the outbound per-destination transaction queue.
 package federation
 
 import (
 	"net/http"
+	"slices"
 
 	"github.com/gorilla/mux"
 	"go.uber.org/zap"
 	"maunium.net/go/mautrix/federation"
+	"maunium.net/go/mautrix/id"
 
+	"parley/internal/config"
 	"parley/internal/httputil"
+	"parley/roomserver"
+	"parley/storage"
 )
 
 // Deps is what the federation API needs.
 type Deps struct {
-	ServerName string
-	Key        *federation.SigningKey
-	Version    string
-	Log        *zap.Logger
+	Config  *config.Config
+	Key     *federation.SigningKey
+	Version string
+	Log     *zap.Logger
+	Store   storage.Store
+	Keys    *Keyring
+	Client  *federation.Client
+	Rooms   *roomserver.Server
+	// Outbound sends to other servers (nil: nothing is sent).
+	Outbound *Outbound
+	// EDUs receives inbound EDUs (nil: they are dropped).
+	EDUs EDUHandler
+	// Media serves local media to other servers (nil: 404).
+	Media LocalMedia
 }
 
 // API is the server-server API.
 type API struct {
-	d Deps
+	d          Deps
+	serverName string
+	auth       *federation.ServerAuth
+	txns       *txnLocks
 }
 
 // New builds the federation API.
-func New(d Deps) *API { return &API{d: d} }
+func New(d Deps) *API {
+	a := &API{d: d, serverName: d.Config.ServerName, txns: newTxnLocks()}
+	a.auth = federation.NewServerAuth(d.Client, d.Keys, func(federation.XMatrixAuth) string { return a.serverName })
+	a.auth.MaxBodySize = d.Config.Listen.MaxRequestBytes
+	return a
+}
 
 // Register attaches the federation routes.
 func (a *API) Register(root *mux.Router) {
-	root.Handle("/_matrix/key/v2/server", httputil.Wrap(a.d.Log, "key_server", a.serverKey)).Methods(http.MethodGet)
-	root.Handle("/_matrix/key/v2/server/{keyID}", httputil.Wrap(a.d.Log, "key_server", a.serverKey)).Methods(http.MethodGet)
-	root.Handle("/_matrix/federation/v1/version", httputil.Wrap(a.d.Log, "federation_version", a.version)).Methods(http.MethodGet)
+	root.Handle("/_matrix/key/v2/server", a.handle("key_server", a.serverKey)).Methods(http.MethodGet)
+	root.Handle("/_matrix/key/v2/server/{keyID}", a.handle("key_server", a.serverKey)).Methods(http.MethodGet)
+	root.Handle("/_matrix/key/v2/query/{serverName}", a.handle("key_query", a.queryKeysGet)).Methods(http.MethodGet)
+	root.Handle("/_matrix/key/v2/query", a.handle("key_query", a.queryKeysPost)).Methods(http.MethodPost)
+	root.Handle("/_matrix/federation/v1/version", a.handle("federation_version", a.version)).Methods(http.MethodGet)
+	a.registerRooms(root)
 }
 
-// serverKey handles GET /_matrix/key/v2/server: the current verify key, self-signed, valid for a day.
+func (a *API) handle(name string, h httputil.HandlerFunc) http.Handler {
+	return httputil.Wrap(a.d.Log, name, h)
+}
+
+// authed wraps a handler that needs an X-Matrix signed request: the origin
+// server's key is fetched (or taken from the cache), the signature over
+// method, URI, origin, destination and body is checked, and the destination
+// must be this server. Failures are 401 M_UNAUTHORIZED; denied servers get 403.
+func (a *API) authed(name string, h httputil.HandlerFunc) http.Handler {
+	return httputil.Wrap(a.d.Log, name, func(w http.ResponseWriter, r *http.Request) error {
+		xm := federation.ParseXMatrixAuth(r.Header.Get("Authorization"))
+		if xm.Origin != "" && slices.Contains(a.d.Config.Federation.DenyServers, xm.Origin) {
+			return httputil.Forbidden("server %s is not allowed to federate with this server", xm.Origin)
+		}
+		req, rerr := a.auth.Authenticate(r)
+		if rerr != nil {
+			code := rerr.ErrCode
+			if code == "M_BAD_JSON" {
+				code = "M_NOT_JSON" // mautrix's name for a body that does not parse
+			}
+			return &httputil.MatrixError{Status: rerr.StatusCode, Code: code, Message: rerr.Err}
+		}
+		// m.room.server_acl applies to every request about a room.
+		if roomID := httputil.PathVar(req, "roomID"); roomID != "" {
+			if ok, err := a.d.Rooms.ServerAllowed(req.Context(), id.RoomID(roomID), origin(req)); err != nil {
+				return err
+			} else if !ok {
+				return httputil.Forbidden("server %s is denied by the room's server ACL", origin(req))
+			}
+		}
+		return h(w, req)
+	})
+}
+
+// origin is the authenticated origin server of a request handled by authed.
+func origin(r *http.Request) string { return federation.OriginServerNameFromRequest(r) }
+
+// serverKey handles GET /_matrix/key/v2/server: the current verify key and
+// old keys, self-signed, valid for a day.
 func (a *API) serverKey(w http.ResponseWriter, r *http.Request) error {
-	return httputil.WriteJSON(w, http.StatusOK, a.d.Key.GenerateKeyResponse(a.d.ServerName, nil))
+	return httputil.WriteRawJSON(w, http.StatusOK, a.d.Keys.OwnKeys().Raw)
 }
 
 // version handles GET /_matrix/federation/v1/version.

@@ -131,6 +131,7 @@ func (s *Server) uploadKeys(w http.ResponseWriter, r *http.Request, dev *authn.D
 	}
 	if dlPos > 0 {
 		s.wakeDeviceListWatchers(r.Context(), dev.UserID)
+		s.sendDeviceListUpdate(r.Context(), dev.UserID, dev.DeviceID, dlPos, up.DeviceKeys)
 	}
 	return httputil.WriteJSON(w, http.StatusOK, map[string]any{"one_time_key_counts": countsWithDefault(counts)})
 }
@@ -164,12 +165,37 @@ func (s *Server) queryKeys(w http.ResponseWriter, r *http.Request, dev *authn.De
 			continue
 		}
 		if !s.isLocal(user) {
-			// TODO(e2ee): query remote servers once federation lands (#6).
-			failures[user.Homeserver()] = map[string]any{"status": 503, "message": "federation is not available"}
+			if s.fed == nil {
+				failures[user.Homeserver()] = map[string]any{"status": 503, "message": "federation is not available"}
+			}
 			continue
 		}
 		local[user] = devices
 		localUsers = append(localUsers, user)
+	}
+	if s.fed != nil {
+		for server, q := range remoteByServer(s, req.DeviceKeys) {
+			rk, err := s.fed.QueryKeys(ctx, server, q)
+			if err != nil {
+				failures[server] = map[string]any{"status": 503, "message": err.Error()}
+				continue
+			}
+			for u, devs := range rk.DeviceKeys {
+				if u.Homeserver() == server {
+					deviceKeys[u] = devs
+				}
+			}
+			for u, k := range rk.MasterKeys {
+				if u.Homeserver() == server {
+					masterKeys[u] = k
+				}
+			}
+			for u, k := range rk.SelfSigningKeys {
+				if u.Homeserver() == server {
+					selfSigning[u] = k
+				}
+			}
+		}
 	}
 	keys, err := s.store.DeviceKeys(ctx, local)
 	if err != nil {
@@ -325,17 +351,33 @@ func (s *Server) claimKeys(w http.ResponseWriter, r *http.Request, dev *authn.De
 			continue
 		}
 		if !s.isLocal(user) {
-			// TODO(e2ee): claim from remote servers once federation lands (#6).
-			failures[user.Homeserver()] = map[string]any{"status": 503, "message": "federation is not available"}
+			if s.fed == nil {
+				failures[user.Homeserver()] = map[string]any{"status": 503, "message": "federation is not available"}
+			}
 			continue
 		}
 		local[user] = devices
+	}
+	remote := map[id.UserID]map[id.DeviceID]map[string]json.RawMessage{}
+	if s.fed != nil {
+		for server, q := range remoteByServer(s, req.OneTimeKeys) {
+			got, err := s.fed.ClaimKeys(r.Context(), server, q)
+			if err != nil {
+				failures[server] = map[string]any{"status": 503, "message": err.Error()}
+				continue
+			}
+			for u, devs := range got {
+				if u.Homeserver() == server {
+					remote[u] = devs
+				}
+			}
+		}
 	}
 	claimed, err := s.store.ClaimKeys(r.Context(), local)
 	if err != nil {
 		return fmt.Errorf("claim keys: %w", err)
 	}
-	out := map[id.UserID]map[id.DeviceID]map[string]json.RawMessage{}
+	out := remote
 	for user, devices := range claimed {
 		out[user] = map[id.DeviceID]map[string]json.RawMessage{}
 		for device, k := range devices {

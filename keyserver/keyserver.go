@@ -61,6 +61,8 @@ type Server struct {
 	uia        UIA
 	serverName string
 	log        *zap.Logger
+	// fed reaches other servers (SetFederation); nil: remote users fail with 503.
+	fed Federation
 }
 
 // New builds the key server.

@@ -36,13 +36,17 @@ func (s *Server) sendToDevice(w http.ResponseWriter, r *http.Request, dev *authn
 	ctx := r.Context()
 	var msgs []storage.ToDeviceMessage
 	var targets []id.UserID
+	remote := map[string][]id.UserID{}
 	for user, devices := range req.Messages {
 		if _, _, err := user.Parse(); err != nil {
 			return httputil.InvalidParam("invalid user ID %q", user)
 		}
 		if !s.isLocal(user) {
-			// TODO(e2ee): send over federation as m.direct_to_device EDUs once it lands (#6).
-			s.log.Debug("dropping to-device message for remote user", zap.String("user_id", string(user)))
+			if s.fed == nil {
+				s.log.Debug("dropping to-device message for remote user", zap.String("user_id", string(user)))
+			} else {
+				remote[user.Homeserver()] = append(remote[user.Homeserver()], user)
+			}
 			continue
 		}
 		all, err := s.store.ListDevices(ctx, user)
@@ -76,6 +80,15 @@ func (s *Server) sendToDevice(w http.ResponseWriter, r *http.Request, dev *authn
 	}
 	if !dup && s.notifier != nil {
 		s.notifier.WakeUsers(targets...)
+	}
+	if !dup {
+		for server, users := range remote {
+			msgs := make(map[id.UserID]map[string]json.RawMessage, len(users))
+			for _, u := range users {
+				msgs[u] = req.Messages[u]
+			}
+			s.fed.SendToDevice(server, dev.UserID, evType, string(dev.DeviceID)+"_"+txnID, msgs)
+		}
 	}
 	return httputil.WriteJSON(w, http.StatusOK, map[string]any{})
 }

@@ -69,6 +69,8 @@ type MembershipRequest struct {
 	TxnID    string
 	// Guest is set when the sender is a guest account.
 	Guest bool
+	// Via are servers to join through when this server is not in the room.
+	Via []string
 }
 
 // CreateRoomRequest is POST /createRoom, decoded.

@@ -38,6 +38,8 @@ type working struct {
 	depth       int64
 	events      []*storage.NewEvent
 	pdus        []*pdu.PDU
+	// committed holds the stored events once commit succeeded, for publishing.
+	committed []*storage.Event
 }
 
 func newWorking(r *room) *working {
@@ -275,6 +277,7 @@ func (s *Server) commit(ctx context.Context, w *working, newRoom *storage.Room) 
 			}
 		}
 	}
+	w.committed = out
 	if ce := s.log.Check(zap.DebugLevel, "events persisted"); ce != nil {
 		ce.Write(logging.RoomID(w.roomID), logging.EventID(out[len(out)-1].EventID))
 	}
@@ -285,6 +288,20 @@ func (s *Server) commit(ctx context.Context, w *working, newRoom *storage.Room) 
 func (s *Server) publish(evs []*storage.Event, v id.RoomVersion) {
 	for _, ev := range evs {
 		s.onEvent(OutputEvent{Event: ev, Version: v})
+	}
+}
+
+// Drain waits until no write is publishing committed events (for shutdown).
+func (s *Server) Drain() {
+	s.mu.Lock()
+	rooms := make([]*room, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		rooms = append(rooms, r)
+	}
+	s.mu.Unlock()
+	for _, r := range rooms {
+		r.pubMu.Lock()
+		r.pubMu.Unlock() // waiting for the current holder is the point
 	}
 }
 
@@ -316,11 +333,9 @@ func (s *Server) Send(ctx context.Context, req SendRequest) (id.EventID, error) 
 		if err != nil {
 			return "", err
 		}
-		evs, err := s.commit(ctx, w, nil)
-		if err != nil {
+		if _, err := s.commit(ctx, w, nil); err != nil {
 			return "", err
 		}
-		s.publish(evs, w.version)
 		return ne.EventID, nil
 	})
 }
@@ -334,8 +349,22 @@ func (s *Server) inRoom(ctx context.Context, roomID id.RoomID, fn func(w *workin
 		if err != nil {
 			return "", err
 		}
-		evID, err := fn(newWorking(r))
-		r.mu.Unlock()
+		w := newWorking(r)
+		evID, err := fn(w)
+		if w.committed != nil {
+			// Publish outside the room lock, so that subscribers (push rules,
+			// sync wake-ups) do not hold up the next write into the room, but
+			// in commit order: the publish lock is taken before the room lock
+			// is released, and the next writer publishes only after us. The
+			// sender's response waits for the subscribers, so that it can read
+			// what they wrote (notifications, unread counts).
+			r.pubMu.Lock()
+			r.mu.Unlock()
+			s.publish(w.committed, w.version)
+			r.pubMu.Unlock()
+		} else {
+			r.mu.Unlock()
+		}
 		if errors.Is(err, storage.ErrStale) && attempt < 2 {
 			s.log.Info("room changed by another writer, retrying", logging.RoomID(roomID))
 			continue

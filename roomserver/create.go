@@ -71,6 +71,9 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (id.Room
 			return "", "", fmt.Errorf("%w: invalid room_alias_name", ErrInvalidParam)
 		}
 		alias = id.NewRoomAlias(req.RoomAliasName, s.serverName)
+		if s.cfg.Moderation.AliasDenied(string(alias)) {
+			return "", "", fmt.Errorf("%w: the alias %s is not allowed on this server", ErrForbidden, alias)
+		}
 		if _, _, err := s.store.ResolveAlias(ctx, alias); err == nil {
 			return "", "", fmt.Errorf("%w: %s", ErrRoomInUse, alias)
 		} else if !errors.Is(err, storage.ErrNotFound) {
@@ -170,8 +173,10 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (id.Room
 	if err := state(event.StateHistoryVisibility.Type, "", map[string]any{"history_visibility": "shared"}); err != nil {
 		return "", "", err
 	}
-	if err := state(event.StateGuestAccess.Type, "", map[string]any{"guest_access": guest}); err != nil {
-		return "", "", err
+	if guest == "can_join" { // only the private presets send m.room.guest_access (as Synapse)
+		if err := state(event.StateGuestAccess.Type, "", map[string]any{"guest_access": guest}); err != nil {
+			return "", "", err
+		}
 	}
 	// 6. initial_state
 	for _, is := range req.InitialState {

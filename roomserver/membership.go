@@ -24,15 +24,19 @@ func (s *Server) ResolveRoom(ctx context.Context, roomIDOrAlias string) (id.Room
 		return rid, err
 	}
 	if len(roomIDOrAlias) == 0 || roomIDOrAlias[0] != '!' {
-		return "", fmt.Errorf("%w: %q is not a room ID or alias", ErrBadRequest, roomIDOrAlias)
+		return "", fmt.Errorf("%w: %q is not a room ID or alias", ErrInvalidParam, roomIDOrAlias)
 	}
 	return id.RoomID(roomIDOrAlias), nil
 }
 
 // Join joins req.Sender to the room. Joining a room the sender is already in
-// sends nothing. Rooms on other servers need federation and are ErrRoomNotFound.
+// sends nothing. Rooms whose state this server lacks are joined over
+// federation (make_join/send_join through req.Via, the inviter or the room ID's server).
 func (s *Server) Join(ctx context.Context, req MembershipRequest) (id.EventID, error) {
 	req.Target = req.Sender
+	if s.remote != nil && !s.resident(ctx, req.RoomID) {
+		return s.joinRemote(ctx, req)
+	}
 	evID, err := s.member(ctx, req, event.MembershipJoin, func(w *working, content []byte) (bool, error) {
 		if cur, ok := w.get(event.StateMember.Type, string(req.Sender)); ok && w.membership(req.Sender) == event.MembershipJoin {
 			// Joining again with the same content sends nothing; new content
@@ -61,6 +65,9 @@ func (s *Server) Invite(ctx context.Context, req MembershipRequest) (id.EventID,
 // Leave makes req.Sender leave (or reject an invite, or withdraw a knock).
 func (s *Server) Leave(ctx context.Context, req MembershipRequest) (id.EventID, error) {
 	req.Target = req.Sender
+	if s.remote != nil && !s.resident(ctx, req.RoomID) {
+		return s.membershipRemote(ctx, req, event.MembershipLeave)
+	}
 	return s.member(ctx, req, event.MembershipLeave, nil)
 }
 
@@ -93,6 +100,9 @@ func (s *Server) Unban(ctx context.Context, req MembershipRequest) (id.EventID, 
 // Knock asks to join a room with join rule knock.
 func (s *Server) Knock(ctx context.Context, req MembershipRequest) (id.EventID, error) {
 	req.Target = req.Sender
+	if s.remote != nil && !s.resident(ctx, req.RoomID) {
+		return s.membershipRemote(ctx, req, event.MembershipKnock)
+	}
 	return s.member(ctx, req, event.MembershipKnock, nil)
 }
 
@@ -138,11 +148,14 @@ func (s *Server) member(ctx context.Context, req MembershipRequest, m event.Memb
 		if err != nil {
 			return "", err
 		}
-		evs, err := s.commit(ctx, w, nil)
-		if err != nil {
+		if m == event.MembershipInvite && req.Target.Homeserver() != s.serverName {
+			if err := s.inviteRemote(ctx, w, ne, req.Target); err != nil {
+				return "", err
+			}
+		}
+		if _, err := s.commit(ctx, w, nil); err != nil {
 			return "", err
 		}
-		s.publish(evs, w.version)
 		return ne.EventID, nil
 	})
 }

@@ -68,6 +68,9 @@ func (v *Visibility) WorldReadable() bool {
 	return len(v.hist) > 0 && v.hist[len(v.hist)-1].val == "world_readable"
 }
 
+// visRank orders history visibilities from the most restrictive.
+var visRank = map[string]int{"joined": 1, "invited": 2, "shared": 3, "world_readable": 4}
+
 // before returns the value in effect just before position pos.
 func before(list []posVal, pos int64, def string) string {
 	i := sort.Search(len(list), func(i int) bool { return list[i].pos >= pos })
@@ -83,6 +86,13 @@ func (v *Visibility) CanSee(ev *storage.Event) bool {
 		return true // users always see their own membership changes
 	}
 	hv := before(v.hist, ev.StreamPos, "shared")
+	if ev.Type == event.StateHistoryVisibility.Type && ev.StateKey != nil && *ev.StateKey == "" {
+		// A change of visibility is judged by the more permissive of the old
+		// and new settings, so that users see the change itself (as Synapse).
+		if nv := gjson.GetBytes(ev.JSON, "content.history_visibility").Str; visRank[nv] > visRank[hv] {
+			hv = nv
+		}
+	}
 	if hv == "world_readable" {
 		return true
 	}
@@ -185,7 +195,15 @@ func (s *Server) Event(ctx context.Context, user id.UserID, roomID id.RoomID, ev
 	if !v.CanSee(ev) {
 		return nil, ErrEventNotFound
 	}
-	return ev, nil
+	room, err := s.store.GetRoom(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	evs, err := s.hideErased(ctx, v, room.Version, []*storage.Event{ev})
+	if err != nil {
+		return nil, err
+	}
+	return evs[0], nil
 }
 
 // MembersRequest is GET /rooms/{id}/members.
@@ -300,11 +318,20 @@ type MessagesResponse struct {
 }
 
 // Messages pages through a room's events in stream order, keeping only events
-// the user may see.
+// the user may see (events of erased users redacted where hideErased says).
 func (s *Server) Messages(ctx context.Context, req MessagesRequest) (*MessagesResponse, error) {
-	v, _, _, err := s.access(ctx, req.User, req.RoomID)
+	resp, v, info, err := s.messages(ctx, req)
 	if err != nil {
 		return nil, err
+	}
+	resp.Events, err = s.hideErased(ctx, v, info.Version, resp.Events)
+	return resp, err
+}
+
+func (s *Server) messages(ctx context.Context, req MessagesRequest) (*MessagesResponse, *Visibility, *storage.Room, error) {
+	v, info, _, err := s.access(ctx, req.User, req.RoomID)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	if req.Limit <= 0 {
 		req.Limit = 10
@@ -314,7 +341,7 @@ func (s *Server) Messages(ctx context.Context, req MessagesRequest) (*MessagesRe
 	if !req.HasFrom {
 		if req.Backwards {
 			if from, err = s.store.MaxStreamPos(ctx); err != nil {
-				return nil, err
+				return nil, nil, nil, err
 			}
 		} else {
 			from = 0
@@ -345,7 +372,7 @@ func (s *Server) Messages(ctx context.Context, req MessagesRequest) (*MessagesRe
 			evs, err = s.store.RoomEvents(ctx, req.RoomID, cur, hi, batch, false)
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
 		for i, ev := range evs {
 			if req.Backwards {
@@ -358,7 +385,7 @@ func (s *Server) Messages(ctx context.Context, req MessagesRequest) (*MessagesRe
 				if len(resp.Events) == req.Limit {
 					resp.More = i < len(evs)-1 || len(evs) == batch
 					resp.End = cur
-					return resp, nil
+					return resp, v, info, nil
 				}
 			}
 		}
@@ -367,7 +394,7 @@ func (s *Server) Messages(ctx context.Context, req MessagesRequest) (*MessagesRe
 		}
 	}
 	resp.End = cur
-	return resp, nil
+	return resp, v, info, nil
 }
 
 // ContextResponse is GET /rooms/{id}/context/{eventId}.
@@ -447,7 +474,43 @@ func (s *Server) MembersOf(ctx context.Context, roomID id.RoomID, evs []*storage
 		seen[ev.Sender] = true
 		if e, ok := ids[storage.StateKeyTuple{Type: event.StateMember.Type, StateKey: string(ev.Sender)}]; ok {
 			want = append(want, e)
+		} else if cur, err := s.store.CurrentStateEvent(ctx, roomID, event.StateMember.Type, string(ev.Sender)); err == nil {
+			// A sender with no membership at that point (the room's creator at
+			// the create event): their current member event, as Synapse sends.
+			want = append(want, cur.EventID)
 		}
 	}
 	return s.store.GetEvents(ctx, want)
+}
+
+// RoomInitialSync is GET /rooms/{roomId}/initialSync (deprecated but still used).
+type RoomInitialSync struct {
+	// Membership is the user's membership, "" when they never had one.
+	Membership string
+	IsPublic   bool
+	State      []*storage.Event
+	Messages   *MessagesResponse
+}
+
+// InitialSync returns the state and latest events of a room the user may read.
+func (s *Server) InitialSync(ctx context.Context, user id.UserID, roomID id.RoomID, limit int) (*RoomInitialSync, error) {
+	v, info, group, until, err := s.accessAt(ctx, user, roomID)
+	if err != nil {
+		return nil, err
+	}
+	out := &RoomInitialSync{IsPublic: info.IsPublic}
+	if v.EverMember() {
+		out.Membership = v.Current()
+	}
+	if out.State, err = s.store.StateEvents(ctx, group); err != nil {
+		return nil, err
+	}
+	req := MessagesRequest{User: user, RoomID: roomID, Backwards: true, Limit: limit}
+	if until > 0 {
+		req.From, req.HasFrom = until, true
+	}
+	if out.Messages, err = s.Messages(ctx, req); err != nil {
+		return nil, err
+	}
+	return out, nil
 }

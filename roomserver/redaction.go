@@ -67,11 +67,9 @@ func (s *Server) redact(ctx context.Context, w *working, spec eventSpec) (id.Eve
 			}
 		}
 	}
-	evs, err := s.commit(ctx, w, nil)
-	if err != nil {
+	if _, err := s.commit(ctx, w, nil); err != nil {
 		return "", err
 	}
-	s.publish(evs, w.version)
 	return ne.EventID, nil
 }
 

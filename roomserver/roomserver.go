@@ -28,7 +28,9 @@ type Deps struct {
 	Config     *config.Config
 	SigningKey *federation.SigningKey
 	Log        *zap.Logger
-	// OnEvent is called after each event is committed, in commit order per room.
+	// OnEvent is called after each event is committed, in commit order per
+	// room, outside the room's write lock (the next write into the room
+	// proceeds meanwhile) and before the sender's request returns.
 	OnEvent func(OutputEvent)
 	// Keys looks up remote servers' signing keys (for third-party invites and
 	// remote events). Nil means only this server's own key is known.
@@ -49,6 +51,7 @@ type Server struct {
 	log        *zap.Logger
 	onEvent    func(OutputEvent)
 	keys       pdu.GetKeyFunc
+	remote     Remote
 	maxRooms   int
 	maxState   int
 
@@ -106,7 +109,9 @@ type stateEntry struct {
 // into the room, so concurrent local sends never fork the DAG; it also guards
 // every field below. Different rooms proceed in parallel.
 type room struct {
-	mu      sync.Mutex
+	mu sync.Mutex
+	// pubMu orders the publication of committed events (see inRoom).
+	pubMu   sync.Mutex
 	id      id.RoomID
 	version id.RoomVersion
 	// evicted is set when the entry left the cache; a writer that locked an

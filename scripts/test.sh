@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=go1.27.3
+# SQLite's FTS5 full-text index backs server-side search (mattn/go-sqlite3 build tag).
+export GOFLAGS="${GOFLAGS:-} -tags=sqlite_fts5"
 
 if ! command -v gcc >/dev/null; then
 	echo "gcc is needed for github.com/mattn/go-sqlite3 (cgo); installing" >&2

@@ -75,6 +75,11 @@ type StoreEventsRequest struct {
 	// roomserver builds on a cached view of the room; this catches another
 	// process (PostgreSQL deployments) having written to the room meanwhile.
 	ExpectExtremities []id.EventID
+	// InitialState, when set, becomes the room's state (a full snapshot, and
+	// the current state) before the first event that is not an outlier; the
+	// events it names must be stored already or be outliers of this request.
+	// Joining a room on another server uses it for the state from send_join.
+	InitialState map[StateKeyTuple]id.EventID
 }
 
 // ErrStale is returned when a write was built on an outdated view of a room.
@@ -156,6 +161,8 @@ type RoomStore interface {
 	// types as extracted by the caller) of a state tuple through time, oldest first,
 	// as (stream_pos, event JSON).
 	StateHistory(ctx context.Context, roomID id.RoomID, evType, stateKey string) ([]*Event, error)
+	// SenderHasEvents reports whether sender has accepted events in the room with after < stream_pos <= upto.
+	SenderHasEvents(ctx context.Context, roomID id.RoomID, sender id.UserID, after, upto int64) (bool, error)
 	// CreateAlias maps alias to room; ErrConflict if taken.
 	CreateAlias(ctx context.Context, alias id.RoomAlias, roomID id.RoomID, creator id.UserID) error
 	// ResolveAlias returns the alias's room and creator; ErrNotFound if unknown.

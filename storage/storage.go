@@ -16,6 +16,14 @@ type Store interface {
 	ReceiptStore
 	PushRuleStore
 	NotificationStore
+	SearchStore
+	UserDirectoryStore
+	AdminStore
+	RestrictionStore
+	RegistrationTokenAdminStore
+	ComplianceStore
+	RetentionStore
+	FederationStore
 	SlidingSyncStore
 	KeyStore
 	// Close releases the database connections.

@@ -43,3 +43,21 @@ func BenchmarkIncrementalSync(b *testing.B) {
 		next = res.JSON["next_batch"].(string)
 	}
 }
+
+// BenchmarkSendBusyRoomHTTP: PUT /send into a room with 21 members, through
+// HTTP, with push rules evaluated for every member (the inbox).
+func BenchmarkSendBusyRoomHTTP(b *testing.B) {
+	srv := testserver.New(b)
+	alice := srv.Register(b, "alice")
+	room := alice.MustDo(b, http.MethodPost, "createRoom", map[string]any{"preset": "public_chat"}).JSON["room_id"].(string)
+	for i := 0; i < 20; i++ {
+		u := srv.Register(b, fmt.Sprint("u", i))
+		u.MustDo(b, http.MethodPost, testserver.Sprintf("join/%s", room), map[string]any{})
+	}
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		i++
+		alice.MustDo(b, http.MethodPut, testserver.Sprintf("rooms/%s/send/m.room.message/b%s", room, fmt.Sprint(i)), map[string]any{"body": "hello", "msgtype": "m.text"})
+	}
+}

@@ -93,7 +93,9 @@ type Inbox struct {
 	pushers    map[id.UserID][]storage.Pusher
 	pushersGen int64
 
-	typing   *typingState
+	typing *typingState
+	// eduSink sends local typing and receipts to other servers (SetEDUSink).
+	eduSink  EDUSink
 	presence *presenceState
 	pusher   *pushSender
 

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"time"
 
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 	"maunium.net/go/mautrix/pushrules"
 
 	"parley/internal/authn"
+	"parley/internal/eventutil"
 	"parley/internal/httputil"
 	"parley/storage"
 )
@@ -189,7 +191,7 @@ func (in *Inbox) evaluateEvent(ctx context.Context, ev *PushEvent, r *evalResult
 		}
 		actJSON, _ := json.Marshal(acts)
 		notes = append(notes, storage.Notification{UserID: u, RoomID: ev.Event.RoomID, EventID: ev.Event.ID, ThreadID: thread,
-			EventPos: ev.StreamPos, TS: ev.Event.Timestamp, Highlight: should.Highlight, Actions: actJSON, Event: ev.Raw})
+			EventPos: ev.StreamPos, TS: ev.Event.Timestamp, Highlight: should.Highlight, Actions: actJSON})
 		notified = append(notified, u)
 		tweaks[u] = acts
 	}
@@ -359,8 +361,35 @@ func (in *Inbox) getNotifications(w http.ResponseWriter, r *http.Request, dev *a
 		NextToken     string `json:"next_token,omitempty"`
 		Notifications []note `json:"notifications"`
 	}{Notifications: []note{}}
+	// Events are read from the room store rather than copied per notification,
+	// so a redacted event is listed redacted.
+	ids := make([]id.EventID, 0, len(ns))
 	for _, n := range ns {
-		nt := note{Actions: n.Actions, Event: n.Event, Read: n.Read, RoomID: n.RoomID, TS: n.TS}
+		if len(n.Event) == 0 {
+			ids = append(ids, n.EventID)
+		}
+	}
+	events := map[id.EventID]json.RawMessage{}
+	if len(ids) > 0 {
+		evs, err := in.roomStore.GetEvents(r.Context(), ids)
+		if err != nil {
+			return err
+		}
+		now := time.Now().UnixMilli()
+		for _, ev := range evs {
+			events[ev.EventID] = eventutil.ClientEvent(nil, eventutil.ClientInput{PDU: ev.JSON, EventID: string(ev.EventID),
+				RoomID: string(ev.RoomID), Unsigned: ev.Unsigned, NowMS: now})
+		}
+	}
+	for _, n := range ns {
+		ev := n.Event
+		if len(ev) == 0 {
+			ev = events[n.EventID]
+		}
+		if ev == nil {
+			continue // purged
+		}
+		nt := note{Actions: n.Actions, Event: ev, Read: n.Read, RoomID: n.RoomID, TS: n.TS}
 		if n.ProfileTag != "" {
 			tag := n.ProfileTag
 			nt.ProfileTag = &tag

@@ -75,6 +75,18 @@ func TestNotificationCounts(t *testing.T) {
 	}
 	wantErr(t, bob.Do(t, http.MethodGet, "notifications?limit=x", nil), 400, "M_INVALID_PARAM")
 
+	// A redacted event is listed redacted: its content is not kept elsewhere.
+	alice.MustDo(t, http.MethodPut, testserver.Sprintf("rooms/%s/redact/%s/r1", room, m2), map[string]any{})
+	res = bob.MustDo(t, http.MethodGet, "notifications?only=highlight", nil)
+	for _, n := range res.JSON["notifications"].([]any) {
+		ev := n.(map[string]any)["event"].(map[string]any)
+		if ev["event_id"] == m2 {
+			if body := ev["content"].(map[string]any)["body"]; body != nil {
+				t.Fatalf("redacted notification still has its body %q: %s", body, res.Body)
+			}
+		}
+	}
+
 	// A receipt on one device resets the counts on every device.
 	bob.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/receipt/m.read/%s", room, m3), map[string]any{})
 	s := inboxSync(t, bob2, map[string]string{"since": b2.NextBatch, "timeout": "5000"})

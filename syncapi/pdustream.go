@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -286,6 +285,12 @@ type filler struct {
 func (f *filler) format(evs []*storage.Event) []json.RawMessage {
 	out := make([]json.RawMessage, len(evs))
 	dev := f.req.Device
+	if f.req.Filter != nil && f.req.Filter.EventFormat == mautrix.EventFormatFederation {
+		for i, ev := range evs {
+			out[i] = eventutil.FederationEvent(ev.JSON, string(ev.EventID))
+		}
+		return out
+	}
 	for i, ev := range evs {
 		in := eventutil.ClientInput{PDU: ev.JSON, EventID: string(ev.EventID), RoomID: string(ev.RoomID), Unsigned: ev.Unsigned, NowMS: f.now}
 		if ev.TxnID != "" && ev.Sender == dev.UserID && ev.DeviceID == dev.DeviceID {
@@ -320,6 +325,7 @@ func (f *filler) timeline(ctx context.Context, room id.RoomID, lo, hi, joinPos i
 	limit := f.rf.limit
 	out := make([]*storage.Event, 0, min(limit, 64))
 	var vis *roomserver.Visibility
+	var current map[id.EventID]bool
 	batch := limit + 1
 	// Filters and history visibility may drop events: read further back, but
 	// not without bound (a filter matching nothing would scan the whole room).
@@ -342,7 +348,19 @@ scan:
 					}
 				}
 				if !vis.CanSee(ev) {
-					continue
+					// Current state is always shown, even when it was set while the
+					// user could not see the room (as Synapse's always_include_ids).
+					if ev.StateKey == nil {
+						continue
+					}
+					if current == nil {
+						if current, err = f.currentStateIDs(ctx, room); err != nil {
+							return nil, false, err
+						}
+					}
+					if !current[ev.EventID] {
+						continue
+					}
 				}
 			}
 			if !partAllows(f.rf.timeline, ev) {
@@ -362,7 +380,31 @@ scan:
 		limited = true
 	}
 	slices.Reverse(out)
+	if vis != nil {
+		// Events from before the join: erased users' ones are served redacted.
+		var err error
+		if out, err = f.p.rooms.HideErased(ctx, vis, room, out); err != nil {
+			return nil, false, err
+		}
+	}
 	return out, limited, nil
+}
+
+// currentStateIDs returns the event IDs of the room's current state.
+func (f *filler) currentStateIDs(ctx context.Context, room id.RoomID) (map[id.EventID]bool, error) {
+	info, err := f.p.store.GetRoom(ctx, room)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := f.p.store.StateIDs(ctx, info.CurrentGroup)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[id.EventID]bool, len(ids))
+	for _, e := range ids {
+		out[e] = true
+	}
+	return out, nil
 }
 
 // stateAt returns the room's state group after the last event at or before pos.
@@ -374,64 +416,6 @@ func (f *filler) stateAt(ctx context.Context, room id.RoomID, pos int64) (int64,
 		return 0, err
 	}
 	return ev.StateAfter, nil
-}
-
-// roomState computes the state section: the full state at the timeline start,
-// or, for an incremental limited sync, what changed between since and the timeline start.
-func (f *filler) roomState(ctx context.Context, room id.RoomID, tl []*storage.Event, since, hi int64, full, limited bool) ([]*storage.Event, error) {
-	if !full && !limited {
-		return nil, nil
-	}
-	var startGroup int64
-	var err error
-	if len(tl) > 0 {
-		startGroup = tl[0].StateBefore
-	} else if startGroup, err = f.stateAt(ctx, room, hi); err != nil {
-		return nil, err
-	}
-	startIDs, err := f.p.store.StateIDs(ctx, startGroup)
-	if err != nil {
-		return nil, err
-	}
-	want := make([]id.EventID, 0, len(startIDs))
-	if full {
-		for _, e := range startIDs {
-			want = append(want, e)
-		}
-	} else {
-		sinceGroup, err := f.stateAt(ctx, room, since)
-		if err != nil {
-			return nil, err
-		}
-		sinceIDs, err := f.p.store.StateIDs(ctx, sinceGroup)
-		if err != nil {
-			return nil, err
-		}
-		for k, e := range startIDs {
-			if sinceIDs[k] != e {
-				want = append(want, e)
-			}
-		}
-	}
-	evs, err := f.p.store.GetEvents(ctx, want)
-	if err != nil {
-		return nil, err
-	}
-	sort.Slice(evs, func(i, j int) bool { return evs[i].StreamPos < evs[j].StreamPos })
-	user := f.req.Device.UserID
-	var senders map[id.UserID]bool
-	if f.rf.lazyMembers {
-		senders = map[id.UserID]bool{user: true}
-		for _, ev := range tl {
-			senders[ev.Sender] = true
-		}
-	}
-	return slices.DeleteFunc(evs, func(ev *storage.Event) bool {
-		if senders != nil && ev.Type == event.StateMember.Type && ev.StateKey != nil && !senders[id.UserID(*ev.StateKey)] {
-			return true
-		}
-		return !partAllows(f.rf.state, ev)
-	}), nil
 }
 
 // joined fills rooms.join[room]. full asks for the room's full state (initial
@@ -448,6 +432,11 @@ func (f *filler) joined(ctx context.Context, m storage.Membership, from, to int6
 	if len(tl) == 0 && !full {
 		return false, nil
 	}
+	if full && !f.req.Initial() && !f.req.FullState && len(tl) > 0 && tl[0].Type != event.StateCreate.Type {
+		// A room joined since the last sync: its history before the timeline
+		// was never sent (clients expect limited, as Synapse and Dendrite send).
+		limited = true
+	}
 	state, err := f.roomState(ctx, m.RoomID, tl, from, to, full, limited)
 	if err != nil {
 		return false, err
@@ -460,7 +449,11 @@ func (f *filler) joined(ctx context.Context, m storage.Membership, from, to int6
 	jr.Timeline.PrevBatch = prevBatch(tl, to)
 	jr.State.Events = f.format(state)
 	if full || hasMember(tl) {
-		if jr.Summary, err = f.summary(ctx, m.RoomID); err != nil {
+		var known []*storage.Event
+		if st := f.rf.state; full && (st == nil || st.Types == nil && len(st.NotTypes) == 0 && st.Senders == nil && len(st.NotSenders) == 0) {
+			known = append(append(known, state...), tl...) // the whole state: no need to ask for the name
+		}
+		if jr.Summary, err = f.summary(ctx, m.RoomID, known); err != nil {
 			return false, err
 		}
 	}
@@ -469,86 +462,6 @@ func (f *filler) joined(ctx context.Context, m storage.Membership, from, to int6
 
 func hasMember(evs []*storage.Event) bool {
 	return slices.ContainsFunc(evs, func(ev *storage.Event) bool { return ev.Type == event.StateMember.Type })
-}
-
-// summary computes m.heroes and the member counts.
-func (f *filler) summary(ctx context.Context, room id.RoomID) (*Summary, error) {
-	ms, err := f.p.store.RoomMemberships(ctx, room)
-	if err != nil {
-		return nil, err
-	}
-	joined, invited := 0, 0
-	var heroes []id.UserID
-	for _, m := range ms {
-		switch m.Membership {
-		case "join":
-			joined++
-		case "invite":
-			invited++
-		default:
-			continue
-		}
-		if m.UserID != f.req.Device.UserID {
-			heroes = append(heroes, m.UserID)
-		}
-	}
-	// m.heroes are for clients to name rooms that have neither a name nor a canonical alias.
-	named := false
-	for _, t := range []string{event.StateRoomName.Type, event.StateCanonicalAlias.Type} {
-		ev, err := f.p.store.CurrentStateEvent(ctx, room, t, "")
-		if err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return nil, err
-		}
-		if ev != nil && (gjson.GetBytes(ev.JSON, "content.name").Str != "" || gjson.GetBytes(ev.JSON, "content.alias").Str != "") {
-			named = true
-		}
-	}
-	if named {
-		heroes = nil
-	}
-	slices.Sort(heroes)
-	if len(heroes) > 5 {
-		heroes = heroes[:5]
-	}
-	return &Summary{Heroes: heroes, JoinedMemberCount: &joined, InvitedMemberCount: &invited}, nil
-}
-
-// strippedTypes are the state events shown to invited and knocking users.
-var strippedTypes = []string{"m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar", "m.room.canonical_alias", "m.room.encryption", "m.room.topic"}
-
-// stripped fills rooms.invite or rooms.knock with stripped state.
-func (f *filler) stripped(ctx context.Context, m storage.Membership) error {
-	mev, err := f.p.store.GetEvent(ctx, m.EventID)
-	if err != nil {
-		return err
-	}
-	ids, err := f.p.store.StateIDs(ctx, mev.StateAfter)
-	if err != nil {
-		return err
-	}
-	want := []id.EventID{}
-	for _, t := range strippedTypes {
-		if e, ok := ids[storage.StateKeyTuple{Type: t}]; ok {
-			want = append(want, e)
-		}
-	}
-	evs, err := f.p.store.GetEvents(ctx, want)
-	if err != nil {
-		return err
-	}
-	out := make([]json.RawMessage, 0, len(evs)+1)
-	for _, ev := range evs {
-		out = append(out, eventutil.StrippedState(nil, ev.JSON))
-	}
-	if m.Membership == "invite" {
-		// The invite event itself, in client format, so clients see who invited them.
-		out = append(out, f.format([]*storage.Event{mev})[0])
-		f.resp.Rooms.Invite[m.RoomID] = &InvitedRoom{InviteState: EventList{Events: out}}
-	} else {
-		out = append(out, eventutil.StrippedState(nil, mev.JSON))
-		f.resp.Rooms.Knock[m.RoomID] = &KnockedRoom{KnockState: EventList{Events: out}}
-	}
-	return nil
 }
 
 // left fills rooms.leave[room] with the events up to the user's leave.

@@ -443,3 +443,99 @@ func TestSyncTimelineLimits(t *testing.T) {
 		t.Fatalf("join+leave in one batch lacks full state: %s", res.Body)
 	}
 }
+
+// TestSyncLazyMembersIncremental: with lazy-loaded members, an incremental
+// sync carries the member events of the timeline's senders.
+func TestSyncLazyMembersIncremental(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	carol := srv.Register(t, "carol")
+	room := createRoom(t, alice, map[string]any{"preset": "public_chat"})
+	for _, c := range []*testserver.Client{bob, carol} {
+		c.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", room), map[string]any{})
+	}
+	for i := 0; i < 3; i++ {
+		send(t, bob, room, "from bob")
+	}
+	filter := `{"room":{"timeline":{"limit":3},"state":{"lazy_load_members":true}}}`
+	res := doSync(t, alice, url.Values{"filter": {filter}})
+	members := func(res *testserver.Response) map[string]bool {
+		out := map[string]bool{}
+		for _, e := range section(res, "join", room)["state"].(map[string]any)["events"].([]any) {
+			if ev := e.(map[string]any); ev["type"] == "m.room.member" {
+				out[ev["state_key"].(string)] = true
+			}
+		}
+		return out
+	}
+	if m := members(res); len(m) != 2 || !m[string(alice.UserID)] || !m[string(bob.UserID)] {
+		t.Fatalf("initial lazy members: %v", m)
+	}
+	send(t, carol, room, "from carol")
+	res = doSync(t, alice, url.Values{"filter": {filter}, "since": {res.JSON["next_batch"].(string)}})
+	if m := members(res); len(m) != 1 || !m[string(carol.UserID)] {
+		t.Fatalf("incremental lazy members: %v (%s)", m, res.Body)
+	}
+	// Carol speaks again: her member event is not resent, unless asked.
+	since := res.JSON["next_batch"].(string)
+	send(t, carol, room, "again")
+	res = doSync(t, alice, url.Values{"filter": {filter}, "since": {since}})
+	if m := members(res); len(m) != 0 {
+		t.Fatalf("redundant member sent: %v", m)
+	}
+	redundant := `{"room":{"timeline":{"limit":3},"state":{"lazy_load_members":true,"include_redundant_members":true}}}`
+	res = doSync(t, alice, url.Values{"filter": {redundant}, "since": {since}})
+	if m := members(res); len(m) != 1 || !m[string(carol.UserID)] {
+		t.Fatalf("include_redundant_members: %v", m)
+	}
+}
+
+// TestSyncCurrentStateAlwaysShown: with history_visibility joined, a member
+// who rejoins still sees current state set while they were away.
+func TestSyncCurrentStateAlwaysShown(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	carol := srv.Register(t, "carol")
+	room := createRoom(t, alice, map[string]any{"preset": "public_chat"})
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", room), map[string]any{})
+	alice.MustDo(t, http.MethodPut, testserver.Sprintf("rooms/%s/state/m.room.history_visibility/", room), map[string]any{"history_visibility": "joined"})
+	next := doSync(t, bob, nil).JSON["next_batch"].(string)
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/leave", room), map[string]any{})
+	send(t, alice, room, "hidden")
+	carol.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", room), map[string]any{})
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", room), map[string]any{})
+	res := doSync(t, bob, url.Values{"since": {next}})
+	jr := section(res, "join", room)
+	sawCarol := false
+	for _, e := range jr["timeline"].(map[string]any)["events"].([]any) {
+		ev := e.(map[string]any)
+		if ev["type"] == "m.room.message" {
+			t.Fatalf("message from while bob was away is visible: %v", ev)
+		}
+		if ev["type"] == "m.room.member" && ev["state_key"] == string(carol.UserID) {
+			sawCarol = true
+		}
+	}
+	if !sawCarol {
+		t.Fatalf("carol's join (current state) missing: %s", res.Body)
+	}
+}
+
+func TestSyncFederationFormat(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	room := createRoom(t, alice, map[string]any{})
+	ev := send(t, alice, room, "x")
+	res := doSync(t, alice, url.Values{"filter": {`{"event_format":"federation","room":{"timeline":{"limit":1}}}`}})
+	got := section(res, "join", room)["timeline"].(map[string]any)["events"].([]any)[0].(map[string]any)
+	for _, k := range []string{"event_id", "content", "room_id", "sender", "origin_server_ts", "type", "prev_events", "auth_events", "depth", "hashes", "signatures"} {
+		if _, ok := got[k]; !ok {
+			t.Fatalf("federation format lacks %s: %v", k, got)
+		}
+	}
+	if got["event_id"] != ev {
+		t.Fatalf("event_id %v, want %s", got["event_id"], ev)
+	}
+}

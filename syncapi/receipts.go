@@ -130,6 +130,7 @@ func (in *Inbox) setReceipt(ctx context.Context, user id.UserID, room id.RoomID,
 		return nil
 	}
 	in.wakeRoomMembers(ctx, room, user)
+	in.sendReceiptEDU(rc)
 	return nil
 }
 

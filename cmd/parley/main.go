@@ -5,6 +5,7 @@
 //	parley generate-keys --private-key data/signing.key
 //	parley register-user --config parley.yaml --user alice --password secret [--admin]
 //	parley register-user --url http://127.0.0.1:8008 --shared-secret S --user alice --password secret [--admin]
+//	parley export --config parley.yaml (--room !id:server | --user @u:server) [--from ms] [--to ms] [--keyword w] [--format jsonl|html] [--out file]
 //	parley version
 package main
 
@@ -46,10 +47,12 @@ func main() {
 		err = generateKeys(args)
 	case "register-user":
 		err = registerUser(args)
+	case "export":
+		err = export(args)
 	case "version":
 		fmt.Println("parley", homeserver.Version)
 	default:
-		err = fmt.Errorf("unknown command %q (serve, generate-config, generate-keys, register-user, version)", cmd)
+		err = fmt.Errorf("unknown command %q (serve, generate-config, generate-keys, register-user, export, version)", cmd)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "parley:", err)
@@ -71,6 +74,7 @@ func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	cfgPath := fs.String("config", "", "path to the YAML config (default: built-in defaults, data under ./data)")
 	listen := fs.String("listen", "", "override listen.http (host:port; port 0 picks a free port)")
+	pprofAddr := fs.String("pprof", "", "serve Go profiling endpoints (/debug/pprof/) on this loopback host:port")
 	_ = fs.Parse(args)
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
@@ -95,6 +99,11 @@ func serve(args []string) error {
 		return err
 	}
 	defer hs.Close()
+	if *pprofAddr != "" {
+		if err := servePprof(*pprofAddr, log); err != nil {
+			return err
+		}
+	}
 
 	var servers []*http.Server
 	errc := make(chan error, 2)
@@ -222,5 +231,43 @@ func registerUser(args []string) error {
 		return err
 	}
 	fmt.Println("registered", userID)
+	return nil
+}
+
+// export writes an e-discovery export of a room's or a user's history.
+func export(args []string) error {
+	fs := flag.NewFlagSet("export", flag.ExitOnError)
+	cfgPath := fs.String("config", "", "config of the server whose database is exported (default: built-in defaults)")
+	room := fs.String("room", "", "room ID to export")
+	user := fs.String("user", "", "user ID whose events to export (with --room: only theirs in that room)")
+	from := fs.Int64("from", 0, "only events at or after this origin_server_ts (ms)")
+	to := fs.Int64("to", 0, "only events at or before this origin_server_ts (ms)")
+	keyword := fs.String("keyword", "", "only events whose content contains this (case-insensitive)")
+	format := fs.String("format", "jsonl", "jsonl (JSON Lines) or html (readable transcript)")
+	outPath := fs.String("out", "", "output file (default: standard output)")
+	_ = fs.Parse(args)
+	if *room == "" && *user == "" {
+		return errors.New("export: --room or --user is required")
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	out := os.Stdout
+	if *outPath != "" {
+		f, err := os.OpenFile(*outPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		out = f
+	}
+	n, err := homeserver.Export(context.Background(), cfg, homeserver.ExportRequest{
+		RoomID: *room, UserID: *user, FromTS: *from, ToTS: *to, Keyword: *keyword, Format: *format,
+	}, out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "exported", n, "events")
 	return nil
 }

@@ -5,12 +5,14 @@ package config
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -20,19 +22,23 @@ import (
 
 // Config is the whole configuration file.
 type Config struct {
-	ServerName     string       `yaml:"server_name"`
-	SigningKeyPath string       `yaml:"signing_key_path"`
-	Database       Database     `yaml:"database"`
-	Listen         Listen       `yaml:"listen"`
-	Registration   Registration `yaml:"registration"`
-	RateLimits     RateLimits   `yaml:"rate_limits"`
-	Rooms          Rooms        `yaml:"rooms"`
-	Federation     Federation   `yaml:"federation"`
-	Sync           Sync         `yaml:"sync"`
-	Media          Media        `yaml:"media"`
-	WellKnown      WellKnown    `yaml:"well_known"`
-	Log            Log          `yaml:"log"`
-	E2EE           E2EE         `yaml:"e2ee"`
+	ServerName     string        `yaml:"server_name"`
+	SigningKeyPath string        `yaml:"signing_key_path"`
+	Database       Database      `yaml:"database"`
+	Listen         Listen        `yaml:"listen"`
+	Registration   Registration  `yaml:"registration"`
+	RateLimits     RateLimits    `yaml:"rate_limits"`
+	Rooms          Rooms         `yaml:"rooms"`
+	Federation     Federation    `yaml:"federation"`
+	Sync           Sync          `yaml:"sync"`
+	Media          Media         `yaml:"media"`
+	WellKnown      WellKnown     `yaml:"well_known"`
+	UserDirectory  UserDirectory `yaml:"user_directory"`
+	Retention      Retention     `yaml:"retention"`
+	Moderation     Moderation    `yaml:"moderation"`
+	ServerNotices  ServerNotices `yaml:"server_notices"`
+	Log            Log           `yaml:"log"`
+	E2EE           E2EE          `yaml:"e2ee"`
 }
 
 // E2EE configures the end-to-end encryption endpoints (keyserver).
@@ -105,6 +111,70 @@ type Rooms struct {
 	DefaultVersion id.RoomVersion `yaml:"default_version"`
 }
 
+// ServerNotices configures POST /_synapse/admin/v1/send_server_notice.
+type ServerNotices struct {
+	// SystemLocalpart is the localpart of the account that sends notices;
+	// empty disables server notices.
+	SystemLocalpart string `yaml:"system_localpart"`
+	// RoomName is the name of the rooms notices are sent in.
+	RoomName string `yaml:"room_name"`
+}
+
+// Moderation holds server-wide denylists.
+type Moderation struct {
+	// RegistrationDenylist holds regular expressions; a localpart matching one
+	// cannot be registered (M_INVALID_USERNAME). Matching is on the whole localpart.
+	RegistrationDenylist []string `yaml:"registration_denylist"`
+	// AliasDenylist holds regular expressions; a room alias (#local:server)
+	// matching one cannot be created (M_FORBIDDEN). Matching is on the whole alias.
+	AliasDenylist []string `yaml:"alias_denylist"`
+	// RegistrationRequiresApproval makes new accounts wait for an admin's
+	// approval (PUT /_synapse/admin/v2/users/{userID} {"approved": true});
+	// until then registration and login answer 403 M_USER_AWAITING_APPROVAL.
+	RegistrationRequiresApproval bool `yaml:"registration_requires_approval"`
+}
+
+// anyFullMatch reports whether s matches one of the patterns in full.
+func anyFullMatch(patterns []string, s string) bool {
+	for _, p := range patterns {
+		if re, err := regexp.Compile("^(?:" + p + ")$"); err == nil && re.MatchString(s) {
+			return true
+		}
+	}
+	return false
+}
+
+// LocalpartDenied reports whether moderation.registration_denylist forbids localpart.
+func (m Moderation) LocalpartDenied(localpart string) bool {
+	return anyFullMatch(m.RegistrationDenylist, localpart)
+}
+
+// AliasDenied reports whether moderation.alias_denylist forbids alias.
+func (m Moderation) AliasDenied(alias string) bool { return anyFullMatch(m.AliasDenylist, alias) }
+
+// Retention configures message retention (m.room.retention) and the purge job.
+type Retention struct {
+	// Enabled runs the purge job.
+	Enabled bool `yaml:"enabled"`
+	// DefaultMaxLifetime applies to rooms without m.room.retention; 0 keeps events forever.
+	DefaultMaxLifetime time.Duration `yaml:"default_max_lifetime"`
+	// AllowedMinLifetime and AllowedMaxLifetime clamp a room's max_lifetime; 0 is no bound.
+	AllowedMinLifetime time.Duration `yaml:"allowed_min_lifetime"`
+	AllowedMaxLifetime time.Duration `yaml:"allowed_max_lifetime"`
+	// PurgeInterval is how often the purge job runs.
+	PurgeInterval time.Duration `yaml:"purge_interval"`
+	// PurgeRoomsWithoutLocalUsers purges every message of rooms no local user
+	// is joined to, invited to or knocking on (state and forward extremities stay).
+	PurgeRoomsWithoutLocalUsers bool `yaml:"purge_rooms_without_local_users"`
+}
+
+// UserDirectory configures POST /user_directory/search.
+type UserDirectory struct {
+	// SearchAllUsers makes every active local user findable; otherwise only
+	// users sharing a room with the searcher or in a public room are.
+	SearchAllUsers bool `yaml:"search_all_users"`
+}
+
 // Federation configures the server-server API.
 type Federation struct {
 	Enabled bool `yaml:"enabled"`
@@ -112,6 +182,29 @@ type Federation struct {
 	TrustedCAFile string `yaml:"trusted_ca_file"`
 	// InsecureSkipVerify disables TLS verification for outbound federation (tests only).
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+	// OldVerifyKeys are keys this server signed with before a key rotation;
+	// they are published in old_verify_keys with their expired_ts.
+	OldVerifyKeys []OldVerifyKey `yaml:"old_verify_keys"`
+	// Resolve maps server names to host:port, bypassing discovery (.well-known
+	// and SRV); the TLS certificate is still checked against the server name.
+	Resolve map[string]string `yaml:"resolve"`
+	// AllowPrivateIPs lets outbound federation connect to loopback and private
+	// addresses (test networks); off by default to avoid request forgery.
+	AllowPrivateIPs bool `yaml:"allow_private_ips"`
+	// DenyServers lists server names whose requests are refused and to which nothing is sent.
+	DenyServers []string `yaml:"deny_servers"`
+	// RequestTimeout bounds each outbound federation request.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+}
+
+// OldVerifyKey is a former signing key of this server.
+type OldVerifyKey struct {
+	// KeyID is like "ed25519:abc".
+	KeyID string `yaml:"key_id"`
+	// PublicKey is the unpadded base64 ed25519 public key.
+	PublicKey string `yaml:"public_key"`
+	// ExpiredTS is when the key stopped being used (ms since the epoch).
+	ExpiredTS int64 `yaml:"expired_ts"`
 }
 
 // Sync configures the sync API.
@@ -222,8 +315,9 @@ func Defaults() Config {
 			Register: Bucket{PerSecond: 0.1, Burst: 3},
 			Message:  Bucket{PerSecond: 10, Burst: 50},
 		},
-		Rooms:      Rooms{DefaultVersion: "11"},
-		Federation: Federation{Enabled: true},
+		Rooms: Rooms{DefaultVersion: "11"},
+		Federation: Federation{Enabled: true, RequestTimeout: 30 * time.Second, OldVerifyKeys: []OldVerifyKey{},
+			Resolve: map[string]string{}, DenyServers: []string{}},
 		Sync: Sync{Presence: true, PresenceIdleTimeout: 5 * time.Minute, PresenceOfflineTimeout: 30 * time.Second,
 			PushMaxAttempts: 10, PushMaxBackoff: time.Hour, SlidingSyncConnectionTTL: 30 * time.Minute},
 		Media: Media{
@@ -241,8 +335,11 @@ func Defaults() Config {
 				MaxSize: 10 << 20, Timeout: 10 * time.Second, CacheDuration: time.Hour,
 			},
 		},
-		Log:  Log{Level: "info"},
-		E2EE: E2EE{VerifyDeviceKeySignatures: true},
+		Retention:     Retention{PurgeInterval: time.Hour},
+		Moderation:    Moderation{RegistrationDenylist: []string{}, AliasDenylist: []string{}},
+		ServerNotices: ServerNotices{SystemLocalpart: "server", RoomName: "Server Notices"},
+		Log:           Log{Level: "info"},
+		E2EE:          E2EE{VerifyDeviceKeySignatures: true},
 	}
 }
 
@@ -371,6 +468,9 @@ func (c *Config) Validate() error {
 	if err := c.validateTLS(); err != nil {
 		return err
 	}
+	if err := c.Federation.validate(); err != nil {
+		return err
+	}
 	for _, p := range c.Listen.TrustedProxies {
 		if _, err := ParsePrefix(p); err != nil {
 			return fmt.Errorf("listen.trusted_proxies: %q is not an IP address or CIDR", p)
@@ -404,6 +504,23 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Media.validate(); err != nil {
 		return err
+	}
+	for _, list := range [][]string{c.Moderation.RegistrationDenylist, c.Moderation.AliasDenylist} {
+		for _, p := range list {
+			if _, err := regexp.Compile(p); err != nil {
+				return fmt.Errorf("moderation: invalid pattern %q: %v", p, err)
+			}
+		}
+	}
+	if l := c.ServerNotices.SystemLocalpart; l != "" && id.ValidateUserLocalpart(l) != nil {
+		return fmt.Errorf("server_notices.system_localpart: %q is not a valid localpart", l)
+	}
+	if r := c.Retention; r.DefaultMaxLifetime < 0 || r.AllowedMinLifetime < 0 || r.AllowedMaxLifetime < 0 {
+		return errors.New("retention: lifetimes must not be negative")
+	} else if r.AllowedMaxLifetime > 0 && r.AllowedMinLifetime > r.AllowedMaxLifetime {
+		return errors.New("retention.allowed_min_lifetime: must not exceed allowed_max_lifetime")
+	} else if r.Enabled && r.PurgeInterval <= 0 {
+		return errors.New("retention.purge_interval: must be positive")
 	}
 	if c.Sync.PresenceIdleTimeout <= 0 {
 		return errors.New("sync.presence_idle_timeout: must be above 0")
@@ -460,6 +577,37 @@ func Generated(serverName string) Config {
 
 // Marshal renders cfg as YAML.
 func (c Config) Marshal() ([]byte, error) { return yaml.Marshal(c) }
+
+func (f Federation) validate() error {
+	if f.RequestTimeout <= 0 {
+		return errors.New("federation.request_timeout: must be above 0")
+	}
+	for i, k := range f.OldVerifyKeys {
+		if !strings.HasPrefix(k.KeyID, "ed25519:") || len(k.KeyID) == len("ed25519:") {
+			return fmt.Errorf("federation.old_verify_keys[%d].key_id: %q is not ed25519:<version>", i, k.KeyID)
+		}
+		if b, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(k.PublicKey, "=")); err != nil || len(b) != 32 {
+			return fmt.Errorf("federation.old_verify_keys[%d].public_key: not an unpadded base64 ed25519 key", i)
+		}
+		if k.ExpiredTS <= 0 {
+			return fmt.Errorf("federation.old_verify_keys[%d].expired_ts: must be set", i)
+		}
+	}
+	for name, addr := range f.Resolve {
+		if !id.ValidateServerName(name) {
+			return fmt.Errorf("federation.resolve: %q is not a server name", name)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("federation.resolve.%s: %q is not host:port", name, addr)
+		}
+	}
+	for _, name := range f.DenyServers {
+		if name == "" {
+			return errors.New("federation.deny_servers: empty server name")
+		}
+	}
+	return nil
+}
 
 func (m *Media) validate() error {
 	if m.Path == "" {

@@ -165,3 +165,19 @@ func AppendString(buf []byte, s string) []byte {
 	buf = append(buf, s[start:]...)
 	return append(buf, '"')
 }
+
+// FederationEvent returns the PDU as clients asked for it with the filter's
+// event_format "federation": the PDU JSON with its event_id (which room v3+
+// PDUs do not carry).
+func FederationEvent(pdu []byte, eventID string) []byte {
+	if gjson.GetBytes(pdu, "event_id").Exists() || len(pdu) < 2 || pdu[0] != '{' {
+		return pdu
+	}
+	b := make([]byte, 0, len(pdu)+len(eventID)+16)
+	b = append(b, `{"event_id":`...)
+	b = AppendString(b, eventID)
+	if len(pdu) > 2 {
+		b = append(b, ',')
+	}
+	return append(b, pdu[1:]...)
+}

@@ -66,3 +66,13 @@ func BenchmarkClientEvent(b *testing.B) {
 		buf = ClientEvent(buf[:0], ClientInput{PDU: pdu, EventID: "$e", RoomID: "!r:hs", NowMS: 2000})
 	}
 }
+
+func TestFederationEvent(t *testing.T) {
+	var m map[string]any
+	if err := json.Unmarshal(FederationEvent([]byte(`{"type":"x","depth":3}`), "$e"), &m); err != nil || m["event_id"] != "$e" || m["depth"] != 3.0 {
+		t.Fatalf("got %v (%v)", m, err)
+	}
+	if got := string(FederationEvent([]byte(`{"event_id":"$v1:hs","type":"x"}`), "$v1:hs")); got != `{"event_id":"$v1:hs","type":"x"}` {
+		t.Fatalf("v1 PDU changed: %s", got)
+	}
+}

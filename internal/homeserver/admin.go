@@ -10,8 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
 	"maunium.net/go/mautrix/id"
 
+	"parley/adminapi"
 	"parley/clientapi"
 	"parley/internal/config"
 	"parley/storage/sqlstore"
@@ -79,4 +81,29 @@ func call(ctx context.Context, client *http.Client, method, url string, body, ou
 		return fmt.Errorf("%s %s: %d %s", method, url, res.StatusCode, raw)
 	}
 	return json.Unmarshal(raw, out)
+}
+
+// ExportRequest is what parley export asks for (see adminapi.ExportOptions).
+type ExportRequest struct {
+	RoomID, UserID string
+	FromTS, ToTS   int64
+	Keyword        string
+	Format         string
+}
+
+// Export writes an e-discovery export of cfg's database to w (parley export)
+// and records the run in the audit log. It returns how many events it wrote.
+func Export(ctx context.Context, cfg config.Config, req ExportRequest, w io.Writer) (int, error) {
+	opts := adminapi.ExportOptions{RoomID: id.RoomID(req.RoomID), UserID: id.UserID(req.UserID), FromTS: req.FromTS, ToTS: req.ToTS,
+		Keyword: req.Keyword, Format: req.Format}
+	store, err := sqlstore.New(ctx, cfg.Database.URL, 2)
+	if err != nil {
+		return 0, fmt.Errorf("open database: %w", err)
+	}
+	defer store.Close()
+	n, err := adminapi.Export(ctx, store, opts, w)
+	adminapi.NewAuditor(store, zap.NewNop()).Record(ctx, "export", "", "", "", string(opts.RoomID)+string(opts.UserID), map[string]any{
+		"room_id": opts.RoomID, "user_id": opts.UserID, "from": opts.FromTS, "to": opts.ToTS, "keyword": opts.Keyword,
+		"format": opts.Format, "via": "cli", "events": n})
+	return n, err
 }

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	mfed "maunium.net/go/mautrix/federation"
 
+	"parley/adminapi"
 	"parley/clientapi"
 	"parley/federation"
 	"parley/internal/config"
@@ -25,7 +26,9 @@ import (
 	"parley/keyserver"
 	"parley/mediaapi"
 	"parley/mediaapi/blob"
+	"parley/retention"
 	"parley/roomserver"
+	"parley/searchapi"
 	"parley/storage"
 	"parley/storage/sqlstore"
 	"parley/syncapi"
@@ -46,11 +49,19 @@ type Homeserver struct {
 	// Inbox serves account data, filters, typing, receipts, presence, push
 	// rules and notifications; the roomserver feeds it every committed event (Inbox.OnRoomEvent).
 	Inbox *syncapi.Inbox
+	// Keys holds this server's keys and caches other servers' keys.
+	Keys *federation.Keyring
+	// Outbound is the federation sender.
+	Outbound *federation.Outbound
 	// Media is the media repository; federation serves local media with its
 	// LocalMedia and LocalThumbnail.
 	Media *mediaapi.API
 
-	handler http.Handler
+	// Retention is the retention purge job.
+	Retention *retention.Job
+
+	handler       http.Handler
+	stopRetention context.CancelFunc
 }
 
 // New opens storage (running migrations), loads or creates the signing key and builds every component.
@@ -76,21 +87,37 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	}
 	hs := &Homeserver{Config: cfg, Store: store, SigningKey: key, Log: log}
 
+	fedClient, err := federation.NewClient(&hs.Config, key)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("federation client: %w", err)
+	}
+	hs.Keys = federation.NewKeyring(cfg.ServerName, key, cfg.Federation.OldVerifyKeys, store, fedClient, log)
 	router := httputil.NewRouter()
 	notifier := syncapi.NewNotifier()
-	rooms := roomserver.New(roomserver.Deps{Store: store, Config: &hs.Config, SigningKey: key, Log: log})
+	rooms := roomserver.New(roomserver.Deps{Store: store, Config: &hs.Config, SigningKey: key, Log: log, Keys: hs.Keys.GetKey})
 	hs.Rooms = rooms
 	pduStream := syncapi.NewPDUStream(rooms, notifier, log)
 	if err := pduStream.Load(ctx); err != nil {
 		store.Close()
 		return nil, fmt.Errorf("load room memberships: %w", err)
 	}
+	rooms.SetRemote(federation.NewRemote(fedClient))
+	hs.Outbound = federation.NewOutbound(cfg.ServerName, store, fedClient, rooms, cfg.Federation.DenyServers, log)
+	if err := hs.Outbound.Start(context.WithoutCancel(ctx)); err != nil {
+		store.Close()
+		return nil, err
+	}
 
+	auditor := adminapi.NewAuditor(store, log)
+	limits := ratelimit.NewLimits(cfg.RateLimits)
 	client := clientapi.New(clientapi.Deps{
+		Audit:  auditor.Record,
 		Config: &hs.Config, Store: keyserver.WakeOnDeviceChanges(store, notifier, log), Log: log, Rooms: rooms,
-		Limits:       ratelimit.NewLimits(cfg.RateLimits),
+		Limits:       limits,
 		Profiles:     rooms,
 		RoomVersions: rooms.RoomVersions,
+		Remote:       federation.NewRemote(fedClient),
 	})
 	client.Register(router)
 
@@ -98,6 +125,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		Config: &hs.Config, Store: store, Auth: client.Authenticator(), Notifier: notifier, UIA: client,
 		Rooms: store, ServerName: cfg.ServerName, Log: log,
 	})
+	keys.SetFederation(fedKeys{remote: federation.NewRemote(fedClient), out: hs.Outbound})
 	keys.Register(router)
 	// Committed events go to the inbox, which evaluates push rules and then
 	// hands each event to the PDU stream (a /sync woken by an event also sees
@@ -121,7 +149,12 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		},
 		Notifier: notifier, HTTPClient: pushClient,
 		Rooms: syncapi.NewRoomMembership(store), Auth: client.Authenticator(), Log: log})
-	rooms.SetOnEvent(hs.Inbox.OnRoomEvent)
+	rooms.SetOnEvent(func(ev roomserver.OutputEvent) {
+		hs.Inbox.OnRoomEvent(ev)
+		hs.Outbound.OnEvent(ev)
+		auditor.OnRoomEvent(ev)
+	})
+	hs.Inbox.SetEDUSink(hs.Outbound)
 	hs.Inbox.Register(router)
 	hs.Inbox.Start(context.WithoutCancel(ctx))
 	// /sync and sliding sync share the streams: sliding sync's to_device and
@@ -130,6 +163,15 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	sync := syncapi.New(syncapi.Deps{Auth: client.Authenticator(), Notifier: notifier, Log: log,
 		Streams: streams, Filters: hs.Inbox, Observer: hs.Inbox.Observer()})
 	sync.Register(router)
+	hs.Retention = retention.New(&hs.Config, store, log)
+	admin := adminapi.New(adminapi.Deps{Config: &hs.Config, Store: store, Rooms: rooms, Auth: client.Authenticator(), Log: log, Version: Version,
+		Purger: hs.Retention, Limits: limits})
+	if err := admin.LoadRestrictions(ctx); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("load user restrictions: %w", err)
+	}
+	admin.Register(router)
+	searchapi.New(searchapi.Deps{Config: &hs.Config, Store: store, Rooms: rooms, Auth: client.Authenticator(), Log: log}).Register(router)
 	sliding := syncapi.NewSlidingSync(syncapi.SlidingSyncDeps{Auth: client.Authenticator(), Notifier: notifier,
 		PDU: pduStream, Inbox: hs.Inbox, Store: store, Streams: streams, Observer: hs.Inbox.Observer(),
 		ConnectionTTL: cfg.Sync.SlidingSyncConnectionTTL, Log: log})
@@ -143,7 +185,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	media, err := mediaapi.New(mediaapi.Deps{
 		Config: &hs.Config, Store: store, Accounts: store, Blobs: blobs, Auth: client.Authenticator(), Log: log,
 		RoomMedia: mediaapi.StoreRoomMedia{Rooms: store},
-		// TODO(media): Remote, the federation media download client, once federation has it (#7).
+		Remote:    fedRemoteMedia{federation.NewMediaFetcher(fedClient)},
 	})
 	if err != nil {
 		store.Close()
@@ -152,10 +194,17 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	media.Register(router)
 	hs.Media = media
 
-	fed := federation.New(federation.Deps{ServerName: cfg.ServerName, Key: key, Version: Version, Log: log})
+	fed := federation.New(federation.Deps{Config: &hs.Config, Key: key, Version: Version, Log: log, Store: store,
+		Keys: hs.Keys, Client: fedClient, Rooms: rooms, Outbound: hs.Outbound,
+		EDUs: &federation.EDUs{Sink: hs.Inbox, ToDevice: keys}, Media: fedLocalMedia{media}})
 	fed.Register(router)
 
-	hs.handler = httputil.CORS(httputil.RealIP(proxies, hs.requestLog(httputil.LimitBody(cfg.Listen.MaxRequestBytes, isMediaUpload, router))))
+	hs.handler = httputil.CORS(httputil.RealIP(proxies, hs.requestLog(httputil.LimitBody(cfg.Listen.MaxRequestBytes, isMediaUpload, admin.Restrict(router)))))
+	// The purge job starts last, once nothing can fail any more.
+	retCtx, stopRetention := context.WithCancel(context.WithoutCancel(ctx))
+	hs.stopRetention = stopRetention
+	go hs.Retention.Run(retCtx)
+	go indexForSearch(retCtx, store, log)
 	return hs, nil
 }
 
@@ -172,7 +221,10 @@ func (hs *Homeserver) Handler() http.Handler { return hs.handler }
 
 // Close stops background work and closes the database.
 func (hs *Homeserver) Close() error {
+	hs.stopRetention()
+	hs.Rooms.Drain() // committed events reach their subscribers before those stop
 	hs.Inbox.Close()
+	hs.Outbound.Close()
 	return hs.Store.Close()
 }
 
@@ -212,4 +264,21 @@ func (hs *Homeserver) requestLog(next http.Handler) http.Handler {
 		log.Debug("request", zap.String("method", r.Method), zap.String("path", r.URL.Path),
 			zap.Int("status", rec.status), zap.Duration("duration", time.Since(start)))
 	})
+}
+
+// indexForSearch keeps the search index current in the background (SQLite
+// indexes events after they are stored; searches also catch up first).
+func indexForSearch(ctx context.Context, store storage.Store, log *zap.Logger) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := store.CatchUpSearch(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("search indexing", zap.Error(err))
+			}
+		}
+	}
 }

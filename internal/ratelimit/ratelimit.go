@@ -87,6 +87,7 @@ const (
 // allows everything.
 type Limits struct {
 	byClass [3]*Limiter
+	ov      overrides
 }
 
 // NewLimits builds the limiters from configuration; it returns nil when
@@ -108,7 +109,16 @@ func (l *Limits) Check(class Class, key string) error {
 	if l == nil {
 		return nil
 	}
-	if ok, wait := l.byClass[class].Allow(key); !ok {
+	lim := l.byClass[class]
+	if class == Message {
+		if o, ok := l.override(key); ok {
+			if o == nil {
+				return nil
+			}
+			lim = o
+		}
+	}
+	if ok, wait := lim.Allow(key); !ok {
 		return httputil.RateLimited(wait)
 	}
 	return nil

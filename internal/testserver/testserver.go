@@ -39,6 +39,11 @@ type Server struct {
 	HS  *homeserver.Homeserver
 	Cfg config.Config
 	ts  *httptest.Server
+	// FedAddr is the TLS address serving federation (servers from NewFederation).
+	FedAddr string
+	// CA is the test CA of servers from NewFederation.
+	CA  *TestCA
+	fed *httptest.Server
 }
 
 // Option changes the configuration before the server starts.
@@ -86,6 +91,7 @@ func Start(t testing.TB, cfg config.Config) *Server {
 
 // Close stops the server; it is safe to call twice.
 func (s *Server) Close() {
+	s.StopFederation()
 	if s.ts == nil {
 		return
 	}

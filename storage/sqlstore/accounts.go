@@ -115,6 +115,10 @@ func (s *Store) DeactivateAccount(ctx context.Context, userID id.UserID, erase b
 			return err
 		}
 		if erase {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO erased_users (user_id, erased_ts) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING`,
+				userID, time.Now().UnixMilli()); err != nil {
+				return err
+			}
 			_, err = tx.ExecContext(ctx, `DELETE FROM profiles WHERE user_id = $1`, userID)
 		}
 		return err

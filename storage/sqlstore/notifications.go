@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"maunium.net/go/mautrix/id"
 
@@ -19,17 +20,30 @@ func (s *Store) AddNotifications(ctx context.Context, ns []storage.Notification,
 		return nil
 	}
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
-		for _, n := range ns {
-			// A receipt may already have read past the event (push rules run
-			// after the event is persisted), in which case it is born read.
-			_, err := tx.ExecContext(ctx, `INSERT INTO push_actions (user_id, room_id, event_id, thread_id, event_pos, ts, highlight, actions, event, profile_tag, is_read)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, COALESCE((SELECT MAX(event_pos) FROM push_read_upto
-					WHERE user_id = $1 AND room_id = $2 AND thread_id IN ('', $4)) >= $5, FALSE))
-				ON CONFLICT (user_id, event_id) DO NOTHING`,
-				string(n.UserID), string(n.RoomID), string(n.EventID), n.ThreadID, n.EventPos, n.TS, n.Highlight,
-				string(n.Actions), string(n.Event), n.ProfileTag)
-			if err != nil {
-				return fmt.Errorf("store notification: %w", err)
+		// A receipt may already have read past the event (push rules run
+		// after the event is persisted), in which case it is born read.
+		readUpto, err := readPositions(ctx, tx, ns)
+		if err != nil {
+			return err
+		}
+		const cols = 11
+		for start := 0; start < len(ns); start += notifInsertChunk {
+			chunk := ns[start:min(start+notifInsertChunk, len(ns))]
+			var q strings.Builder
+			q.WriteString(`INSERT INTO push_actions (user_id, room_id, event_id, thread_id, event_pos, ts, highlight, actions, event, profile_tag, is_read) VALUES `)
+			args := make([]any, 0, len(chunk)*cols)
+			for i, n := range chunk {
+				if i > 0 {
+					q.WriteByte(',')
+				}
+				q.WriteString(In(i*cols+1, cols))
+				read := max(readUpto[readKey{n.UserID, n.RoomID, ""}], readUpto[readKey{n.UserID, n.RoomID, n.ThreadID}]) >= n.EventPos
+				args = append(args, string(n.UserID), string(n.RoomID), string(n.EventID), n.ThreadID, n.EventPos, n.TS, n.Highlight,
+					string(n.Actions), string(n.Event), n.ProfileTag, read)
+			}
+			q.WriteString(` ON CONFLICT (user_id, event_id) DO NOTHING`)
+			if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+				return fmt.Errorf("store notifications: %w", err)
 			}
 		}
 		for _, j := range jobs {
@@ -41,6 +55,46 @@ func (s *Store) AddNotifications(ctx context.Context, ns []storage.Notification,
 		}
 		return nil
 	})
+}
+
+// notifInsertChunk bounds the rows of one multi-row INSERT (11 parameters each).
+const notifInsertChunk = 50
+
+type readKey struct {
+	user   id.UserID
+	room   id.RoomID
+	thread string
+}
+
+// readPositions loads how far the receipts of the rooms in ns have read, one
+// query per room, keyed by user, room and thread (” for unthreaded receipts).
+func readPositions(ctx context.Context, tx *sql.Tx, ns []storage.Notification) (map[readKey]int64, error) {
+	out := map[readKey]int64{}
+	seen := map[id.RoomID]bool{}
+	for _, n := range ns {
+		if seen[n.RoomID] {
+			continue
+		}
+		seen[n.RoomID] = true
+		rows, err := tx.QueryContext(ctx, `SELECT user_id, thread_id, event_pos FROM push_read_upto WHERE room_id = $1`, string(n.RoomID))
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var user, thread string
+			var pos int64
+			if err := rows.Scan(&user, &thread, &pos); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[readKey{id.UserID(user), n.RoomID, thread}] = pos
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // UnreadCounts implements storage.NotificationStore.

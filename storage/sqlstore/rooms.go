@@ -107,7 +107,15 @@ func (s *Store) StoreEvents(ctx context.Context, req storage.StoreEventsRequest)
 				return err
 			}
 		}
+		applied := req.InitialState == nil
 		for i, ev := range req.Events {
+			if !applied && !ev.Outlier {
+				g, err := s.applyInitialState(ctx, tx, req.RoomID, req.InitialState)
+				if err != nil {
+					return fmt.Errorf("initial state: %w", err)
+				}
+				group, applied = g, true
+			}
 			stored, err := s.storeEvent(ctx, tx, ev, group)
 			if err != nil {
 				return fmt.Errorf("store %s: %w", ev.EventID, err)
@@ -116,6 +124,13 @@ func (s *Store) StoreEvents(ctx context.Context, req storage.StoreEventsRequest)
 			if ev.UpdateCurrentState {
 				group = stored.StateAfter
 			}
+		}
+		if !applied {
+			g, err := s.applyInitialState(ctx, tx, req.RoomID, req.InitialState)
+			if err != nil {
+				return fmt.Errorf("initial state: %w", err)
+			}
+			group = g
 		}
 		if group != startGroup {
 			if _, err := tx.ExecContext(ctx, `UPDATE rooms SET current_group = $1 WHERE room_id = $2`, group, req.RoomID); err != nil {
@@ -181,6 +196,9 @@ func (s *Store) storeEvent(ctx context.Context, tx *sql.Tx, ev *storage.NewEvent
 		if _, err := tx.ExecContext(ctx, `INSERT INTO forward_extremities (room_id, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, ev.RoomID, ev.EventID); err != nil {
 			return res, err
 		}
+	}
+	if err := s.indexSearch(ctx, tx, ev, res.StreamPos); err != nil {
+		return res, err
 	}
 	if ev.StateKey != nil && ev.UpdateCurrentState {
 		_, err := tx.ExecContext(ctx, `INSERT INTO current_state (room_id, type, state_key, event_id, stream_pos, membership) VALUES ($1, $2, $3, $4, $5, $6)
@@ -494,6 +512,14 @@ func (s *Store) StateHistory(ctx context.Context, roomID id.RoomID, evType, stat
 		AND NOT rejected AND NOT outlier AND NOT soft_failed ORDER BY stream_pos`, roomID, evType, stateKey))
 }
 
+// SenderHasEvents implements storage.RoomStore.
+func (s *Store) SenderHasEvents(ctx context.Context, roomID id.RoomID, sender id.UserID, after, upto int64) (bool, error) {
+	var n int
+	err := s.db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE room_id = $1 AND sender = $2 AND stream_pos > $3 AND stream_pos <= $4
+		AND NOT rejected AND NOT outlier AND NOT soft_failed LIMIT 1) AS found`, roomID, sender, after, upto).Scan(&n)
+	return n > 0, err
+}
+
 // CreateAlias implements storage.RoomStore.
 func (s *Store) CreateAlias(ctx context.Context, alias id.RoomAlias, roomID id.RoomID, creator id.UserID) error {
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
@@ -594,4 +620,33 @@ func prefixColumns(cols, p string) string {
 		}
 	}
 	return string(b)
+}
+
+// applyInitialState stores state as a full snapshot group and makes it the
+// room's current state (see storage.StoreEventsRequest.InitialState).
+func (s *Store) applyInitialState(ctx context.Context, tx *sql.Tx, roomID id.RoomID, state map[storage.StateKeyTuple]id.EventID) (int64, error) {
+	var g int64
+	if err := tx.QueryRowContext(ctx, `INSERT INTO state_groups (room_id, prev_group, chain_len) VALUES ($1, NULL, 0) RETURNING group_id`,
+		roomID).Scan(&g); err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM current_state WHERE room_id = $1`, roomID); err != nil {
+		return 0, err
+	}
+	for k, v := range state {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO state_group_entries (group_id, type, state_key, event_id) VALUES ($1, $2, $3, $4)`,
+			g, k.Type, k.StateKey, v); err != nil {
+			return 0, err
+		}
+		var pos int64
+		var membership sql.NullString
+		if err := tx.QueryRowContext(ctx, `SELECT stream_pos, membership FROM events WHERE event_id = $1`, v).Scan(&pos, &membership); err != nil {
+			return 0, fmt.Errorf("state event %s: %w", v, NotFound(err))
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO current_state (room_id, type, state_key, event_id, stream_pos, membership) VALUES ($1, $2, $3, $4, $5, $6)`,
+			roomID, k.Type, k.StateKey, v, pos, membership); err != nil {
+			return 0, err
+		}
+	}
+	return g, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sync"
 
 	"parley/storage"
 )
@@ -15,6 +16,10 @@ type Store struct {
 	// tokenStmt is the prepared access-token lookup, the query every
 	// authenticated request makes; prepared once to save a parse per request.
 	tokenStmt *sql.Stmt
+	// fts5 is set when SQLite has FTS5 and search_fts indexes search_docs.
+	fts5 bool
+	// searchMu serialises CatchUpSearch runs.
+	searchMu sync.Mutex
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -30,6 +35,10 @@ func New(ctx context.Context, url string, maxConns int) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{db: db}
+	if s.fts5, err = s.setupFTS(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if s.tokenStmt, err = db.r.PrepareContext(ctx, deviceByTokenQuery); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("prepare token lookup: %w", err)

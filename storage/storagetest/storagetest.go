@@ -27,6 +27,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 	t.Run("Profiles", func(t *testing.T) { testProfiles(t, open(t)) })
 	runKeys(t, open)
 	runSyncData(t, open)
+	runRooms(t, open)
 }
 
 func must(t *testing.T, err error) {

@@ -1,0 +1,286 @@
+package adminapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+
+	"maunium.net/go/mautrix/id"
+
+	"parley/internal/authn"
+	"parley/internal/httputil"
+	"parley/storage"
+)
+
+// restrictions caches every user restriction in memory, so that requests of
+// unrestricted users cost nothing. Admin endpoints of this process update it;
+// other processes sharing a PostgreSQL database see changes after a restart.
+type restrictions struct {
+	mu      sync.RWMutex // guards m and blocked
+	m       map[id.UserID]storage.Restrictions
+	blocked map[id.RoomID]id.UserID
+}
+
+func (rs *restrictions) isBlocked(room id.RoomID) bool {
+	rs.mu.RLock()
+	defer rs.mu.RUnlock()
+	_, ok := rs.blocked[room]
+	return ok
+}
+
+func (rs *restrictions) get(u id.UserID) (storage.Restrictions, bool) {
+	rs.mu.RLock()
+	defer rs.mu.RUnlock()
+	r, ok := rs.m[u]
+	return r, ok
+}
+
+func (rs *restrictions) empty() bool {
+	rs.mu.RLock()
+	defer rs.mu.RUnlock()
+	return len(rs.m) == 0 && len(rs.blocked) == 0
+}
+
+// LoadRestrictions reads the user restrictions (locks, suspensions,
+// shadow-bans), blocked rooms and rate-limit overrides into memory; call it
+// once before serving.
+func (a *API) LoadRestrictions(ctx context.Context) error {
+	m, err := a.store.AllRestrictions(ctx)
+	if err != nil {
+		return err
+	}
+	blocked, err := a.store.BlockedRooms(ctx)
+	if err != nil {
+		return err
+	}
+	ov, err := a.store.RateLimitOverrides(ctx)
+	if err != nil {
+		return err
+	}
+	for u, o := range ov {
+		a.limits.SetOverride(string(u), o.MessagesPerSecond, o.BurstCount)
+	}
+	a.restr.mu.Lock()
+	a.restr.m, a.restr.blocked = m, blocked
+	a.restr.mu.Unlock()
+	return nil
+}
+
+// restrict changes a user's restrictions in the database and the cache.
+func (a *API) restrict(ctx context.Context, user id.UserID, change func(*storage.Restrictions)) (storage.Restrictions, error) {
+	a.restr.mu.Lock()
+	defer a.restr.mu.Unlock()
+	r := a.restr.m[user]
+	change(&r)
+	if err := a.store.SetRestrictions(ctx, user, r); err != nil {
+		return r, err
+	}
+	if r == (storage.Restrictions{}) {
+		delete(a.restr.m, user)
+	} else {
+		a.restr.m[user] = r
+	}
+	return r, nil
+}
+
+// suspendedPaths are the client API actions a suspended user may not take.
+var suspendedPaths = regexp.MustCompile(`^/_matrix/client/(?:r0|v3|unstable/[^/]+)/(?:rooms/[^/]+/(?:send|state|invite|join|knock)(?:/|$)|join/|knock/|createRoom$|profile/)`)
+
+// blockedPaths are the client API actions on a room that blocking forbids; group 1, 2 or 3 is the room.
+var blockedPaths = regexp.MustCompile(`^/_matrix/client/(?:r0|v3)/(?:rooms/([^/]+)/(?:send|state|invite|join|knock)(?:/|$)|join/([^/]+)$|knock/([^/]+)$)`)
+
+// setBlocked blocks or unblocks a room in the database and the cache.
+func (a *API) setBlocked(ctx context.Context, room id.RoomID, blocked bool, by id.UserID) error {
+	a.restr.mu.Lock()
+	defer a.restr.mu.Unlock()
+	if err := a.store.SetRoomBlocked(ctx, room, blocked, by); err != nil {
+		return err
+	}
+	if blocked {
+		if _, ok := a.restr.blocked[room]; !ok {
+			a.restr.blocked[room] = by
+		}
+	} else {
+		delete(a.restr.blocked, room)
+	}
+	return nil
+}
+
+// blockedTarget reports whether a room ID or alias names a blocked room.
+func (a *API) blockedTarget(ctx context.Context, target string) bool {
+	if strings.HasPrefix(target, "#") {
+		room, _, err := a.store.ResolveAlias(ctx, id.RoomAlias(target))
+		if err != nil {
+			return false
+		}
+		target = string(room)
+	}
+	return a.restr.isBlocked(id.RoomID(target))
+}
+
+// sendPath matches PUT /rooms/{roomID}/send/{type}/{txnID}.
+var sendPath = regexp.MustCompile(`^/_matrix/client/(?:r0|v3)/rooms/[^/]+/send/[^/]+/[^/]+$`)
+
+// Restrict enforces user restrictions in front of every client-server API
+// handler: locked users get 401 M_USER_LOCKED (soft logout) on every
+// authenticated request but logout, suspended users 403 M_USER_SUSPENDED on
+// sending, joining, inviting, creating rooms and profile changes, and
+// shadow-banned users a made-up event ID for messages that are never sent.
+func (a *API) Restrict(next http.Handler) http.Handler {
+	next = a.auditOtherAdminCalls(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.restr.empty() || !strings.HasPrefix(r.URL.Path, "/_matrix/") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if r.Method != http.MethodGet {
+			if m := blockedPaths.FindStringSubmatch(r.URL.Path); m != nil && a.blockedTarget(r.Context(), m[1]+m[2]+m[3]) {
+				_ = httputil.WriteJSON(w, http.StatusForbidden, httputil.Forbidden("This room has been blocked on this server"))
+				return
+			}
+		}
+		tok, ok := authn.Token(r)
+		if !ok {
+			next.ServeHTTP(w, r)
+			return
+		}
+		dev, err := a.auth.Authenticate(r.Context(), tok)
+		if err != nil {
+			next.ServeHTTP(w, r) // the handler answers the bad token
+			return
+		}
+		rs, ok := a.restr.get(dev.UserID)
+		if !ok {
+			next.ServeHTTP(w, r)
+			return
+		}
+		p := r.URL.Path
+		switch {
+		case rs.Locked && !strings.HasSuffix(p, "/logout") && !strings.HasSuffix(p, "/logout/all"):
+			_ = httputil.WriteJSON(w, http.StatusUnauthorized,
+				httputil.Errorf(http.StatusUnauthorized, httputil.CodeUserLocked, "This account has been locked").With("soft_logout", true))
+		case rs.Suspended && r.Method != http.MethodGet && suspendedPaths.MatchString(p):
+			_ = httputil.WriteJSON(w, http.StatusForbidden,
+				httputil.Errorf(http.StatusForbidden, httputil.CodeUserSuspended, "This account has been suspended"))
+		case rs.ShadowBanned && r.Method == http.MethodPut && sendPath.MatchString(p):
+			_ = httputil.WriteJSON(w, http.StatusOK, map[string]string{"event_id": fakeEventID()})
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+// shadowBan handles POST and DELETE /_synapse/admin/v1/users/{userID}/shadow_ban.
+func (a *API) shadowBan(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
+	user, err := a.localUser(r)
+	if err != nil {
+		return err
+	}
+	if _, err := a.accountInfo(r.Context(), user); err != nil {
+		return err
+	}
+	on := r.Method == http.MethodPost
+	if _, err := a.restrict(r.Context(), user, func(rs *storage.Restrictions) { rs.ShadowBanned = on }); err != nil {
+		return err
+	}
+	a.Audit(r.Context(), "shadow_ban", dev, string(user), map[string]any{"shadow_banned": on})
+	return httputil.WriteJSON(w, http.StatusOK, map[string]any{})
+}
+
+// suspend handles PUT /_synapse/admin/v1/suspend/{userID} {"suspend": bool}.
+func (a *API) suspend(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
+	user, err := a.localUser(r)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Suspend *bool `json:"suspend"`
+	}
+	if err := httputil.DecodeJSONObject(r, &req); err != nil {
+		return err
+	}
+	if req.Suspend == nil {
+		return httputil.MissingParam("suspend is required")
+	}
+	if _, err := a.accountInfo(r.Context(), user); err != nil {
+		return err
+	}
+	if _, err := a.restrict(r.Context(), user, func(rs *storage.Restrictions) { rs.Suspended = *req.Suspend }); err != nil {
+		return err
+	}
+	a.Audit(r.Context(), "suspension", dev, string(user), map[string]any{"suspended": *req.Suspend})
+	return httputil.WriteJSON(w, http.StatusOK, map[string]any{"user_" + string(user) + "_suspended": *req.Suspend})
+}
+
+// setLocked locks or unlocks a user (PUT /v2/users/{userID} with "locked").
+func (a *API) setLocked(ctx context.Context, dev *authn.Device, user id.UserID, locked bool) error {
+	if user == dev.UserID && locked {
+		return errors.New("admins may not lock themselves")
+	}
+	if _, err := a.restrict(ctx, user, func(rs *storage.Restrictions) { rs.Locked = locked }); err != nil {
+		return err
+	}
+	a.Audit(ctx, "lock", dev, string(user), map[string]any{"locked": locked})
+	return nil
+}
+
+// fakeEventID looks like a room v4+ event ID (43 characters of unpadded URL-safe base64).
+func fakeEventID() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return "$" + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// auditedKey marks, in a request context, whether the request has been audited.
+type auditedKey struct{}
+
+// statusWriter records the response status.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// auditOtherAdminCalls audits successful admin API calls served by other
+// components (media quarantine and deletion in mediaapi, registration tokens
+// in clientapi): this package's own admin endpoints audit themselves.
+func (a *API) auditOtherAdminCalls(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if !strings.HasPrefix(p, "/_synapse/admin/") || r.Method == http.MethodGet {
+			next.ServeHTTP(w, r)
+			return
+		}
+		audited := new(bool)
+		r = r.WithContext(context.WithValue(r.Context(), auditedKey{}, audited))
+		rec := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		if *audited || rec.status >= 300 {
+			return
+		}
+		tok, ok := authn.Token(r)
+		if !ok {
+			return
+		}
+		dev, err := a.auth.Authenticate(r.Context(), tok)
+		if err != nil || !dev.IsAdmin {
+			return
+		}
+		details := map[string]any{"method": r.Method}
+		a.Audit(r.Context(), "admin_api", dev, p, details)
+		if strings.Contains(p, "quarantine") {
+			a.Audit(r.Context(), "media_quarantine", dev, p, details)
+		}
+	})
+}

@@ -1,0 +1,24 @@
+package clientapi
+
+import (
+	"context"
+	"encoding/json"
+
+	"maunium.net/go/mautrix/id"
+
+	"parley/roomserver"
+)
+
+// ErrRemoteNotFound is returned by a RemoteQuerier when the remote server
+// answers that the profile or alias does not exist.
+var ErrRemoteNotFound = roomserver.ErrRemoteNotFound
+
+// RemoteQuerier looks up profiles and room aliases on other servers
+// (federation query/profile and query/directory). The federation package
+// implements it.
+type RemoteQuerier interface {
+	// QueryProfile returns a remote user's profile, or one field of it when field is set.
+	QueryProfile(ctx context.Context, userID id.UserID, field string) (map[string]json.RawMessage, error)
+	// QueryDirectory resolves a remote alias to a room ID and servers to join through.
+	QueryDirectory(ctx context.Context, alias id.RoomAlias) (id.RoomID, []string, error)
+}

@@ -1,0 +1,130 @@
+package federation_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"maunium.net/go/mautrix/federation"
+	"maunium.net/go/mautrix/id"
+
+	"parley/internal/testserver"
+)
+
+// invitedTo reports whether c's /sync lists roomID under rooms.invite.
+func invitedTo(t *testing.T, c *testserver.Client, roomID id.RoomID) bool {
+	t.Helper()
+	res := c.MustDo(t, http.MethodGet, "sync", nil)
+	rooms, _ := res.JSON["rooms"].(map[string]any)
+	inv, _ := rooms["invite"].(map[string]any)
+	_, ok := inv[string(roomID)]
+	return ok
+}
+
+func TestInvitesBothWaysAndLeave(t *testing.T) {
+	hs1, hs2 := pair(t)
+	alice := hs1.Register(t, "alice")
+	bob := hs2.Register(t, "bob")
+
+	// hs1 -> hs2: alice invites bob into a private room; bob joins through the inviter's server.
+	room1 := createRoom(t, alice, map[string]any{"preset": "private_chat", "name": "On hs1"})
+	alice.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(room1))+"/invite", map[string]any{"user_id": bob.UserID})
+	if m := membership(t, alice, room1, bob.UserID); m != "invite" {
+		t.Fatalf("hs1 invite state: %q", m)
+	}
+	if !invitedTo(t, bob, room1) {
+		t.Fatal("bob's /sync on hs2 does not show the invite")
+	}
+	bob.MustDo(t, http.MethodPost, "join/"+url.PathEscape(string(room1)), map[string]any{})
+	eventually(t, "bob joined on hs1", func() bool { return membership(t, alice, room1, bob.UserID) == "join" })
+
+	// hs2 -> hs1: bob invites alice into a room on hs2.
+	room2 := createRoom(t, bob, map[string]any{"preset": "private_chat", "name": "On hs2"})
+	bob.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(room2))+"/invite", map[string]any{"user_id": alice.UserID})
+	if !invitedTo(t, alice, room2) {
+		t.Fatal("alice's /sync on hs1 does not show the invite")
+	}
+	alice.MustDo(t, http.MethodPost, "join/"+url.PathEscape(string(room2)), map[string]any{})
+	eventually(t, "alice joined on hs2", func() bool { return membership(t, bob, room2, alice.UserID) == "join" })
+	send(t, alice, room2, "alice on hs2's room")
+	eventually(t, "alice's message on hs2", func() bool { return hasBody(timelineBodies(t, bob, room2), "alice on hs2's room") })
+
+	// Inviting a user who does not exist fails without changing the room.
+	res := alice.Do(t, http.MethodPost, "rooms/"+url.PathEscape(string(room1))+"/invite", map[string]any{"user_id": "@nobody:hs2.test"})
+	if res.Status == 200 || membership(t, alice, room1, "@nobody:hs2.test") != "" {
+		t.Fatalf("invite of unknown remote user: %d %s", res.Status, res.Body)
+	}
+
+	// Leave: bob leaves room1; hs1 sees it, and hs2 no longer receives the room's events.
+	bob.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(room1))+"/leave", map[string]any{})
+	eventually(t, "bob's leave on hs1", func() bool { return membership(t, alice, room1, bob.UserID) == "leave" })
+	after := send(t, alice, room1, "after bob left")
+	send(t, alice, room2, "marker")
+	eventually(t, "marker on hs2", func() bool { return hasBody(timelineBodies(t, bob, room2), "marker") })
+	time.Sleep(200 * time.Millisecond)
+	if _, err := hs2.HS.Store.GetEvent(context.Background(), after); err == nil {
+		t.Fatal("hs2 received an event of a room it left")
+	}
+}
+
+func TestMakeJoinErrors(t *testing.T) {
+	hs1, hs2 := pair(t)
+	alice := hs1.Register(t, "alice")
+	room := createRoom(t, alice, map[string]any{"preset": "private_chat"})
+	c := fedClient(t, hs2)
+	ctx := context.Background()
+	// A private room refuses an uninvited join.
+	if _, err := c.MakeJoin(ctx, &federation.ReqMakeJoin{RoomID: room, UserID: "@bob:hs2.test", Via: "hs1.test", SupportedVersions: []id.RoomVersion{"11"}}); !isErr(err, 403, "M_FORBIDDEN") {
+		t.Fatalf("uninvited make_join: %v", err)
+	}
+	// A user of another server than the requester's.
+	if _, err := c.MakeJoin(ctx, &federation.ReqMakeJoin{RoomID: room, UserID: "@carol:hs3.test", Via: "hs1.test", SupportedVersions: []id.RoomVersion{"11"}}); !isErr(err, 403, "M_FORBIDDEN") {
+		t.Fatalf("foreign user make_join: %v", err)
+	}
+	// Unsupported room version.
+	pub := createRoom(t, alice, map[string]any{"preset": "public_chat"})
+	if _, err := c.MakeJoin(ctx, &federation.ReqMakeJoin{RoomID: pub, UserID: "@bob:hs2.test", Via: "hs1.test", SupportedVersions: []id.RoomVersion{"9"}}); !isErr(err, 400, "M_INCOMPATIBLE_ROOM_VERSION") {
+		t.Fatalf("incompatible make_join: %v", err)
+	}
+	// Unknown room.
+	if _, err := c.MakeJoin(ctx, &federation.ReqMakeJoin{RoomID: "!nope:hs1.test", UserID: "@bob:hs2.test", Via: "hs1.test", SupportedVersions: []id.RoomVersion{"11"}}); !isErr(err, 404, "M_NOT_FOUND") {
+		t.Fatalf("unknown room make_join: %v", err)
+	}
+}
+
+func TestRejectRemoteInviteAndKnock(t *testing.T) {
+	hs1, hs2 := pair(t)
+	alice := hs1.Register(t, "alice")
+	bob := hs2.Register(t, "bob")
+
+	room := createRoom(t, alice, map[string]any{"preset": "private_chat"})
+	alice.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(room))+"/invite", map[string]any{"user_id": bob.UserID})
+	if !invitedTo(t, bob, room) {
+		t.Fatal("invite missing on hs2")
+	}
+	// Rejecting goes through make_leave/send_leave on hs1 (hs2 has no state of the room).
+	bob.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(room))+"/leave", map[string]any{})
+	if m := membership(t, alice, room, bob.UserID); m != "leave" {
+		t.Fatalf("hs1 membership after rejection: %q", m)
+	}
+	if invitedTo(t, bob, room) {
+		t.Fatal("rejected invite still in bob's /sync")
+	}
+
+	knockRoom := createRoom(t, alice, map[string]any{"preset": "private_chat",
+		"initial_state": []any{map[string]any{"type": "m.room.join_rules", "state_key": "", "content": map[string]any{"join_rule": "knock"}}}})
+	bob.MustDo(t, http.MethodPost, "knock/"+url.PathEscape(string(knockRoom))+"?server_name=hs1.test", map[string]any{"reason": "let me in"})
+	if m := membership(t, alice, knockRoom, bob.UserID); m != "knock" {
+		t.Fatalf("hs1 membership after knock: %q", m)
+	}
+	res := bob.MustDo(t, http.MethodGet, "sync", nil)
+	if knock, _ := res.JSON["rooms"].(map[string]any)["knock"].(map[string]any); knock[string(knockRoom)] == nil {
+		t.Fatalf("knock missing from bob's /sync: %s", res.Body)
+	}
+	// Knocking on a room that does not allow it is refused by the resident server.
+	if r := bob.Do(t, http.MethodPost, "knock/"+url.PathEscape(string(room))+"?server_name=hs1.test", map[string]any{}); r.Status == 200 {
+		t.Fatalf("knock on a non-knock room: %d %s", r.Status, r.Body)
+	}
+}

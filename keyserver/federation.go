@@ -1,0 +1,131 @@
+package keyserver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"go.uber.org/zap"
+
+	"maunium.net/go/mautrix/id"
+
+	"parley/storage"
+)
+
+// RemoteKeys is a remote server's answer to a key query.
+type RemoteKeys struct {
+	DeviceKeys      map[id.UserID]map[id.DeviceID]json.RawMessage
+	MasterKeys      map[id.UserID]json.RawMessage
+	SelfSigningKeys map[id.UserID]json.RawMessage
+}
+
+// Federation is what the key server asks of other servers: key queries and
+// claims (federation user/keys/query and user/keys/claim) and to-device
+// messages (m.direct_to_device EDUs). The composition root adapts the
+// federation component to it.
+type Federation interface {
+	QueryKeys(ctx context.Context, server string, query map[id.UserID][]id.DeviceID) (*RemoteKeys, error)
+	ClaimKeys(ctx context.Context, server string, query map[id.UserID]map[id.DeviceID]string) (map[id.UserID]map[id.DeviceID]map[string]json.RawMessage, error)
+	SendToDevice(server string, sender id.UserID, evType, messageID string, messages map[id.UserID]map[string]json.RawMessage)
+	// SendDeviceListUpdate sends an m.device_list_update EDU to the servers.
+	SendDeviceListUpdate(servers []string, content map[string]any)
+}
+
+// SetFederation connects the key server to other servers; call it before serving.
+func (s *Server) SetFederation(f Federation) { s.fed = f }
+
+// ReceiveToDevice stores to-device messages that sender (a user of origin)
+// sent to local users over federation. messageID makes a retry a no-op.
+func (s *Server) ReceiveToDevice(ctx context.Context, origin string, sender id.UserID, evType, messageID string, messages map[id.UserID]map[string]json.RawMessage) error {
+	if sender.Homeserver() != origin {
+		return fmt.Errorf("sender %s is not from %s", sender, origin)
+	}
+	var msgs []storage.ToDeviceMessage
+	var targets []id.UserID
+	for user, devices := range messages {
+		if !s.isLocal(user) {
+			continue
+		}
+		all, err := s.store.ListDevices(ctx, user)
+		if err != nil {
+			return err
+		}
+		for device, content := range devices {
+			if len(content) == 0 || content[0] != '{' {
+				continue
+			}
+			for _, d := range all {
+				if device == "*" || id.DeviceID(device) == d.DeviceID {
+					msgs = append(msgs, storage.ToDeviceMessage{UserID: user, DeviceID: d.DeviceID, Type: evType, Content: content})
+				}
+			}
+		}
+		targets = append(targets, user)
+	}
+	_, dup, err := s.store.SendToDevice(ctx, sender, "", "fed:"+messageID, msgs)
+	if err != nil {
+		return err
+	}
+	if !dup && s.notifier != nil {
+		s.notifier.WakeUsers(targets...)
+	}
+	return nil
+}
+
+// remoteByServer groups the non-local users of a query by server.
+func remoteByServer[T any](s *Server, q map[id.UserID]T) map[string]map[id.UserID]T {
+	out := map[string]map[id.UserID]T{}
+	for u, v := range q {
+		if _, _, err := u.Parse(); err != nil || s.isLocal(u) {
+			continue
+		}
+		if out[u.Homeserver()] == nil {
+			out[u.Homeserver()] = map[id.UserID]T{}
+		}
+		out[u.Homeserver()][u] = v
+	}
+	return out
+}
+
+// sendDeviceListUpdate tells the other servers sharing a room with user
+// that one of its devices changed (m.device_list_update). prev_id is left
+// empty, which makes receivers resync the user's device list.
+func (s *Server) sendDeviceListUpdate(ctx context.Context, user id.UserID, device id.DeviceID, pos int64, keys json.RawMessage) {
+	if s.fed == nil {
+		return
+	}
+	shared, err := s.rooms.SharedRoomUsers(ctx, user)
+	if err != nil {
+		s.log.Warn("device list update: shared rooms", zap.Error(err))
+		return
+	}
+	var servers []string
+	for u := range shared {
+		if srv := u.Homeserver(); srv != s.serverName && !slices.Contains(servers, srv) {
+			servers = append(servers, srv)
+		}
+	}
+	if len(servers) == 0 {
+		return
+	}
+	content := map[string]any{"user_id": user, "device_id": device, "stream_id": pos, "prev_id": []int64{}, "deleted": false}
+	if len(keys) > 0 {
+		content["keys"] = keys
+	}
+	s.fed.SendDeviceListUpdate(servers, content)
+}
+
+// RemoteDeviceListUpdate records that a remote user's devices changed (an
+// m.device_list_update EDU from its server): local users sharing a room with
+// it see it in device_lists.changed.
+func (s *Server) RemoteDeviceListUpdate(ctx context.Context, origin string, user id.UserID) error {
+	if user.Homeserver() != origin {
+		return fmt.Errorf("user %s is not from %s", user, origin)
+	}
+	if _, err := s.store.AddDeviceListChanges(ctx, []storage.DeviceListChange{{UserID: user}}); err != nil {
+		return err
+	}
+	s.wakeDeviceListWatchers(ctx, user)
+	return nil
+}
