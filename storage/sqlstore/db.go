@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -233,14 +234,15 @@ func NotFound(err error) error {
 
 // In returns "($start,$start+1,…)" for n placeholders starting at $start.
 func In(start, n int) string {
-	var b strings.Builder
-	b.WriteByte('(')
+	b := make([]byte, 0, 2+n*5)
+	b = append(b, '(')
 	for i := 0; i < n; i++ {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		fmt.Fprintf(&b, "$%d", start+i)
+		b = append(b, '$')
+		b = strconv.AppendInt(b, int64(start+i), 10)
 	}
-	b.WriteByte(')')
-	return b.String()
+	b = append(b, ')')
+	return string(b)
 }

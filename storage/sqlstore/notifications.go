@@ -46,20 +46,13 @@ func insertNotifications(ctx context.Context, tx *sql.Tx, ns []storage.Notificat
 	const cols = 11
 	for start := 0; start < len(ns); start += notifInsertChunk {
 		chunk := ns[start:min(start+notifInsertChunk, len(ns))]
-		var q strings.Builder
-		q.WriteString(`INSERT INTO push_actions (user_id, room_id, event_id, thread_id, event_pos, ts, highlight, actions, event, profile_tag, is_read) VALUES `)
 		args := make([]any, 0, len(chunk)*cols)
-		for i, n := range chunk {
-			if i > 0 {
-				q.WriteByte(',')
-			}
-			q.WriteString(In(i*cols+1, cols))
+		for _, n := range chunk {
 			read := max(readUpto[readKey{n.UserID, n.RoomID, ""}], readUpto[readKey{n.UserID, n.RoomID, n.ThreadID}]) >= n.EventPos
 			args = append(args, string(n.UserID), string(n.RoomID), string(n.EventID), n.ThreadID, n.EventPos, n.TS, n.Highlight,
 				string(n.Actions), string(n.Event), n.ProfileTag, read)
 		}
-		q.WriteString(` ON CONFLICT (user_id, event_id) DO NOTHING`)
-		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+		if _, err := tx.ExecContext(ctx, notifInsertQueries[len(chunk)], args...); err != nil {
 			return fmt.Errorf("store notifications: %w", err)
 		}
 	}
@@ -68,6 +61,24 @@ func insertNotifications(ctx context.Context, tx *sql.Tx, ns []storage.Notificat
 
 // notifInsertChunk bounds the rows of one multi-row INSERT (11 parameters each).
 const notifInsertChunk = 50
+
+// notifInsertQueries[n] inserts n notifications.
+var notifInsertQueries = func() (qs [notifInsertChunk + 1]string) {
+	const cols = 11
+	for n := 1; n <= notifInsertChunk; n++ {
+		var q strings.Builder
+		q.WriteString(`INSERT INTO push_actions (user_id, room_id, event_id, thread_id, event_pos, ts, highlight, actions, event, profile_tag, is_read) VALUES `)
+		for i := 0; i < n; i++ {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteString(In(i*cols+1, cols))
+		}
+		q.WriteString(` ON CONFLICT (user_id, event_id) DO NOTHING`)
+		qs[n] = q.String()
+	}
+	return qs
+}()
 
 type readKey struct {
 	user   id.UserID
