@@ -143,15 +143,58 @@ func ruleMatches(rule *pushrules.PushRule, room pushrules.Room, evt *event.Event
 
 // condMatches is pushrules.PushCondition.Match with cached event_match globs.
 func condMatches(cond *pushrules.PushCondition, room pushrules.Room, evt *event.Event) bool {
-	if cond.Kind != pushrules.KindEventMatch {
-		return cond.Match(room, evt)
-	}
-	val, ok := condValue(cond.Key, evt)
-	if !ok {
+	switch cond.Kind {
+	case pushrules.KindEventMatch:
+		val, ok := condValue(cond.Key, evt)
+		if !ok {
+			return false
+		}
+		g := pushPatterns.glob(cond.Pattern)
+		return g != nil && g.Match(condString(val))
+	case pushrules.KindEventPropertyIs:
+		val, ok := condValue(cond.Key, evt)
+		return ok && jsonValueEquals(val, cond.Value)
+	case pushrules.KindEventPropertyContains:
+		val, ok := condValue(cond.Key, evt)
+		if !ok {
+			return false
+		}
+		arr, _ := val.([]any)
+		for _, item := range arr {
+			if jsonValueEquals(item, cond.Value) {
+				return true
+			}
+		}
 		return false
 	}
-	g := pushPatterns.glob(cond.Pattern)
-	return g != nil && g.Match(condString(val))
+	return cond.Match(room, evt)
+}
+
+// jsonValueEquals compares decoded JSON scalars: numbers by integer value
+// (Matrix has no floats), other values with ==; values of types that cannot
+// be compared (objects, arrays) are never equal.
+func jsonValueEquals(a, b any) bool {
+	if x, ok := asInt(a); ok {
+		y, ok := asInt(b)
+		return ok && x == y
+	}
+	switch a.(type) {
+	case string, bool, nil:
+		return a == b
+	}
+	return false
+}
+
+func asInt(v any) (int64, bool) {
+	switch n := v.(type) {
+	case float64:
+		return int64(n), true
+	case int:
+		return int64(n), true
+	case int64:
+		return n, true
+	}
+	return 0, false
 }
 
 // condValue finds a condition's key in evt (dotted path, with MSC3873 escapes).
