@@ -9,7 +9,12 @@ import (
 )
 
 // registerRoomRoutes attaches room creation, sending, state, membership and history.
-func (a *API) registerRoomRoutes(v3 *mux.Router) {
+func (a *API) registerRoomRoutes(v3, v1 *mux.Router) {
+	for _, p := range []string{"", "/{relType}", "/{relType}/{eventType}"} {
+		a.authed(v1, "/rooms/{roomID}/relations/{eventID}"+p, "relations", a.relations, http.MethodGet)
+	}
+	a.authed(v1, "/rooms/{roomID}/threads", "threads", a.threads, http.MethodGet)
+
 	a.authedNoGuest(v3, "/createRoom", "create_room", a.createRoom, http.MethodPost)
 
 	a.authed(v3, "/rooms/{roomID}/send/{eventType}/{txnID}", "send_event", a.limits.WrapAuthed(ratelimit.Message, a.sendEvent), http.MethodPut)

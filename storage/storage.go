@@ -7,6 +7,7 @@ import "context"
 type Store interface {
 	AccountStore
 	RoomStore
+	RelationStore
 	UIAStore
 	RegistrationTokenStore
 	ProfileStore
