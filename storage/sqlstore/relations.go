@@ -66,16 +66,19 @@ func (s *Store) Threads(ctx context.Context, roomID id.RoomID, participant id.Us
 	if before <= 0 {
 		before = 1 << 62
 	}
-	args := []any{roomID, before, limit}
+	// SQLite numbers $N placeholders in order of first appearance: keep them in order.
+	args := []any{roomID}
 	filter := ""
 	if participant != "" {
 		args = append(args, participant)
-		filter = ` AND (relates_to IN (SELECT relates_to FROM relations WHERE room_id = $1 AND rel_type = 'm.thread' AND sender = $4)
-			OR relates_to IN (SELECT event_id FROM events WHERE room_id = $1 AND sender = $4))`
+		filter = ` AND (relates_to IN (SELECT relates_to FROM relations WHERE room_id = $1 AND rel_type = 'm.thread' AND sender = $2)
+			OR relates_to IN (SELECT event_id FROM events WHERE room_id = $1 AND sender = $2))`
 	}
+	n := len(args)
+	args = append(args, before, limit)
 	rows, err := s.db.r.QueryContext(ctx, `SELECT relates_to, MAX(stream_pos) AS latest FROM relations
 		WHERE room_id = $1 AND rel_type = 'm.thread'`+filter+`
-		GROUP BY relates_to HAVING MAX(stream_pos) < $2 ORDER BY latest DESC LIMIT $3`, args...)
+		GROUP BY relates_to HAVING MAX(stream_pos) < $`+strconv.Itoa(n+1)+` ORDER BY latest DESC LIMIT $`+strconv.Itoa(n+2), args...)
 	if err != nil {
 		return nil, err
 	}
