@@ -45,6 +45,10 @@ func (a *API) registerRoomRoutes(v3, v1 *mux.Router) {
 	a.authed(v3, "/rooms/{roomID}/initialSync", "room_initial_sync", a.roomInitialSync, http.MethodGet)
 	a.authed(v3, "/rooms/{roomID}/aliases", "room_aliases", a.roomAliases, http.MethodGet)
 
+	a.handle(v3, "/directory/list/room/{roomID}", "get_room_visibility", a.getRoomVisibility, http.MethodGet)
+	a.authedNoGuest(v3, "/directory/list/room/{roomID}", "put_room_visibility", a.putRoomVisibility, http.MethodPut)
+	a.handle(v3, "/publicRooms", "public_rooms", a.getPublicRooms, http.MethodGet)
+	a.authed(v3, "/publicRooms", "public_rooms", a.postPublicRooms, http.MethodPost)
 	a.handle(v3, "/directory/room/{roomAlias}", "get_alias", a.getAlias, http.MethodGet)
 	a.authedNoGuest(v3, "/directory/room/{roomAlias}", "put_alias", a.putAlias, http.MethodPut)
 	a.authedNoGuest(v3, "/directory/room/{roomAlias}", "delete_alias", a.deleteAlias, http.MethodDelete)

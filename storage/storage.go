@@ -8,6 +8,7 @@ type Store interface {
 	AccountStore
 	RoomStore
 	RelationStore
+	DirectoryStore
 	UIAStore
 	RegistrationTokenStore
 	ProfileStore
