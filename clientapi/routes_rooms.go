@@ -36,6 +36,7 @@ func (a *API) registerRoomRoutes(v3, v1 *mux.Router) {
 		a.authedNoGuest(v3, "/rooms/{roomID}/"+action, action, a.membershipAction(action), http.MethodPost)
 	}
 	a.authedNoGuest(v3, "/rooms/{roomID}/forget", "forget", a.forget, http.MethodPost)
+	a.authedNoGuest(v3, "/rooms/{roomID}/upgrade", "upgrade_room", a.upgradeRoom, http.MethodPost)
 	a.authed(v3, "/joined_rooms", "joined_rooms", a.joinedRooms, http.MethodGet)
 	a.authed(v3, "/rooms/{roomID}/members", "members", a.members, http.MethodGet)
 	a.authed(v3, "/rooms/{roomID}/joined_members", "joined_members", a.joinedMembers, http.MethodGet)
