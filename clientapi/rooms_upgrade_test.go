@@ -94,3 +94,27 @@ func TestRoomUpgrade(t *testing.T) {
 		t.Fatalf("v11 power levels after v12: %v", pl)
 	}
 }
+
+func TestRoomUpgradeInviteOnly(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	carol := srv.Register(t, "carol")
+	dave := srv.Register(t, "dave")
+	old := createRoom(t, alice, map[string]any{"preset": "private_chat", "invite": []string{string(bob.UserID), string(carol.UserID), string(dave.UserID)}})
+	member(t, bob, old, "join", nil)
+	member(t, carol, old, "join", nil)
+	alice.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/ban", old), map[string]any{"user_id": carol.UserID})
+	newRoom := alice.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/upgrade", old), map[string]any{"new_version": "11"}).JSON["replacement_room"].(string)
+	for who, want := range map[*testserver.Client]string{bob: "invite", carol: "ban", dave: "invite"} {
+		if got := membershipOf(t, alice, newRoom, string(who.UserID)); got != want {
+			t.Errorf("%s in the new room: %q want %q", who.UserID, got, want)
+		}
+	}
+	if res := member(t, bob, newRoom, "join", nil); res.Status != http.StatusOK {
+		t.Fatalf("bob joins the invite-only replacement: %d %s", res.Status, res.Body)
+	}
+	if ga := stateContent(t, alice, newRoom, "m.room.join_rules"); ga["join_rule"] != "invite" {
+		t.Fatalf("join rule: %v", ga)
+	}
+}

@@ -141,6 +141,11 @@ func (s *Server) UpgradeRoom(ctx context.Context, req UpgradeRequest) (id.RoomID
 		}
 	}
 	s.moveAliases(ctx, req, newRoomID, content)
+	joinRule := "invite"
+	if jr, ok := content(event.StateJoinRules.Type); ok {
+		joinRule = gjson.GetBytes(jr, "join_rule").Str
+	}
+	s.transferMembers(ctx, req, newRoomID, joinRule)
 	if !oldRoom.IsPublic {
 		return newRoomID, nil
 	}
@@ -190,5 +195,33 @@ func (s *Server) moveAliases(ctx context.Context, req UpgradeRequest, newRoomID 
 	}
 	if _, err := s.Send(ctx, SendRequest{RoomID: req.RoomID, Sender: req.User, Type: event.StateCanonicalAlias.Type, StateKey: &sk, Content: json.RawMessage(`{}`)}); err != nil {
 		s.log.Info("could not clear the old room's canonical alias", logging.RoomID(req.RoomID), zap.Error(err))
+	}
+}
+
+// transferMembers bans the old room's banned users in the new room, re-sends
+// pending invites, and, when the old room was invite-only (members could not
+// join the replacement otherwise), invites its joined members.
+func (s *Server) transferMembers(ctx context.Context, req UpgradeRequest, newRoomID id.RoomID, joinRule string) {
+	members, err := s.store.RoomMemberships(ctx, req.RoomID)
+	if err != nil {
+		s.log.Warn("listing members to transfer", logging.RoomID(req.RoomID), zap.Error(err))
+		return
+	}
+	for _, m := range members {
+		if m.UserID == req.User {
+			continue
+		}
+		mr := MembershipRequest{RoomID: newRoomID, Sender: req.User, Target: m.UserID}
+		switch {
+		case m.Membership == "ban":
+			_, err = s.Ban(ctx, mr)
+		case m.Membership == "invite" || (m.Membership == "join" && joinRule == "invite"):
+			_, err = s.Invite(ctx, mr)
+		default:
+			continue
+		}
+		if err != nil {
+			s.log.Info("could not transfer a membership to the upgraded room", logging.RoomID(newRoomID), zap.Error(err))
+		}
 	}
 }
