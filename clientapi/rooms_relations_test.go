@@ -3,6 +3,7 @@ package clientapi_test
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"testing"
 
@@ -138,6 +139,22 @@ func TestRelationsAndAggregations(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("no aggregations in /messages")
+	}
+
+	// /sync timelines bundle too.
+	filter := `{"room":{"timeline":{"limit":50}}}`
+	res = carol.MustDo(t, http.MethodGet, "sync?filter="+url.QueryEscape(filter), nil)
+	tl := res.JSON["rooms"].(map[string]any)["join"].(map[string]any)[room].(map[string]any)["timeline"].(map[string]any)["events"].([]any)
+	found = false
+	for _, e := range tl {
+		ev := e.(map[string]any)
+		if ev["event_id"] == root {
+			th, _ := ev["unsigned"].(map[string]any)["m.relations"].(map[string]any)["m.thread"].(map[string]any)
+			found = th["count"] == float64(3)
+		}
+	}
+	if !found {
+		t.Fatalf("no m.thread aggregation in the /sync timeline: %v", tl)
 	}
 
 	// Redacting a thread reply removes it from the relations and the count.

@@ -48,4 +48,3 @@ func (s *Server) TimestampToEvent(ctx context.Context, user id.UserID, roomID id
 	}
 	return best, nil
 }
-
