@@ -117,17 +117,26 @@ func (s *Store) Aggregations(ctx context.Context, user id.UserID, evs []*storage
 		}
 		return a
 	}
-	// Threads, references and who replied, in one pass over the rows.
+	// Threads, references, who replied and edit candidates, in one pass over
+	// the rows (the common case, no relations, costs one indexed query).
 	rows, err := s.db.r.QueryContext(ctx, `SELECT relates_to, rel_type, event_id, sender FROM relations
-		WHERE relates_to IN `+in+` AND rel_type IN ('m.thread', 'm.reference') ORDER BY stream_pos`, args...)
+		WHERE relates_to IN `+in+` AND rel_type IN ('m.thread', 'm.reference', 'm.replace') ORDER BY stream_pos`, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
+	var editIDs []id.EventID
 	for rows.Next() {
 		var parent, relType, eventID, sender string
 		if err := rows.Scan(&parent, &relType, &eventID, &sender); err != nil {
 			return nil, err
+		}
+		if relType == "m.replace" {
+			// A replacement only counts from the original's sender.
+			if id.UserID(sender) == byID[id.EventID(parent)].Sender {
+				editIDs = append(editIDs, id.EventID(eventID))
+			}
+			continue
 		}
 		a := agg(id.EventID(parent))
 		if relType == "m.reference" {
@@ -144,8 +153,10 @@ func (s *Store) Aggregations(ctx context.Context, user id.UserID, evs []*storage
 		return nil, err
 	}
 	rows.Close()
-	edits, err := scanEvents(s.db.r.QueryContext(ctx, `SELECT `+eventColsE+` FROM relations x JOIN events e ON e.event_id = x.event_id
-		WHERE x.rel_type = 'm.replace' AND x.relates_to IN `+in+` AND NOT e.rejected AND NOT e.soft_failed AND NOT e.redacted`, args...))
+	if len(editIDs) == 0 {
+		return out, nil
+	}
+	edits, err := s.GetEvents(ctx, editIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +164,7 @@ func (s *Store) Aggregations(ctx context.Context, user id.UserID, evs []*storage
 		parent := id.EventID(gjson.GetBytes(e.JSON, `content.m\.relates_to.event_id`).Str)
 		orig := byID[parent]
 		// A replacement only counts from the original's sender, with its type.
-		if orig == nil || e.Sender != orig.Sender || e.Type != orig.Type {
+		if orig == nil || e.Sender != orig.Sender || e.Type != orig.Type || e.Rejected || e.SoftFailed || e.Redacted {
 			continue
 		}
 		if a := agg(parent); a.Replace == nil || newerEdit(e, a.Replace) {
