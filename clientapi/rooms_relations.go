@@ -81,7 +81,9 @@ func (a *API) relations(w http.ResponseWriter, r *http.Request, dev *authn.Devic
 	if from.set {
 		resp["prev_batch"] = q.Get("from")
 	}
-	if req.Depth > 1 {
+	if q.Has("recurse") {
+		// Mandatory when the client supplied recurse, absent otherwise. The
+		// depth reached is at most req.Depth.
 		resp["recursion_depth"] = req.Depth
 	}
 	return httputil.WriteJSON(w, http.StatusOK, resp)

@@ -85,6 +85,13 @@ func TestRelationsAndAggregations(t *testing.T) {
 	if _, ok := res.JSON["next_batch"]; ok {
 		t.Fatalf("next_batch on the last page: %s", res.Body)
 	}
+	if _, ok := res.JSON["recursion_depth"]; ok {
+		t.Fatalf("recursion_depth without recurse: %s", res.Body)
+	}
+	res = bob.MustDo(t, http.MethodGet, v1Path("rooms/%s/relations/%s", room, root)+"?recurse=false", nil)
+	if res.JSON["recursion_depth"] != float64(1) {
+		t.Fatalf("recursion_depth with recurse=false: %s", res.Body)
+	}
 	res = bob.MustDo(t, http.MethodGet, v1Path("rooms/%s/relations/%s/m.thread", room, root), nil)
 	if ids := chunkIDs(t, res); !slices.Equal(ids, []string{r3, r2, r1}) {
 		t.Fatalf("m.thread relations: %v", ids)
