@@ -226,3 +226,28 @@ func TestThreadsList(t *testing.T) {
 	}
 	wantErr(t, bob.Do(t, http.MethodGet, v1Path("rooms/%s/threads", room)+"?include=mine", nil), http.StatusBadRequest, "M_INVALID_PARAM")
 }
+
+func TestThreadSummaryHidesInvisibleReplies(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	room := createRoom(t, alice, map[string]any{"preset": "public_chat"})
+	member(t, bob, room, "join", nil)
+	root := sendMsg(t, alice, room, "root")
+	first := sendRaw(t, alice, room, "m.room.message", relatesTo("m.thread", root, nil))
+	threadOf := func() map[string]any {
+		t.Helper()
+		res := bob.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/event/%s", room, root), nil)
+		rel, _ := res.JSON["unsigned"].(map[string]any)["m.relations"].(map[string]any)
+		th, _ := rel["m.thread"].(map[string]any)
+		return th
+	}
+	if th := threadOf(); th == nil || th["latest_event"].(map[string]any)["event_id"] != first {
+		t.Fatalf("thread summary while joined: %v", th)
+	}
+	member(t, bob, room, "leave", nil)
+	sendRaw(t, alice, room, "m.room.message", relatesTo("m.thread", root, map[string]any{"body": "secret"}))
+	if th := threadOf(); th != nil {
+		t.Fatalf("bob left but sees the reply sent since: %v", th)
+	}
+}

@@ -34,8 +34,25 @@ func (s *Server) WithRelations(ctx context.Context, user id.UserID, device id.De
 		if err != nil {
 			return nil, err
 		}
+		// A thread's latest event is shown only to users who may see it (a
+		// user who left must not learn of replies sent since).
+		vis := map[id.RoomID]*Visibility{}
 		for _, e := range les {
-			latest[e.EventID] = e
+			v, ok := vis[e.RoomID]
+			if !ok {
+				if v, err = s.NewVisibility(ctx, user, e.RoomID); err != nil {
+					return nil, err
+				}
+				vis[e.RoomID] = v
+			}
+			if !v.CanSee(e) {
+				continue
+			}
+			shown, err := s.HideErased(ctx, v, e.RoomID, []*storage.Event{e})
+			if err != nil {
+				return nil, err
+			}
+			latest[e.EventID] = shown[0]
 		}
 	}
 	now := time.Now().UnixMilli()
