@@ -242,8 +242,16 @@ func TestThreadSummaryHidesInvisibleReplies(t *testing.T) {
 		th, _ := rel["m.thread"].(map[string]any)
 		return th
 	}
-	if th := threadOf(); th == nil || th["latest_event"].(map[string]any)["event_id"] != first {
+	edit := sendRaw(t, alice, room, "m.room.message", relatesTo("m.replace", first, map[string]any{"m.new_content": map[string]any{"msgtype": "m.text", "body": "fixed"}}))
+	th := threadOf()
+	if th == nil || th["latest_event"].(map[string]any)["event_id"] != first {
 		t.Fatalf("thread summary while joined: %v", th)
+	}
+	// The latest event carries its own bundled edit.
+	u, _ := th["latest_event"].(map[string]any)["unsigned"].(map[string]any)
+	rel, _ := u["m.relations"].(map[string]any)
+	if repl, _ := rel["m.replace"].(map[string]any); repl["event_id"] != edit {
+		t.Fatalf("latest_event without its edit: %v", th["latest_event"])
 	}
 	member(t, bob, room, "leave", nil)
 	sendRaw(t, alice, room, "m.room.message", relatesTo("m.thread", root, map[string]any{"body": "secret"}))

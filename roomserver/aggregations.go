@@ -15,6 +15,12 @@ import (
 // m.replace, m.reference) added to unsigned.m.relations. Events without any
 // are returned as they are; the others are copies.
 func (s *Server) WithRelations(ctx context.Context, user id.UserID, device id.DeviceID, evs []*storage.Event) ([]*storage.Event, error) {
+	return s.withRelations(ctx, user, device, evs, true)
+}
+
+// withRelations is WithRelations; threads=false leaves out m.thread (for a
+// thread's latest event, which carries its own edits and references).
+func (s *Server) withRelations(ctx context.Context, user id.UserID, device id.DeviceID, evs []*storage.Event, threads bool) ([]*storage.Event, error) {
 	if len(evs) == 0 {
 		return evs, nil
 	}
@@ -24,7 +30,7 @@ func (s *Server) WithRelations(ctx context.Context, user id.UserID, device id.De
 	}
 	var latestIDs []id.EventID
 	for _, ag := range aggs {
-		if ag.ThreadLatest != "" {
+		if ag.ThreadLatest != "" && threads {
 			latestIDs = append(latestIDs, ag.ThreadLatest)
 		}
 	}
@@ -50,6 +56,9 @@ func (s *Server) WithRelations(ctx context.Context, user id.UserID, device id.De
 			}
 			shown, err := s.HideErased(ctx, v, e.RoomID, []*storage.Event{e})
 			if err != nil {
+				return nil, err
+			}
+			if shown, err = s.withRelations(ctx, user, device, shown, false); err != nil {
 				return nil, err
 			}
 			latest[e.EventID] = shown[0]
