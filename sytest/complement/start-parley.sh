@@ -74,6 +74,8 @@ e2ee:
 federation:
   enabled: true
   trusted_ca_file: "$ca"
+  # hs1, hs2 and Complement's own servers all listen on 127.0.0.x.
+  allow_private_ips: true
 media:
   path: "$dir/media"
 log:

@@ -130,6 +130,8 @@ sub start
          enabled         => JSON::true,
          # SyTest's own federation servers use certificates from its CA.
          trusted_ca_file => abs_path( "keys/ca.crt" ),
+         # Every server of the test network listens on loopback.
+         allow_private_ips => JSON::true,
       },
       media => { path => "$hs_dir/media" },
       log   => { level => $ENV{PARLEY_LOG_LEVEL} // "debug" },
