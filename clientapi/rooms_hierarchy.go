@@ -78,6 +78,13 @@ func (a *API) hierarchy(w http.ResponseWriter, r *http.Request, dev *authn.Devic
 			})
 		}
 		room["children_state"] = children
+		room["room_version"] = hr.Version
+		if hr.Encryption != "" {
+			room["encryption"] = hr.Encryption
+		}
+		if len(hr.AllowedRoomIDs) > 0 {
+			room["allowed_room_ids"] = hr.AllowedRoomIDs
+		}
 		out = append(out, room)
 	}
 	resp := map[string]any{"rooms": out}

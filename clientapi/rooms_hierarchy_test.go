@@ -52,7 +52,8 @@ func TestSpaceHierarchy(t *testing.T) {
 		t.Fatalf("hierarchy for bob: got %v want %v", got, []string{space, d, a, sub, e})
 	}
 	root := res.JSON["rooms"].([]any)[0].(map[string]any)
-	if root["room_type"] != "m.space" || root["name"] != "Space" || root["num_joined_members"] != float64(1) || root["join_rule"] != "public" {
+	if root["room_type"] != "m.space" || root["name"] != "Space" || root["num_joined_members"] != float64(1) || root["join_rule"] != "public" ||
+		root["room_version"] != string(srv.HS.Config.Rooms.DefaultVersion) {
 		t.Fatalf("root summary: %v", root)
 	}
 	var kids []string
@@ -106,4 +107,22 @@ func TestSpaceHierarchy(t *testing.T) {
 	wantErr(t, bob.Do(t, http.MethodGet, path+"?max_depth=-1", nil), http.StatusBadRequest, "M_INVALID_PARAM")
 	wantErr(t, bob.Do(t, http.MethodGet, v1Path("rooms/%s/hierarchy", b), nil), http.StatusForbidden, "M_FORBIDDEN")
 	wantErr(t, bob.Do(t, http.MethodGet, v1Path("rooms/%s/hierarchy", "!unknown:"+hs), nil), http.StatusForbidden, "M_FORBIDDEN")
+
+	// A room restricted to space members: visible to bob once he joins the space.
+	restricted := createRoom(t, alice, map[string]any{"preset": "private_chat", "name": "R", "initial_state": []any{map[string]any{
+		"type": "m.room.join_rules", "state_key": "", "content": map[string]any{"join_rule": "restricted",
+			"allow": []any{map[string]any{"type": "m.room_membership", "room_id": space}}}}}})
+	child(space, restricted, map[string]any{"via": via, "order": "c"})
+	if got := ids(get(bob, "")); slices.Contains(got, restricted) {
+		t.Fatalf("restricted room visible to a non-member of the space: %v", got)
+	}
+	member(t, bob, space, "join", nil)
+	res = get(bob, "")
+	if got := ids(res); !slices.Equal(got, []string{space, d, a, restricted, sub, e}) {
+		t.Fatalf("after joining the space: %v", got)
+	}
+	r := res.JSON["rooms"].([]any)[3].(map[string]any)
+	if allowed, _ := r["allowed_room_ids"].([]any); len(allowed) != 1 || allowed[0] != space || r["join_rule"] != "restricted" {
+		t.Fatalf("restricted room summary: %v", r)
+	}
 }

@@ -27,13 +27,19 @@ type RoomSummary struct {
 	NumJoinedMembers int
 	WorldReadable    bool
 	GuestCanJoin     bool
+	// Version, Encryption (the m.room.encryption algorithm) and AllowedRoomIDs
+	// (of restricted join rules) complete the room hierarchy's RoomSummary.
+	Version        id.RoomVersion
+	Encryption     string
+	AllowedRoomIDs []id.RoomID
 	// State is the room's current state (for callers that need more, such as m.space.child events).
 	State []*storage.Event
 }
 
 // Summary returns a room's summary; ErrRoomNotFound when the room is unknown.
 func (s *Server) Summary(ctx context.Context, roomID id.RoomID) (*RoomSummary, error) {
-	if _, err := s.store.GetRoom(ctx, roomID); errors.Is(err, storage.ErrNotFound) {
+	room, err := s.store.GetRoom(ctx, roomID)
+	if errors.Is(err, storage.ErrNotFound) {
 		return nil, ErrRoomNotFound
 	} else if err != nil {
 		return nil, err
@@ -42,7 +48,7 @@ func (s *Server) Summary(ctx context.Context, roomID id.RoomID) (*RoomSummary, e
 	if err != nil {
 		return nil, err
 	}
-	sum := &RoomSummary{RoomID: roomID, JoinRule: "invite", State: state}
+	sum := &RoomSummary{RoomID: roomID, JoinRule: "invite", State: state, Version: room.Version}
 	for _, ev := range state {
 		if ev.StateKey == nil {
 			continue
@@ -72,6 +78,15 @@ func (s *Server) Summary(ctx context.Context, roomID id.RoomID) (*RoomSummary, e
 			if jr := str("join_rule"); jr != "" {
 				sum.JoinRule = jr
 			}
+			if sum.JoinRule == "restricted" || sum.JoinRule == "knock_restricted" {
+				for _, a := range content.Get("allow").Array() {
+					if a.Get("type").Str == "m.room_membership" && a.Get("room_id").Type == gjson.String {
+						sum.AllowedRoomIDs = append(sum.AllowedRoomIDs, id.RoomID(a.Get("room_id").Str))
+					}
+				}
+			}
+		case ev.Type == event.StateEncryption.Type:
+			sum.Encryption = str("algorithm")
 		case ev.Type == event.StateCreate.Type:
 			sum.RoomType = str("type")
 		case ev.Type == event.StateHistoryVisibility.Type:
