@@ -39,11 +39,11 @@ func (a *API) putRoomVisibility(w http.ResponseWriter, r *http.Request, dev *aut
 	if err := httputil.DecodeJSONObject(r, &body); err != nil {
 		return err
 	}
-	public := false
+	public := true // the spec's default
 	switch {
-	case body.Visibility == nil || *body.Visibility == "private":
-	case *body.Visibility == "public":
-		public = true
+	case body.Visibility == nil || *body.Visibility == "public":
+	case *body.Visibility == "private":
+		public = false
 	default:
 		return httputil.InvalidParam("visibility must be 'public' or 'private'")
 	}

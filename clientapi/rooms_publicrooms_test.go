@@ -83,7 +83,7 @@ func TestRoomDirectory(t *testing.T) {
 	wantErr(t, alice.Do(t, http.MethodPut, testserver.Sprintf("directory/list/room/%s", big), map[string]any{"visibility": "secret"}), http.StatusBadRequest, "M_INVALID_PARAM")
 	alice.MustDo(t, http.MethodPut, testserver.Sprintf("directory/list/room/%s", big), map[string]any{"visibility": "private"})
 	wantErr(t, alice.Do(t, http.MethodPut, testserver.Sprintf("directory/list/room/%s", "!nope:hs1.test"), map[string]any{"visibility": "public"}), http.StatusNotFound, "M_NOT_FOUND")
-	alice.MustDo(t, http.MethodPut, testserver.Sprintf("directory/list/room/%s", hidden), map[string]any{"visibility": "public"})
+	alice.MustDo(t, http.MethodPut, testserver.Sprintf("directory/list/room/%s", hidden), map[string]any{}) // defaults to public
 	if vis(big) != "private" || vis(hidden) != "public" {
 		t.Fatal("visibility not changed")
 	}
