@@ -117,5 +117,5 @@ func (a *API) Register(root *mux.Router) {
 
 	a.registerAccountRoutes(v3, v1)
 	a.registerAdminRoutes(root)
-	a.registerRoomRoutes(v3)
+	a.registerRoomRoutes(v3, v1)
 }

@@ -132,7 +132,11 @@ func (a *API) getEvent(w http.ResponseWriter, r *http.Request, dev *authn.Device
 	if err != nil {
 		return roomError(err)
 	}
-	return httputil.WriteRawJSON(w, http.StatusOK, clientEvents(dev, []*storage.Event{ev})[0])
+	evs, err := a.withRelations(r.Context(), dev, []*storage.Event{ev})
+	if err != nil {
+		return err
+	}
+	return httputil.WriteRawJSON(w, http.StatusOK, clientEvents(dev, evs)[0])
 }
 
 // messages handles GET /rooms/{roomID}/messages.
@@ -180,7 +184,11 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request, dev *authn.Device
 	if err != nil {
 		return roomError(err)
 	}
-	resp := map[string]any{"chunk": clientEvents(dev, res.Events), "start": formatPos(res.Start)}
+	chunk, err := a.withRelations(r.Context(), dev, res.Events)
+	if err != nil {
+		return err
+	}
+	resp := map[string]any{"chunk": clientEvents(dev, chunk), "start": formatPos(res.Start)}
 	// As Synapse: a page with events always has an end token (the next page may
 	// then be empty); an empty page has one only while more events may follow.
 	if res.More || len(res.Events) > 0 {
@@ -224,6 +232,11 @@ func (a *API) eventContext(w http.ResponseWriter, r *http.Request, dev *authn.De
 			return err
 		}
 	}
+	withRel, err := a.withRelations(r.Context(), dev, append(append([]*storage.Event{res.Event}, res.Before...), res.After...))
+	if err != nil {
+		return err
+	}
+	res.Event, res.Before, res.After = withRel[0], withRel[1:1+len(res.Before)], withRel[1+len(res.Before):]
 	return httputil.WriteJSON(w, http.StatusOK, map[string]any{
 		"start":         formatPos(res.Start),
 		"end":           formatPos(res.End),

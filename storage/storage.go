@@ -7,6 +7,8 @@ import "context"
 type Store interface {
 	AccountStore
 	RoomStore
+	RelationStore
+	DirectoryStore
 	UIAStore
 	RegistrationTokenStore
 	ProfileStore

@@ -441,10 +441,14 @@ func (f *filler) joined(ctx context.Context, m storage.Membership, from, to int6
 	if err != nil {
 		return false, err
 	}
+	tlOut, err := f.formatTimeline(ctx, tl)
+	if err != nil {
+		return false, err
+	}
 	f.mu.Lock()
 	jr := f.resp.JoinedRoom(m.RoomID)
 	f.mu.Unlock()
-	jr.Timeline.Events = f.format(tl)
+	jr.Timeline.Events = tlOut
 	jr.Timeline.Limited = limited
 	jr.Timeline.PrevBatch = prevBatch(tl, to)
 	jr.State.Events = f.format(state)
@@ -486,8 +490,12 @@ func (f *filler) left(ctx context.Context, m storage.Membership, from int64, ful
 	if err != nil {
 		return err
 	}
+	tlOut, err := f.formatTimeline(ctx, tl)
+	if err != nil {
+		return err
+	}
 	lr := f.resp.LeftRoom(m.RoomID)
-	lr.Timeline.Events = f.format(tl)
+	lr.Timeline.Events = tlOut
 	lr.Timeline.Limited = limited
 	lr.Timeline.PrevBatch = prevBatch(tl, m.StreamPos)
 	lr.State.Events = f.format(state)

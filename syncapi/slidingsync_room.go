@@ -38,7 +38,9 @@ func (b *ssBuild) joinedRoom(ctx context.Context, j *ssJob, f *filler, r *ssRoom
 	if err != nil {
 		return err
 	}
-	r.Timeline = f.format(tl)
+	if r.Timeline, err = f.formatTimeline(ctx, tl); err != nil {
+		return err
+	}
 	r.Limited = &limited
 	r.PrevBatch = formatPos(hi)
 	if len(tl) > 0 {

@@ -208,6 +208,9 @@ func (s *Store) storeEvent(ctx context.Context, tx *sql.Tx, ev *storage.NewEvent
 	if err := s.indexSearch(ctx, tx, ev, res.StreamPos); err != nil {
 		return res, err
 	}
+	if err := indexRelation(ctx, tx, ev, res.StreamPos); err != nil {
+		return res, err
+	}
 	if ev.StateKey != nil && ev.UpdateCurrentState {
 		_, err := tx.ExecContext(ctx, `INSERT INTO current_state (room_id, type, state_key, event_id, stream_pos, membership) VALUES ($1, $2, $3, $4, $5, $6)
 			ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_id = excluded.event_id, stream_pos = excluded.stream_pos, membership = excluded.membership`,

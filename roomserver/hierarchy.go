@@ -1,0 +1,167 @@
+package roomserver
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/tidwall/gjson"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"parley/storage"
+)
+
+// HierarchyRoom is one room of a space hierarchy.
+type HierarchyRoom struct {
+	*RoomSummary
+	// Children are the room's m.space.child events with a non-empty via list
+	// (only suggested ones when asked), in the spec's order.
+	Children []*storage.Event
+}
+
+// HierarchyRequest is GET /rooms/{roomId}/hierarchy, decoded.
+type HierarchyRequest struct {
+	User          id.UserID
+	RoomID        id.RoomID
+	MaxDepth      int // < 0: unlimited
+	SuggestedOnly bool
+}
+
+// Hierarchy walks a space breadth first from req.RoomID and returns the rooms
+// user may see (joined or invited, world_readable, public or knockable join
+// rules, or restricted to a room they are in). Rooms this server does not know
+// are skipped. The root must be visible, else ErrForbidden.
+func (s *Server) Hierarchy(ctx context.Context, req HierarchyRequest) ([]*HierarchyRoom, error) {
+	type item struct {
+		room  id.RoomID
+		depth int
+	}
+	queue := []item{{req.RoomID, 0}}
+	seen := map[id.RoomID]bool{req.RoomID: true}
+	var out []*HierarchyRoom
+	for len(queue) > 0 {
+		it := queue[0]
+		queue = queue[1:]
+		sum, err := s.Summary(ctx, it.room)
+		if errors.Is(err, ErrRoomNotFound) {
+			if it.depth == 0 {
+				return nil, fmt.Errorf("%w: you may not see this room", ErrForbidden)
+			}
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		ok, err := s.mayPeek(ctx, req.User, sum)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			if it.depth == 0 {
+				return nil, fmt.Errorf("%w: you may not see this room", ErrForbidden)
+			}
+			continue
+		}
+		hr := &HierarchyRoom{RoomSummary: sum, Children: spaceChildren(sum.State, req.SuggestedOnly)}
+		sum.State = nil
+		out = append(out, hr)
+		if req.MaxDepth >= 0 && it.depth >= req.MaxDepth {
+			continue
+		}
+		for _, c := range hr.Children {
+			child := id.RoomID(*c.StateKey)
+			if !seen[child] {
+				seen[child] = true
+				queue = append(queue, item{child, it.depth + 1})
+			}
+		}
+	}
+	return out, nil
+}
+
+// mayPeek reports whether user may see a room's summary in a hierarchy.
+func (s *Server) mayPeek(ctx context.Context, user id.UserID, sum *RoomSummary) (bool, error) {
+	for _, ev := range sum.State {
+		if ev.Type == event.StateMember.Type && ev.StateKey != nil && *ev.StateKey == string(user) && ev.Membership == "ban" {
+			return false, nil
+		}
+	}
+	if sum.WorldReadable {
+		return true, nil
+	}
+	var allow []gjson.Result
+	for _, ev := range sum.State {
+		if ev.Type == event.StateMember.Type && ev.StateKey != nil && *ev.StateKey == string(user) &&
+			(ev.Membership == "join" || ev.Membership == "invite") {
+			return true, nil
+		}
+		if ev.Type == event.StateJoinRules.Type {
+			allow = gjson.GetBytes(ev.JSON, "content.allow").Array()
+		}
+	}
+	switch sum.JoinRule {
+	case "public", "knock":
+		return true, nil
+	case "restricted", "knock_restricted":
+		if sum.JoinRule == "knock_restricted" {
+			return true, nil
+		}
+		for _, a := range allow {
+			if a.Get("type").Str != "m.room_membership" {
+				continue
+			}
+			m, err := s.store.CurrentStateEvent(ctx, id.RoomID(a.Get("room_id").Str), event.StateMember.Type, string(user))
+			if err == nil && m.Membership == "join" {
+				return true, nil
+			} else if err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return false, err
+			}
+		}
+	}
+	return false, nil
+}
+
+// spaceChildren returns the valid m.space.child events of a state, ordered by
+// content.order (when valid), then origin_server_ts, then room ID.
+func spaceChildren(state []*storage.Event, suggestedOnly bool) []*storage.Event {
+	var out []*storage.Event
+	for _, ev := range state {
+		if ev.Type != event.StateSpaceChild.Type || ev.StateKey == nil || len(*ev.StateKey) < 2 || (*ev.StateKey)[0] != '!' {
+			continue
+		}
+		content := gjson.GetBytes(ev.JSON, "content")
+		if via := content.Get("via"); !via.IsArray() || len(via.Array()) == 0 {
+			continue
+		}
+		if suggestedOnly && !content.Get("suggested").Bool() {
+			continue
+		}
+		out = append(out, ev)
+	}
+	order := func(ev *storage.Event) (string, bool) {
+		o := gjson.GetBytes(ev.JSON, "content.order")
+		if o.Type != gjson.String || len(o.Str) > 50 {
+			return "", false
+		}
+		for i := 0; i < len(o.Str); i++ {
+			if o.Str[i] < 0x20 || o.Str[i] > 0x7e {
+				return "", false
+			}
+		}
+		return o.Str, true
+	}
+	slices.SortStableFunc(out, func(a, b *storage.Event) int {
+		oa, hasA := order(a)
+		ob, hasB := order(b)
+		switch {
+		case hasA && !hasB:
+			return -1
+		case hasB && !hasA:
+			return 1
+		}
+		return cmp.Or(cmp.Compare(oa, ob), cmp.Compare(a.OriginTS, b.OriginTS), cmp.Compare(*a.StateKey, *b.StateKey))
+	})
+	return out
+}
