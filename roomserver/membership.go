@@ -37,6 +37,18 @@ func (s *Server) Join(ctx context.Context, req MembershipRequest) (id.EventID, e
 	if s.remote != nil && !s.resident(ctx, req.RoomID) {
 		return s.joinRemote(ctx, req)
 	}
+	authoriser, err := s.restrictedJoinAuthoriser(ctx, req.RoomID, req.Sender)
+	if err != nil {
+		return "", err
+	}
+	if authoriser != "" {
+		extra := make(map[string]any, len(req.Extra)+1)
+		for k, v := range req.Extra {
+			extra[k] = v
+		}
+		extra["join_authorised_via_users_server"] = authoriser
+		req.Extra = extra
+	}
 	evID, err := s.member(ctx, req, event.MembershipJoin, func(w *working, content []byte) (bool, error) {
 		if cur, ok := w.get(event.StateMember.Type, string(req.Sender)); ok && w.membership(req.Sender) == event.MembershipJoin {
 			// Joining again with the same content sends nothing; new content
