@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"slices"
 	"time"
 
@@ -62,5 +63,19 @@ func NewClient(cfg *config.Config, key *federation.SigningKey) (*federation.Clie
 	if c.HTTP.Transport == nil {
 		return nil, fmt.Errorf("federation client has no transport")
 	}
+	c.HTTP.Transport = jsonContentType{next: c.HTTP.Transport}
 	return c, nil
+}
+
+// jsonContentType labels request bodies as JSON, which the spec requires and
+// mautrix's client leaves out (other servers, SyTest's among them, refuse
+// bodies without it). The media endpoints send no request body.
+type jsonContentType struct{ next http.RoundTripper }
+
+func (t jsonContentType) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && req.Body != http.NoBody && req.Header.Get("Content-Type") == "" {
+		req = req.Clone(req.Context())
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return t.next.RoundTrip(req)
 }
