@@ -47,6 +47,14 @@ func roomError(err error) error {
 		return httputil.Errorf(http.StatusBadRequest, httputil.CodeInvalidRoomState, "%s", strings.TrimPrefix(err.Error(), roomserver.ErrInvalidRoomState.Error()+": "))
 	case errors.Is(err, roomserver.ErrBadRequest):
 		return httputil.BadJSON("%s", strings.TrimPrefix(err.Error(), roomserver.ErrBadRequest.Error()+": "))
+	case errors.Is(err, roomserver.ErrRemoteNotFound):
+		return httputil.NotFound("%v", err)
+	case errors.Is(err, roomserver.ErrIncompatibleVersion):
+		return httputil.Errorf(http.StatusBadRequest, httputil.CodeIncompatibleRoomVer, "%v", err)
+	case errors.Is(err, roomserver.ErrRemote):
+		// The other server failed or could not be reached: not our fault, and
+		// not a 500 (Synapse answers 502 here too).
+		return &httputil.MatrixError{Status: http.StatusBadGateway, Code: httputil.CodeUnknown, Message: err.Error(), Err: err}
 	}
 	return err
 }
