@@ -158,18 +158,5 @@ func (s *Store) DeleteOutbound(ctx context.Context, ids []int64) error {
 
 // OutboundDestinations implements storage.FederationStore.
 func (s *Store) OutboundDestinations(ctx context.Context) ([]string, error) {
-	rows, err := s.db.r.QueryContext(ctx, `SELECT DISTINCT destination FROM outbound_queue ORDER BY destination`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var d string
-		if err := rows.Scan(&d); err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return queryColumn[string](ctx, s.db.r, `SELECT DISTINCT destination FROM outbound_queue ORDER BY destination`)
 }

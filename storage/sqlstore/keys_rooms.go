@@ -29,18 +29,5 @@ func (s *Store) SharedRoomUsers(ctx context.Context, user id.UserID) (map[id.Use
 
 // RoomJoinedUsers returns the users joined to room (keyserver.RoomMembership).
 func (s *Store) RoomJoinedUsers(ctx context.Context, room id.RoomID) ([]id.UserID, error) {
-	rows, err := s.db.r.QueryContext(ctx, `SELECT state_key FROM current_state WHERE room_id = $1 AND type = 'm.room.member' AND membership = 'join'`, room)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []id.UserID
-	for rows.Next() {
-		var u id.UserID
-		if err := rows.Scan(&u); err != nil {
-			return nil, err
-		}
-		out = append(out, u)
-	}
-	return out, rows.Err()
+	return queryColumn[id.UserID](ctx, s.db.r, `SELECT state_key FROM current_state WHERE room_id = $1 AND type = 'm.room.member' AND membership = 'join'`, room)
 }

@@ -152,21 +152,8 @@ func (s *Store) UnreadCounts(ctx context.Context, user id.UserID, rooms []id.Roo
 
 // NotifChangedRooms implements storage.NotificationStore.
 func (s *Store) NotifChangedRooms(ctx context.Context, user id.UserID, from, to int64) ([]id.RoomID, error) {
-	rows, err := s.db.r.QueryContext(ctx, `SELECT room_id FROM push_changes WHERE user_id = $1 AND stream_pos > $2 AND stream_pos <= $3`,
+	return queryColumn[id.RoomID](ctx, s.db.r, `SELECT room_id FROM push_changes WHERE user_id = $1 AND stream_pos > $2 AND stream_pos <= $3`,
 		string(user), from, to)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []id.RoomID
-	for rows.Next() {
-		var r string
-		if err := rows.Scan(&r); err != nil {
-			return nil, err
-		}
-		out = append(out, id.RoomID(r))
-	}
-	return out, rows.Err()
 }
 
 // NotifPosition implements storage.NotificationStore.

@@ -366,20 +366,7 @@ func (s *Store) SetRoomPublic(ctx context.Context, roomID id.RoomID, public bool
 
 // ForwardExtremities implements storage.RoomStore.
 func (s *Store) ForwardExtremities(ctx context.Context, roomID id.RoomID) ([]id.EventID, error) {
-	rows, err := s.db.r.QueryContext(ctx, `SELECT event_id FROM forward_extremities WHERE room_id = $1`, roomID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []id.EventID
-	for rows.Next() {
-		var e id.EventID
-		if err := rows.Scan(&e); err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return queryColumn[id.EventID](ctx, s.db.r, `SELECT event_id FROM forward_extremities WHERE room_id = $1`, roomID)
 }
 
 // GetEvents implements storage.RoomStore.
@@ -461,20 +448,7 @@ func (s *Store) MaxStreamPos(ctx context.Context) (int64, error) {
 
 // RoomsChangedBetween implements storage.RoomStore.
 func (s *Store) RoomsChangedBetween(ctx context.Context, from, to int64) ([]id.RoomID, error) {
-	rows, err := s.db.r.QueryContext(ctx, `SELECT DISTINCT room_id FROM events WHERE stream_pos > $1 AND stream_pos <= $2`, from, to)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []id.RoomID
-	for rows.Next() {
-		var r id.RoomID
-		if err := rows.Scan(&r); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return queryColumn[id.RoomID](ctx, s.db.r, `SELECT DISTINCT room_id FROM events WHERE stream_pos > $1 AND stream_pos <= $2`, from, to)
 }
 
 func scanMemberships(rows *sql.Rows, err error) ([]storage.Membership, error) {
@@ -563,20 +537,11 @@ func (s *Store) DeleteAlias(ctx context.Context, alias id.RoomAlias) error {
 
 // RoomAliases implements storage.RoomStore.
 func (s *Store) RoomAliases(ctx context.Context, roomID id.RoomID) ([]id.RoomAlias, error) {
-	rows, err := s.db.r.QueryContext(ctx, `SELECT alias FROM room_aliases WHERE room_id = $1 ORDER BY alias`, roomID)
-	if err != nil {
-		return nil, err
+	out, err := queryColumn[id.RoomAlias](ctx, s.db.r, `SELECT alias FROM room_aliases WHERE room_id = $1 ORDER BY alias`, roomID)
+	if out == nil && err == nil {
+		out = []id.RoomAlias{} // the endpoint answers {"aliases": []}
 	}
-	defer rows.Close()
-	out := []id.RoomAlias{}
-	for rows.Next() {
-		var a id.RoomAlias
-		if err := rows.Scan(&a); err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return out, err
 }
 
 // ForgetRoom implements storage.RoomStore.
