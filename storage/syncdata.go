@@ -105,12 +105,7 @@ type Notification struct {
 	TS        int64
 	Highlight bool
 	Actions   json.RawMessage
-	// Event is a client-format copy of the event kept by rows written before
-	// notifications read events from the room store; empty for newer rows.
-	Event json.RawMessage
-	// ProfileTag is the profile tag of the matching pusher, if any.
-	ProfileTag string
-	Read       bool
+	Read      bool
 }
 
 // UnreadCount is a user's unread notification counts in one room thread.

@@ -352,7 +352,7 @@ func (in *Inbox) getNotifications(w http.ResponseWriter, r *http.Request, dev *a
 	type note struct {
 		Actions    json.RawMessage `json:"actions"`
 		Event      json.RawMessage `json:"event"`
-		ProfileTag *string         `json:"profile_tag"` // null when none, as Synapse
+		ProfileTag *string         `json:"profile_tag"` // always null: notifications are not tied to one pusher
 		Read       bool            `json:"read"`
 		RoomID     id.RoomID       `json:"room_id"`
 		TS         int64           `json:"ts"`
@@ -365,9 +365,7 @@ func (in *Inbox) getNotifications(w http.ResponseWriter, r *http.Request, dev *a
 	// so a redacted event is listed redacted.
 	ids := make([]id.EventID, 0, len(ns))
 	for _, n := range ns {
-		if len(n.Event) == 0 {
-			ids = append(ids, n.EventID)
-		}
+		ids = append(ids, n.EventID)
 	}
 	events := map[id.EventID]json.RawMessage{}
 	if len(ids) > 0 {
@@ -382,19 +380,11 @@ func (in *Inbox) getNotifications(w http.ResponseWriter, r *http.Request, dev *a
 		}
 	}
 	for _, n := range ns {
-		ev := n.Event
-		if len(ev) == 0 {
-			ev = events[n.EventID]
-		}
+		ev := events[n.EventID]
 		if ev == nil {
 			continue // purged
 		}
-		nt := note{Actions: n.Actions, Event: ev, Read: n.Read, RoomID: n.RoomID, TS: n.TS}
-		if n.ProfileTag != "" {
-			tag := n.ProfileTag
-			nt.ProfileTag = &tag
-		}
-		out.Notifications = append(out.Notifications, nt)
+		out.Notifications = append(out.Notifications, note{Actions: n.Actions, Event: ev, Read: n.Read, RoomID: n.RoomID, TS: n.TS})
 	}
 	if limit > 0 && len(ns) == limit {
 		out.NextToken = strconv.FormatInt(ns[len(ns)-1].ID, 10)

@@ -307,3 +307,74 @@ func TestInviteNotifies(t *testing.T) {
 		t.Fatalf("carol notified of bob's invite: %v", ns)
 	}
 }
+
+// TestNotificationsAcrossRooms pages through /notifications over several
+// rooms (newest first, no gaps or repeats) and checks that a receipt in the
+// middle of a room's history leaves the later notifications counted.
+func TestNotificationsAcrossRooms(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	rooms := []id.RoomID{newRoom(t, alice, bob), newRoom(t, alice, bob), newRoom(t, alice, bob)}
+	var sent []string // oldest first
+	perRoom := map[id.RoomID][]string{}
+	for i := 0; i < 12; i++ {
+		room := rooms[(i*7)%len(rooms)]
+		content := text(fmt.Sprint("m", i))
+		if i%4 == 0 {
+			content = mention(fmt.Sprint("hey bob ", i), bob.UserID)
+		}
+		ev := sendMsg(t, alice, room, content)
+		sent = append(sent, ev)
+		perRoom[room] = append(perRoom[room], ev)
+	}
+	var got []string
+	from := ""
+	for page := 0; page < 10; page++ {
+		path := "notifications?limit=5"
+		if from != "" {
+			path += "&from=" + from
+		}
+		res := bob.MustDo(t, http.MethodGet, path, nil)
+		for _, n := range res.JSON["notifications"].([]any) {
+			got = append(got, n.(map[string]any)["event"].(map[string]any)["event_id"].(string))
+		}
+		next, _ := res.JSON["next_token"].(string)
+		if next == "" {
+			break
+		}
+		from = next
+	}
+	if len(got) != len(sent) {
+		t.Fatalf("got %d notifications, want %d: %v", len(got), len(sent), got)
+	}
+	for i := range got {
+		if got[i] != sent[len(sent)-1-i] {
+			t.Fatalf("notification %d = %s, want %s (got %v)", i, got[i], sent[len(sent)-1-i], got)
+		}
+	}
+	res := bob.MustDo(t, http.MethodGet, "notifications?only=highlight", nil)
+	if n := len(res.JSON["notifications"].([]any)); n != 3 {
+		t.Fatalf("highlights: %d: %s", n, res.Body)
+	}
+
+	// A receipt at the second of four messages in a room leaves two unread;
+	// a later one at the last leaves none. Other rooms keep their counts.
+	r0 := rooms[0]
+	// Room 0 holds messages 0, 3, 6 and 9 (0 mentions bob), room 1 1, 4, 7, 10.
+	waitCounts(t, bob, r0, counts{4, 1}, nil)
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/receipt/m.read/%s", r0, perRoom[r0][1]), map[string]any{})
+	waitCounts(t, bob, r0, counts{2, 0}, nil)
+	waitCounts(t, bob, rooms[1], counts{4, 1}, nil)
+	res = bob.MustDo(t, http.MethodGet, "notifications?limit=12", nil)
+	for _, n := range res.JSON["notifications"].([]any) {
+		nm := n.(map[string]any)
+		ev := nm["event"].(map[string]any)["event_id"].(string)
+		wantRead := ev == perRoom[r0][0] || ev == perRoom[r0][1]
+		if nm["read"] != wantRead {
+			t.Fatalf("%s read = %v, want %v", ev, nm["read"], wantRead)
+		}
+	}
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/receipt/m.read/%s", r0, perRoom[r0][3]), map[string]any{})
+	waitCounts(t, bob, r0, counts{}, nil)
+}

@@ -248,7 +248,7 @@ func In(start, n int) string {
 }
 
 // queryColumn runs a query of one column on the read pool and returns its values.
-func queryColumn[T any](ctx context.Context, db *sql.DB, query string, args ...any) ([]T, error) {
+func queryColumn[T any](ctx context.Context, db querier, query string, args ...any) ([]T, error) {
 	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err

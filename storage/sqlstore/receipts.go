@@ -39,29 +39,13 @@ func (s *Store) PutReceipt(ctx context.Context, r storage.Receipt, readUpTo int6
 			if err != nil {
 				return fmt.Errorf("store read position: %w", err)
 			}
-			return markRead(ctx, tx, r.UserID, r.RoomID, r.ThreadID, readUpTo)
+			return s.recountUnread(ctx, tx, r.UserID, r.RoomID, r.ThreadID, readUpTo)
 		case readUpTo < 0:
-			return markRead(ctx, tx, r.UserID, r.RoomID, r.ThreadID, math.MaxInt64)
+			return s.recountUnread(ctx, tx, r.UserID, r.RoomID, r.ThreadID, math.MaxInt64)
 		}
 		return nil
 	})
 	return pos, err
-}
-
-// markRead marks the user's notifications in room (in thread, or all threads
-// when thread is empty) at or before upTo as read and records the change in
-// the notif stream.
-func markRead(ctx context.Context, tx *sql.Tx, user id.UserID, room id.RoomID, thread string, upTo int64) error {
-	q := `UPDATE push_actions SET is_read = TRUE WHERE user_id = $1 AND room_id = $2 AND is_read = FALSE AND event_pos <= $3`
-	args := []any{string(user), string(room), upTo}
-	if thread != "" {
-		q += ` AND thread_id = $4`
-		args = append(args, thread)
-	}
-	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-		return fmt.Errorf("mark notifications read: %w", err)
-	}
-	return notifChanged(ctx, tx, user, room)
 }
 
 // notifChanged records in the notif stream that user's counts in room changed.

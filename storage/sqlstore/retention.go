@@ -71,7 +71,13 @@ func (s *Store) PurgeEvents(ctx context.Context, roomID id.RoomID, before, selfD
 					return err
 				}
 			}
-			for _, table := range []string{"search_docs", "txn_ids", "push_actions", "event_edges", "events"} {
+			// push_notified is keyed by room and position: the events' rows go
+			// before the events themselves.
+			if _, err := tx.ExecContext(ctx, `DELETE FROM push_notified WHERE room_id = $1 AND event_pos IN
+				(SELECT stream_pos FROM events WHERE event_id IN `+In(2, len(chunk))+`)`, append([]any{roomID}, chunk...)...); err != nil {
+				return fmt.Errorf("purge push_notified: %w", err)
+			}
+			for _, table := range []string{"search_docs", "txn_ids", "event_edges", "events"} {
 				if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE event_id IN `+in1, chunk...); err != nil {
 					return fmt.Errorf("purge %s: %w", table, err)
 				}

@@ -77,7 +77,7 @@ func testReceiptsResetCounts(t *testing.T, s storage.Store) {
 		var ns []storage.Notification
 		for i, th := range []string{"main", "main", "$t", "$t"} {
 			ns = append(ns, storage.Notification{UserID: user, RoomID: room, EventID: id.EventID(fmt.Sprintf("$e%d", i)),
-				ThreadID: th, EventPos: int64(i + 1), Highlight: i == 3, Actions: json.RawMessage(`["notify"]`), Event: json.RawMessage(`{}`)})
+				ThreadID: th, EventPos: int64(i + 1), Highlight: i == 3, Actions: json.RawMessage(`["notify"]`)})
 		}
 		if err := s.AddNotifications(ctx, ns, nil); err != nil {
 			t.Fatal(err)
@@ -114,7 +114,7 @@ func testReceiptsResetCounts(t *testing.T, s storage.Store) {
 		// persistence) are read when the receipt covers them.
 		late := func(ev string, pos int64, thread string) storage.Notification {
 			return storage.Notification{UserID: user, RoomID: room, EventID: id.EventID(ev), ThreadID: thread, EventPos: pos,
-				Actions: json.RawMessage(`["notify"]`), Event: json.RawMessage(`{}`)}
+				Actions: json.RawMessage(`["notify"]`)}
 		}
 		if err := s.AddNotifications(ctx, []storage.Notification{late("$late", 4, "$t"), late("$new", 5, "main")}, nil); err != nil {
 			t.Fatal(err)
