@@ -164,7 +164,7 @@ type readKey struct {
 }
 
 // readPositions loads how far the receipts of the rooms in ns have read, one
-// query per room, keyed by user, room and thread ('' for unthreaded receipts).
+// query per room, keyed by user, room and thread (” for unthreaded receipts).
 func readPositions(ctx context.Context, tx *sql.Tx, ns []storage.Notification) (map[readKey]int64, error) {
 	out := map[readKey]int64{}
 	seen := map[id.RoomID]bool{}
@@ -433,6 +433,7 @@ func (s *Store) roomNotifications(ctx context.Context, user id.UserID, room id.R
 	}
 	return out, last, nil
 }
+
 const pusherCols = `user_id, app_id, pushkey, kind, app_display_name, device_display_name, profile_tag, lang, data, device_id, created_ts`
 
 func scanPushers(rows *sql.Rows) ([]storage.Pusher, error) {
