@@ -164,7 +164,7 @@ type readKey struct {
 }
 
 // readPositions loads how far the receipts of the rooms in ns have read, one
-// query per room, keyed by user, room and thread (” for unthreaded receipts).
+// query per room, keyed by user, room and thread (empty for unthreaded receipts).
 func readPositions(ctx context.Context, tx *sql.Tx, ns []storage.Notification) (map[readKey]int64, error) {
 	out := map[readKey]int64{}
 	seen := map[id.RoomID]bool{}
