@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
 	"testing"
 	"time"
 
@@ -39,6 +40,10 @@ func TestInvitesBothWaysAndLeave(t *testing.T) {
 	}
 	bob.MustDo(t, http.MethodPost, "join/"+url.PathEscape(string(room1)), map[string]any{})
 	eventually(t, "bob joined on hs1", func() bool { return membership(t, alice, room1, bob.UserID) == "join" })
+	// The joined servers (cached per room, dropped on membership changes) now include hs2.
+	if servers, err := hs1.HS.Rooms.JoinedServers(context.Background(), room1); err != nil || !slices.Contains(servers, "hs2.test") {
+		t.Fatalf("joined servers after bob's join: %v %v", servers, err)
+	}
 
 	// hs2 -> hs1: bob invites alice into a room on hs2.
 	room2 := createRoom(t, bob, map[string]any{"preset": "private_chat", "name": "On hs2"})
@@ -60,6 +65,9 @@ func TestInvitesBothWaysAndLeave(t *testing.T) {
 	// Leave: bob leaves room1; hs1 sees it, and hs2 no longer receives the room's events.
 	bob.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(room1))+"/leave", map[string]any{})
 	eventually(t, "bob's leave on hs1", func() bool { return membership(t, alice, room1, bob.UserID) == "leave" })
+	if servers, err := hs1.HS.Rooms.JoinedServers(context.Background(), room1); err != nil || slices.Contains(servers, "hs2.test") {
+		t.Fatalf("joined servers after bob's leave: %v %v", servers, err)
+	}
 	after := send(t, alice, room1, "after bob left")
 	send(t, alice, room2, "marker")
 	eventually(t, "marker on hs2", func() bool { return hasBody(timelineBodies(t, bob, room2), "marker") })

@@ -271,6 +271,9 @@ func (s *Server) commit(ctx context.Context, w *working, newRoom *storage.Room) 
 	}
 	before := len(r.state)
 	for k, e := range w.overlay {
+		if k.Type == event.StateMember.Type {
+			r.servers.invalidate()
+		}
 		r.state[k] = e
 	}
 	s.cachedState.Add(int64(len(r.state) - before))

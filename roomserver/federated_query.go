@@ -42,6 +42,26 @@ func (s *Server) ServerInRoom(ctx context.Context, server string, roomID id.Room
 
 // JoinedServers lists the servers with joined members in a room.
 func (s *Server) JoinedServers(ctx context.Context, roomID id.RoomID) ([]string, error) {
+	s.mu.Lock()
+	r := s.rooms[roomID]
+	s.mu.Unlock()
+	var gen uint64
+	if r != nil {
+		var servers []string
+		var ok bool
+		if servers, gen, ok = r.servers.get(); ok {
+			return servers, nil
+		}
+	}
+	out, err := s.joinedServers(ctx, roomID)
+	if err == nil && r != nil {
+		r.servers.set(out, gen)
+	}
+	return out, err
+}
+
+// joinedServers reads the servers with joined members of roomID from storage.
+func (s *Server) joinedServers(ctx context.Context, roomID id.RoomID) ([]string, error) {
 	ms, err := s.store.RoomMemberships(ctx, roomID)
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@
 package roomserver
 
 import (
+	"slices"
 	"context"
 	"encoding/json/v2"
 	"errors"
@@ -136,6 +137,42 @@ type room struct {
 	// refs holds the reference hashes of v1/v2 extremities.
 	refs  map[id.EventID][]byte
 	depth int64
+	// servers caches the servers with joined members (JoinedServers),
+	// dropped whenever a membership change is committed.
+	servers serversCache
+}
+
+// serversCache holds a room's joined servers. gen moves on every
+// invalidation so that a lookup that raced with a membership change does
+// not store what it read before the change.
+type serversCache struct {
+	mu      sync.Mutex
+	gen     uint64
+	valid   bool
+	servers []string
+}
+
+// get returns the cached servers (ok false when not cached) and the generation to pass to set.
+func (c *serversCache) get() (servers []string, gen uint64, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.servers), c.gen, c.valid
+}
+
+// set caches servers read at generation gen, unless invalidated since.
+func (c *serversCache) set(servers []string, gen uint64) {
+	c.mu.Lock()
+	if c.gen == gen {
+		c.servers, c.valid = slices.Clone(servers), true
+	}
+	c.mu.Unlock()
+}
+
+func (c *serversCache) invalidate() {
+	c.mu.Lock()
+	c.gen++
+	c.valid, c.servers = false, nil
+	c.mu.Unlock()
 }
 
 // lockRoom returns the room's cache entry, locked. It loads the room from
@@ -217,6 +254,7 @@ func (s *Server) loadRoom(ctx context.Context, r *room) error {
 	if err != nil {
 		return fmt.Errorf("load state of %s: %w", r.id, err)
 	}
+	r.servers.invalidate()
 	r.state = make(map[storage.StateKeyTuple]stateEntry, len(evs))
 	for _, ev := range evs {
 		p, ref, err := parseEvent(r.version, ev.JSON)
