@@ -5,11 +5,11 @@
 package roomserver
 
 import (
-	"slices"
 	"context"
 	"encoding/json/v2"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
