@@ -25,12 +25,34 @@ type ClientInput struct {
 	NowMS int64
 }
 
-var clientPaths = []string{"content", "origin_server_ts", "sender", "type", "state_key", "redacts"}
+// clientFields reads the top-level keys ClientEvent needs in one pass over
+// the PDU (gjson.GetMany would scan it once per key): content,
+// origin_server_ts, sender, type, state_key and redacts, in that order.
+func clientFields(pdu []byte) (r [6]gjson.Result) {
+	gjson.ParseBytes(pdu).ForEach(func(key, value gjson.Result) bool {
+		switch key.Str {
+		case "content":
+			r[0] = value
+		case "origin_server_ts":
+			r[1] = value
+		case "sender":
+			r[2] = value
+		case "type":
+			r[3] = value
+		case "state_key":
+			r[4] = value
+		case "redacts":
+			r[5] = value
+		}
+		return true
+	})
+	return r
+}
 
 // ClientEvent appends the client-format JSON of an event to buf:
 // {content, event_id, origin_server_ts, room_id, sender, type, state_key?, redacts?, unsigned}.
 func ClientEvent(buf []byte, in ClientInput) []byte {
-	r := gjson.GetManyBytes(in.PDU, clientPaths...)
+	r := clientFields(in.PDU)
 	content := r[0].Raw
 	if content == "" || r[0].Type != gjson.JSON {
 		content = "{}"
