@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"go.uber.org/zap"
 	"maunium.net/go/mautrix/id"
 
 	"parley/internal/authn"
@@ -21,13 +22,16 @@ import (
 	"parley/storage"
 )
 
-// restrictions caches every user restriction in memory, so that requests of
-// unrestricted users cost nothing. Admin endpoints of this process update it;
-// other processes sharing a PostgreSQL database see changes after a restart.
+// restrictions caches every user restriction, room block and rate-limit
+// override in memory, so that requests of unrestricted users cost nothing.
+// Admin endpoints of this process update it; changes made by other processes
+// sharing a PostgreSQL database arrive through the store's change feed
+// (WatchChanges), which reloads it.
 type restrictions struct {
-	mu      sync.RWMutex // guards m and blocked
-	m       map[id.UserID]storage.Restrictions
-	blocked map[id.RoomID]id.UserID
+	mu        sync.RWMutex // guards the maps
+	m         map[id.UserID]storage.Restrictions
+	blocked   map[id.RoomID]id.UserID
+	overrides map[id.UserID]storage.RateLimitOverride
 }
 
 func (rs *restrictions) isBlocked(room id.RoomID) bool {
@@ -52,7 +56,7 @@ func (rs *restrictions) empty() bool {
 
 // LoadRestrictions reads the user restrictions (locks, suspensions,
 // shadow-bans), blocked rooms and rate-limit overrides into memory; call it
-// once before serving.
+// once before serving, and WatchChanges to keep them current.
 func (a *API) LoadRestrictions(ctx context.Context) error {
 	m, err := a.store.AllRestrictions(ctx)
 	if err != nil {
@@ -66,13 +70,44 @@ func (a *API) LoadRestrictions(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for u, o := range ov {
-		a.limits.SetOverride(string(u), o.MessagesPerSecond, o.BurstCount)
-	}
 	a.restr.mu.Lock()
+	defer a.restr.mu.Unlock()
 	a.restr.m, a.restr.blocked = m, blocked
-	a.restr.mu.Unlock()
+	a.applyOverridesLocked(ov)
 	return nil
+}
+
+// applyOverridesLocked makes ov the rate-limit overrides, touching only the
+// limiters that changed (setting one refills its bucket). restr.mu must be held.
+func (a *API) applyOverridesLocked(ov map[id.UserID]storage.RateLimitOverride) {
+	for u, o := range ov {
+		if old, ok := a.restr.overrides[u]; !ok || old != o {
+			a.limits.SetOverride(string(u), o.MessagesPerSecond, o.BurstCount)
+		}
+	}
+	for u := range a.restr.overrides {
+		if _, ok := ov[u]; !ok {
+			a.limits.ClearOverride(string(u))
+		}
+	}
+	a.restr.overrides = ov
+}
+
+// WatchChanges reloads the moderation state whenever any process sharing
+// the database changes it, until ctx ends (on SQLite it returns at once:
+// there is no other process). Run it in its own goroutine.
+func (a *API) WatchChanges(ctx context.Context) {
+	err := a.store.ListenChanges(ctx, func(topic string) {
+		if topic != "" && topic != storage.TopicModeration {
+			return
+		}
+		if err := a.LoadRestrictions(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("reload moderation state", zap.Error(err))
+		}
+	})
+	if err != nil && ctx.Err() == nil {
+		a.log.Warn("moderation change feed", zap.Error(err))
+	}
 }
 
 // restrict changes a user's restrictions in the database and the cache.
@@ -90,6 +125,26 @@ func (a *API) restrict(ctx context.Context, user id.UserID, change func(*storage
 		a.restr.m[user] = r
 	}
 	return r, nil
+}
+
+// setOverride changes a user's rate-limit override (nil removes it) in the database and the cache.
+func (a *API) setOverride(ctx context.Context, user id.UserID, o *storage.RateLimitOverride) error {
+	a.restr.mu.Lock()
+	defer a.restr.mu.Unlock()
+	if err := a.store.SetRateLimitOverride(ctx, user, o); err != nil {
+		return err
+	}
+	ov := make(map[id.UserID]storage.RateLimitOverride, len(a.restr.overrides)+1)
+	for u, v := range a.restr.overrides {
+		ov[u] = v
+	}
+	if o == nil {
+		delete(ov, user)
+	} else {
+		ov[user] = *o
+	}
+	a.applyOverridesLocked(ov)
+	return nil
 }
 
 // suspendedPaths are the client API actions a suspended user may not take.
