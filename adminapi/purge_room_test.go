@@ -163,6 +163,7 @@ func TestPurgeRoom(t *testing.T) {
 	}
 	otherBefore := roomRows(t, srv, other, nil, nil, []int64{0})
 
+	bobSince := bob.MustDo(t, http.MethodGet, "sync?timeout=0", nil).JSON["next_batch"].(string)
 	res := admin.MustDo(t, http.MethodDelete, "/_synapse/admin/v2/rooms/"+url.PathEscape(room), map[string]any{"block": true, "purge": true})
 	if status := waitDeleted(t, admin, res.JSON["delete_id"].(string)); status["status"] != "complete" {
 		t.Fatalf("delete: %v", status)
@@ -195,6 +196,14 @@ func TestPurgeRoom(t *testing.T) {
 	}
 	if r := bob.Do(t, http.MethodPost, testserver.Sprintf("rooms/%s/join", room), map[string]any{}); r.Status != http.StatusForbidden {
 		t.Fatalf("join purged blocked room: %d %s", r.Status, r.Body)
+	}
+	// Former members still sync, incrementally and from scratch.
+	bob.MustDo(t, http.MethodGet, "sync?timeout=0&since="+url.QueryEscape(bobSince), nil)
+	for _, c := range []*testserver.Client{alice, bob, carol, dave} {
+		c.MustDo(t, http.MethodGet, "sync?timeout=0", nil)
+		if r := c.MustDo(t, http.MethodGet, "joined_rooms", nil); strings.Contains(string(r.Body), room) {
+			t.Fatalf("%s still in the purged room: %s", c.UserID, r.Body)
+		}
 	}
 	// Unblocked, the room does not exist any more; the other room works.
 	admin.MustDo(t, http.MethodPut, "/_synapse/admin/v1/rooms/"+url.PathEscape(room)+"/block", map[string]any{"block": false})
