@@ -164,6 +164,10 @@ func TestPurgeRoom(t *testing.T) {
 	otherBefore := roomRows(t, srv, other, nil, nil, []int64{0})
 
 	bobSince := bob.MustDo(t, http.MethodGet, "sync?timeout=0", nil).JSON["next_batch"].(string)
+	posBefore, err := srv.HS.Rooms.Position(context.Background()) // the room's events are the newest
+	if err != nil {
+		t.Fatal(err)
+	}
 	res := admin.MustDo(t, http.MethodDelete, "/_synapse/admin/v2/rooms/"+url.PathEscape(room), map[string]any{"block": true, "purge": true})
 	if status := waitDeleted(t, admin, res.JSON["delete_id"].(string)); status["status"] != "complete" {
 		t.Fatalf("delete: %v", status)
@@ -176,6 +180,10 @@ func TestPurgeRoom(t *testing.T) {
 		}
 		sort.Strings(left)
 		t.Fatalf("rows left after the purge (only the block should stay): %v", left)
+	}
+	// The stream position does not go back with the purged events.
+	if pos, err := srv.HS.Rooms.Position(context.Background()); err != nil || pos < posBefore {
+		t.Fatalf("stream position went back from %d to %d (%v)", posBefore, pos, err)
 	}
 	if got := roomRows(t, srv, other, nil, nil, []int64{0}); fmt.Sprint(got) != fmt.Sprint(otherBefore) {
 		t.Fatalf("other room touched: %v, was %v", got, otherBefore)
@@ -211,4 +219,38 @@ func TestPurgeRoom(t *testing.T) {
 		t.Fatalf("join purged room: %d %s", r.Status, r.Body)
 	}
 	send(t, alice, other, "still works")
+}
+
+// TestPurgeRoomUnderHold: purging a room under a compliance hold removes it
+// for everyone, but its events stay exportable (marked purged), redacted
+// ones with their original content.
+func TestPurgeRoomUnderHold(t *testing.T) {
+	srv := testserver.New(t)
+	admin := srv.Register(t, "admin")
+	makeAdmin(t, srv, admin)
+	alice := srv.Register(t, "alice")
+	room := createRoom(t, alice, map[string]any{"preset": "public_chat"})
+	r := url.PathEscape(room)
+	admin.MustDo(t, http.MethodPut, "/_parley/admin/v1/holds/room/"+r, map[string]any{})
+	kept := send(t, alice, room, "evidence")
+	secret := send(t, alice, room, "secret evidence")
+	alice.MustDo(t, http.MethodPut, testserver.Sprintf("rooms/%s/redact/%s/rx", room, secret), map[string]any{})
+
+	res := admin.MustDo(t, http.MethodDelete, "/_synapse/admin/v2/rooms/"+r, map[string]any{})
+	if status := waitDeleted(t, admin, res.JSON["delete_id"].(string)); status["status"] != "complete" {
+		t.Fatalf("delete: %v", status)
+	}
+	if r := admin.Do(t, http.MethodGet, "/_synapse/admin/v1/rooms/"+url.PathEscape(room), nil); r.Status != http.StatusNotFound {
+		t.Fatalf("room details after purge: %d", r.Status)
+	}
+	got := map[string]string{}
+	for _, rec := range exportLines(t, admin, "room_id="+r) {
+		if !rec.Purged {
+			t.Fatalf("export after purge has a live event: %+v", rec)
+		}
+		got[string(rec.EventID)] = string(rec.Content)
+	}
+	if !strings.Contains(got[kept], `"evidence"`) || !strings.Contains(got[secret], "secret evidence") {
+		t.Fatalf("held events not exported after the purge: %v", got)
+	}
 }

@@ -114,6 +114,14 @@ func (s *Store) purgeRoomEvents(ctx context.Context, roomID id.RoomID) (int, err
 			ON CONFLICT (event_id) DO NOTHING`, append([]any{time.Now().UnixMilli()}, ids...)...); err != nil {
 			return fmt.Errorf("keep held events: %w", err)
 		}
+		// The newest event may be among these: keep the PDU stream position
+		// where it is (see MaxStreamPos).
+		if _, err := tx.ExecContext(ctx, `INSERT INTO stream_positions (name, pos)
+			SELECT $1, COALESCE(MAX(stream_pos), 0) FROM events WHERE 1 = 1
+			ON CONFLICT (name) DO UPDATE SET pos = CASE WHEN excluded.pos > stream_positions.pos THEN excluded.pos ELSE stream_positions.pos END`,
+			streamEventsFloor); err != nil {
+			return fmt.Errorf("keep stream position: %w", err)
+		}
 		in := In(1, n)
 		if s.fts5 {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM search_fts WHERE rowid IN (SELECT stream_pos FROM search_docs WHERE event_id IN `+in+`)`, ids...); err != nil {
