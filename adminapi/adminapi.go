@@ -67,7 +67,7 @@ type API struct {
 // New builds the admin API.
 func New(d Deps) *API {
 	return &API{cfg: d.Config, store: d.Store, rooms: d.Rooms, auth: d.Auth, log: d.Log, version: d.Version, purger: d.Purger, limits: d.Limits,
-		restr: restrictions{m: map[id.UserID]storage.Restrictions{}, blocked: map[id.RoomID]id.UserID{}}, deletes: map[string]*deleteJob{}}
+		restr: restrictions{m: map[id.UserID]storage.Restrictions{}, blocked: map[id.RoomID]id.UserID{}, overrides: map[id.UserID]storage.RateLimitOverride{}}, deletes: map[string]*deleteJob{}}
 }
 
 // Register attaches the routes to root.

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"parley/internal/testserver"
 )
@@ -185,6 +186,17 @@ func TestAdminEndpointsNeedAdmin(t *testing.T) {
 			}
 			if len(next.JSON["chunk"].([]any)) < 5 {
 				t.Errorf("page 2: %s", next.Body)
+			}
+		}},
+		{"GET", "/_synapse/admin/v1/users/" + u + "/media", nil, 200, func(t *testing.T, res *testserver.Response) {
+			if res.JSON["total"] != float64(0) || res.JSON["media"] == nil {
+				t.Errorf("user media: %s", res.Body)
+			}
+		}},
+		{"DELETE", "/_synapse/admin/v1/users/" + u + "/media", nil, 200, nil},
+		{"POST", fmt.Sprintf("/_synapse/admin/v1/media/delete?before_ts=%d", time.Now().UnixMilli()), map[string]any{}, 200, func(t *testing.T, res *testserver.Response) {
+			if res.JSON["total"] != float64(0) {
+				t.Errorf("media delete: %s", res.Body)
 			}
 		}},
 		{"POST", "/_synapse/admin/v1/deactivate/" + url.PathEscape("@created:hs1.test"), map[string]any{"erase": true}, 200, nil},

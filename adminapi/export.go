@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"io"
@@ -289,7 +290,7 @@ func (a *API) export(w http.ResponseWriter, r *http.Request, dev *authn.Device) 
 		return httputil.InvalidParam("format must be jsonl or html")
 	}
 	if opts.RoomID != "" {
-		if _, err := a.roomVar2(r.Context(), opts.RoomID); err != nil {
+		if err := a.exportableRoom(r.Context(), opts.RoomID); err != nil {
 			return err
 		}
 	}
@@ -305,10 +306,19 @@ func (a *API) export(w http.ResponseWriter, r *http.Request, dev *authn.Device) 
 	return err
 }
 
-func (a *API) roomVar2(ctx context.Context, roomID id.RoomID) (*storage.Room, error) {
-	room, err := a.store.GetRoom(ctx, roomID)
-	if err != nil {
-		return nil, httputil.NotFound("Room not found")
+// exportableRoom checks the room exists, or existed and left events under
+// a compliance hold behind (a purged room).
+func (a *API) exportableRoom(ctx context.Context, roomID id.RoomID) error {
+	_, err := a.store.GetRoom(ctx, roomID)
+	if !errors.Is(err, storage.ErrNotFound) {
+		return err
 	}
-	return room, nil
+	held, err := a.store.PurgedHeldEvents(ctx, roomID)
+	if err != nil {
+		return err
+	}
+	if len(held) == 0 {
+		return httputil.NotFound("Room not found")
+	}
+	return nil
 }

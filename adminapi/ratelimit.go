@@ -32,10 +32,9 @@ func (a *API) overrideRateLimit(w http.ResponseWriter, r *http.Request, dev *aut
 		}
 		return httputil.WriteJSON(w, http.StatusOK, map[string]any{"messages_per_second": o.MessagesPerSecond, "burst_count": o.BurstCount})
 	case http.MethodDelete:
-		if err := a.store.SetRateLimitOverride(ctx, user, nil); err != nil {
+		if err := a.setOverride(ctx, user, nil); err != nil {
 			return err
 		}
-		a.limits.ClearOverride(string(user))
 		a.Audit(ctx, "ratelimit_override", dev, string(user), map[string]any{"removed": true})
 		return httputil.WriteJSON(w, http.StatusOK, map[string]any{})
 	}
@@ -56,10 +55,9 @@ func (a *API) overrideRateLimit(w http.ResponseWriter, r *http.Request, dev *aut
 	if o.MessagesPerSecond < 0 || o.BurstCount < 0 {
 		return httputil.InvalidParam("messages_per_second and burst_count must not be negative")
 	}
-	if err := a.store.SetRateLimitOverride(ctx, user, &o); err != nil {
+	if err := a.setOverride(ctx, user, &o); err != nil {
 		return err
 	}
-	a.limits.SetOverride(string(user), o.MessagesPerSecond, o.BurstCount)
 	a.Audit(ctx, "ratelimit_override", dev, string(user), map[string]any{"messages_per_second": o.MessagesPerSecond, "burst_count": o.BurstCount})
 	return httputil.WriteJSON(w, http.StatusOK, map[string]any{"messages_per_second": o.MessagesPerSecond, "burst_count": o.BurstCount})
 }

@@ -1,15 +1,20 @@
 package adminapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync"
 
+	"go.uber.org/zap"
 	"maunium.net/go/mautrix/id"
 
 	"parley/internal/authn"
@@ -17,13 +22,16 @@ import (
 	"parley/storage"
 )
 
-// restrictions caches every user restriction in memory, so that requests of
-// unrestricted users cost nothing. Admin endpoints of this process update it;
-// other processes sharing a PostgreSQL database see changes after a restart.
+// restrictions caches every user restriction, room block and rate-limit
+// override in memory, so that requests of unrestricted users cost nothing.
+// Admin endpoints of this process update it; changes made by other processes
+// sharing a PostgreSQL database arrive through the store's change feed
+// (WatchChanges), which reloads it.
 type restrictions struct {
-	mu      sync.RWMutex // guards m and blocked
-	m       map[id.UserID]storage.Restrictions
-	blocked map[id.RoomID]id.UserID
+	mu        sync.RWMutex // guards the maps
+	m         map[id.UserID]storage.Restrictions
+	blocked   map[id.RoomID]id.UserID
+	overrides map[id.UserID]storage.RateLimitOverride
 }
 
 func (rs *restrictions) isBlocked(room id.RoomID) bool {
@@ -48,7 +56,7 @@ func (rs *restrictions) empty() bool {
 
 // LoadRestrictions reads the user restrictions (locks, suspensions,
 // shadow-bans), blocked rooms and rate-limit overrides into memory; call it
-// once before serving.
+// once before serving, and WatchChanges to keep them current.
 func (a *API) LoadRestrictions(ctx context.Context) error {
 	m, err := a.store.AllRestrictions(ctx)
 	if err != nil {
@@ -62,13 +70,44 @@ func (a *API) LoadRestrictions(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for u, o := range ov {
-		a.limits.SetOverride(string(u), o.MessagesPerSecond, o.BurstCount)
-	}
 	a.restr.mu.Lock()
+	defer a.restr.mu.Unlock()
 	a.restr.m, a.restr.blocked = m, blocked
-	a.restr.mu.Unlock()
+	a.applyOverridesLocked(ov)
 	return nil
+}
+
+// applyOverridesLocked makes ov the rate-limit overrides, touching only the
+// limiters that changed (setting one refills its bucket). restr.mu must be held.
+func (a *API) applyOverridesLocked(ov map[id.UserID]storage.RateLimitOverride) {
+	for u, o := range ov {
+		if old, ok := a.restr.overrides[u]; !ok || old != o {
+			a.limits.SetOverride(string(u), o.MessagesPerSecond, o.BurstCount)
+		}
+	}
+	for u := range a.restr.overrides {
+		if _, ok := ov[u]; !ok {
+			a.limits.ClearOverride(string(u))
+		}
+	}
+	a.restr.overrides = ov
+}
+
+// WatchChanges reloads the moderation state whenever any process sharing
+// the database changes it, until ctx ends (on SQLite it returns at once:
+// there is no other process). Run it in its own goroutine.
+func (a *API) WatchChanges(ctx context.Context) {
+	err := a.store.ListenChanges(ctx, func(topic string) {
+		if topic != "" && topic != storage.TopicModeration {
+			return
+		}
+		if err := a.LoadRestrictions(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("reload moderation state", zap.Error(err))
+		}
+	})
+	if err != nil && ctx.Err() == nil {
+		a.log.Warn("moderation change feed", zap.Error(err))
+	}
 }
 
 // restrict changes a user's restrictions in the database and the cache.
@@ -86,6 +125,26 @@ func (a *API) restrict(ctx context.Context, user id.UserID, change func(*storage
 		a.restr.m[user] = r
 	}
 	return r, nil
+}
+
+// setOverride changes a user's rate-limit override (nil removes it) in the database and the cache.
+func (a *API) setOverride(ctx context.Context, user id.UserID, o *storage.RateLimitOverride) error {
+	a.restr.mu.Lock()
+	defer a.restr.mu.Unlock()
+	if err := a.store.SetRateLimitOverride(ctx, user, o); err != nil {
+		return err
+	}
+	ov := make(map[id.UserID]storage.RateLimitOverride, len(a.restr.overrides)+1)
+	for u, v := range a.restr.overrides {
+		ov[u] = v
+	}
+	if o == nil {
+		delete(ov, user)
+	} else {
+		ov[user] = *o
+	}
+	a.applyOverridesLocked(ov)
+	return nil
 }
 
 // suspendedPaths are the client API actions a suspended user may not take.
@@ -123,14 +182,124 @@ func (a *API) blockedTarget(ctx context.Context, target string) bool {
 	return a.restr.isBlocked(id.RoomID(target))
 }
 
-// sendPath matches PUT /rooms/{roomID}/send/{type}/{txnID}.
-var sendPath = regexp.MustCompile(`^/_matrix/client/(?:r0|v3)/rooms/[^/]+/send/[^/]+/[^/]+$`)
+// Client API paths a shadow ban affects (see shadowBanned).
+var (
+	// PUT /rooms/{roomID}/send/{type}/{txnID} and /rooms/{roomID}/redact/{eventID}/{txnID}.
+	sendPath = regexp.MustCompile(`^/_matrix/client/(?:r0|v3)/rooms/[^/]+/(?:send|redact)/[^/]+/[^/]+$`)
+	// PUT /rooms/{roomID}/state/{type}[/{stateKey}]: group 1 is the type, 2 the state key.
+	statePath = regexp.MustCompile(`^/_matrix/client/(?:r0|v3)/rooms/[^/]+/state/([^/]+)(?:/(.*))?$`)
+	// POST /rooms/{roomID}/invite.
+	invitePath = regexp.MustCompile(`^/_matrix/client/(?:r0|v3)/rooms/[^/]+/invite$`)
+	// PUT /rooms/{roomID}/typing/{userID}: group 1 is the user.
+	typingPath = regexp.MustCompile(`^/_matrix/client/(?:r0|v3)/rooms/[^/]+/typing/([^/]+)$`)
+	// POST /rooms/{roomID}/receipt/m.read/{eventID}: group 1 ends before the receipt type.
+	receiptPath = regexp.MustCompile(`^(/_matrix/client/(?:r0|v3)/rooms/[^/]+/receipt/)m\.read(/[^/]+)$`)
+	// POST /rooms/{roomID}/read_markers.
+	readMarkersPath = regexp.MustCompile(`^/_matrix/client/(?:r0|v3)/rooms/[^/]+/read_markers$`)
+	// PUT and DELETE /profile/{userID}/{field}: group 1 is the user.
+	profilePath = regexp.MustCompile(`^/_matrix/client/(?:r0|v3)/profile/([^/]+)/[^/]+$`)
+	// POST /createRoom.
+	createRoomPath = regexp.MustCompile(`^/_matrix/client/(?:r0|v3)/createRoom$`)
+)
+
+// shadowBanned serves the requests of a shadow-banned user that, as in
+// Synapse, must seem to succeed without anyone else seeing their effect:
+// messages, redactions and state events get a made-up event ID (changes to
+// the user's own membership go through, so they can still join and leave),
+// invites and typing notifications are dropped, profile changes are not
+// made, and createRoom creates the room without its invites. Public read
+// receipts become private ones, so the user's own unread counts still move.
+// It returns false for requests it leaves to the handler.
+func (a *API) shadowBanned(w http.ResponseWriter, r *http.Request, user id.UserID) bool {
+	p := r.URL.EscapedPath() // path segments may hold escaped slashes
+	fake := func(body any) bool {
+		_ = httputil.WriteJSON(w, http.StatusOK, body)
+		return true
+	}
+	switch r.Method {
+	case http.MethodPut:
+		if sendPath.MatchString(p) {
+			return fake(map[string]string{"event_id": fakeEventID()})
+		}
+		if m := statePath.FindStringSubmatch(p); m != nil {
+			evType, _ := url.PathUnescape(m[1])
+			stateKey, _ := url.PathUnescape(m[2])
+			if evType == "m.room.member" && stateKey == string(user) {
+				return false
+			}
+			return fake(map[string]string{"event_id": fakeEventID()})
+		}
+		if m := typingPath.FindStringSubmatch(p); m != nil && pathUserIs(m[1], user) {
+			return fake(map[string]any{})
+		}
+		if m := profilePath.FindStringSubmatch(p); m != nil && pathUserIs(m[1], user) {
+			return fake(map[string]any{})
+		}
+	case http.MethodDelete:
+		if m := profilePath.FindStringSubmatch(p); m != nil && pathUserIs(m[1], user) {
+			return fake(map[string]any{})
+		}
+	case http.MethodPost:
+		switch {
+		case invitePath.MatchString(p):
+			return fake(map[string]any{})
+		case receiptPath.MatchString(p):
+			esc := receiptPath.ReplaceAllString(p, "${1}m.read.private${2}")
+			if dec, err := url.PathUnescape(esc); err == nil {
+				r.URL.Path, r.URL.RawPath = dec, esc
+			}
+		case readMarkersPath.MatchString(p):
+			rewriteBody(r, func(body map[string]json.RawMessage) {
+				if v, ok := body["m.read"]; ok {
+					if _, both := body["m.read.private"]; !both {
+						body["m.read.private"] = v
+					}
+					delete(body, "m.read")
+				}
+			})
+		case createRoomPath.MatchString(p):
+			rewriteBody(r, func(body map[string]json.RawMessage) {
+				delete(body, "invite")
+				delete(body, "invite_3pid")
+			})
+		}
+	}
+	return false
+}
+
+// pathUserIs reports whether an escaped path segment names user.
+func pathUserIs(seg string, user id.UserID) bool {
+	u, err := url.PathUnescape(seg)
+	return err == nil && u == string(user)
+}
+
+// rewriteBody changes a JSON object request body; a body that is not one is
+// left for the handler to reject.
+func rewriteBody(r *http.Request, change func(map[string]json.RawMessage)) {
+	raw, err := io.ReadAll(r.Body)
+	r.Body.Close()
+	r.Body = io.NopCloser(bytes.NewReader(raw))
+	if err != nil {
+		return
+	}
+	var body map[string]json.RawMessage
+	if json.Unmarshal(raw, &body) != nil || body == nil {
+		return
+	}
+	change(body)
+	out, err := json.Marshal(body)
+	if err != nil {
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(out))
+	r.ContentLength = int64(len(out))
+}
 
 // Restrict enforces user restrictions in front of every client-server API
 // handler: locked users get 401 M_USER_LOCKED (soft logout) on every
 // authenticated request but logout, suspended users 403 M_USER_SUSPENDED on
 // sending, joining, inviting, creating rooms and profile changes, and
-// shadow-banned users a made-up event ID for messages that are never sent.
+// shadow-banned users fake success for what others would see (shadowBanned).
 func (a *API) Restrict(next http.Handler) http.Handler {
 	next = a.auditOtherAdminCalls(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -167,8 +336,7 @@ func (a *API) Restrict(next http.Handler) http.Handler {
 		case rs.Suspended && r.Method != http.MethodGet && suspendedPaths.MatchString(p):
 			_ = httputil.WriteJSON(w, http.StatusForbidden,
 				httputil.Errorf(http.StatusForbidden, httputil.CodeUserSuspended, "This account has been suspended"))
-		case rs.ShadowBanned && r.Method == http.MethodPut && sendPath.MatchString(p):
-			_ = httputil.WriteJSON(w, http.StatusOK, map[string]string{"event_id": fakeEventID()})
+		case rs.ShadowBanned && a.shadowBanned(w, r, dev.UserID):
 		default:
 			next.ServeHTTP(w, r)
 		}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"sync"
-	"time"
 
 	"go.uber.org/zap"
 	"maunium.net/go/mautrix/id"
@@ -49,8 +48,8 @@ func (j *deleteJob) set(f func()) {
 
 // deleteRoom handles DELETE /_synapse/admin/v2/rooms/{roomID}: in the
 // background, optionally block the room, make every local member leave, move
-// them to a new room with a message, remove local aliases and purge the
-// room's messages (state and forward extremities stay so the DAG is valid).
+// them to a new room with a message, remove local aliases and, unless
+// purge is false, remove everything stored about the room (a block stays).
 func (a *API) deleteRoom(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
 	room, err := a.roomVar(r)
 	if err != nil {
@@ -155,7 +154,7 @@ func (a *API) runDelete(ctx context.Context, job *deleteJob, admin, newRoomUser 
 	}
 	if purge {
 		job.set(func() { job.Status = "purging" })
-		if _, err := a.store.PurgeEvents(ctx, job.RoomID, time.Now().Add(time.Hour).UnixMilli(), 0); err != nil {
+		if _, err := a.store.PurgeRoom(ctx, job.RoomID); err != nil {
 			return err
 		}
 	}

@@ -25,7 +25,10 @@ func (a *API) registerAdmin(root *mux.Router) {
 		a.authed(adm, "/quarantine_media/{roomId}", "admin_room_media_quarantine", a.admin(a.quarantineRoomMedia), http.MethodPost)
 	}
 	a.authed(adm, "/media/{serverName}/{mediaId}", "admin_media_delete", a.admin(a.deleteOne), http.MethodDelete)
+	a.authed(adm, "/users/{userId}/media", "admin_user_media_list", a.admin(a.listUserMedia), http.MethodGet)
 	a.authed(adm, "/users/{userId}/media", "admin_user_media_delete", a.admin(a.deleteUserMedia), http.MethodDelete)
+	a.authed(adm, "/media/delete", "admin_media_delete_old", a.admin(a.deleteOldMedia), http.MethodPost)
+	a.authed(adm, "/media/{serverName}/delete", "admin_media_delete_old", a.admin(a.deleteOldMedia), http.MethodPost)
 	a.authed(adm, "/purge_media_cache", "admin_purge_media_cache", a.admin(a.purgeMediaCache), http.MethodPost)
 }
 
@@ -143,15 +146,193 @@ func (a *API) deleteOne(w http.ResponseWriter, r *http.Request, _ *authn.Device)
 	return httputil.WriteJSON(w, http.StatusOK, deletedBody(deleted))
 }
 
-// deleteUserMedia handles DELETE /_synapse/admin/v1/users/{userId}/media.
-func (a *API) deleteUserMedia(w http.ResponseWriter, r *http.Request, _ *authn.Device) error {
+// userMediaQuery parses the path's local user and the from, limit, order_by
+// and dir parameters shared by listing and deleting a user's media.
+func (a *API) userMediaQuery(r *http.Request) (id.UserID, storage.MediaListQuery, error) {
+	q := storage.MediaListQuery{Limit: 100, OrderBy: "created_ts", Desc: true}
 	u, err := pathUserID(r)
+	if err != nil {
+		return "", q, err
+	}
+	if _, server, _ := u.Parse(); server != a.cfg.ServerName {
+		return "", q, httputil.InvalidParam("Can only look up local users")
+	}
+	acc, err := a.accounts.GetAccount(r.Context(), u)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return "", q, err
+	}
+	if acc == nil {
+		return "", q, httputil.NotFound("Unknown user")
+	}
+	v := r.URL.Query()
+	if q.From, err = nonNegative(v.Get("from"), 0, "from"); err != nil {
+		return "", q, err
+	}
+	if q.Limit, err = nonNegative(v.Get("limit"), 100, "limit"); err != nil {
+		return "", q, err
+	}
+	orderBy, dir := v.Get("order_by"), v.Get("dir")
+	if orderBy != "" || dir != "" {
+		// Either one given: Synapse's defaults are created_ts, forwards.
+		q.OrderBy, q.Desc = "created_ts", false
+	}
+	if orderBy != "" {
+		if !storage.MediaOrder[orderBy] {
+			return "", q, httputil.InvalidParam("Unknown value for order_by: %s", orderBy)
+		}
+		q.OrderBy = orderBy
+	}
+	switch dir {
+	case "", "f":
+	case "b":
+		q.Desc = true
+	default:
+		return "", q, httputil.InvalidParam("Unknown direction: %s", dir)
+	}
+	return u, q, nil
+}
+
+// nonNegative parses an optional non-negative integer query parameter.
+func nonNegative(v string, def int, name string) (int, error) {
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, httputil.InvalidParam("Query parameter %s must be a string representing a non-negative integer.", name)
+	}
+	return n, nil
+}
+
+// adminMedia is one item of GET /_synapse/admin/v1/users/{userId}/media.
+type adminMedia struct {
+	MediaID            string  `json:"media_id"`
+	MediaType          string  `json:"media_type"`
+	MediaLength        *int64  `json:"media_length"`
+	UploadName         *string `json:"upload_name"`
+	CreatedTS          int64   `json:"created_ts"`
+	LastAccessTS       *int64  `json:"last_access_ts"`
+	QuarantinedBy      *string `json:"quarantined_by"`
+	SafeFromQuarantine bool    `json:"safe_from_quarantine"`
+}
+
+func toAdminMedia(m storage.Media) adminMedia {
+	out := adminMedia{MediaID: m.MediaID, MediaType: m.ContentType, CreatedTS: m.CreatedTS}
+	if !m.Pending() {
+		out.MediaLength = &m.Size
+	}
+	if m.UploadName != "" {
+		out.UploadName = &m.UploadName
+	}
+	if m.LastAccessTS != 0 {
+		out.LastAccessTS = &m.LastAccessTS
+	}
+	if m.QuarantinedBy != "" {
+		out.QuarantinedBy = &m.QuarantinedBy
+	}
+	return out
+}
+
+// listUserMedia handles GET /_synapse/admin/v1/users/{userId}/media.
+func (a *API) listUserMedia(w http.ResponseWriter, r *http.Request, _ *authn.Device) error {
+	u, q, err := a.userMediaQuery(r)
 	if err != nil {
 		return err
 	}
-	refs, err := a.store.UserMedia(r.Context(), u)
+	media, total, err := a.store.ListUserMedia(r.Context(), u, q)
 	if err != nil {
 		return err
+	}
+	resp := map[string]any{"total": total}
+	list := make([]adminMedia, 0, len(media))
+	for _, m := range media {
+		list = append(list, toAdminMedia(m))
+	}
+	resp["media"] = list
+	if next := q.From + len(media); next < total && len(media) > 0 {
+		resp["next_token"] = next
+	}
+	return httputil.WriteJSON(w, http.StatusOK, resp)
+}
+
+// deleteUserMedia handles DELETE /_synapse/admin/v1/users/{userId}/media: the
+// page of the user's media that listing with the same parameters would show
+// (100 newest by default).
+func (a *API) deleteUserMedia(w http.ResponseWriter, r *http.Request, _ *authn.Device) error {
+	u, q, err := a.userMediaQuery(r)
+	if err != nil {
+		return err
+	}
+	media, _, err := a.store.ListUserMedia(r.Context(), u, q)
+	if err != nil {
+		return err
+	}
+	refs := make([]storage.MediaRef, 0, len(media))
+	for _, m := range media {
+		refs = append(refs, storage.MediaRef{Origin: m.Origin, MediaID: m.MediaID})
+	}
+	deleted, err := a.deleteMedia(r.Context(), refs)
+	if err != nil {
+		return err
+	}
+	return httputil.WriteJSON(w, http.StatusOK, deletedBody(deleted))
+}
+
+// deleteOldMedia handles POST /_synapse/admin/v1/media/delete (and the
+// deprecated /media/{serverName}/delete): local media last accessed before
+// before_ts and larger than size_gt bytes is deleted, except avatars in use
+// unless keep_profiles=false.
+func (a *API) deleteOldMedia(w http.ResponseWriter, r *http.Request, _ *authn.Device) error {
+	if server, ok := mux.Vars(r)["serverName"]; ok && server != a.cfg.ServerName {
+		return httputil.InvalidParam("Can only delete local media")
+	}
+	v := r.URL.Query()
+	if v.Get("before_ts") == "" {
+		return httputil.MissingParam("Missing integer query parameter 'before_ts'")
+	}
+	before, err := strconv.ParseInt(v.Get("before_ts"), 10, 64)
+	if err != nil || before < 0 {
+		return httputil.InvalidParam("Query parameter before_ts must be a positive integer.")
+	}
+	if before < 30000000000 { // 1970-12-13 in ms, 2920 in seconds: seconds were meant
+		return httputil.InvalidParam("Query parameter before_ts you provided is from the year 1970. Double check that you are providing a timestamp in milliseconds.")
+	}
+	var sizeGT int64
+	if s := v.Get("size_gt"); s != "" {
+		if sizeGT, err = strconv.ParseInt(s, 10, 64); err != nil || sizeGT < 0 {
+			return httputil.InvalidParam("Query parameter size_gt must be a string representing a positive integer.")
+		}
+	}
+	keepProfiles := true
+	switch v.Get("keep_profiles") {
+	case "", "true":
+	case "false":
+		keepProfiles = false
+	default:
+		return httputil.InvalidParam("Boolean query parameter keep_profiles must be one of ['true', 'false']")
+	}
+	refs, err := a.store.LocalMediaBefore(r.Context(), a.cfg.ServerName, before, sizeGT)
+	if err != nil {
+		return err
+	}
+	if keepProfiles && len(refs) > 0 {
+		uris, err := a.store.AvatarMediaURIs(r.Context())
+		if err != nil {
+			return err
+		}
+		keep := map[storage.MediaRef]bool{}
+		for _, u := range uris {
+			if ref, ok := parseMXC(u); ok {
+				keep[ref] = true
+			}
+		}
+		kept := refs[:0]
+		for _, ref := range refs {
+			if !keep[ref] {
+				kept = append(kept, ref)
+			}
+		}
+		refs = kept
 	}
 	deleted, err := a.deleteMedia(r.Context(), refs)
 	if err != nil {

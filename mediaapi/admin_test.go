@@ -3,9 +3,12 @@ package mediaapi_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -225,4 +228,177 @@ func TestRemoteMediaAndPurge(t *testing.T) {
 	if remote.count() != 4 {
 		t.Fatalf("%d fetches, want 4", remote.count())
 	}
+}
+
+// blobExists reports whether the blob store still holds content.
+func blobExists(t *testing.T, srv *testserver.Server, content []byte) bool {
+	t.Helper()
+	blobs, err := blob.NewLocal(srv.Cfg.Media.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(content)
+	obj, err := blobs.Open(context.Background(), hex.EncodeToString(sum[:]))
+	if err != nil {
+		return false
+	}
+	obj.Close()
+	return true
+}
+
+func mediaIDs(t *testing.T, r *response, key string) []string {
+	t.Helper()
+	var out []string
+	list, _ := r.json[key].([]any)
+	for _, m := range list {
+		switch v := m.(type) {
+		case string:
+			out = append(out, v)
+		case map[string]any:
+			out = append(out, v["media_id"].(string))
+		}
+	}
+	return out
+}
+
+func localID(media string) string { return strings.TrimPrefix(media, "hs1.test/") }
+
+func TestListUserMedia(t *testing.T) {
+	srv := newServer(t)
+	admin := makeAdmin(t, srv, "admin")
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	var mine []string
+	for i, size := range []int{30, 10, 20} {
+		mine = append(mine, upload(t, alice, randomBytes(t, size), "text/plain", fmt.Sprintf("f%d.txt", i)))
+		time.Sleep(2 * time.Millisecond) // distinct created_ts
+	}
+	upload(t, bob, []byte("bob's"), "text/plain", "")
+	path := "/_synapse/admin/v1/users/" + testserver.PathEscape(string(alice.UserID)) + "/media"
+
+	expect(t, do(t, alice, http.MethodGet, path, nil), http.StatusForbidden, "M_FORBIDDEN")
+	r := do(t, admin, http.MethodGet, path, nil)
+	expect(t, r, http.StatusOK, "")
+	// Newest first by default.
+	if got := mediaIDs(t, r, "media"); fmt.Sprint(got) != fmt.Sprint([]string{localID(mine[2]), localID(mine[1]), localID(mine[0])}) || r.json["total"] != float64(3) {
+		t.Fatalf("default list: %s", r.body)
+	}
+	if _, ok := r.json["next_token"]; ok {
+		t.Fatalf("next_token on the only page: %s", r.body)
+	}
+	first := r.json["media"].([]any)[2].(map[string]any)
+	if first["media_length"] != float64(30) || first["media_type"] != "text/plain" || first["upload_name"] != "f0.txt" ||
+		first["quarantined_by"] != nil || first["safe_from_quarantine"] != false || first["created_ts"] == nil {
+		t.Fatalf("media entry: %v", first)
+	}
+	// Ordered by size, paginated two at a time.
+	r = do(t, admin, http.MethodGet, path+"?order_by=media_length&limit=2", nil)
+	expect(t, r, http.StatusOK, "")
+	if got := mediaIDs(t, r, "media"); fmt.Sprint(got) != fmt.Sprint([]string{localID(mine[1]), localID(mine[2])}) || r.json["next_token"] != float64(2) || r.json["total"] != float64(3) {
+		t.Fatalf("page 1: %s", r.body)
+	}
+	r = do(t, admin, http.MethodGet, path+"?order_by=media_length&limit=2&from=2", nil)
+	if got := mediaIDs(t, r, "media"); fmt.Sprint(got) != fmt.Sprint([]string{localID(mine[0])}) || r.json["next_token"] != nil {
+		t.Fatalf("page 2: %s", r.body)
+	}
+	r = do(t, admin, http.MethodGet, path+"?order_by=media_length&dir=b", nil)
+	if got := mediaIDs(t, r, "media"); fmt.Sprint(got) != fmt.Sprint([]string{localID(mine[0]), localID(mine[2]), localID(mine[1])}) {
+		t.Fatalf("by size backwards: %s", r.body)
+	}
+	for q, code := range map[string]string{"?from=-1": "M_INVALID_PARAM", "?limit=x": "M_INVALID_PARAM", "?order_by=sha256": "M_INVALID_PARAM", "?dir=up": "M_INVALID_PARAM"} {
+		expect(t, do(t, admin, http.MethodGet, path+q, nil), http.StatusBadRequest, code)
+	}
+	expect(t, do(t, admin, http.MethodGet, "/_synapse/admin/v1/users/"+testserver.PathEscape("@nobody:hs1.test")+"/media", nil), http.StatusNotFound, "M_NOT_FOUND")
+	expect(t, do(t, admin, http.MethodGet, "/_synapse/admin/v1/users/"+testserver.PathEscape("@x:elsewhere.test")+"/media", nil), http.StatusBadRequest, "M_INVALID_PARAM")
+
+	// DELETE takes the same parameters: the largest one first, then the rest.
+	r = do(t, admin, http.MethodDelete, path+"?order_by=media_length&dir=b&limit=1", nil)
+	expect(t, r, http.StatusOK, "")
+	if got := mediaIDs(t, r, "deleted_media"); fmt.Sprint(got) != fmt.Sprint([]string{localID(mine[0])}) || r.json["total"] != float64(1) {
+		t.Fatalf("delete largest: %s", r.body)
+	}
+	expect(t, download(t, bob, mine[0]), http.StatusNotFound, "M_NOT_FOUND")
+	expect(t, download(t, bob, mine[1]), http.StatusOK, "")
+	if r := do(t, admin, http.MethodGet, path, nil); r.json["total"] != float64(2) {
+		t.Fatalf("after deleting one: %s", r.body)
+	}
+}
+
+func TestDeleteMediaByDateAndSize(t *testing.T) {
+	srv := newServer(t)
+	admin := makeAdmin(t, srv, "admin")
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	ctx := context.Background()
+	oldSmall, oldLarge, recent, avatarBytes, sharedBytes := randomBytes(t, 10), randomBytes(t, 100), randomBytes(t, 100), randomBytes(t, 100), randomBytes(t, 100)
+	a := map[string]string{
+		"oldSmall": upload(t, alice, oldSmall, "text/plain", ""),
+		"oldLarge": upload(t, alice, oldLarge, "text/plain", ""),
+		"recent":   upload(t, alice, recent, "text/plain", ""),
+		"avatar":   upload(t, alice, avatarBytes, "image/png", ""),
+		"shared":   upload(t, alice, sharedBytes, "text/plain", ""),
+	}
+	bobShared := upload(t, bob, sharedBytes, "text/plain", "") // same content: one blob
+	alice.MustDo(t, http.MethodPut, testserver.Sprintf("profile/%s/avatar_url", alice.UserID), map[string]any{"avatar_url": "mxc://" + a["avatar"]})
+	old := time.Now().Add(-48 * time.Hour).UnixMilli()
+	for _, k := range []string{"oldSmall", "oldLarge", "avatar", "shared"} {
+		if err := srv.HS.Store.TouchMedia(ctx, "hs1.test", localID(a[k]), old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cutoff := fmt.Sprint(time.Now().Add(-24 * time.Hour).UnixMilli())
+
+	expect(t, do(t, alice, http.MethodPost, "/_synapse/admin/v1/media/delete?before_ts="+cutoff, nil), http.StatusForbidden, "M_FORBIDDEN")
+	for q, code := range map[string]string{
+		"":                                     "M_MISSING_PARAM",
+		"?before_ts=soon":                      "M_INVALID_PARAM",
+		"?before_ts=1700000000":                "M_INVALID_PARAM", // seconds, not ms
+		"?before_ts=" + cutoff + "&size_gt=-1": "M_INVALID_PARAM",
+		"?before_ts=" + cutoff + "&keep_profiles=no": "M_INVALID_PARAM",
+	} {
+		expect(t, do(t, admin, http.MethodPost, "/_synapse/admin/v1/media/delete"+q, nil), http.StatusBadRequest, code)
+	}
+	expect(t, do(t, admin, http.MethodPost, "/_synapse/admin/v1/media/other.test/delete?before_ts="+cutoff, nil), http.StatusBadRequest, "M_INVALID_PARAM")
+
+	// Old and larger than 50 bytes, avatars kept: oldLarge and alice's shared copy.
+	r := do(t, admin, http.MethodPost, "/_synapse/admin/v1/media/delete?before_ts="+cutoff+"&size_gt=50", nil)
+	expect(t, r, http.StatusOK, "")
+	got := mediaIDs(t, r, "deleted_media")
+	sort.Strings(got)
+	want := []string{localID(a["oldLarge"]), localID(a["shared"])}
+	sort.Strings(want)
+	if fmt.Sprint(got) != fmt.Sprint(want) || r.json["total"] != float64(2) {
+		t.Fatalf("deleted %s, want %v", r.body, want)
+	}
+	expect(t, download(t, bob, a["oldLarge"]), http.StatusNotFound, "M_NOT_FOUND")
+	expect(t, download(t, bob, a["shared"]), http.StatusNotFound, "M_NOT_FOUND")
+	if blobExists(t, srv, oldLarge) {
+		t.Fatal("blob of deleted media still stored")
+	}
+	// Bob's row still references the shared content.
+	if r := download(t, bob, bobShared); r.status != http.StatusOK || !bytes.Equal(r.body, sharedBytes) || !blobExists(t, srv, sharedBytes) {
+		t.Fatalf("shared content gone with one of its references: %d", r.status)
+	}
+	for _, k := range []string{"oldSmall", "recent", "avatar"} {
+		expect(t, download(t, bob, a[k]), http.StatusOK, "")
+	}
+	// The deprecated path with keep_profiles=false also takes the avatar
+	// (downloading above touched oldSmall and the avatar: age them again).
+	for _, k := range []string{"oldSmall", "avatar"} {
+		if err := srv.HS.Store.TouchMedia(ctx, "hs1.test", localID(a[k]), old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r = do(t, admin, http.MethodPost, "/_synapse/admin/v1/media/hs1.test/delete?before_ts="+cutoff+"&keep_profiles=false", nil)
+	expect(t, r, http.StatusOK, "")
+	if r.json["total"] != float64(2) {
+		t.Fatalf("second delete: %s", r.body)
+	}
+	for _, k := range []string{"oldSmall", "avatar"} {
+		expect(t, download(t, bob, a[k]), http.StatusNotFound, "M_NOT_FOUND")
+	}
+	if blobExists(t, srv, oldSmall) || blobExists(t, srv, avatarBytes) {
+		t.Fatal("blobs of deleted media still stored")
+	}
+	expect(t, download(t, bob, a["recent"]), http.StatusOK, "")
 }

@@ -134,8 +134,10 @@ func (a *API) authed(r *mux.Router, path, name string, h authn.Handler, methods 
 //	              and the legacy /_matrix/media/v3/download (unauthenticated)
 //	thumbnail.go: GET /_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}, legacy too
 //	preview.go:   GET /_matrix/client/v1/media/preview_url, /_matrix/media/v3/preview_url
-//	admin.go:     /_synapse/admin/v1/media/..., .../room/{roomId}/media/quarantine,
-//	              .../user/{userId}/media/quarantine, .../users/{userId}/media, purge_media_cache
+//	admin.go:     /_synapse/admin/v1/media/... (quarantine, delete by ID, delete by
+//	              date and size), .../room/{roomId}/media/quarantine,
+//	              .../user/{userId}/media/quarantine, .../users/{userId}/media
+//	              (list, delete), purge_media_cache
 func (a *API) Register(root *mux.Router) {
 	legacy := root.PathPrefix("/_matrix/media/{apiversion:(?:r0|v3)}").Subrouter()
 	mediaV1 := root.PathPrefix("/_matrix/media/v1").Subrouter()

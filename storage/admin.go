@@ -114,8 +114,25 @@ type Restrictions struct {
 	ShadowBanned bool
 }
 
+// TopicModeration is the ChangeFeed topic of user restrictions, room blocks
+// and rate-limit overrides: every RestrictionStore write of them announces it.
+const TopicModeration = "moderation"
+
+// ChangeFeed tells every process sharing the database about changes to
+// state that processes cache in memory. Writes announce their topic when
+// they commit (PostgreSQL: NOTIFY); SQLite has a single process, so its feed
+// never reports anything.
+type ChangeFeed interface {
+	// ListenChanges calls f with the topic of every change committed by any
+	// process (this one included), and with "" when changes may have been
+	// missed: once listening has started and after each reconnection, so the
+	// caller reloads everything then. It returns when ctx ends; on SQLite at once.
+	ListenChanges(ctx context.Context, f func(topic string)) error
+}
+
 // RestrictionStore keeps user restrictions.
 type RestrictionStore interface {
+	ChangeFeed
 	// SetRestrictions replaces a user's restrictions.
 	SetRestrictions(ctx context.Context, userID id.UserID, r Restrictions) error
 	// AllRestrictions returns every user with a restriction.

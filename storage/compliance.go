@@ -41,6 +41,13 @@ type RetentionStore interface {
 	// Events under a compliance hold are kept in held_events first. It returns
 	// how many events it deleted.
 	PurgeEvents(ctx context.Context, roomID id.RoomID, before int64, selfDestructBefore int64) (int, error)
+	// PurgeRoom deletes everything stored about a room: its events, state,
+	// state groups, memberships, aliases, directory entry, receipts,
+	// notifications, relations, search index, per-room account data, key
+	// backups and reports, in batched transactions (the room itself vanishes
+	// in the first). A block on the room stays; events under a compliance
+	// hold are kept in held_events. It returns how many events it deleted.
+	PurgeRoom(ctx context.Context, roomID id.RoomID) (int, error)
 }
 
 // HeldEvent is the kept original of an event under hold.

@@ -53,6 +53,20 @@ type MediaRef struct {
 	MediaID string
 }
 
+// MediaOrder names the columns a media list may be ordered by (Synapse's order_by values).
+var MediaOrder = map[string]bool{
+	"media_id": true, "upload_name": true, "created_ts": true, "last_access_ts": true,
+	"media_length": true, "media_type": true, "quarantined_by": true, "safe_from_quarantine": true,
+}
+
+// MediaListQuery pages through a media list: OrderBy is a key of MediaOrder
+// ("" for created_ts), Desc reverses it.
+type MediaListQuery struct {
+	From, Limit int
+	OrderBy     string
+	Desc        bool
+}
+
 // MediaStore keeps media metadata, cached thumbnails and URL previews.
 // Methods that delete rows return the SHA-256 hashes no row references any
 // more, so the caller can delete those blobs.
@@ -89,8 +103,16 @@ type MediaStore interface {
 	// DeleteMedia deletes media rows and their thumbnails, returning the
 	// deleted refs and the hashes no longer referenced.
 	DeleteMedia(ctx context.Context, refs []MediaRef) (deleted []MediaRef, freed []string, err error)
-	// UserMedia lists the media uploaded by userID, newest first.
-	UserMedia(ctx context.Context, userID id.UserID) ([]MediaRef, error)
+	// ListUserMedia returns one page of the media uploaded by userID in the
+	// order q asks for (ties broken by ascending media ID) and how many there are in all.
+	ListUserMedia(ctx context.Context, userID id.UserID, q MediaListQuery) ([]Media, int, error)
+	// LocalMediaBefore lists local media (origin = localServer) with content
+	// that was last accessed before ts (or uploaded then, if never accessed)
+	// and is larger than sizeGT bytes, oldest first.
+	LocalMediaBefore(ctx context.Context, localServer string, ts, sizeGT int64) ([]MediaRef, error)
+	// AvatarMediaURIs lists the mxc:// URIs in use as avatars: profile
+	// avatars, avatars in current room memberships and current room avatars.
+	AvatarMediaURIs(ctx context.Context) ([]string, error)
 	// RemoteMediaBefore lists remote media (origin ≠ localServer) last accessed before ts.
 	RemoteMediaBefore(ctx context.Context, localServer string, ts int64) ([]MediaRef, error)
 	// ExpiredPendingMedia lists pending media IDs that expired before now.

@@ -207,6 +207,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	retCtx, stopRetention := context.WithCancel(context.WithoutCancel(ctx))
 	hs.stopRetention = stopRetention
 	go hs.Retention.Run(retCtx)
+	go admin.WatchChanges(retCtx) // other processes' moderation changes
 	go indexForSearch(retCtx, store, log)
 	return hs, nil
 }

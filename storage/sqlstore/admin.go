@@ -275,14 +275,18 @@ func (s *Store) SetServerNoticeRoom(ctx context.Context, userID id.UserID, roomI
 // SetRestrictions implements storage.RestrictionStore.
 func (s *Store) SetRestrictions(ctx context.Context, userID id.UserID, r storage.Restrictions) error {
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
+		var err error
 		if r == (storage.Restrictions{}) {
-			_, err := tx.ExecContext(ctx, `DELETE FROM user_restrictions WHERE user_id = $1`, userID)
+			_, err = tx.ExecContext(ctx, `DELETE FROM user_restrictions WHERE user_id = $1`, userID)
+		} else {
+			_, err = tx.ExecContext(ctx, `INSERT INTO user_restrictions (user_id, locked, suspended, shadow_banned) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (user_id) DO UPDATE SET locked = excluded.locked, suspended = excluded.suspended, shadow_banned = excluded.shadow_banned`,
+				userID, r.Locked, r.Suspended, r.ShadowBanned)
+		}
+		if err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO user_restrictions (user_id, locked, suspended, shadow_banned) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (user_id) DO UPDATE SET locked = excluded.locked, suspended = excluded.suspended, shadow_banned = excluded.shadow_banned`,
-			userID, r.Locked, r.Suspended, r.ShadowBanned)
-		return err
+		return s.announce(ctx, tx, storage.TopicModeration)
 	})
 }
 
@@ -308,12 +312,16 @@ func (s *Store) AllRestrictions(ctx context.Context) (map[id.UserID]storage.Rest
 // SetRoomBlocked implements storage.RestrictionStore.
 func (s *Store) SetRoomBlocked(ctx context.Context, roomID id.RoomID, blocked bool, by id.UserID) error {
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
+		var err error
 		if !blocked {
-			_, err := tx.ExecContext(ctx, `DELETE FROM blocked_rooms WHERE room_id = $1`, roomID)
+			_, err = tx.ExecContext(ctx, `DELETE FROM blocked_rooms WHERE room_id = $1`, roomID)
+		} else {
+			_, err = tx.ExecContext(ctx, `INSERT INTO blocked_rooms (room_id, blocked_by) VALUES ($1, $2) ON CONFLICT (room_id) DO NOTHING`, roomID, by)
+		}
+		if err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO blocked_rooms (room_id, blocked_by) VALUES ($1, $2) ON CONFLICT (room_id) DO NOTHING`, roomID, by)
-		return err
+		return s.announce(ctx, tx, storage.TopicModeration)
 	})
 }
 
@@ -339,14 +347,18 @@ func (s *Store) BlockedRooms(ctx context.Context) (map[id.RoomID]id.UserID, erro
 // SetRateLimitOverride implements storage.RestrictionStore.
 func (s *Store) SetRateLimitOverride(ctx context.Context, userID id.UserID, o *storage.RateLimitOverride) error {
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
+		var err error
 		if o == nil {
-			_, err := tx.ExecContext(ctx, `DELETE FROM ratelimit_overrides WHERE user_id = $1`, userID)
+			_, err = tx.ExecContext(ctx, `DELETE FROM ratelimit_overrides WHERE user_id = $1`, userID)
+		} else {
+			_, err = tx.ExecContext(ctx, `INSERT INTO ratelimit_overrides (user_id, messages_per_second, burst_count) VALUES ($1, $2, $3)
+			ON CONFLICT (user_id) DO UPDATE SET messages_per_second = excluded.messages_per_second, burst_count = excluded.burst_count`,
+				userID, o.MessagesPerSecond, o.BurstCount)
+		}
+		if err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO ratelimit_overrides (user_id, messages_per_second, burst_count) VALUES ($1, $2, $3)
-			ON CONFLICT (user_id) DO UPDATE SET messages_per_second = excluded.messages_per_second, burst_count = excluded.burst_count`,
-			userID, o.MessagesPerSecond, o.BurstCount)
-		return err
+		return s.announce(ctx, tx, storage.TopicModeration)
 	})
 }
 

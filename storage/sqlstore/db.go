@@ -45,6 +45,8 @@ func (d Dialect) String() string {
 type DB struct {
 	w, r    *sql.DB
 	Dialect Dialect
+	// url is the PostgreSQL connection string, for the change-feed listener's own connection.
+	url string
 
 	// SQLite: the WAL is checkpointed by a background goroutine on its own
 	// connection (cp), kicked every checkpointEvery commits, so that a
@@ -164,7 +166,7 @@ func openPostgres(ctx context.Context, rawURL string, maxConns int) (*DB, error)
 		db.Close()
 		return nil, fmt.Errorf("connect to postgres: %w", err)
 	}
-	return &DB{w: db, r: db, Dialect: Postgres}, nil
+	return &DB{w: db, r: db, Dialect: Postgres, url: rawURL}, nil
 }
 
 // Close closes both pools.

@@ -3,8 +3,11 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/tidwall/gjson"
 
 	"maunium.net/go/mautrix/id"
 
@@ -321,9 +324,81 @@ func (s *Store) listRefs(ctx context.Context, query string, args ...any) ([]stor
 	return out, rows.Err()
 }
 
-// UserMedia implements storage.MediaStore.
-func (s *Store) UserMedia(ctx context.Context, userID id.UserID) ([]storage.MediaRef, error) {
-	return s.listRefs(ctx, `SELECT origin, media_id FROM media WHERE user_id = $1 ORDER BY created_ts DESC`, string(userID))
+// mediaOrderColumns maps Synapse's order_by values to columns; media has no
+// safe_from_quarantine flag (nothing is protected), so that order is by ID alone.
+var mediaOrderColumns = map[string]string{
+	"media_id": "", "upload_name": "upload_name", "created_ts": "created_ts", "last_access_ts": "last_access_ts",
+	"media_length": "size", "media_type": "content_type", "quarantined_by": "quarantined_by", "safe_from_quarantine": "",
+}
+
+// ListUserMedia implements storage.MediaStore.
+func (s *Store) ListUserMedia(ctx context.Context, userID id.UserID, q storage.MediaListQuery) ([]storage.Media, int, error) {
+	var total int
+	if err := s.db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM media WHERE user_id = $1`, string(userID)).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	col, ok := mediaOrderColumns[q.OrderBy]
+	if !ok || q.OrderBy == "" {
+		col = "created_ts"
+	}
+	dir := " ASC"
+	if q.Desc {
+		dir = " DESC"
+	}
+	order := "media_id" + dir
+	if col != "" {
+		order = col + dir + ", media_id"
+	}
+	rows, err := s.db.r.QueryContext(ctx, `SELECT `+mediaColumns+` FROM media WHERE user_id = $1 ORDER BY `+order+` LIMIT $2 OFFSET $3`,
+		string(userID), q.Limit, q.From)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	out := []storage.Media{}
+	for rows.Next() {
+		m, err := scanMedia(rows)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, *m)
+	}
+	return out, total, rows.Err()
+}
+
+// LocalMediaBefore implements storage.MediaStore.
+func (s *Store) LocalMediaBefore(ctx context.Context, localServer string, ts, sizeGT int64) ([]storage.MediaRef, error) {
+	return s.listRefs(ctx, `SELECT origin, media_id FROM media WHERE origin = $1 AND uploaded_ts <> 0
+		AND (CASE WHEN last_access_ts > 0 THEN last_access_ts ELSE uploaded_ts END) < $2 AND size > $3
+		ORDER BY created_ts, media_id`, localServer, ts, sizeGT)
+}
+
+// AvatarMediaURIs implements storage.MediaStore.
+func (s *Store) AvatarMediaURIs(ctx context.Context) ([]string, error) {
+	var out []string
+	vals, err := queryColumn[string](ctx, s.db.r, `SELECT value FROM profiles WHERE field = 'avatar_url'`)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range vals {
+		var uri string
+		if json.Unmarshal([]byte(v), &uri) == nil && uri != "" {
+			out = append(out, uri)
+		}
+	}
+	pdus, err := queryColumn[string](ctx, s.db.r, `SELECT e.pdu FROM current_state c JOIN events e ON e.event_id = c.event_id
+		WHERE c.type IN ('m.room.avatar', 'm.room.member')`)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pdus {
+		for _, key := range []string{"content.url", "content.avatar_url"} {
+			if v := gjson.Get(p, key); v.Type == gjson.String && v.Str != "" {
+				out = append(out, v.Str)
+			}
+		}
+	}
+	return out, nil
 }
 
 // RemoteMediaBefore implements storage.MediaStore.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"maunium.net/go/mautrix/id"
+
 	"parley/storage"
 	"parley/storage/sqlstore"
 )
@@ -128,6 +130,64 @@ func TestMediaStore(t *testing.T) {
 		}
 		if _, err := s.GetURLPreview(ctx, "https://x/", now+10); !errors.Is(err, storage.ErrNotFound) {
 			t.Fatalf("expired preview: %v", err)
+		}
+	})
+}
+
+func TestMediaLists(t *testing.T) {
+	forEachStore(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		add := func(origin, mid, user string, size, created, access int64) {
+			t.Helper()
+			m := storage.Media{Origin: origin, MediaID: mid, UserID: id.UserID(user), SHA256: hash(mid[0]), Size: size,
+				CreatedTS: created, UploadedTS: created, LastAccessTS: access, UploadName: "n" + mid}
+			if err := s.StoreMedia(ctx, &m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		add("hs", "a", "@u:hs", 30, 100, 500)
+		add("hs", "b", "@u:hs", 10, 200, 0)
+		add("hs", "c", "@u:hs", 20, 300, 900)
+		add("hs", "d", "@v:hs", 99, 100, 100)
+		add("remote", "e", "", 99, 100, 100)
+		if err := s.CreatePendingMedia(ctx, storage.Media{Origin: "hs", MediaID: "p", UserID: "@u:hs", CreatedTS: 50, ExpiresTS: 1 << 40}, 5, 50); err != nil {
+			t.Fatal(err)
+		}
+		ids := func(ms []storage.Media) string {
+			var b strings.Builder
+			for _, m := range ms {
+				b.WriteString(m.MediaID)
+			}
+			return b.String()
+		}
+		for _, tc := range []struct {
+			q    storage.MediaListQuery
+			want string
+		}{
+			{storage.MediaListQuery{Limit: 10, OrderBy: "created_ts", Desc: true}, "cbap"},
+			{storage.MediaListQuery{Limit: 10, OrderBy: "media_length"}, "pbca"},
+			{storage.MediaListQuery{Limit: 2, From: 1, OrderBy: "media_id", Desc: true}, "cb"},
+			{storage.MediaListQuery{Limit: 10, OrderBy: "safe_from_quarantine"}, "abcp"},
+		} {
+			ms, total, err := s.ListUserMedia(ctx, "@u:hs", tc.q)
+			if err != nil || total != 4 || ids(ms) != tc.want {
+				t.Fatalf("%+v: %s (total %d, %v), want %s", tc.q, ids(ms), total, err, tc.want)
+			}
+		}
+		// Last access, or upload when never accessed; local, uploaded, larger than size_gt.
+		refs, err := s.LocalMediaBefore(ctx, "hs", 600, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range refs {
+			got = append(got, r.MediaID)
+		}
+		if strings.Join(got, "") != "adb" {
+			t.Fatalf("before 600: %v", got)
+		}
+		if refs, _ := s.LocalMediaBefore(ctx, "hs", 600, 25); len(refs) != 2 {
+			t.Fatalf("before 600, > 25 bytes: %v", refs)
 		}
 	})
 }

@@ -441,9 +441,12 @@ func (s *Store) LastEventAt(ctx context.Context, roomID id.RoomID, pos int64) (*
 
 // MaxStreamPos implements storage.RoomStore.
 func (s *Store) MaxStreamPos(ctx context.Context) (int64, error) {
-	var pos sql.NullInt64
-	err := s.db.r.QueryRowContext(ctx, `SELECT MAX(stream_pos) FROM events`).Scan(&pos)
-	return pos.Int64, err
+	// A purged room may have taken the newest events with it: the position
+	// never goes back below what it was then (streamEventsFloor).
+	var pos, floor int64
+	err := s.db.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(stream_pos), 0),
+		COALESCE((SELECT pos FROM stream_positions WHERE name = $1), 0) FROM events`, streamEventsFloor).Scan(&pos, &floor)
+	return max(pos, floor), err
 }
 
 // RoomsChangedBetween implements storage.RoomStore.

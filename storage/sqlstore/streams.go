@@ -11,6 +11,9 @@ const (
 	streamAccountData = "account_data"
 	streamReceipt     = "receipt"
 	streamNotif       = "notif"
+	// streamEventsFloor is the newest event position when events were last
+	// purged by PurgeRoom; MaxStreamPos never answers less.
+	streamEventsFloor = "events_floor"
 )
 
 // nextStreamPos bumps the named stream inside tx and returns the new position.
