@@ -156,7 +156,7 @@ func TestPurgeRoom(t *testing.T) {
 	groups := queryInts(t, db, `SELECT group_id FROM state_groups WHERE room_id = $1`, room)
 	before := roomRows(t, srv, room, events, positions, groups)
 	for _, table := range []string{"rooms", "events", "current_state", "state_groups", "state_group_entries", "forward_extremities", "event_edges",
-		"room_aliases", "receipts", "push_actions", "relations", "search_docs", "account_data", "backup_keys", "event_reports", "forgotten_rooms", "txn_ids"} {
+		"room_aliases", "receipts", "push_notified", "push_counts", "relations", "search_docs", "account_data", "backup_keys", "event_reports", "forgotten_rooms", "txn_ids"} {
 		if before[table] == 0 {
 			t.Errorf("no %s rows before the purge: the test does not exercise it (%v)", table, before)
 		}

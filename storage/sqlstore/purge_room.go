@@ -14,7 +14,7 @@ import (
 // not among them: a block outlives the purge, as in Synapse.
 var roomTables = []string{
 	"rooms", "current_state", "forward_extremities", "room_aliases", "forgotten_rooms",
-	"receipts", "push_actions", "push_changes", "push_read_upto", "relations",
+	"receipts", "push_notified", "push_counts", "push_changes", "push_read_upto", "relations",
 	"account_data", "backup_keys", "event_reports", "server_notice_rooms",
 }
 
@@ -128,7 +128,7 @@ func (s *Store) purgeRoomEvents(ctx context.Context, roomID id.RoomID) (int, err
 				return err
 			}
 		}
-		for _, table := range []string{"search_docs", "txn_ids", "push_actions", "relations", "event_edges", "events"} {
+		for _, table := range []string{"search_docs", "txn_ids", "relations", "event_edges", "events"} {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE event_id IN `+in, ids...); err != nil {
 				return fmt.Errorf("purge %s: %w", table, err)
 			}
