@@ -244,7 +244,11 @@ func (s *Server) commit(ctx context.Context, w *working, newRoom *storage.Room) 
 			if ne.Rejected || ne.Outlier || ne.SoftFailed {
 				continue
 			}
-			ne.Notifications, evaluated[i] = s.notifs(ctx, &ne.Event)
+			var ver uint64
+			if w.r != nil {
+				ver = w.r.stateVer
+			}
+			ne.Notifications, evaluated[i] = s.notifs(ctx, &ne.Event, ver)
 		}
 	}
 	if w.r != nil {
@@ -270,6 +274,9 @@ func (s *Server) commit(ctx context.Context, w *working, newRoom *storage.Room) 
 		s.mu.Unlock()
 	}
 	before := len(r.state)
+	if len(w.overlay) > 0 {
+		r.stateVer = s.stateVers.Add(1)
+	}
 	for k, e := range w.overlay {
 		if k.Type == event.StateMember.Type {
 			r.servers.invalidate()

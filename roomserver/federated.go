@@ -577,6 +577,7 @@ func (s *Server) inputFork(ctx context.Context, r *room, ev *remoteEvent, ne *st
 		r.state[storage.StateKeyTuple{Type: p.Type, StateKey: *p.StateKey}] = stateEntry{id: ev.id, pdu: p}
 	}
 	r.servers.invalidate() // resolution may have changed memberships
+	r.stateVer = s.stateVers.Add(1)
 	s.cachedState.Add(int64(len(r.state) - before0))
 	r.extremities = ext
 	r.depth = max(r.depth, p.Depth)

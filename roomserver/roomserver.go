@@ -57,11 +57,13 @@ type Server struct {
 	key        *federation.SigningKey
 	log        *zap.Logger
 	onEvent    func(OutputEvent)
-	notifs     NotificationsFunc
-	keys       pdu.GetKeyFunc
-	remote     Remote
-	maxRooms   int
-	maxState   int
+	// stateVers numbers room state versions (room.stateVer).
+	stateVers atomic.Uint64
+	notifs    NotificationsFunc
+	keys      pdu.GetKeyFunc
+	remote    Remote
+	maxRooms  int
+	maxState  int
 
 	// mu guards rooms (the map, not the entries: each room has its own lock).
 	mu    sync.Mutex
@@ -97,8 +99,11 @@ func New(d Deps) *Server {
 func (s *Server) SetOnEvent(f func(OutputEvent)) { s.onEvent = f }
 
 // NotificationsFunc computes the notifications of a local event about to be
-// persisted (see Deps.Notifications).
-type NotificationsFunc func(ctx context.Context, ev *storage.Event) (notes []storage.Notification, ok bool)
+// persisted (see Deps.Notifications). stateVer identifies the room state the
+// event is authorised against: it changes whenever that state changes,
+// including when another process sharing the database changed it (the room
+// is then reloaded), so a cache keyed by it is never stale; 0 means unknown.
+type NotificationsFunc func(ctx context.Context, ev *storage.Event, stateVer uint64) (notes []storage.Notification, ok bool)
 
 // SetNotifications replaces the Deps.Notifications hook. Call it before serving requests.
 func (s *Server) SetNotifications(f NotificationsFunc) { s.notifs = f }
@@ -137,6 +142,9 @@ type room struct {
 	// refs holds the reference hashes of v1/v2 extremities.
 	refs  map[id.EventID][]byte
 	depth int64
+	// stateVer is a process-wide unique number of the state in the cache
+	// entry, renewed by every change of it (see NotificationsFunc).
+	stateVer uint64
 	// servers caches the servers with joined members (JoinedServers),
 	// dropped whenever a membership change is committed.
 	servers serversCache
@@ -255,6 +263,7 @@ func (s *Server) loadRoom(ctx context.Context, r *room) error {
 		return fmt.Errorf("load state of %s: %w", r.id, err)
 	}
 	r.servers.invalidate()
+	r.stateVer = s.stateVers.Add(1)
 	r.state = make(map[storage.StateKeyTuple]stateEntry, len(evs))
 	for _, ev := range evs {
 		p, ref, err := parseEvent(r.version, ev.JSON)

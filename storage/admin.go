@@ -128,6 +128,12 @@ type ChangeFeed interface {
 	// missed: once listening has started and after each reconnection, so the
 	// caller reloads everything then. It returns when ctx ends; on SQLite at once.
 	ListenChanges(ctx context.Context, f func(topic string)) error
+	// AnnounceChange announces topic to every listening process now (outside
+	// any transaction: for changes already committed). A no-op on SQLite.
+	AnnounceChange(ctx context.Context, topic string) error
+	// SharedDatabase reports whether other processes may share the database
+	// (PostgreSQL), so that announcing changes is worth its cost.
+	SharedDatabase() bool
 }
 
 // RestrictionStore keeps user restrictions.

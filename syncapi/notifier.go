@@ -17,6 +17,8 @@ type Notifier struct {
 	// roomUsers maps a room to the local users who should be woken by its events
 	// (joined, invited or knocking). Streams keep it current.
 	roomUsers map[id.RoomID]map[id.UserID]struct{}
+	// remote, when set, publishes wake-ups to other processes (LinkProcesses).
+	remote *remoteLink
 }
 
 // Listener is one waiting /sync request.
@@ -79,6 +81,7 @@ func (n *Notifier) WakeUsers(users ...id.UserID) {
 	for _, u := range users {
 		n._wake(u)
 	}
+	n._queueRemote("", users)
 	n.mu.Unlock()
 }
 
@@ -92,6 +95,7 @@ func (n *Notifier) WakeRoom(room id.RoomID, extra ...id.UserID) {
 	for _, u := range extra {
 		n._wake(u)
 	}
+	n._queueRemote(room, extra)
 	n.mu.Unlock()
 }
 

@@ -59,6 +59,22 @@ func (p *PDUStream) Load(ctx context.Context) error {
 	return nil
 }
 
+// LocalRoomUsers lists the local users of room whose /sync its events wake
+// (joined, invited or knocking), read from storage.
+func (p *PDUStream) LocalRoomUsers(ctx context.Context, room id.RoomID) ([]id.UserID, error) {
+	ms, err := p.store.RoomMemberships(ctx, room)
+	if err != nil {
+		return nil, err
+	}
+	var out []id.UserID
+	for _, m := range ms {
+		if m.UserID.Homeserver() == p.serverName && slices.Contains(trackedMemberships, m.Membership) {
+			out = append(out, m.UserID)
+		}
+	}
+	return out, nil
+}
+
 // OnEvent keeps the notifier current and wakes the room's users. The
 // roomserver calls it after each commit.
 func (p *PDUStream) OnEvent(out roomserver.OutputEvent) {

@@ -95,14 +95,14 @@ func (in *Inbox) OnRoomEvent(out roomserver.OutputEvent) {
 // calls it under the room's write lock, so the room's current state is the
 // state after the event. State events (which change the push context) and
 // events that queue pushes to HTTP pushers are left to OnRoomEvent.
-func (in *Inbox) EventNotifications(ctx context.Context, ev *storage.Event) ([]storage.Notification, bool) {
+func (in *Inbox) EventNotifications(ctx context.Context, ev *storage.Event, stateVer uint64) ([]storage.Notification, bool) {
 	if ev.StateKey != nil {
 		// Drop the cached context now, not at publication: the next event
 		// into the room may be evaluated before this one is published.
 		in.forgetRoomContext(ev.RoomID)
 		return nil, false
 	}
-	pe, err := in.pushEvent(ctx, ev)
+	pe, err := in.pushEvent(ctx, ev, stateVer)
 	if err != nil {
 		return nil, false
 	}
@@ -131,7 +131,7 @@ func (in *Inbox) processBatch(ctx context.Context, batch []roomserver.OutputEven
 			}
 			continue
 		}
-		pe, err := in.pushEvent(ctx, ev)
+		pe, err := in.pushEvent(ctx, ev, 0)
 		if err == nil && pe != nil {
 			err = in.evaluateEvent(ctx, pe, &r)
 		}
@@ -156,6 +156,8 @@ func (in *Inbox) processBatch(ctx context.Context, batch []roomserver.OutputEven
 
 // roomPushContext is what push rules need about a room's current state.
 type roomPushContext struct {
+	// stateVer is the roomserver state version it was read at (0: unknown).
+	stateVer     uint64
 	members      []id.UserID
 	displayNames map[id.UserID]string
 	powerLevels  *event.PowerLevelsEventContent
@@ -166,20 +168,22 @@ type roomPushContext struct {
 const maxCachedRooms = 4096
 
 // roomContext returns the room's push context, cached until a state event
-// arrives in the room (OnRoomEvent drops the entry first).
-func (in *Inbox) roomContext(ctx context.Context, room id.RoomID) (*roomPushContext, error) {
+// arrives in the room (OnRoomEvent drops the entry first) or, when stateVer
+// is set, until the roomserver's state version of the room changes (as when
+// another process changed its state).
+func (in *Inbox) roomContext(ctx context.Context, room id.RoomID, stateVer uint64) (*roomPushContext, error) {
 	in.roomCtxMu.Lock()
 	rc, ok := in.roomCtx[room]
 	gen := in.roomCtxGen
 	in.roomCtxMu.Unlock()
-	if ok {
+	if ok && (stateVer == 0 || rc.stateVer == stateVer) {
 		return rc, nil
 	}
 	ms, err := in.roomStore.RoomMemberships(ctx, room)
 	if err != nil {
 		return nil, err
 	}
-	rc = &roomPushContext{displayNames: map[id.UserID]string{}}
+	rc = &roomPushContext{displayNames: map[id.UserID]string{}, stateVer: stateVer}
 	var memberEvents []id.EventID
 	for _, m := range ms {
 		if m.Membership == "join" {
@@ -252,14 +256,14 @@ func (in *Inbox) forgetRoomContext(room id.RoomID) {
 
 // pushEvent gathers what push rules need about a stored event; nil when no
 // local user other than the sender can be notified.
-func (in *Inbox) pushEvent(ctx context.Context, ev *storage.Event) (*PushEvent, error) {
+func (in *Inbox) pushEvent(ctx context.Context, ev *storage.Event, stateVer uint64) (*PushEvent, error) {
 	if in.roomStore == nil {
 		return nil, nil
 	}
 	if ev.StateKey != nil {
 		in.forgetRoomContext(ev.RoomID)
 	}
-	rc, err := in.roomContext(ctx, ev.RoomID)
+	rc, err := in.roomContext(ctx, ev.RoomID, stateVer)
 	if err != nil {
 		return nil, err
 	}

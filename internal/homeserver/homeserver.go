@@ -208,6 +208,8 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	hs.stopRetention = stopRetention
 	go hs.Retention.Run(retCtx)
 	go admin.WatchChanges(retCtx) // other processes' moderation changes
+	// Other processes' writes wake this one's /sync long-polls, and back.
+	notifier.LinkProcesses(retCtx, store, pduStream.LocalRoomUsers, log)
 	go indexForSearch(retCtx, store, log)
 	return hs, nil
 }

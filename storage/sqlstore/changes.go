@@ -22,6 +22,18 @@ func (s *Store) announce(ctx context.Context, tx *sql.Tx, topic string) error {
 	return err
 }
 
+// AnnounceChange implements storage.ChangeFeed.
+func (s *Store) AnnounceChange(ctx context.Context, topic string) error {
+	if s.db.Dialect != Postgres {
+		return nil
+	}
+	_, err := s.db.w.ExecContext(ctx, `SELECT pg_notify($1, $2)`, changesChannel, topic)
+	return err
+}
+
+// SharedDatabase implements storage.ChangeFeed.
+func (s *Store) SharedDatabase() bool { return s.db.Dialect == Postgres }
+
 // ListenChanges implements storage.ChangeFeed. On PostgreSQL it LISTENs on
 // a connection of its own (outside the pool, which it would otherwise hold
 // for ever), reconnecting with a backoff of up to ten seconds.
