@@ -218,6 +218,11 @@ func TestPurgeRoom(t *testing.T) {
 	if r := bob.Do(t, http.MethodPost, testserver.Sprintf("rooms/%s/join", room), map[string]any{}); r.Status < 400 || r.Status >= 500 {
 		t.Fatalf("join purged room: %d %s", r.Status, r.Body)
 	}
+	// The roomserver's cache of the room went with it: a write finds no room.
+	if r := alice.Do(t, http.MethodPut, testserver.Sprintf("rooms/%s/send/m.room.message/after-purge", room),
+		map[string]any{"msgtype": "m.text", "body": "into the void"}); r.Status != http.StatusNotFound || r.JSON["errcode"] != "M_NOT_FOUND" {
+		t.Fatalf("send into purged room: %d %s", r.Status, r.Body)
+	}
 	send(t, alice, other, "still works")
 }
 

@@ -154,7 +154,9 @@ func (a *API) runDelete(ctx context.Context, job *deleteJob, admin, newRoomUser 
 	}
 	if purge {
 		job.set(func() { job.Status = "purging" })
-		if _, err := a.store.PurgeRoom(ctx, job.RoomID); err != nil {
+		_, err := a.store.PurgeRoom(ctx, job.RoomID)
+		a.rooms.DropRoom(job.RoomID) // whatever the purge removed, the cache must not outlive it
+		if err != nil {
 			return err
 		}
 	}
