@@ -14,7 +14,7 @@ import (
 
 // CreateAccount implements storage.AccountStore.
 func (s *Store) CreateAccount(ctx context.Context, acc storage.Account) error {
-	return s.db.Write(ctx, func(tx *sql.Tx) error { return insertAccount(ctx, tx, acc) })
+	return s.authWrite(ctx, func(tx *sql.Tx) error { return insertAccount(ctx, tx, acc) })
 }
 
 func insertAccount(ctx context.Context, tx *sql.Tx, acc storage.Account) error {
@@ -29,7 +29,7 @@ func insertAccount(ctx context.Context, tx *sql.Tx, acc storage.Account) error {
 // Register implements storage.AccountStore.
 func (s *Store) Register(ctx context.Context, reg storage.Registration) (*storage.Device, error) {
 	var dev *storage.Device
-	err := s.db.Write(ctx, func(tx *sql.Tx) error {
+	err := s.authWrite(ctx, func(tx *sql.Tx) error {
 		if err := insertAccount(ctx, tx, reg.Account); err != nil {
 			return err
 		}
@@ -76,7 +76,7 @@ func (s *Store) GetAccount(ctx context.Context, userID id.UserID) (*storage.Acco
 
 // SetPassword implements storage.AccountStore.
 func (s *Store) SetPassword(ctx context.Context, userID id.UserID, hash string, logoutDevices bool, keep id.DeviceID) error {
-	return s.db.Write(ctx, func(tx *sql.Tx) error {
+	return s.authWrite(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE accounts SET password_hash = $1 WHERE user_id = $2`, hash, userID)
 		if err != nil {
 			return err
@@ -93,7 +93,7 @@ func (s *Store) SetPassword(ctx context.Context, userID id.UserID, hash string, 
 
 // DeactivateAccount implements storage.AccountStore.
 func (s *Store) DeactivateAccount(ctx context.Context, userID id.UserID, erase bool) error {
-	return s.db.Write(ctx, func(tx *sql.Tx) error {
+	return s.authWrite(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE accounts SET deactivated = TRUE WHERE user_id = $1`, userID)
 		if err != nil {
 			return err
@@ -128,7 +128,7 @@ func (s *Store) DeactivateAccount(ctx context.Context, userID id.UserID, erase b
 // CreateDevice implements storage.AccountStore.
 func (s *Store) CreateDevice(ctx context.Context, d storage.NewDevice) (*storage.Device, error) {
 	var dev *storage.Device
-	err := s.db.Write(ctx, func(tx *sql.Tx) (err error) {
+	err := s.authWrite(ctx, func(tx *sql.Tx) (err error) {
 		dev, err = insertDevice(ctx, tx, d)
 		return err
 	})
@@ -183,11 +183,24 @@ func (s *Store) DeviceByAccessToken(ctx context.Context, tokenHash []byte) (*sto
 	var dev storage.Device
 	var expires int64
 	var admin sql.NullBool
+	cache := s.db.Dialect == SQLite
+	var gen uint64
+	if cache {
+		var e cachedToken
+		var ok bool
+		if e, gen, ok = s.tokens.get(tokenHash); ok {
+			d := e.dev
+			return &d, e.expires != 0 && e.expires <= time.Now().UnixMilli(), nil
+		}
+	}
 	err := s.tokenStmt.QueryRowContext(ctx, tokenHash).
 		Scan(&dev.SessionID, &dev.PrevSessionID, &dev.UserID, &dev.DeviceID, &expires, &dev.DisplayName, &dev.LastSeenTS, &dev.LastSeenIP, &dev.IsGuest, &admin)
 	dev.IsAdmin = admin.Bool
 	if err != nil {
 		return nil, false, NotFound(err)
+	}
+	if cache {
+		s.tokens.put(tokenHash, cachedToken{dev: dev, expires: expires}, gen)
 	}
 	return &dev, expires != 0 && expires <= time.Now().UnixMilli(), nil
 }
@@ -229,7 +242,7 @@ func (s *Store) ListDevices(ctx context.Context, userID id.UserID) ([]storage.De
 
 // SetDeviceDisplayName implements storage.AccountStore.
 func (s *Store) SetDeviceDisplayName(ctx context.Context, userID id.UserID, deviceID id.DeviceID, name string) error {
-	return s.db.Write(ctx, func(tx *sql.Tx) error {
+	return s.authWrite(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE devices SET display_name = $1 WHERE user_id = $2 AND device_id = $3`, name, userID, deviceID)
 		if err != nil {
 			return err
@@ -245,6 +258,7 @@ func (s *Store) SetDeviceDisplayName(ctx context.Context, userID id.UserID, devi
 
 // UpdateDeviceLastSeen implements storage.AccountStore.
 func (s *Store) UpdateDeviceLastSeen(ctx context.Context, userID id.UserID, deviceID id.DeviceID, ts int64, ip string) error {
+	defer s.tokens.seen(string(userID), string(deviceID), ts, ip)
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE devices SET last_seen_ts = $1, last_seen_ip = $2 WHERE user_id = $3 AND device_id = $4`, ts, ip, userID, deviceID)
 		return err
@@ -253,7 +267,7 @@ func (s *Store) UpdateDeviceLastSeen(ctx context.Context, userID id.UserID, devi
 
 // DeleteDevice implements storage.AccountStore.
 func (s *Store) DeleteDevice(ctx context.Context, userID id.UserID, deviceID id.DeviceID) error {
-	return s.db.Write(ctx, func(tx *sql.Tx) error {
+	return s.authWrite(ctx, func(tx *sql.Tx) error {
 		if err := deleteDeviceKeys(ctx, tx, userID, []id.DeviceID{deviceID}, ""); err != nil { // keys.go
 			return err
 		}
@@ -277,7 +291,7 @@ func (s *Store) DeleteDevice(ctx context.Context, userID id.UserID, deviceID id.
 
 // DeleteDevices implements storage.AccountStore.
 func (s *Store) DeleteDevices(ctx context.Context, userID id.UserID, deviceIDs []id.DeviceID) error {
-	return s.db.Write(ctx, func(tx *sql.Tx) error {
+	return s.authWrite(ctx, func(tx *sql.Tx) error {
 		if len(deviceIDs) > 0 { // keys.go
 			if err := deleteDeviceKeys(ctx, tx, userID, deviceIDs, ""); err != nil {
 				return err
@@ -309,7 +323,7 @@ func (s *Store) DeleteDevices(ctx context.Context, userID id.UserID, deviceIDs [
 
 // DeleteAllDevices implements storage.AccountStore.
 func (s *Store) DeleteAllDevices(ctx context.Context, userID id.UserID, keep id.DeviceID) error {
-	return s.db.Write(ctx, func(tx *sql.Tx) error { return deleteAllDevices(ctx, tx, userID, keep) })
+	return s.authWrite(ctx, func(tx *sql.Tx) error { return deleteAllDevices(ctx, tx, userID, keep) })
 }
 
 func deleteAllDevices(ctx context.Context, tx *sql.Tx, userID id.UserID, keep id.DeviceID) error {
@@ -343,7 +357,7 @@ func deletePushers(ctx context.Context, tx *sql.Tx, userID id.UserID, op string,
 // RefreshSession implements storage.AccountStore.
 func (s *Store) RefreshSession(ctx context.Context, refreshHash, newAccessHash, newRefreshHash []byte, expiresTS int64) (*storage.Device, error) {
 	var dev *storage.Device
-	err := s.db.Write(ctx, func(tx *sql.Tx) error {
+	err := s.authWrite(ctx, func(tx *sql.Tx) error {
 		var oldID, prevID int64
 		var userID id.UserID
 		var deviceID id.DeviceID
@@ -382,7 +396,7 @@ func (s *Store) RefreshSession(ctx context.Context, refreshHash, newAccessHash, 
 
 // DropPredecessor implements storage.AccountStore.
 func (s *Store) DropPredecessor(ctx context.Context, sessionID int64) error {
-	return s.db.Write(ctx, func(tx *sql.Tx) error {
+	return s.authWrite(ctx, func(tx *sql.Tx) error {
 		var prev int64
 		if err := tx.QueryRowContext(ctx, `SELECT prev_id FROM access_tokens WHERE id = $1`, sessionID).Scan(&prev); err != nil {
 			return NotFound(err)

@@ -90,11 +90,13 @@ func (s *Store) execOne(ctx context.Context, q string, args ...any) error {
 
 // SetAccountAdmin implements storage.AdminStore.
 func (s *Store) SetAccountAdmin(ctx context.Context, userID id.UserID, admin bool) error {
+	defer s.tokens.invalidate()
 	return s.execOne(ctx, `UPDATE accounts SET is_admin = $1 WHERE user_id = $2`, admin, userID)
 }
 
 // ReactivateAccount implements storage.AdminStore.
 func (s *Store) ReactivateAccount(ctx context.Context, userID id.UserID) error {
+	defer s.tokens.invalidate()
 	return s.execOne(ctx, `UPDATE accounts SET deactivated = FALSE WHERE user_id = $1`, userID)
 }
 

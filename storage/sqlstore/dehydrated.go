@@ -34,7 +34,7 @@ func dropDehydrated(ctx context.Context, tx *sql.Tx, user id.UserID) (id.DeviceI
 
 // SetDehydratedDevice implements storage.KeyStore.
 func (s *Store) SetDehydratedDevice(ctx context.Context, user id.UserID, deviceID id.DeviceID, displayName string, data json.RawMessage, keys storage.KeyUpload) error {
-	return s.db.Write(ctx, func(tx *sql.Tx) error {
+	return s.authWrite(ctx, func(tx *sql.Tx) error {
 		if _, err := dropDehydrated(ctx, tx, user); err != nil {
 			return err
 		}
@@ -71,7 +71,7 @@ func (s *Store) GetDehydratedDevice(ctx context.Context, user id.UserID) (id.Dev
 // DeleteDehydratedDevice implements storage.KeyStore.
 func (s *Store) DeleteDehydratedDevice(ctx context.Context, user id.UserID) (id.DeviceID, error) {
 	var dev id.DeviceID
-	err := s.db.Write(ctx, func(tx *sql.Tx) (err error) {
+	err := s.authWrite(ctx, func(tx *sql.Tx) (err error) {
 		if dev, err = dropDehydrated(ctx, tx, user); err == nil && dev == "" {
 			err = storage.ErrNotFound
 		}

@@ -16,6 +16,8 @@ type Store struct {
 	// tokenStmt is the prepared access-token lookup, the query every
 	// authenticated request makes; prepared once to save a parse per request.
 	tokenStmt *sql.Stmt
+	// tokens caches access-token lookups on SQLite (tokencache.go).
+	tokens tokenCache
 	// fts5 is set when SQLite has FTS5 and search_fts indexes search_docs.
 	fts5 bool
 	// searchMu serialises CatchUpSearch runs.
