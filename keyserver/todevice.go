@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sync"
 
 	"go.uber.org/zap"
 	"maunium.net/go/mautrix/id"
@@ -98,10 +99,25 @@ func (s *Server) sendToDevice(w http.ResponseWriter, r *http.Request, dev *authn
 // acknowledges it; until then every sync from an earlier token delivers it again.
 type ToDeviceStream struct {
 	store storage.KeyStore
+	// acked remembers, per device, the position up to which this process
+	// already deleted delivered messages, so a sync whose since is not past
+	// it skips the query (messages always get higher positions).
+	ackMu sync.Mutex
+	acked map[ackKey]int64
 }
 
+type ackKey struct {
+	user   id.UserID
+	device id.DeviceID
+}
+
+// maxAcked bounds ToDeviceStream.acked; it is cleared when full.
+const maxAcked = 10000
+
 // NewToDeviceStream returns the to-device stream over store.
-func NewToDeviceStream(store storage.KeyStore) *ToDeviceStream { return &ToDeviceStream{store: store} }
+func NewToDeviceStream(store storage.KeyStore) *ToDeviceStream {
+	return &ToDeviceStream{store: store, acked: map[ackKey]int64{}}
+}
 
 // Name implements syncapi.Stream.
 func (t *ToDeviceStream) Name() syncapi.StreamName { return syncapi.StreamToDevice }
@@ -145,18 +161,29 @@ func ack(ctx context.Context, store storage.KeyStore, req *syncapi.Request) erro
 // and device_unused_fallback_key_types on every sync, and acknowledges
 // to-device messages even when the stream did not move.
 func (t *ToDeviceStream) Finish(ctx context.Context, req *syncapi.Request, resp *syncapi.Response) error {
-	if err := ack(ctx, t.store, req); err != nil {
-		return err
+	k := ackKey{req.Device.UserID, req.Device.DeviceID}
+	pos := req.Since[syncapi.StreamToDevice]
+	t.ackMu.Lock()
+	done := !req.Initial() && pos <= t.acked[k]
+	t.ackMu.Unlock()
+	if !done {
+		if err := ack(ctx, t.store, req); err != nil {
+			return err
+		}
+		if !req.Initial() {
+			t.ackMu.Lock()
+			if len(t.acked) >= maxAcked {
+				clear(t.acked)
+			}
+			t.acked[k] = max(t.acked[k], pos)
+			t.ackMu.Unlock()
+		}
 	}
-	counts, err := t.store.OneTimeKeyCounts(ctx, req.Device.UserID, req.Device.DeviceID)
+	counts, types, err := t.store.DeviceKeyCounts(ctx, req.Device.UserID, req.Device.DeviceID)
 	if err != nil {
 		return fmt.Errorf("one-time key counts: %w", err)
 	}
 	resp.DeviceOneTimeKeysCount = countsWithDefault(counts)
-	types, err := t.store.UnusedFallbackKeyTypes(ctx, req.Device.UserID, req.Device.DeviceID)
-	if err != nil {
-		return fmt.Errorf("fallback key types: %w", err)
-	}
 	resp.DeviceUnusedFallback = types
 	return nil
 }

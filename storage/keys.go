@@ -103,6 +103,9 @@ type KeyStore interface {
 	OneTimeKeyCounts(ctx context.Context, user id.UserID, device id.DeviceID) (map[string]int, error)
 	// UnusedFallbackKeyTypes lists the algorithms of a device's unused fallback keys.
 	UnusedFallbackKeyTypes(ctx context.Context, user id.UserID, device id.DeviceID) ([]string, error)
+	// DeviceKeyCounts is OneTimeKeyCounts and UnusedFallbackKeyTypes in one
+	// query (every /sync reports both).
+	DeviceKeyCounts(ctx context.Context, user id.UserID, device id.DeviceID) (map[string]int, []string, error)
 	// ClaimKeys removes and returns one one-time key per requested device and
 	// algorithm, or marks and returns the fallback key when none is left.
 	// Each one-time key is returned at most once, even to concurrent callers.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -183,6 +184,32 @@ func (s *Store) OneTimeKeyCounts(ctx context.Context, user id.UserID, device id.
 		counts[alg] = n
 	}
 	return counts, rows.Err()
+}
+
+// UnusedFallbackKeyTypes implements storage.KeyStore.
+// DeviceKeyCounts implements storage.KeyStore.
+func (s *Store) DeviceKeyCounts(ctx context.Context, user id.UserID, device id.DeviceID) (map[string]int, []string, error) {
+	rows, err := s.db.r.QueryContext(ctx, `SELECT 0, algorithm, COUNT(*) FROM one_time_keys WHERE user_id = $1 AND device_id = $2 GROUP BY algorithm
+		UNION ALL SELECT 1, algorithm, 0 FROM fallback_keys WHERE user_id = $1 AND device_id = $2 AND NOT used`, user, device)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	counts, fallback := map[string]int{}, []string{}
+	for rows.Next() {
+		var kind, n int
+		var alg string
+		if err := rows.Scan(&kind, &alg, &n); err != nil {
+			return nil, nil, err
+		}
+		if kind == 0 {
+			counts[alg] = n
+		} else {
+			fallback = append(fallback, alg)
+		}
+	}
+	slices.Sort(fallback)
+	return counts, fallback, rows.Err()
 }
 
 // UnusedFallbackKeyTypes implements storage.KeyStore.

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"testing"
 
@@ -88,6 +90,19 @@ func testKeysUploadClaim(t *testing.T, s storage.Store) {
 	must(t, err)
 	if types, _ := s.UnusedFallbackKeyTypes(ctx, alice, "D1"); len(types) != 1 {
 		t.Fatal("new fallback key not unused")
+	}
+	// DeviceKeyCounts answers both questions at once.
+	otk, err := s.OneTimeKeyCounts(ctx, alice, "D1")
+	must(t, err)
+	both, fallback, err := s.DeviceKeyCounts(ctx, alice, "D1")
+	must(t, err)
+	if !maps.Equal(both, otk) || !slices.Equal(fallback, []string{"signed_curve25519"}) {
+		t.Fatalf("device key counts %v %v, want %v and one fallback type", both, fallback, otk)
+	}
+	_, _, err = s.UploadKeys(ctx, storage.KeyUpload{UserID: alice, DeviceID: "D1", OneTimeKeys: map[string]json.RawMessage{"signed_curve25519:Y": json.RawMessage(`"y"`)}})
+	must(t, err)
+	if both, _, _ := s.DeviceKeyCounts(ctx, alice, "D1"); both["signed_curve25519"] != otk["signed_curve25519"]+1 {
+		t.Fatalf("device key counts after upload: %v", both)
 	}
 	// No key at all for an unknown device or algorithm.
 	res, err := s.ClaimKeys(ctx, map[id.UserID]map[id.DeviceID]string{alice: {"D1": "curve25519", "NONE": "signed_curve25519"}})
