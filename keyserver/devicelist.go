@@ -32,6 +32,9 @@ func (d *DeviceListStream) Position(ctx context.Context) (int64, error) {
 	return d.s.store.DeviceListPosition(ctx)
 }
 
+// PositionIn implements syncapi.SnapshotStream.
+func (d *DeviceListStream) PositionIn(p storage.Positions) int64 { return p.DeviceList }
+
 // Fill implements syncapi.Stream. An initial sync carries no device lists:
 // the client queries the keys of everyone it shares a room with anyway.
 func (d *DeviceListStream) Fill(ctx context.Context, req *syncapi.Request, from, to int64, resp *syncapi.Response) (bool, error) {

@@ -122,6 +122,9 @@ func NewToDeviceStream(store storage.KeyStore) *ToDeviceStream {
 // Name implements syncapi.Stream.
 func (t *ToDeviceStream) Name() syncapi.StreamName { return syncapi.StreamToDevice }
 
+// PositionIn implements syncapi.SnapshotStream.
+func (t *ToDeviceStream) PositionIn(p storage.Positions) int64 { return p.ToDevice }
+
 // Position implements syncapi.Stream.
 func (t *ToDeviceStream) Position(ctx context.Context) (int64, error) {
 	return t.store.ToDevicePosition(ctx)

@@ -186,3 +186,14 @@ type UnreadTotalStore interface {
 	// UnreadTotal counts the user's unread notifications in every room.
 	UnreadTotal(ctx context.Context, user id.UserID) (int, error)
 }
+
+// Positions is the latest position of every persistent sync stream, read at
+// once (a /sync reads them all before filling its response).
+type Positions struct {
+	Events, AccountData, Receipt, Notif, ToDevice, DeviceList int64
+}
+
+// PositionStore reads every stream position in one query.
+type PositionStore interface {
+	StreamPositions(ctx context.Context) (Positions, error)
+}

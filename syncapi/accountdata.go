@@ -185,6 +185,9 @@ func (s *accountDataStream) Position(ctx context.Context) (int64, error) {
 	return s.in.store.AccountDataPosition(ctx)
 }
 
+// PositionIn implements SnapshotStream.
+func (s *accountDataStream) PositionIn(p storage.Positions) int64 { return p.AccountData }
+
 // Fill implements Stream.
 func (s *accountDataStream) Fill(ctx context.Context, req *Request, from, to int64, resp *Response) (bool, error) {
 	user := req.Device.UserID

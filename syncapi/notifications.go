@@ -222,6 +222,9 @@ func (s *notifStream) Position(ctx context.Context) (int64, error) {
 	return s.in.store.NotifPosition(ctx)
 }
 
+// PositionIn implements SnapshotStream.
+func (s *notifStream) PositionIn(p storage.Positions) int64 { return p.Notif }
+
 // Fill implements Stream.
 func (s *notifStream) Fill(ctx context.Context, req *Request, from, to int64, resp *Response) (bool, error) {
 	joined, all, err := s.in.joinedSet(ctx, req.Device.UserID)

@@ -44,6 +44,9 @@ func (p *PDUStream) Name() StreamName { return StreamPDU }
 // Position implements Stream.
 func (p *PDUStream) Position(ctx context.Context) (int64, error) { return p.rooms.Position(ctx) }
 
+// PositionIn implements SnapshotStream.
+func (p *PDUStream) PositionIn(pos storage.Positions) int64 { return pos.Events }
+
 // trackedMemberships are the memberships whose room events wake a user.
 var trackedMemberships = []string{"join", "invite", "knock"}
 

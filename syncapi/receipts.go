@@ -146,6 +146,9 @@ func (s *receiptStream) Position(ctx context.Context) (int64, error) {
 	return s.in.store.ReceiptPosition(ctx)
 }
 
+// PositionIn implements SnapshotStream.
+func (s *receiptStream) PositionIn(p storage.Positions) int64 { return p.Receipt }
+
 // Fill implements Stream.
 func (s *receiptStream) Fill(ctx context.Context, req *Request, from, to int64, resp *Response) (bool, error) {
 	user := req.Device.UserID

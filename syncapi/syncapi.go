@@ -18,6 +18,7 @@ import (
 
 	"parley/internal/authn"
 	"parley/internal/httputil"
+	"parley/storage"
 )
 
 // Request is one /sync request as the streams see it.
@@ -72,7 +73,10 @@ type Deps struct {
 	Auth     authn.Authenticator
 	Notifier *Notifier
 	Streams  []Stream
-	Filters  FilterLoader
+	// Positions, if set, reads the positions of every stream that
+	// implements SnapshotStream in one query per /sync pass.
+	Positions storage.PositionStore
+	Filters   FilterLoader
 	// Observer, if set, is told about every /sync request.
 	Observer SyncObserver
 	Log      *zap.Logger
@@ -80,17 +84,23 @@ type Deps struct {
 
 // Server is the sync API.
 type Server struct {
-	auth     authn.Authenticator
-	notifier *Notifier
-	streams  []Stream
-	filters  FilterLoader
-	observer SyncObserver
-	log      *zap.Logger
+	auth      authn.Authenticator
+	notifier  *Notifier
+	streams   []Stream
+	positions storage.PositionStore
+	filters   FilterLoader
+	observer  SyncObserver
+	log       *zap.Logger
+}
+
+// SnapshotStream is a Stream whose position is one of storage.Positions.
+type SnapshotStream interface {
+	PositionIn(p storage.Positions) int64
 }
 
 // New builds the sync API.
 func New(d Deps) *Server {
-	return &Server{auth: d.Auth, notifier: d.Notifier, streams: d.Streams, filters: d.Filters, observer: d.Observer, log: d.Log}
+	return &Server{auth: d.Auth, notifier: d.Notifier, streams: d.Streams, positions: d.Positions, filters: d.Filters, observer: d.Observer, log: d.Log}
 }
 
 // Notifier returns the notifier that streams and writers wake.
@@ -187,7 +197,19 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request, dev *authn.Device)
 // build reads every stream's position and fills the response from req.Since to there.
 func (s *Server) build(ctx context.Context, req *Request) (*Response, bool, error) {
 	next := make(Token, len(s.streams))
+	var snap *storage.Positions
+	if s.positions != nil {
+		p, err := s.positions.StreamPositions(ctx)
+		if err != nil {
+			return nil, false, err
+		}
+		snap = &p
+	}
 	for _, st := range s.streams {
+		if ss, ok := st.(SnapshotStream); ok && snap != nil {
+			next[st.Name()] = ss.PositionIn(*snap)
+			continue
+		}
 		pos, err := st.Position(ctx)
 		if err != nil {
 			return nil, false, err

@@ -164,7 +164,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	// e2ee extensions read the key streams.
 	streams := append([]syncapi.Stream{pduStream, keyserver.NewToDeviceStream(store), keys.DeviceListStream()}, hs.Inbox.Streams()...)
 	sync := syncapi.New(syncapi.Deps{Auth: client.Authenticator(), Notifier: notifier, Log: log,
-		Streams: streams, Filters: hs.Inbox, Observer: hs.Inbox.Observer()})
+		Streams: streams, Positions: store, Filters: hs.Inbox, Observer: hs.Inbox.Observer()})
 	sync.Register(router)
 	hs.Retention = retention.New(&hs.Config, store, log)
 	admin := adminapi.New(adminapi.Deps{Config: &hs.Config, Store: store, Rooms: rooms, Auth: client.Authenticator(), Log: log, Version: Version,
