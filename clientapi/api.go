@@ -64,6 +64,7 @@ type API struct {
 	roomVersions func() (id.RoomVersion, map[id.RoomVersion]string)
 	auditFn      AuditFunc
 	remote       RemoteQuerier
+	ids          *identityClient
 }
 
 // New builds the client API.
@@ -71,6 +72,7 @@ func New(d Deps) *API {
 	return &API{
 		cfg: d.Config, store: d.Store, log: d.Log, auth: NewAuthenticator(d.Store, d.Log), rooms: d.Rooms,
 		limits: d.Limits, profiles: d.Profiles, roomVersions: d.RoomVersions, auditFn: d.Audit, remote: d.Remote,
+		ids: newIdentityClient(d.Config, d.Log),
 	}
 }
 

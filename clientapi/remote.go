@@ -29,3 +29,10 @@ type RemoteRoomDirectory interface {
 	// PublicRooms returns server's answer, a PublicRoomsResponse object.
 	PublicRooms(ctx context.Context, server string, q roomserver.PublicRoomsQuery, includeAllNetworks bool) (json.RawMessage, error)
 }
+
+// RemoteThirdParty asks the server of a third-party invite's sender to turn
+// the signed invitation into an invite (federation
+// exchange_third_party_invite). The federation package's Remote implements it.
+type RemoteThirdParty interface {
+	ExchangeThirdPartyInvite(ctx context.Context, server string, roomID id.RoomID, sender id.UserID, signed json.RawMessage) error
+}

@@ -233,6 +233,21 @@ func (s *Server) buildRoom(ctx context.Context, req CreateRoomRequest) (*working
 			return nil, nil, "", err
 		}
 	}
+	if req.StoreThirdPartyInvites != nil {
+		invs, err := req.StoreThirdPartyInvites(ctx, w.roomID)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		for _, inv := range invs {
+			c, err := inv.content()
+			if err != nil {
+				return nil, nil, "", err
+			}
+			if err := state(event.StateThirdPartyInvite.Type, inv.Token, c); err != nil {
+				return nil, nil, "", err
+			}
+		}
+	}
 
 	newRoom := &storage.Room{RoomID: w.roomID, Version: version, Creator: creator, CreatedTS: nowMS(), IsPublic: req.Visibility == "public"}
 	for _, ev := range w.events {
