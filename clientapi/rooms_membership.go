@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/tidwall/gjson"
 	"maunium.net/go/mautrix/id"
@@ -284,5 +285,6 @@ func (a *API) exchangeThirdPartySigned(ctx context.Context, dev *authn.Device, r
 	if err := rt.ExchangeThirdPartyInvite(ctx, signed.Sender.Homeserver(), roomID, signed.Sender, raw); err != nil {
 		return "", roomError(err)
 	}
+	a.rooms.AwaitInvite(ctx, roomID, dev.UserID, 10*time.Second)
 	return signed.Sender, nil
 }

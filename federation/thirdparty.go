@@ -116,7 +116,10 @@ func (a *API) exchangeThirdPartyInvite(w http.ResponseWriter, r *http.Request) e
 	if err := json.Unmarshal(body.Content.ThirdPartyInvite.Signed, &signed); err != nil || signed.MXID != body.StateKey {
 		return httputil.InvalidParam("state_key must be the signed mxid")
 	}
-	if _, err := a.d.Rooms.ExchangeThirdPartyInvite(r.Context(), roomID, body.Sender, body.Content.ThirdPartyInvite.Signed); err != nil {
+	if _, err := a.d.Rooms.ExchangeThirdPartyInvite(r.Context(), roomID, body.Sender, body.Content.ThirdPartyInvite.Signed); errors.Is(err, roomserver.ErrRemote) {
+		// The invitee's server refused the invite or could not be reached.
+		return &httputil.MatrixError{Status: http.StatusBadGateway, Code: "M_UNKNOWN", Message: err.Error(), Err: err}
+	} else if err != nil {
 		return roomErr(err)
 	}
 	return httputil.WriteJSON(w, http.StatusOK, httputil.Empty)

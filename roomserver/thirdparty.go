@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tidwall/gjson"
 	"maunium.net/go/mautrix/event"
@@ -163,4 +164,30 @@ func (s *Server) MayInvite(ctx context.Context, roomID id.RoomID, user id.UserID
 		_ = json.Unmarshal(e.pdu.Content, &pl)
 	}
 	return pl.GetUserLevel(user) >= pl.Invite(), nil
+}
+
+// AwaitInvite waits, up to timeout, until this server has user's invite into
+// a room it is in. An invite issued by another server for a room this server
+// is in arrives in a federation transaction shortly after the other server
+// answered; joining before it arrives would fail the auth rules. Rooms this
+// server is not in are joined through the other server and need no wait.
+func (s *Server) AwaitInvite(ctx context.Context, roomID id.RoomID, user id.UserID, timeout time.Duration) {
+	if !s.resident(ctx, roomID) {
+		return
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		m, err := s.store.CurrentStateEvent(ctx, roomID, event.StateMember.Type, string(user))
+		if err == nil && (m.Membership == "invite" || m.Membership == "join") {
+			return
+		}
+		if time.Now().After(deadline) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
