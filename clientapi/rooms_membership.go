@@ -273,7 +273,7 @@ func (a *API) exchangeThirdPartySigned(ctx context.Context, dev *authn.Device, r
 		return "", httputil.InvalidParam("invalid sender %q", signed.Sender)
 	}
 	if signed.Sender.Homeserver() == a.cfg.ServerName {
-		if _, err := a.rooms.ExchangeThirdPartyInvite(ctx, roomID, signed.Sender, raw); err != nil {
+		if _, err := a.rooms.ExchangeThirdPartyInvite(ctx, roomID, signed.Sender, raw, a.ids.KeyValid); err != nil {
 			return "", roomError(err)
 		}
 		return signed.Sender, nil

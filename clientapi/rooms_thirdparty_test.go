@@ -165,6 +165,23 @@ func TestThirdPartyInvite(t *testing.T) {
 		t.Fatal("the identity server was asked on behalf of a user who may not invite")
 	}
 	wantErr(t, alice.Do(t, http.MethodPost, path, map[string]any{}), http.StatusBadRequest, "M_MISSING_PARAM")
+
+	// A key the identity server revoked, or an identity server that cannot
+	// be reached to confirm the key, invites nobody.
+	alice.MustDo(t, http.MethodPost, path, invite3PID(is, "frank@example.org"))
+	frank := srv.Register(t, "frank")
+	pf := is.Pending("email", "frank@example.org")[0]
+	is.Revoke()
+	wantErr(t, frank.Do(t, http.MethodPost, testserver.Sprintf("rooms/%s/join", room), map[string]any{"third_party_signed": is.Signed(t, pf, frank.UserID)}), http.StatusForbidden, "M_FORBIDDEN")
+	if status := is.OnBind(t, srv.URL, "email", "frank@example.org", frank.UserID); status != http.StatusOK {
+		t.Fatalf("onbind: %d", status)
+	}
+	if res := memberEvent(t, alice, room, frank.UserID); res.Status != http.StatusNotFound {
+		t.Fatalf("invite with a revoked key: %d %s", res.Status, res.Body)
+	}
+	signedForFrank := is.Signed(t, pf, frank.UserID)
+	is.Close()
+	wantErr(t, frank.Do(t, http.MethodPost, testserver.Sprintf("rooms/%s/join", room), map[string]any{"third_party_signed": signedForFrank}), http.StatusForbidden, "M_FORBIDDEN")
 }
 
 func TestCreateRoomInvite3PID(t *testing.T) {

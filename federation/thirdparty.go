@@ -15,6 +15,7 @@ import (
 
 	"parley/clientapi"
 	"parley/internal/httputil"
+	"parley/internal/identity"
 	"parley/internal/logging"
 	"parley/roomserver"
 )
@@ -28,11 +29,12 @@ var _ clientapi.RemoteThirdParty = (*Remote)(nil)
 
 // registerThirdParty attaches 3pid/onbind and exchange_third_party_invite.
 func (a *API) registerThirdParty(v1 *mux.Router) {
+	ids := identity.NewClient(a.d.Config, a.d.Log)
 	// Identity servers have no server keys: onbind is not signed. What it
 	// carries only becomes an invite if the identity server's signature on
 	// it passes the auth rules.
-	v1.Handle("/3pid/onbind", a.handle("3pid_onbind", a.onBind)).Methods(http.MethodPut, http.MethodPost)
-	v1.Handle("/exchange_third_party_invite/{roomID}", a.authed("exchange_third_party_invite", a.exchangeThirdPartyInvite)).Methods(http.MethodPut)
+	v1.Handle("/3pid/onbind", a.handle("3pid_onbind", a.onBind(ids))).Methods(http.MethodPut, http.MethodPost)
+	v1.Handle("/exchange_third_party_invite/{roomID}", a.authed("exchange_third_party_invite", a.exchangeThirdPartyInvite(ids))).Methods(http.MethodPut)
 }
 
 // onBind handles PUT /_matrix/federation/v1/3pid/onbind: each pending
@@ -40,89 +42,93 @@ func (a *API) registerThirdParty(v1 *mux.Router) {
 // user, here when the inviter is local, else through the inviter's server.
 // Invitations that fail are logged and skipped (the identity server cannot
 // do anything about them).
-func (a *API) onBind(w http.ResponseWriter, r *http.Request) error {
-	var body struct {
-		Medium  string    `json:"medium"`
-		Address string    `json:"address"`
-		MXID    id.UserID `json:"mxid"`
-		Invites []struct {
-			MXID   id.UserID       `json:"mxid"`
-			RoomID id.RoomID       `json:"room_id"`
-			Sender id.UserID       `json:"sender"`
-			Signed json.RawMessage `json:"signed"`
-		} `json:"invites"`
-	}
-	if err := httputil.DecodeJSONObject(r, &body); err != nil {
-		return err
-	}
-	if body.MXID == "" || body.Invites == nil {
-		return httputil.MissingParam("mxid and invites are required")
-	}
-	if _, _, err := body.MXID.ParseAndValidateRelaxed(); err != nil || body.MXID.Homeserver() != a.serverName {
-		return httputil.InvalidParam("mxid must be a user of this server")
-	}
-	ctx := r.Context()
-	for _, inv := range body.Invites {
-		if inv.MXID != body.MXID || len(inv.RoomID) < 2 || inv.RoomID[0] != '!' || len(inv.Signed) == 0 {
-			a.d.Log.Info("onbind: skipping a malformed invitation", zap.String("mxid", string(inv.MXID)))
-			continue
+func (a *API) onBind(ids *identity.Client) httputil.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var body struct {
+			Medium  string    `json:"medium"`
+			Address string    `json:"address"`
+			MXID    id.UserID `json:"mxid"`
+			Invites []struct {
+				MXID   id.UserID       `json:"mxid"`
+				RoomID id.RoomID       `json:"room_id"`
+				Sender id.UserID       `json:"sender"`
+				Signed json.RawMessage `json:"signed"`
+			} `json:"invites"`
 		}
-		var err error
-		if inv.Sender.Homeserver() == a.serverName {
-			_, err = a.d.Rooms.ExchangeThirdPartyInvite(ctx, inv.RoomID, inv.Sender, inv.Signed)
-		} else {
-			err = NewRemote(a.d.Client).ExchangeThirdPartyInvite(ctx, inv.Sender.Homeserver(), inv.RoomID, inv.Sender, inv.Signed)
+		if err := httputil.DecodeJSONObject(r, &body); err != nil {
+			return err
 		}
-		if err != nil {
-			a.d.Log.Info("onbind: third-party invite not exchanged", logging.RoomID(inv.RoomID), zap.String("mxid", string(inv.MXID)), zap.Error(err))
+		if body.MXID == "" {
+			return httputil.MissingParam("mxid is required")
 		}
+		if _, _, err := body.MXID.ParseAndValidateRelaxed(); err != nil || body.MXID.Homeserver() != a.serverName {
+			return httputil.InvalidParam("mxid must be a user of this server")
+		}
+		ctx := r.Context()
+		for _, inv := range body.Invites {
+			if inv.MXID != body.MXID || len(inv.RoomID) < 2 || inv.RoomID[0] != '!' || len(inv.Signed) == 0 {
+				a.d.Log.Info("onbind: skipping a malformed invitation", zap.String("mxid", string(inv.MXID)))
+				continue
+			}
+			var err error
+			if inv.Sender.Homeserver() == a.serverName {
+				_, err = a.d.Rooms.ExchangeThirdPartyInvite(ctx, inv.RoomID, inv.Sender, inv.Signed, ids.KeyValid)
+			} else {
+				err = NewRemote(a.d.Client).ExchangeThirdPartyInvite(ctx, inv.Sender.Homeserver(), inv.RoomID, inv.Sender, inv.Signed)
+			}
+			if err != nil {
+				a.d.Log.Info("onbind: third-party invite not exchanged", logging.RoomID(inv.RoomID), zap.String("mxid", string(inv.MXID)), zap.Error(err))
+			}
+		}
+		return httputil.WriteJSON(w, http.StatusOK, httputil.Empty)
 	}
-	return httputil.WriteJSON(w, http.StatusOK, httputil.Empty)
 }
 
 // exchangeThirdPartyInvite handles PUT exchange_third_party_invite/{roomID}:
 // a partial m.room.member invite whose third_party_invite.signed the
 // inviter's m.room.third_party_invite (here) must vouch for.
-func (a *API) exchangeThirdPartyInvite(w http.ResponseWriter, r *http.Request) error {
-	roomID := id.RoomID(httputil.PathVar(r, "roomID"))
-	var body struct {
-		Type     string    `json:"type"`
-		RoomID   id.RoomID `json:"room_id"`
-		Sender   id.UserID `json:"sender"`
-		StateKey string    `json:"state_key"`
-		Content  struct {
-			Membership       string `json:"membership"`
-			ThirdPartyInvite *struct {
-				Signed json.RawMessage `json:"signed"`
-			} `json:"third_party_invite"`
-		} `json:"content"`
+func (a *API) exchangeThirdPartyInvite(ids *identity.Client) httputil.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		roomID := id.RoomID(httputil.PathVar(r, "roomID"))
+		var body struct {
+			Type     string    `json:"type"`
+			RoomID   id.RoomID `json:"room_id"`
+			Sender   id.UserID `json:"sender"`
+			StateKey string    `json:"state_key"`
+			Content  struct {
+				Membership       string `json:"membership"`
+				ThirdPartyInvite *struct {
+					Signed json.RawMessage `json:"signed"`
+				} `json:"third_party_invite"`
+			} `json:"content"`
+		}
+		if err := httputil.DecodeJSONObject(r, &body); err != nil {
+			return err
+		}
+		switch {
+		case body.Type != "m.room.member" || body.Content.Membership != "invite":
+			return httputil.InvalidParam("the event must be an m.room.member invite")
+		case body.RoomID != roomID:
+			return httputil.InvalidParam("room_id does not match the path")
+		case body.Content.ThirdPartyInvite == nil || len(body.Content.ThirdPartyInvite.Signed) == 0:
+			return httputil.MissingParam("content.third_party_invite.signed is required")
+		case body.Sender.Homeserver() != a.serverName:
+			return httputil.InvalidParam("the sender is not a user of this server")
+		}
+		var signed struct {
+			MXID string `json:"mxid"`
+		}
+		if err := json.Unmarshal(body.Content.ThirdPartyInvite.Signed, &signed); err != nil || signed.MXID != body.StateKey {
+			return httputil.InvalidParam("state_key must be the signed mxid")
+		}
+		if _, err := a.d.Rooms.ExchangeThirdPartyInvite(r.Context(), roomID, body.Sender, body.Content.ThirdPartyInvite.Signed, ids.KeyValid); errors.Is(err, roomserver.ErrRemote) {
+			// The invitee's server refused the invite or could not be reached.
+			return &httputil.MatrixError{Status: http.StatusBadGateway, Code: "M_UNKNOWN", Message: err.Error(), Err: err}
+		} else if err != nil {
+			return roomErr(err)
+		}
+		return httputil.WriteJSON(w, http.StatusOK, httputil.Empty)
 	}
-	if err := httputil.DecodeJSONObject(r, &body); err != nil {
-		return err
-	}
-	switch {
-	case body.Type != "m.room.member" || body.Content.Membership != "invite":
-		return httputil.InvalidParam("the event must be an m.room.member invite")
-	case body.RoomID != roomID:
-		return httputil.InvalidParam("room_id does not match the path")
-	case body.Content.ThirdPartyInvite == nil || len(body.Content.ThirdPartyInvite.Signed) == 0:
-		return httputil.MissingParam("content.third_party_invite.signed is required")
-	case body.Sender.Homeserver() != a.serverName:
-		return httputil.InvalidParam("the sender is not a user of this server")
-	}
-	var signed struct {
-		MXID string `json:"mxid"`
-	}
-	if err := json.Unmarshal(body.Content.ThirdPartyInvite.Signed, &signed); err != nil || signed.MXID != body.StateKey {
-		return httputil.InvalidParam("state_key must be the signed mxid")
-	}
-	if _, err := a.d.Rooms.ExchangeThirdPartyInvite(r.Context(), roomID, body.Sender, body.Content.ThirdPartyInvite.Signed); errors.Is(err, roomserver.ErrRemote) {
-		// The invitee's server refused the invite or could not be reached.
-		return &httputil.MatrixError{Status: http.StatusBadGateway, Code: "M_UNKNOWN", Message: err.Error(), Err: err}
-	} else if err != nil {
-		return roomErr(err)
-	}
-	return httputil.WriteJSON(w, http.StatusOK, httputil.Empty)
 }
 
 // ExchangeThirdPartyInvite implements clientapi.RemoteThirdParty: it asks the

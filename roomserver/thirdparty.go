@@ -11,6 +11,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"parley/internal/authrules"
 	"parley/storage"
 )
 
@@ -91,8 +92,12 @@ func (s *Server) SendThirdPartyInvite(ctx context.Context, roomID id.RoomID, sen
 // who sent the m.room.third_party_invite with that token, and the auth rules
 // check the identity server's signature against that event's public keys.
 // The invitee may be on another server (the invite then goes there).
-// When sender is set, it must be that user.
-func (s *Server) ExchangeThirdPartyInvite(ctx context.Context, roomID id.RoomID, sender id.UserID, signed json.RawMessage) (id.EventID, error) {
+// When sender is set, it must be that user. keyValid, when set, asks the
+// identity server whether the key that signed is still valid (its
+// key_validity_url); a revoked key or an unreachable identity server refuses
+// the invite.
+func (s *Server) ExchangeThirdPartyInvite(ctx context.Context, roomID id.RoomID, sender id.UserID, signed json.RawMessage,
+	keyValid func(ctx context.Context, validityURL, publicKey string) error) (id.EventID, error) {
 	sg := gjson.ParseBytes(signed)
 	mxid, token := id.UserID(sg.Get("mxid").Str), sg.Get("token").Str
 	if !sg.IsObject() || mxid == "" || token == "" || !sg.Get("signatures").IsObject() {
@@ -120,6 +125,28 @@ func (s *Server) ExchangeThirdPartyInvite(ctx context.Context, roomID id.RoomID,
 	if !tpiContent.Get("public_keys").IsArray() && !tpiContent.Get("public_key").Exists() {
 		// Revoked (its content emptied).
 		return "", fmt.Errorf("%w: the third-party invite was revoked", ErrForbidden)
+	}
+	var verified, valid bool
+	var keyErr error
+	for _, k := range authrules.PublicKeys([]byte(tpiContent.Raw)) {
+		if !k.Verifies(signed) {
+			continue
+		}
+		verified = true
+		if keyValid == nil || k.ValidityURL == "" {
+			valid = true
+			break
+		}
+		if keyErr = keyValid(ctx, k.ValidityURL, k.Raw); keyErr == nil {
+			valid = true
+			break
+		}
+	}
+	switch {
+	case !verified:
+		return "", fmt.Errorf("%w: the third-party invite is not signed by the identity server's key", ErrForbidden)
+	case !valid:
+		return "", fmt.Errorf("%w: the identity server's key could not be confirmed: %v", ErrForbidden, keyErr)
 	}
 	if m, err := s.store.CurrentStateEvent(ctx, roomID, event.StateMember.Type, string(mxid)); err == nil && (m.Membership == "join" || m.Membership == "invite") {
 		// Already in the room or invited: an invite would demote a member.

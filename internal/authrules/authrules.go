@@ -63,27 +63,42 @@ func ThirdPartyInviteSigned(evt *pdu.PDU, authEvents []*pdu.PDU) bool {
 		return false
 	}
 	for _, key := range PublicKeys(tpi.Content) {
-		if signutil.VerifyJSONAny(key, json.RawMessage(signed.Raw)) == nil {
+		if key.Verifies(json.RawMessage(signed.Raw)) {
 			return true
 		}
 	}
 	return false
 }
 
-// PublicKeys returns the ed25519 keys of m.room.third_party_invite content
-// (public_key and each public_keys[].public_key), as standard unpadded base64.
-func PublicKeys(content []byte) []id.SigningKey {
-	var out []id.SigningKey
-	add := func(v gjson.Result) {
+// PublicKey is an identity server key of an m.room.third_party_invite.
+type PublicKey struct {
+	// Key is the ed25519 key in standard unpadded base64.
+	Key id.SigningKey
+	// ValidityURL is where the identity server says whether the key is still valid ("" if not given).
+	ValidityURL string
+	// Raw is the key as the event gives it (the public_key query parameter of ValidityURL).
+	Raw string
+}
+
+// Verifies reports whether signed (an object with signatures) carries a valid signature by the key.
+func (k PublicKey) Verifies(signed json.RawMessage) bool {
+	return signutil.VerifyJSONAny(k.Key, signed) == nil
+}
+
+// PublicKeys returns the keys of m.room.third_party_invite content:
+// public_key (with key_validity_url) and each entry of public_keys.
+func PublicKeys(content []byte) []PublicKey {
+	var out []PublicKey
+	add := func(v, url gjson.Result) {
 		if v.Type != gjson.String || v.Str == "" {
 			return
 		}
 		k := strings.TrimRight(strings.NewReplacer("-", "+", "_", "/").Replace(v.Str), "=")
-		out = append(out, id.SigningKey(k))
+		out = append(out, PublicKey{Key: id.SigningKey(k), ValidityURL: url.Str, Raw: v.Str})
 	}
-	add(gjson.GetBytes(content, "public_key"))
+	add(gjson.GetBytes(content, "public_key"), gjson.GetBytes(content, "key_validity_url"))
 	for _, k := range gjson.GetBytes(content, "public_keys").Array() {
-		add(k.Get("public_key"))
+		add(k.Get("public_key"), k.Get("key_validity_url"))
 	}
 	return out
 }

@@ -40,8 +40,16 @@ type IdentityServer struct {
 	// StoreInvites are the store-invite bodies received.
 	StoreInvites []map[string]any
 	pending      []PendingInvite
+	revoked      bool
 	// Requests counts the requests received.
 	Requests int
+}
+
+// Revoke makes the identity server answer that its key is no longer valid.
+func (is *IdentityServer) Revoke() {
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	is.revoked = true
 }
 
 // PendingInvite is an invitation stored with the identity server.
@@ -158,7 +166,10 @@ func (is *IdentityServer) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	path := strings.TrimPrefix(r.URL.Path, "/_matrix/identity/v2")
 	if path == "/pubkey/isvalid" {
-		reply(http.StatusOK, map[string]any{"valid": r.URL.Query().Get("public_key") == is.PublicKey})
+		is.mu.Lock()
+		valid := !is.revoked && r.URL.Query().Get("public_key") == is.PublicKey
+		is.mu.Unlock()
+		reply(http.StatusOK, map[string]any{"valid": valid})
 		return
 	}
 	if r.Header.Get("Authorization") != "Bearer "+is.AccessToken {
