@@ -121,8 +121,8 @@ func TestThirdPartyInvite(t *testing.T) {
 	} {
 		status := is.PutOnBind(t, srv.URL, map[string]any{"medium": "email", "address": "dave@example.org", "mxid": dave.UserID,
 			"invites": []any{map[string]any{"medium": "email", "address": "dave@example.org", "mxid": dave.UserID, "room_id": room, "sender": p.Sender, "signed": signed}}})
-		if status != http.StatusOK {
-			t.Fatalf("onbind: %d", status)
+		if status != http.StatusForbidden {
+			t.Fatalf("forged onbind: %d", status)
 		}
 		if res := memberEvent(t, alice, room, dave.UserID); res.Status != http.StatusNotFound {
 			t.Fatalf("forged third-party invite accepted: %d %s", res.Status, res.Body)
@@ -173,8 +173,8 @@ func TestThirdPartyInvite(t *testing.T) {
 	pf := is.Pending("email", "frank@example.org")[0]
 	is.Revoke()
 	wantErr(t, frank.Do(t, http.MethodPost, testserver.Sprintf("rooms/%s/join", room), map[string]any{"third_party_signed": is.Signed(t, pf, frank.UserID)}), http.StatusForbidden, "M_FORBIDDEN")
-	if status := is.OnBind(t, srv.URL, "email", "frank@example.org", frank.UserID); status != http.StatusOK {
-		t.Fatalf("onbind: %d", status)
+	if status := is.OnBind(t, srv.URL, "email", "frank@example.org", frank.UserID); status != http.StatusForbidden {
+		t.Fatalf("onbind with a revoked key: %d", status)
 	}
 	if res := memberEvent(t, alice, room, frank.UserID); res.Status != http.StatusNotFound {
 		t.Fatalf("invite with a revoked key: %d %s", res.Status, res.Body)

@@ -40,8 +40,8 @@ func (a *API) registerThirdParty(v1 *mux.Router) {
 // onBind handles PUT /_matrix/federation/v1/3pid/onbind: each pending
 // invitation of the newly bound address becomes an invite of the local
 // user, here when the inviter is local, else through the inviter's server.
-// Invitations that fail are logged and skipped (the identity server cannot
-// do anything about them).
+// Every invitation is tried; when one is refused (a bad or revoked
+// signature, an unknown room) the answer is that refusal, as Dendrite does.
 func (a *API) onBind(ids *identity.Client) httputil.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		var body struct {
@@ -65,6 +65,7 @@ func (a *API) onBind(ids *identity.Client) httputil.HandlerFunc {
 			return httputil.InvalidParam("mxid must be a user of this server")
 		}
 		ctx := r.Context()
+		var firstErr error
 		for _, inv := range body.Invites {
 			if inv.MXID != body.MXID || len(inv.RoomID) < 2 || inv.RoomID[0] != '!' || len(inv.Signed) == 0 {
 				a.d.Log.Info("onbind: skipping a malformed invitation", zap.String("mxid", string(inv.MXID)))
@@ -78,7 +79,15 @@ func (a *API) onBind(ids *identity.Client) httputil.HandlerFunc {
 			}
 			if err != nil {
 				a.d.Log.Info("onbind: third-party invite not exchanged", logging.RoomID(inv.RoomID), zap.String("mxid", string(inv.MXID)), zap.Error(err))
+				if firstErr == nil {
+					firstErr = err
+				}
 			}
+		}
+		if errors.Is(firstErr, roomserver.ErrRemote) {
+			return &httputil.MatrixError{Status: http.StatusBadGateway, Code: "M_UNKNOWN", Message: firstErr.Error(), Err: firstErr}
+		} else if firstErr != nil {
+			return roomErr(firstErr)
 		}
 		return httputil.WriteJSON(w, http.StatusOK, httputil.Empty)
 	}
