@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/tidwall/gjson"
@@ -181,8 +183,86 @@ func (r *Remote) PublicRooms(ctx context.Context, server string, q roomserver.Pu
 	return raw, nil
 }
 
-// Hierarchy implements roomserver.RemoteDirectory (federation /hierarchy).
+// hierarchyCache keeps other servers' /hierarchy answers for a minute, as
+// the spec asks: paginating a space hierarchy walks it again for each page.
+// A server that failed to answer is not asked again for half a minute.
+var hierarchyCache = struct {
+	sync.Mutex
+	m    map[hierarchyKey]hierarchyEntry
+	down map[downKey]time.Time
+}{m: map[hierarchyKey]hierarchyEntry{}, down: map[downKey]time.Time{}}
+
+const (
+	hierarchyCacheTTL  = time.Minute
+	hierarchyCacheSize = 1000
+	hierarchyDownTTL   = 30 * time.Second
+)
+
+// The keys name the asking server by its federation client, so that several
+// homeservers in one process (tests) do not share answers.
+type hierarchyKey struct {
+	client    *federation.Client
+	server    string
+	room      id.RoomID
+	suggested bool
+}
+
+type downKey struct {
+	client *federation.Client
+	server string
+}
+
+type hierarchyEntry struct {
+	h       *roomserver.SpaceHierarchy
+	expires time.Time
+}
+
+// Hierarchy implements roomserver.RemoteDirectory (federation /hierarchy),
+// with answers cached for a minute.
 func (r *Remote) Hierarchy(ctx context.Context, server string, roomID id.RoomID, suggestedOnly bool) (*roomserver.SpaceHierarchy, error) {
+	key := hierarchyKey{client: r.c, server: server, room: roomID, suggested: suggestedOnly}
+	now := time.Now()
+	down := downKey{client: r.c, server: server}
+	hierarchyCache.Lock()
+	e, ok := hierarchyCache.m[key]
+	downUntil := hierarchyCache.down[down]
+	hierarchyCache.Unlock()
+	if ok && now.Before(e.expires) {
+		return e.h, nil
+	}
+	if now.Before(downUntil) {
+		return nil, fmt.Errorf("%w: %s did not answer recently", roomserver.ErrRemote, server)
+	}
+	h, err := r.fetchHierarchy(ctx, server, roomID, suggestedOnly)
+	if err != nil {
+		if errors.Is(err, roomserver.ErrRemote) {
+			hierarchyCache.Lock()
+			if len(hierarchyCache.down) >= hierarchyCacheSize {
+				clear(hierarchyCache.down)
+			}
+			hierarchyCache.down[down] = now.Add(hierarchyDownTTL)
+			hierarchyCache.Unlock()
+		}
+		return nil, err
+	}
+	hierarchyCache.Lock()
+	delete(hierarchyCache.down, down)
+	if len(hierarchyCache.m) >= hierarchyCacheSize {
+		for k, v := range hierarchyCache.m {
+			if now.After(v.expires) {
+				delete(hierarchyCache.m, k)
+			}
+		}
+		if len(hierarchyCache.m) >= hierarchyCacheSize {
+			clear(hierarchyCache.m)
+		}
+	}
+	hierarchyCache.m[key] = hierarchyEntry{h: h, expires: now.Add(hierarchyCacheTTL)}
+	hierarchyCache.Unlock()
+	return h, nil
+}
+
+func (r *Remote) fetchHierarchy(ctx context.Context, server string, roomID id.RoomID, suggestedOnly bool) (*roomserver.SpaceHierarchy, error) {
 	params := federation.RequestParams{ServerName: server, Method: http.MethodGet,
 		Path: federation.URLPath{"v1", "hierarchy", roomID}, Authenticate: true}
 	if suggestedOnly {

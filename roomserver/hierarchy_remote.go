@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
@@ -31,8 +32,14 @@ type SpaceHierarchy struct {
 	Inaccessible []id.RoomID
 }
 
-// maxRemoteHierarchyLookups bounds the federation requests of one hierarchy walk.
-const maxRemoteHierarchyLookups = 50
+const (
+	// maxRemoteHierarchyLookups bounds the federation requests of one hierarchy walk.
+	maxRemoteHierarchyLookups = 50
+	// remoteHierarchyLookupTimeout bounds one request, remoteHierarchyBudget
+	// all of a walk's: a slow server costs the client seconds, not minutes.
+	remoteHierarchyLookupTimeout = 5 * time.Second
+	remoteHierarchyBudget        = 15 * time.Second
+)
 
 // JSON is the room in the spec's SpaceHierarchyRoomsChunk shape (a room
 // summary with children_state, room_version, encryption, allowed_room_ids).
@@ -194,9 +201,10 @@ func (s *Server) serverMayPeek(ctx context.Context, server string, sum *RoomSumm
 // remoteHierarchy fills in rooms of a hierarchy walk that this server is not
 // in, from the servers named in the m.space.child events pointing at them.
 type remoteHierarchy struct {
-	s       *Server
-	dir     RemoteDirectory
-	lookups int
+	s        *Server
+	dir      RemoteDirectory
+	lookups  int
+	deadline time.Time
 	// known are summaries other servers gave as children of a space, used
 	// when the room itself cannot be asked for.
 	known        map[id.RoomID]*HierarchyRoom
@@ -208,7 +216,8 @@ func (s *Server) newRemoteHierarchy() *remoteHierarchy {
 	if dir == nil {
 		return nil
 	}
-	return &remoteHierarchy{s: s, dir: dir, known: map[id.RoomID]*HierarchyRoom{}, inaccessible: map[id.RoomID]bool{}}
+	return &remoteHierarchy{s: s, dir: dir, deadline: time.Now().Add(remoteHierarchyBudget),
+		known: map[id.RoomID]*HierarchyRoom{}, inaccessible: map[id.RoomID]bool{}}
 }
 
 // room returns a remote room's summary and children, asking the via servers
@@ -218,11 +227,17 @@ func (rh *remoteHierarchy) room(ctx context.Context, roomID id.RoomID, via []str
 		return nil
 	}
 	for _, server := range via {
-		if server == rh.s.serverName || rh.lookups >= maxRemoteHierarchyLookups {
+		if server == rh.s.serverName || rh.lookups >= maxRemoteHierarchyLookups || time.Now().After(rh.deadline) {
 			continue
 		}
 		rh.lookups++
-		resp, err := rh.dir.Hierarchy(ctx, server, roomID, suggestedOnly)
+		until := time.Now().Add(remoteHierarchyLookupTimeout)
+		if rh.deadline.Before(until) {
+			until = rh.deadline
+		}
+		lctx, cancel := context.WithDeadline(ctx, until)
+		resp, err := rh.dir.Hierarchy(lctx, server, roomID, suggestedOnly)
+		cancel()
 		if err != nil || resp.Room == nil || resp.Room.RoomID != roomID {
 			rh.s.log.Debug("remote hierarchy lookup failed", zap.String("server", server), zap.String("room_id", string(roomID)), zap.Error(err))
 			continue
