@@ -87,7 +87,14 @@ func (a *API) getPublicRooms(w http.ResponseWriter, r *http.Request) error {
 		return httputil.InvalidParam("include_all_networks must be true or false")
 	}
 	req.ThirdPartyInstanceID = q.Get("third_party_instance_id")
-	return a.publicRooms(w, r, q.Get("server"), &req)
+	if server := q.Get("server"); server != "" && server != a.cfg.ServerName {
+		// Asking another server costs this one a federation request: only
+		// for users of this server, as POST.
+		return authn.Required(a.auth, func(w http.ResponseWriter, r *http.Request, _ *authn.Device) error {
+			return a.publicRooms(w, r, server, &req)
+		})(w, r)
+	}
+	return a.publicRooms(w, r, "", &req)
 }
 
 // postPublicRooms handles POST /publicRooms.

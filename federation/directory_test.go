@@ -85,6 +85,12 @@ func TestRemotePublicRooms(t *testing.T) {
 	if r := bob.Do(t, http.MethodGet, "publicRooms?server=bad%20name", nil); r.Status != http.StatusBadRequest || r.ErrCode != "M_INVALID_PARAM" {
 		t.Fatalf("invalid server name: %d %s", r.Status, r.Body)
 	}
+	if r := hs2.Anon().Do(t, http.MethodGet, "publicRooms?server=hs1.test", nil); r.Status != http.StatusUnauthorized || r.ErrCode != "M_MISSING_TOKEN" {
+		t.Fatalf("remote directory without a token: %d %s", r.Status, r.Body)
+	}
+	if r := hs2.Anon().Do(t, http.MethodGet, "publicRooms", nil); r.Status != http.StatusOK {
+		t.Fatalf("local directory without a token: %d %s", r.Status, r.Body)
+	}
 
 	// The federation endpoint itself, signed as hs2.
 	fc := fedClient(t, hs2)
