@@ -23,6 +23,20 @@ import (
 // addresses get an ordinary invite, others an invitation stored with the
 // identity server and an m.room.third_party_invite event in the room.
 
+// thirdPartyInvite turns an identity server's invitation into the
+// roomserver's m.room.third_party_invite; an invalid one is the identity
+// server's failure.
+func thirdPartyInvite(inv *identity.Invitation) (*roomserver.ThirdPartyInvite, error) {
+	out := &roomserver.ThirdPartyInvite{Token: inv.Token, DisplayName: inv.DisplayName}
+	for _, k := range inv.PublicKeys {
+		out.PublicKeys = append(out.PublicKeys, roomserver.ThirdPartyKey{PublicKey: k.PublicKey, KeyValidityURL: k.KeyValidityURL})
+	}
+	if err := out.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", identity.ErrServer, err)
+	}
+	return out, nil
+}
+
 // identityErr maps identity server failures to client errors. The identity
 // server refusing the client's token must not look like our own 401 (clients
 // would log out), so it is a 403.
@@ -116,12 +130,13 @@ func (a *API) inviteThirdParty(ctx context.Context, dev *authn.Device, roomID id
 		return roomError(err)
 	}
 	sum.State = nil
-	stored, err := a.ids.StoreInvite(ctx, inv.IDServer, inv.IDAccessToken, a.storeInviteRequest(ctx, inv, roomID, dev.UserID, sum))
+	answer, err := a.ids.StoreInvite(ctx, inv.IDServer, inv.IDAccessToken, a.storeInviteRequest(ctx, inv, roomID, dev.UserID, sum))
 	if err != nil {
 		return identityErr(err)
 	}
-	if err := stored.Validate(); err != nil {
-		return identityErr(fmt.Errorf("%w: %v", identity.ErrServer, err))
+	stored, err := thirdPartyInvite(answer)
+	if err != nil {
+		return identityErr(err)
 	}
 	_, err = a.rooms.SendThirdPartyInvite(ctx, roomID, dev.UserID, stored)
 	return roomError(err)
@@ -173,11 +188,10 @@ func (a *API) createRoom3PID(ctx context.Context, creator id.UserID, raw []json.
 		}
 		out := make([]*roomserver.ThirdPartyInvite, 0, len(unbound))
 		for _, inv := range unbound {
-			stored, err := a.ids.StoreInvite(ctx, inv.IDServer, inv.IDAccessToken, a.storeInviteRequest(ctx, inv, roomID, creator, sum))
+			answer, err := a.ids.StoreInvite(ctx, inv.IDServer, inv.IDAccessToken, a.storeInviteRequest(ctx, inv, roomID, creator, sum))
+			var stored *roomserver.ThirdPartyInvite
 			if err == nil {
-				if verr := stored.Validate(); verr != nil {
-					err = fmt.Errorf("%w: %v", identity.ErrServer, verr)
-				}
+				stored, err = thirdPartyInvite(answer)
 			}
 			if err != nil {
 				return nil, identityErr(err)

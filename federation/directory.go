@@ -17,7 +17,6 @@ import (
 	"maunium.net/go/mautrix/federation"
 	"maunium.net/go/mautrix/id"
 
-	"parley/clientapi"
 	"parley/internal/httputil"
 	"parley/roomserver"
 )
@@ -25,10 +24,7 @@ import (
 // The room directory over federation: this server's published rooms and
 // space hierarchies for other servers, and the client side asking theirs.
 
-var (
-	_ clientapi.RemoteRoomDirectory = (*Remote)(nil)
-	_ roomserver.RemoteDirectory    = (*Remote)(nil)
-)
+var _ roomserver.RemoteDirectory = (*Remote)(nil)
 
 // registerDirectory attaches publicRooms and hierarchy.
 func (a *API) registerDirectory(v1 *mux.Router) {

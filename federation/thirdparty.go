@@ -13,7 +13,6 @@ import (
 	"maunium.net/go/mautrix/federation"
 	"maunium.net/go/mautrix/id"
 
-	"parley/clientapi"
 	"parley/internal/httputil"
 	"parley/internal/identity"
 	"parley/internal/logging"
@@ -24,8 +23,6 @@ import (
 // server that an address was bound (3pid/onbind), and that server has the
 // room's server, where the inviter is, turn each invitation into an invite
 // (exchange_third_party_invite).
-
-var _ clientapi.RemoteThirdParty = (*Remote)(nil)
 
 // registerThirdParty attaches 3pid/onbind and exchange_third_party_invite.
 func (a *API) registerThirdParty(v1 *mux.Router) {

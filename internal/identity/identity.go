@@ -6,8 +6,8 @@ package identity
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -24,7 +24,6 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"parley/internal/config"
-	"parley/roomserver"
 )
 
 // Client calls identity servers (Identity Service API v2) over
@@ -155,21 +154,34 @@ func (c *Client) Lookup(ctx context.Context, server, token, medium, address stri
 	return mxid, nil
 }
 
+// Invitation is an identity server's store-invite answer.
+type Invitation struct {
+	Token       string
+	DisplayName string
+	PublicKeys  []PublicKey
+}
+
+// PublicKey is one public key of an identity server.
+type PublicKey struct {
+	PublicKey      string `json:"public_key"`
+	KeyValidityURL string `json:"key_validity_url"`
+}
+
 // StoreInvite stores an invitation with server (store-invite).
-func (c *Client) StoreInvite(ctx context.Context, server, token string, req map[string]any) (*roomserver.ThirdPartyInvite, error) {
+func (c *Client) StoreInvite(ctx context.Context, server, token string, req map[string]any) (*Invitation, error) {
 	var resp struct {
-		Token       string                     `json:"token"`
-		DisplayName string                     `json:"display_name"`
-		PublicKeys  []roomserver.ThirdPartyKey `json:"public_keys"`
+		Token       string      `json:"token"`
+		DisplayName string      `json:"display_name"`
+		PublicKeys  []PublicKey `json:"public_keys"`
 		// The older single-key form, kept by some identity servers.
 		PublicKey string `json:"public_key"`
 	}
 	if err := c.do(ctx, server, token, http.MethodPost, "/store-invite", req, &resp); err != nil {
 		return nil, err
 	}
-	inv := &roomserver.ThirdPartyInvite{Token: resp.Token, DisplayName: resp.DisplayName, PublicKeys: resp.PublicKeys}
+	inv := &Invitation{Token: resp.Token, DisplayName: resp.DisplayName, PublicKeys: resp.PublicKeys}
 	if len(inv.PublicKeys) == 0 && resp.PublicKey != "" {
-		inv.PublicKeys = []roomserver.ThirdPartyKey{{PublicKey: resp.PublicKey,
+		inv.PublicKeys = []PublicKey{{PublicKey: resp.PublicKey,
 			KeyValidityURL: "https://" + server + "/_matrix/identity/v2/pubkey/isvalid"}}
 	}
 	return inv, nil
