@@ -14,6 +14,7 @@ import (
 	"parley/internal/authn"
 	"parley/internal/config"
 	"parley/internal/httputil"
+	"parley/internal/identity"
 	"parley/internal/ratelimit"
 	"parley/roomserver"
 	"parley/storage"
@@ -64,6 +65,7 @@ type API struct {
 	roomVersions func() (id.RoomVersion, map[id.RoomVersion]string)
 	auditFn      AuditFunc
 	remote       RemoteQuerier
+	ids          *identity.Client
 }
 
 // New builds the client API.
@@ -71,6 +73,7 @@ func New(d Deps) *API {
 	return &API{
 		cfg: d.Config, store: d.Store, log: d.Log, auth: NewAuthenticator(d.Store, d.Log), rooms: d.Rooms,
 		limits: d.Limits, profiles: d.Profiles, roomVersions: d.RoomVersions, auditFn: d.Audit, remote: d.Remote,
+		ids: identity.NewClient(d.Config, d.Log),
 	}
 }
 

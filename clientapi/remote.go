@@ -22,3 +22,17 @@ type RemoteQuerier interface {
 	// QueryDirectory resolves a remote alias to a room ID and servers to join through.
 	QueryDirectory(ctx context.Context, alias id.RoomAlias) (id.RoomID, []string, error)
 }
+
+// RemoteRoomDirectory queries other servers' published room directories
+// (federation publicRooms). The federation package's Remote implements it.
+type RemoteRoomDirectory interface {
+	// PublicRooms returns server's answer, a PublicRoomsResponse object.
+	PublicRooms(ctx context.Context, server string, q roomserver.PublicRoomsQuery, includeAllNetworks bool) (json.RawMessage, error)
+}
+
+// RemoteThirdParty asks the server of a third-party invite's sender to turn
+// the signed invitation into an invite (federation
+// exchange_third_party_invite). The federation package's Remote implements it.
+type RemoteThirdParty interface {
+	ExchangeThirdPartyInvite(ctx context.Context, server string, roomID id.RoomID, sender id.UserID, signed json.RawMessage) error
+}

@@ -32,19 +32,22 @@ func (a *API) createRoom(w http.ResponseWriter, r *http.Request, dev *authn.Devi
 	if err := httputil.DecodeJSONObject(r, &req); err != nil {
 		return err
 	}
-	if len(req.Invite3PID) > 0 {
-		return httputil.Errorf(http.StatusBadRequest, httputil.CodeUnknown, "invite_3pid is not supported")
-	}
 	for _, is := range req.InitialState {
 		if len(is.Content) == 0 || is.Content[0] != '{' {
 			return httputil.BadJSON("initial_state content must be an object")
 		}
 	}
-	roomID, alias, err := a.rooms.CreateRoom(r.Context(), roomserver.CreateRoomRequest{
+	create := roomserver.CreateRoomRequest{
 		Creator: dev.UserID, Visibility: req.Visibility, RoomAliasName: req.RoomAliasName, Name: req.Name, Topic: req.Topic,
 		Invite: req.Invite, CreationContent: req.CreationContent, InitialState: req.InitialState, Preset: req.Preset,
 		IsDirect: req.IsDirect, RoomVersion: req.RoomVersion, PowerLevelContentOverride: req.PowerLevelContentOverride,
-	})
+	}
+	if len(req.Invite3PID) > 0 {
+		if err := a.createRoom3PID(r.Context(), dev.UserID, req.Invite3PID, &create); err != nil {
+			return err
+		}
+	}
+	roomID, alias, err := a.rooms.CreateRoom(r.Context(), create)
 	if err != nil {
 		return roomError(err)
 	}

@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/tidwall/gjson"
-
 	"parley/internal/authn"
 	"parley/internal/httputil"
 	"parley/roomserver"
@@ -69,23 +67,7 @@ func (a *API) hierarchy(w http.ResponseWriter, r *http.Request, dev *authn.Devic
 	end := min(start+limit, len(rooms))
 	out := make([]map[string]any, 0, end-start)
 	for _, hr := range rooms[start:end] {
-		room := publishedRoom(hr.RoomSummary)
-		children := make([]map[string]any, 0, len(hr.Children))
-		for _, c := range hr.Children {
-			children = append(children, map[string]any{
-				"type": c.Type, "state_key": *c.StateKey, "sender": c.Sender, "origin_server_ts": c.OriginTS,
-				"content": rawJSON(gjson.GetBytes(c.JSON, "content").Raw),
-			})
-		}
-		room["children_state"] = children
-		room["room_version"] = hr.Version
-		if hr.Encryption != "" {
-			room["encryption"] = hr.Encryption
-		}
-		if len(hr.AllowedRoomIDs) > 0 {
-			room["allowed_room_ids"] = hr.AllowedRoomIDs
-		}
-		out = append(out, room)
+		out = append(out, hr.JSON())
 	}
 	resp := map[string]any{"rooms": out}
 	if end < len(rooms) {

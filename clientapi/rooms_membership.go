@@ -1,8 +1,10 @@
 package clientapi
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/tidwall/gjson"
 	"maunium.net/go/mautrix/id"
@@ -15,6 +17,9 @@ import (
 type membershipBody struct {
 	UserID id.UserID `json:"user_id"`
 	Reason string    `json:"reason"`
+	// ThirdPartySigned (joins) is an identity server's signed acceptance of a
+	// third-party invite: {sender, mxid, token, signatures}.
+	ThirdPartySigned json.RawMessage `json:"third_party_signed"`
 	// extra holds the body's other keys; a join puts them into its member event
 	// content (as Synapse does), except third_party_signed.
 	extra map[string]any
@@ -39,14 +44,22 @@ func decodeMembershipBody(r *http.Request, needUser bool) (*membershipBody, erro
 		}
 	}
 	if needUser {
-		if body.UserID == "" {
-			return nil, httputil.MissingParam("user_id is required")
-		}
-		if _, _, err := body.UserID.ParseAndValidateRelaxed(); err != nil {
-			return nil, httputil.InvalidParam("invalid user_id %q", body.UserID)
+		if err := body.checkUser(); err != nil {
+			return nil, err
 		}
 	}
 	return &body, nil
+}
+
+// checkUser checks the body's user_id (required by invite, kick, ban and unban).
+func (b *membershipBody) checkUser() error {
+	if b.UserID == "" {
+		return httputil.MissingParam("user_id is required")
+	}
+	if _, _, err := b.UserID.ParseAndValidateRelaxed(); err != nil {
+		return httputil.InvalidParam("invalid user_id %q", b.UserID)
+	}
+	return nil
 }
 
 // join handles POST /join/{roomIDOrAlias} and POST /rooms/{roomID}/join.
@@ -70,6 +83,15 @@ func (a *API) join(w http.ResponseWriter, r *http.Request, dev *authn.Device) er
 		roomID, via = rid, append(via, servers...)
 	} else if roomID, err = a.rooms.ResolveRoom(r.Context(), target); err != nil {
 		return roomError(err)
+	}
+	if len(body.ThirdPartySigned) > 0 && string(body.ThirdPartySigned) != "null" {
+		sender, err := a.exchangeThirdPartySigned(r.Context(), dev, roomID, body.ThirdPartySigned)
+		if err != nil {
+			return err
+		}
+		if sender.Homeserver() != a.cfg.ServerName {
+			via = append(via, sender.Homeserver())
+		}
 	}
 	if _, err := a.rooms.Join(r.Context(), roomserver.MembershipRequest{RoomID: roomID, Sender: dev.UserID, Reason: body.Reason, Guest: dev.IsGuest, Extra: body.extra, Via: via}); err != nil {
 		return roomError(err)
@@ -100,9 +122,25 @@ func (a *API) membershipAction(action string) authn.Handler {
 		if err != nil {
 			return err
 		}
-		body, err := decodeMembershipBody(r, action != "leave")
+		body, err := decodeMembershipBody(r, action != "leave" && action != "invite")
 		if err != nil {
 			return err
+		}
+		if action == "invite" && body.UserID == "" && (body.extra["medium"] != nil || body.extra["address"] != nil || body.extra["id_server"] != nil) {
+			var inv invite3PID
+			raw, _ := json.Marshal(body.extra)
+			if err := httputil.UnmarshalObject(raw, &inv); err != nil {
+				return err
+			}
+			if err := a.inviteThirdParty(r.Context(), dev, roomID, &inv); err != nil {
+				return err
+			}
+			return httputil.WriteJSON(w, http.StatusOK, httputil.Empty)
+		}
+		if action == "invite" {
+			if err := body.checkUser(); err != nil {
+				return err
+			}
 		}
 		req := roomserver.MembershipRequest{RoomID: roomID, Sender: dev.UserID, Target: body.UserID, Reason: body.Reason}
 		ctx := r.Context()
@@ -210,4 +248,43 @@ func (a *API) joinedMembers(w http.ResponseWriter, r *http.Request, dev *authn.D
 		joined[*ev.StateKey] = m
 	}
 	return httputil.WriteJSON(w, http.StatusOK, map[string]any{"joined": joined})
+}
+
+// exchangeThirdPartySigned turns the third-party invite that a join's
+// third_party_signed accepts into an invite of the joining user, issued by
+// the inviter's server (this one or another), and returns the inviter.
+func (a *API) exchangeThirdPartySigned(ctx context.Context, dev *authn.Device, roomID id.RoomID, raw json.RawMessage) (id.UserID, error) {
+	var signed struct {
+		Sender     id.UserID       `json:"sender"`
+		MXID       id.UserID       `json:"mxid"`
+		Token      string          `json:"token"`
+		Signatures json.RawMessage `json:"signatures"`
+	}
+	if err := httputil.UnmarshalObject(raw, &signed); err != nil {
+		return "", err
+	}
+	if signed.Sender == "" || signed.MXID == "" || signed.Token == "" || len(signed.Signatures) == 0 {
+		return "", httputil.BadJSON("third_party_signed must have sender, mxid, token and signatures")
+	}
+	if signed.MXID != dev.UserID {
+		return "", httputil.Forbidden("the third-party invite is for %s", signed.MXID)
+	}
+	if _, _, err := signed.Sender.ParseAndValidateRelaxed(); err != nil {
+		return "", httputil.InvalidParam("invalid sender %q", signed.Sender)
+	}
+	if signed.Sender.Homeserver() == a.cfg.ServerName {
+		if _, err := a.rooms.ExchangeThirdPartyInvite(ctx, roomID, signed.Sender, raw, a.ids.KeyValid); err != nil {
+			return "", roomError(err)
+		}
+		return signed.Sender, nil
+	}
+	rt, ok := a.remote.(RemoteThirdParty)
+	if !ok {
+		return "", httputil.Forbidden("the inviter's server cannot be reached from here")
+	}
+	if err := rt.ExchangeThirdPartyInvite(ctx, signed.Sender.Homeserver(), roomID, signed.Sender, raw); err != nil {
+		return "", roomError(err)
+	}
+	a.rooms.AwaitInvite(ctx, roomID, dev.UserID, 10*time.Second)
+	return signed.Sender, nil
 }

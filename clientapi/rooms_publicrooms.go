@@ -3,7 +3,9 @@ package clientapi
 import (
 	"net/http"
 	"strconv"
-	"strings"
+
+	"go.uber.org/zap"
+	"maunium.net/go/mautrix/id"
 
 	"parley/internal/authn"
 	"parley/internal/httputil"
@@ -77,7 +79,22 @@ func (a *API) getPublicRooms(w http.ResponseWriter, r *http.Request) error {
 		req.Limit = &n
 	}
 	req.Since = q.Get("since")
-	return a.publicRooms(w, r, q.Get("server"), &req)
+	switch q.Get("include_all_networks") {
+	case "", "false":
+	case "true":
+		req.IncludeAllNetworks = true
+	default:
+		return httputil.InvalidParam("include_all_networks must be true or false")
+	}
+	req.ThirdPartyInstanceID = q.Get("third_party_instance_id")
+	if server := q.Get("server"); server != "" && server != a.cfg.ServerName {
+		// Asking another server costs this one a federation request: only
+		// for users of this server, as POST.
+		return authn.Required(a.auth, func(w http.ResponseWriter, r *http.Request, _ *authn.Device) error {
+			return a.publicRooms(w, r, server, &req)
+		})(w, r)
+	}
+	return a.publicRooms(w, r, "", &req)
 }
 
 // postPublicRooms handles POST /publicRooms.
@@ -92,79 +109,38 @@ func (a *API) postPublicRooms(w http.ResponseWriter, r *http.Request, _ *authn.D
 	return a.publicRooms(w, r, r.URL.Query().Get("server"), &req)
 }
 
-// publicRooms answers from the local room directory. Pagination tokens are
-// "p<offset>" into the list ordered by joined members.
+// publicRooms answers from the local room directory, or asks server's over
+// federation when server names another server.
 func (a *API) publicRooms(w http.ResponseWriter, r *http.Request, server string, req *publicRoomsRequest) error {
+	q := roomserver.PublicRoomsQuery{Since: req.Since, SearchTerm: req.Filter.GenericSearchTerm, RoomTypes: req.Filter.RoomTypes,
+		ThirdPartyInstanceID: req.ThirdPartyInstanceID}
+	if req.Limit != nil {
+		q.Limit = *req.Limit
+	}
 	if server != "" && server != a.cfg.ServerName {
-		return httputil.Errorf(http.StatusNotImplemented, "M_UNRECOGNIZED", "querying another server's room directory is not supported")
+		return a.remotePublicRooms(w, r, server, q, req.IncludeAllNetworks)
 	}
-	if req.ThirdPartyInstanceID != "" {
-		// No application service networks are bridged here.
-		return httputil.WriteJSON(w, http.StatusOK, map[string]any{"chunk": []any{}, "total_room_count_estimate": 0})
-	}
-	offset := 0
-	if req.Since != "" {
-		n, err := strconv.Atoi(strings.TrimPrefix(req.Since, "p"))
-		if err != nil || n < 0 || !strings.HasPrefix(req.Since, "p") {
-			return httputil.InvalidParam("invalid since token")
-		}
-		offset = n
-	}
-	all, err := a.rooms.PublicRooms(r.Context())
+	page, err := a.rooms.QueryPublicRooms(r.Context(), q)
 	if err != nil {
-		return err
+		return roomError(err)
 	}
-	term := strings.ToLower(req.Filter.GenericSearchTerm)
-	rooms := all[:0]
-	for _, s := range all {
-		if term != "" && !strings.Contains(strings.ToLower(s.Name), term) && !strings.Contains(strings.ToLower(s.Topic), term) &&
-			!strings.Contains(strings.ToLower(s.CanonicalAlias), term) {
-			continue
-		}
-		if req.Filter.RoomTypes != nil && !roomTypeIn(s.RoomType, *req.Filter.RoomTypes) {
-			continue
-		}
-		rooms = append(rooms, s)
-	}
-	limit := len(rooms)
-	if req.Limit != nil && *req.Limit > 0 {
-		limit = *req.Limit
-	}
-	start := min(offset, len(rooms))
-	end := min(start+limit, len(rooms))
-	chunk := make([]map[string]any, 0, end-start)
-	for _, s := range rooms[start:end] {
-		chunk = append(chunk, publishedRoom(s))
-	}
-	resp := map[string]any{"chunk": chunk, "total_room_count_estimate": len(rooms)}
-	if end < len(rooms) {
-		resp["next_batch"] = "p" + strconv.Itoa(end)
-	}
-	if start > 0 {
-		resp["prev_batch"] = "p" + strconv.Itoa(max(start-limit, 0))
-	}
-	return httputil.WriteJSON(w, http.StatusOK, resp)
+	return httputil.WriteJSON(w, http.StatusOK, page.JSON())
 }
 
-func roomTypeIn(t string, types []*string) bool {
-	for _, want := range types {
-		if (want == nil && t == "") || (want != nil && *want == t) {
-			return true
-		}
+// remotePublicRooms relays a room directory query to another server (GET
+// without a filter, POST with one) and passes its answer on.
+func (a *API) remotePublicRooms(w http.ResponseWriter, r *http.Request, server string, q roomserver.PublicRoomsQuery, allNetworks bool) error {
+	dir, ok := a.remote.(RemoteRoomDirectory)
+	if !ok {
+		return httputil.NotFound("server %s is not reachable from here", server)
 	}
-	return false
-}
-
-// publishedRoom is a PublishedRoomsChunk (also the base of a hierarchy room).
-func publishedRoom(s *roomserver.RoomSummary) map[string]any {
-	out := map[string]any{
-		"room_id": s.RoomID, "num_joined_members": s.NumJoinedMembers,
-		"world_readable": s.WorldReadable, "guest_can_join": s.GuestCanJoin, "join_rule": s.JoinRule,
+	if !id.ValidateServerName(server) {
+		return httputil.InvalidParam("invalid server name %q", server)
 	}
-	for k, v := range map[string]string{"name": s.Name, "topic": s.Topic, "canonical_alias": s.CanonicalAlias, "avatar_url": s.AvatarURL, "room_type": s.RoomType} {
-		if v != "" {
-			out[k] = v
-		}
+	resp, err := dir.PublicRooms(r.Context(), server, q, allNetworks)
+	if err != nil {
+		a.log.Debug("remote room directory query failed", zap.String("server", server), zap.Error(err))
+		return roomError(err)
 	}
-	return out
+	return httputil.WriteRawJSON(w, http.StatusOK, resp)
 }

@@ -78,6 +78,8 @@ func (a *API) registerRooms(root *mux.Router) {
 	v1.Handle("/user/keys/claim", a.authed("user_keys_claim", a.userKeysClaim)).Methods(http.MethodPost)
 	v1.Handle("/media/download/{mediaID}", a.authed("media_download", a.mediaDownload)).Methods(http.MethodGet)
 	v1.Handle("/media/thumbnail/{mediaID}", a.authed("media_thumbnail", a.mediaThumbnail)).Methods(http.MethodGet)
+	a.registerDirectory(v1)
+	a.registerThirdParty(v1)
 }
 
 // roomErr maps roomserver errors to Matrix errors.

@@ -1,6 +1,7 @@
 package roomserver
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 
@@ -91,6 +92,11 @@ type CreateRoomRequest struct {
 	IsDirect                  bool
 	RoomVersion               id.RoomVersion
 	PowerLevelContentOverride map[string]json.RawMessage
+	// StoreThirdPartyInvites, when set, is called once the new room's ID is
+	// known and before anything is stored (invite_3pid: the identity server
+	// stores the invitations); its invitations become m.room.third_party_invite
+	// events after the invites. An error aborts the creation.
+	StoreThirdPartyInvites func(ctx context.Context, roomID id.RoomID) ([]*ThirdPartyInvite, error)
 }
 
 // InitialStateEvent is one entry of createRoom's initial_state.

@@ -13,10 +13,10 @@ import (
 	"go.uber.org/zap"
 	"maunium.net/go/mautrix/crypto/canonicaljson"
 	"maunium.net/go/mautrix/event"
-	"maunium.net/go/mautrix/federation/eventauth"
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 
+	"parley/internal/authrules"
 	"parley/internal/eventutil"
 	"parley/internal/logging"
 	"parley/storage"
@@ -173,7 +173,7 @@ func (s *Server) add(w *working, spec eventSpec) (*storage.NewEvent, error) {
 		}
 		return out, nil
 	}
-	if err := eventauth.Authorize(w.version, p, authPDUs, getEvents, s.getKey); err != nil {
+	if err := authrules.Authorize(w.version, p, authPDUs, getEvents, s.getKey); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrForbidden, err)
 	}
 	if raw == nil {

@@ -40,12 +40,31 @@ func strPtr(s string) *string { return &s }
 // the creator's join, power levels, alias, preset rules, initial_state, name,
 // topic and invites, all persisted in one transaction.
 func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (id.RoomID, id.RoomAlias, error) {
+	w, newRoom, alias, err := s.buildRoom(ctx, req)
+	if err != nil {
+		return "", "", err
+	}
+	if _, err := s.commit(ctx, w, newRoom); err != nil {
+		return "", "", err
+	}
+	if alias != "" {
+		if err := s.store.CreateAlias(ctx, alias, w.roomID, req.Creator); err != nil {
+			s.log.Warn("alias taken while the room was created")
+		}
+	}
+	s.publishWorking(w)
+	return w.roomID, alias, nil
+}
+
+// buildRoom builds and authorises the events of a new room (CreateRoom)
+// without storing anything; commit(w, newRoom) persists them.
+func (s *Server) buildRoom(ctx context.Context, req CreateRoomRequest) (*working, *storage.Room, id.RoomAlias, error) {
 	version := req.RoomVersion
 	if version == "" {
 		version = s.cfg.Rooms.DefaultVersion
 	}
 	if !Supported(version) {
-		return "", "", fmt.Errorf("%w: %q", ErrUnsupportedRoomVersion, version)
+		return nil, nil, "", fmt.Errorf("%w: %q", ErrUnsupportedRoomVersion, version)
 	}
 	preset := req.Preset
 	if preset == "" {
@@ -55,29 +74,29 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (id.Room
 		}
 	}
 	if preset != "private_chat" && preset != "public_chat" && preset != "trusted_private_chat" {
-		return "", "", fmt.Errorf("%w: unknown preset %q", ErrInvalidParam, preset)
+		return nil, nil, "", fmt.Errorf("%w: unknown preset %q", ErrInvalidParam, preset)
 	}
 	if req.Visibility != "" && req.Visibility != "public" && req.Visibility != "private" {
-		return "", "", fmt.Errorf("%w: visibility must be public or private", ErrInvalidParam)
+		return nil, nil, "", fmt.Errorf("%w: visibility must be public or private", ErrInvalidParam)
 	}
 	for _, u := range req.Invite {
 		if _, _, err := u.ParseAndValidateRelaxed(); err != nil {
-			return "", "", fmt.Errorf("%w: invalid user ID %q in invite", ErrInvalidParam, u)
+			return nil, nil, "", fmt.Errorf("%w: invalid user ID %q in invite", ErrInvalidParam, u)
 		}
 	}
 	var alias id.RoomAlias
 	if req.RoomAliasName != "" {
 		if strings.ContainsAny(req.RoomAliasName, ":# \t\n") {
-			return "", "", fmt.Errorf("%w: invalid room_alias_name", ErrInvalidParam)
+			return nil, nil, "", fmt.Errorf("%w: invalid room_alias_name", ErrInvalidParam)
 		}
 		alias = id.NewRoomAlias(req.RoomAliasName, s.serverName)
 		if s.cfg.Moderation.AliasDenied(string(alias)) {
-			return "", "", fmt.Errorf("%w: the alias %s is not allowed on this server", ErrForbidden, alias)
+			return nil, nil, "", fmt.Errorf("%w: the alias %s is not allowed on this server", ErrForbidden, alias)
 		}
 		if _, _, err := s.store.ResolveAlias(ctx, alias); err == nil {
-			return "", "", fmt.Errorf("%w: %s", ErrRoomInUse, alias)
+			return nil, nil, "", fmt.Errorf("%w: %s", ErrRoomInUse, alias)
 		} else if !errors.Is(err, storage.ErrNotFound) {
-			return "", "", err
+			return nil, nil, "", err
 		}
 	}
 
@@ -115,13 +134,13 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (id.Room
 		createContent["additional_creators"] = req.Invite
 	}
 	if err := state(event.StateCreate.Type, "", createContent); err != nil {
-		return "", "", err
+		return nil, nil, "", err
 	}
 	// 2. the creator joins
 	creatorContent := map[string]any{"membership": "join"}
 	s.addProfile(ctx, creator, creatorContent)
 	if err := state(event.StateMember.Type, string(creator), creatorContent); err != nil {
-		return "", "", err
+		return nil, nil, "", err
 	}
 	// 3. power levels: defaults, preset, then power_level_content_override
 	users := map[string]any{}
@@ -154,12 +173,12 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (id.Room
 		plJSON = mustJSON(merged)
 	}
 	if err := state(event.StatePowerLevels.Type, "", plJSON); err != nil {
-		return "", "", err
+		return nil, nil, "", err
 	}
 	// 4. canonical alias
 	if alias != "" {
 		if err := state(event.StateCanonicalAlias.Type, "", map[string]any{"alias": alias}); err != nil {
-			return "", "", err
+			return nil, nil, "", err
 		}
 	}
 	// 5. preset rules
@@ -168,39 +187,39 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (id.Room
 		joinRule, guest = "public", "forbidden"
 	}
 	if err := state(event.StateJoinRules.Type, "", map[string]any{"join_rule": joinRule}); err != nil {
-		return "", "", err
+		return nil, nil, "", err
 	}
 	if err := state(event.StateHistoryVisibility.Type, "", map[string]any{"history_visibility": "shared"}); err != nil {
-		return "", "", err
+		return nil, nil, "", err
 	}
 	if guest == "can_join" { // only the private presets send m.room.guest_access (as Synapse)
 		if err := state(event.StateGuestAccess.Type, "", map[string]any{"guest_access": guest}); err != nil {
-			return "", "", err
+			return nil, nil, "", err
 		}
 	}
 	// 6. initial_state
 	for _, is := range req.InitialState {
 		if is.Type == "" {
-			return "", "", fmt.Errorf("%w: initial_state event without type", ErrBadRequest)
+			return nil, nil, "", fmt.Errorf("%w: initial_state event without type", ErrBadRequest)
 		}
 		if is.Type == event.StateCreate.Type || is.Type == event.StateMember.Type {
-			return "", "", fmt.Errorf("%w: initial_state may not contain %s", ErrBadRequest, is.Type)
+			return nil, nil, "", fmt.Errorf("%w: initial_state may not contain %s", ErrBadRequest, is.Type)
 		}
 		if err := state(is.Type, is.StateKey, []byte(is.Content)); err != nil {
-			return "", "", err
+			return nil, nil, "", err
 		}
 	}
 	// 7. name and topic
 	if req.Name != nil {
 		if err := state(event.StateRoomName.Type, "", map[string]any{"name": *req.Name}); err != nil {
-			return "", "", err
+			return nil, nil, "", err
 		}
 	}
 	if req.Topic != nil {
 		if err := state(event.StateTopic.Type, "", map[string]any{
 			"topic": *req.Topic, "m.topic": []map[string]string{{"body": *req.Topic, "mimetype": "text/plain"}},
 		}); err != nil {
-			return "", "", err
+			return nil, nil, "", err
 		}
 	}
 	// 8. invites
@@ -211,7 +230,22 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (id.Room
 			c["is_direct"] = true
 		}
 		if err := state(event.StateMember.Type, string(u), c); err != nil {
-			return "", "", err
+			return nil, nil, "", err
+		}
+	}
+	if req.StoreThirdPartyInvites != nil {
+		invs, err := req.StoreThirdPartyInvites(ctx, w.roomID)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		for _, inv := range invs {
+			c, err := inv.content()
+			if err != nil {
+				return nil, nil, "", err
+			}
+			if err := state(event.StateThirdPartyInvite.Type, inv.Token, c); err != nil {
+				return nil, nil, "", err
+			}
 		}
 	}
 
@@ -219,16 +253,5 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (id.Room
 	for _, ev := range w.events {
 		ev.RoomID = w.roomID
 	}
-	_, err := s.commit(ctx, w, newRoom)
-	if err != nil {
-		return "", "", err
-	}
-	if alias != "" {
-		if err := s.store.CreateAlias(ctx, alias, w.roomID, creator); err != nil {
-			s.log.Warn("alias taken while the room was created")
-		}
-	}
-	w.version = version
-	s.publishWorking(w)
-	return w.roomID, alias, nil
+	return w, newRoom, alias, nil
 }

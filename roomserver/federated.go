@@ -16,6 +16,7 @@ import (
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 
+	"parley/internal/authrules"
 	"parley/internal/logging"
 	"parley/roomserver/stateres"
 	"parley/storage"
@@ -202,7 +203,7 @@ func (s *Server) inputLocked(ctx context.Context, r *room, origin string, ev *re
 		ne.Membership = gjson.GetBytes(p.Content, "membership").Str
 	}
 	// 4. Auth against the event's own auth_events.
-	authErr := eventauth.Authorize(r.version, p, nil, s.storedPDUs(ctx), s.getKey)
+	authErr := authrules.Authorize(r.version, p, nil, s.storedPDUs(ctx), s.getKey)
 	// 5. Auth against the state before the event.
 	var before map[storage.StateKeyTuple]id.EventID
 	if authErr == nil {
@@ -460,7 +461,7 @@ func (s *Server) authorizeAgainst(v id.RoomVersion, p *pdu.PDU, state func(t, k 
 		}
 		return nil, nil
 	}
-	return eventauth.Authorize(v, p, auth, getEvents, s.getKey)
+	return authrules.Authorize(v, p, auth, getEvents, s.getKey)
 }
 
 func sameSet(a, b []id.EventID) bool {

@@ -32,40 +32,33 @@ type HierarchyRequest struct {
 
 // Hierarchy walks a space breadth first from req.RoomID and returns the rooms
 // user may see (joined or invited, world_readable, public or knockable join
-// rules, or restricted to a room they are in). Rooms this server does not know
-// are skipped. The root must be visible, else ErrForbidden.
+// rules, or restricted to a room they are in). Rooms below the root that this
+// server is not in are described by the servers in the m.space.child via list
+// (federation /hierarchy); rooms nobody can describe are skipped. The root
+// must be known here and visible, else ErrForbidden.
 func (s *Server) Hierarchy(ctx context.Context, req HierarchyRequest) ([]*HierarchyRoom, error) {
 	type item struct {
 		room  id.RoomID
 		depth int
+		via   []string
 	}
-	queue := []item{{req.RoomID, 0}}
+	queue := []item{{req.RoomID, 0, nil}}
 	seen := map[id.RoomID]bool{req.RoomID: true}
+	remote := s.newRemoteHierarchy()
 	var out []*HierarchyRoom
 	for len(queue) > 0 {
 		it := queue[0]
 		queue = queue[1:]
-		sum, err := s.Summary(ctx, it.room)
-		if errors.Is(err, ErrRoomNotFound) {
-			if it.depth == 0 {
-				return nil, fmt.Errorf("%w: you may not see this room", ErrForbidden)
-			}
-			continue
-		} else if err != nil {
-			return nil, err
-		}
-		ok, err := s.mayPeek(ctx, req.User, sum)
+		hr, err := s.hierarchyRoom(ctx, req, remote, it.room, it.depth, it.via)
 		if err != nil {
 			return nil, err
 		}
-		if !ok {
+		if hr == nil {
 			if it.depth == 0 {
 				return nil, fmt.Errorf("%w: you may not see this room", ErrForbidden)
 			}
 			continue
 		}
-		hr := &HierarchyRoom{RoomSummary: sum, Children: spaceChildren(sum.State, req.SuggestedOnly)}
-		sum.State = nil
 		out = append(out, hr)
 		if req.MaxDepth >= 0 && it.depth >= req.MaxDepth {
 			continue
@@ -74,11 +67,39 @@ func (s *Server) Hierarchy(ctx context.Context, req HierarchyRequest) ([]*Hierar
 			child := id.RoomID(*c.StateKey)
 			if !seen[child] {
 				seen[child] = true
-				queue = append(queue, item{child, it.depth + 1})
+				queue = append(queue, item{child, it.depth + 1, viaServers(c)})
 			}
 		}
 	}
 	return out, nil
+}
+
+// hierarchyRoom returns one room of a hierarchy walk, or nil when the user
+// may not see it or nothing is known about it. Rooms this server is not in
+// (below the root) are asked for from the via servers of the m.space.child
+// event that led here; a stale local copy is the fallback.
+func (s *Server) hierarchyRoom(ctx context.Context, req HierarchyRequest, remote *remoteHierarchy, roomID id.RoomID, depth int, via []string) (*HierarchyRoom, error) {
+	sum, err := s.Summary(ctx, roomID)
+	if err != nil && !errors.Is(err, ErrRoomNotFound) {
+		return nil, err
+	}
+	if depth > 0 && (sum == nil || !s.residentIn(sum)) {
+		if hr := remote.room(ctx, roomID, via, req.SuggestedOnly); hr != nil {
+			if ok, err := s.mayPeekRemote(ctx, req.User, hr); err != nil || !ok {
+				return nil, err
+			}
+			return hr, nil
+		}
+	}
+	if sum == nil {
+		return nil, nil
+	}
+	if ok, err := s.mayPeek(ctx, req.User, sum); err != nil || !ok {
+		return nil, err
+	}
+	hr := &HierarchyRoom{RoomSummary: sum, Children: spaceChildren(sum.State, req.SuggestedOnly)}
+	sum.State = nil
+	return hr, nil
 }
 
 // mayPeek reports whether user may see a room's summary in a hierarchy.

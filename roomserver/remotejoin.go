@@ -12,10 +12,10 @@ import (
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 	"maunium.net/go/mautrix/event"
-	"maunium.net/go/mautrix/federation/eventauth"
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 
+	"parley/internal/authrules"
 	"parley/internal/logging"
 	"parley/storage"
 )
@@ -280,7 +280,7 @@ func (s *Server) joinRemoteVia(ctx context.Context, req MembershipRequest, serve
 		return out, nil
 	}
 	for _, e := range ordered {
-		if err := eventauth.Authorize(version, e.p, nil, getEvents, s.getKey); err != nil {
+		if err := authrules.Authorize(version, e.p, nil, getEvents, s.getKey); err != nil {
 			rejected[e.id] = true
 			s.log.Info("send_join state event rejected", logging.EventID(e.id), zap.Error(err))
 		}

@@ -40,7 +40,7 @@ func (s *Server) UpgradeRoom(ctx context.Context, req UpgradeRequest) (id.RoomID
 	if !Supported(req.NewVersion) {
 		return "", fmt.Errorf("%w: %q", ErrUnsupportedRoomVersion, req.NewVersion)
 	}
-	oldRoom, err := s.store.GetRoom(ctx, req.RoomID)
+	_, err := s.store.GetRoom(ctx, req.RoomID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return "", fmt.Errorf("%w: you are not in the room", ErrForbidden)
 	} else if err != nil {
@@ -67,9 +67,6 @@ func (s *Server) UpgradeRoom(ctx context.Context, req UpgradeRequest) (id.RoomID
 
 	create := CreateRoomRequest{Creator: req.User, RoomVersion: req.NewVersion, Preset: "private_chat",
 		CreationContent: map[string]json.RawMessage{}}
-	if oldRoom.IsPublic {
-		create.Visibility = "public"
-	}
 	pred := map[string]any{"room_id": req.RoomID}
 	if ext, err := s.store.ForwardExtremities(ctx, req.RoomID); err == nil && len(ext) > 0 {
 		pred["event_id"] = ext[0]
@@ -117,42 +114,100 @@ func (s *Server) UpgradeRoom(ctx context.Context, req UpgradeRequest) (id.RoomID
 			create.PowerLevelContentOverride = pl
 		}
 	}
-	newRoomID, _, err := s.CreateRoom(ctx, create)
-	if err != nil {
-		return "", err
+	// The canonical alias moves with the aliases (which are repointed once
+	// the upgrade is done); the creation does not check that they resolve.
+	ca, hasCA := content(event.StateCanonicalAlias.Type)
+	hasCA = hasCA && (gjson.GetBytes(ca, "alias").Str != "" || len(gjson.GetBytes(ca, "alt_aliases").Array()) > 0)
+	if hasCA {
+		create.InitialState = append(create.InitialState, InitialStateEvent{Type: event.StateCanonicalAlias.Type, Content: ca})
 	}
-
-	// Tombstone the old room, then keep ordinary members from talking in it.
-	sk := ""
-	tomb := mustJSON(map[string]any{"body": "This room has been replaced", "replacement_room": newRoomID})
-	if _, err := s.Send(ctx, SendRequest{RoomID: req.RoomID, Sender: req.User, Type: event.StateTombstone.Type, StateKey: &sk, Content: tomb}); err != nil {
-		return "", fmt.Errorf("tombstone: %w", err)
-	}
+	// The old room's power levels after the upgrade: ordinary members may no
+	// longer talk or invite.
+	var restrictedPL []byte
 	if hasPL {
 		var pl map[string]json.RawMessage
 		if json.Unmarshal(plRaw, &pl) == nil {
 			restricted := max(50, oldPL.UsersDefault+1)
 			if oldPL.EventsDefault < restricted || oldPL.Invite() < restricted {
 				pl["events_default"], pl["invite"] = mustJSON(restricted), mustJSON(restricted)
-				if _, err := s.Send(ctx, SendRequest{RoomID: req.RoomID, Sender: req.User, Type: event.StatePowerLevels.Type, StateKey: &sk, Content: mustJSON(pl)}); err != nil {
-					s.log.Info("could not restrict the old room's power levels", logging.RoomID(req.RoomID), zap.Error(err))
-				}
+				restrictedPL = mustJSON(pl)
 			}
 		}
 	}
-	s.moveAliases(ctx, req, newRoomID, content)
+
+	// The upgrade happens under the old room's write lock, in this order, so
+	// that a failure at any step leaves the old room as it was: build and
+	// authorise every event of the new room and the old room's tombstone
+	// (nothing is stored yet), store the new room (one transaction), then
+	// the tombstone and the power levels (one transaction). Only if that last
+	// write fails does a new room exist without a tombstone pointing to it;
+	// it is then abandoned (the user leaves it) and never published.
+	var nw *working
+	var newRoom *storage.Room
+	newStored := false
+	_, err = s.inRoom(ctx, req.RoomID, func(w *working) (id.EventID, error) {
+		if nw == nil {
+			var err error
+			if nw, newRoom, _, err = s.buildRoom(ctx, create); err != nil {
+				nw = nil
+				return "", err
+			}
+		}
+		sk := ""
+		tomb := mustJSON(map[string]any{"body": "This room has been replaced", "replacement_room": nw.roomID})
+		if _, err := s.add(w, eventSpec{Sender: req.User, Type: event.StateTombstone.Type, StateKey: &sk, Content: tomb}); err != nil {
+			return "", fmt.Errorf("tombstone: %w", err)
+		}
+		if restrictedPL != nil {
+			if _, err := s.add(w, eventSpec{Sender: req.User, Type: event.StatePowerLevels.Type, StateKey: &sk, Content: restrictedPL}); err != nil {
+				s.log.Info("could not restrict the old room's power levels", logging.RoomID(req.RoomID), zap.Error(err))
+			}
+		}
+		if hasCA {
+			if _, err := s.add(w, eventSpec{Sender: req.User, Type: event.StateCanonicalAlias.Type, StateKey: &sk, Content: []byte(`{}`)}); err != nil {
+				s.log.Info("could not clear the old room's canonical alias", logging.RoomID(req.RoomID), zap.Error(err))
+			}
+		}
+		if !newStored {
+			if _, err := s.commit(ctx, nw, newRoom); err != nil {
+				return "", fmt.Errorf("replacement room: %w", err)
+			}
+			newStored = true
+		}
+		_, err := s.commit(ctx, w, nil)
+		return "", err
+	})
+	if newStored {
+		s.publishWorking(nw)
+	}
+	if err != nil {
+		if newStored {
+			s.abandonRoom(ctx, nw.roomID, req.User)
+		}
+		return "", err
+	}
+	newRoomID := nw.roomID
+
+	// The upgrade is done; what follows carries over the directory entry and
+	// memberships. Failures there are logged: both rooms are consistent.
+	if err := s.store.MoveRoomDirectory(ctx, req.RoomID, newRoomID); err != nil {
+		s.log.Warn("moving the room directory entry and aliases to the upgraded room", logging.RoomID(newRoomID), zap.Error(err))
+	}
 	joinRule := "invite"
 	if jr, ok := content(event.StateJoinRules.Type); ok {
 		joinRule = gjson.GetBytes(jr, "join_rule").Str
 	}
 	s.transferMembers(ctx, req, newRoomID, joinRule)
-	if !oldRoom.IsPublic {
-		return newRoomID, nil
-	}
-	if err := s.store.SetRoomPublic(ctx, req.RoomID, false); err != nil {
-		return "", err
-	}
 	return newRoomID, nil
+}
+
+// abandonRoom marks a replacement room whose upgrade failed: the upgrading
+// user, its only member, leaves it, so nobody is in it.
+func (s *Server) abandonRoom(ctx context.Context, roomID id.RoomID, user id.UserID) {
+	s.log.Warn("room upgrade failed after the replacement room was stored; abandoning it", logging.RoomID(roomID))
+	if _, err := s.Leave(ctx, MembershipRequest{RoomID: roomID, Sender: user, Target: user, Reason: "room upgrade failed"}); err != nil {
+		s.log.Warn("leaving the abandoned replacement room", logging.RoomID(roomID), zap.Error(err))
+	}
 }
 
 // userLevel is user's power level in a room (creators of v12+ rooms count as 100 here).
@@ -163,39 +218,6 @@ func (s *Server) userLevel(ctx context.Context, roomID id.RoomID, user id.UserID
 		}
 	}
 	return pl.GetUserLevel(user)
-}
-
-// moveAliases points the old room's local aliases at the new room and moves
-// the canonical alias event's contents over.
-func (s *Server) moveAliases(ctx context.Context, req UpgradeRequest, newRoomID id.RoomID, content func(string) (json.RawMessage, bool)) {
-	aliases, err := s.store.RoomAliases(ctx, req.RoomID)
-	if err != nil {
-		s.log.Warn("listing aliases to move", logging.RoomID(req.RoomID), zap.Error(err))
-		return
-	}
-	for _, a := range aliases {
-		_, creator, err := s.store.ResolveAlias(ctx, a)
-		if err != nil {
-			continue
-		}
-		if err := s.store.DeleteAlias(ctx, a); err != nil {
-			continue
-		}
-		if err := s.store.CreateAlias(ctx, a, newRoomID, creator); err != nil {
-			s.log.Warn("moving alias", logging.RoomID(newRoomID), zap.Error(err))
-		}
-	}
-	ca, ok := content(event.StateCanonicalAlias.Type)
-	if !ok || (gjson.GetBytes(ca, "alias").Str == "" && len(gjson.GetBytes(ca, "alt_aliases").Array()) == 0) {
-		return
-	}
-	sk := ""
-	if _, err := s.Send(ctx, SendRequest{RoomID: newRoomID, Sender: req.User, Type: event.StateCanonicalAlias.Type, StateKey: &sk, Content: ca}); err != nil {
-		s.log.Info("could not copy the canonical alias", logging.RoomID(newRoomID), zap.Error(err))
-	}
-	if _, err := s.Send(ctx, SendRequest{RoomID: req.RoomID, Sender: req.User, Type: event.StateCanonicalAlias.Type, StateKey: &sk, Content: json.RawMessage(`{}`)}); err != nil {
-		s.log.Info("could not clear the old room's canonical alias", logging.RoomID(req.RoomID), zap.Error(err))
-	}
 }
 
 // transferMembers bans the old room's banned users in the new room, re-sends

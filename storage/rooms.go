@@ -174,6 +174,11 @@ type RoomStore interface {
 	DeleteAlias(ctx context.Context, alias id.RoomAlias) error
 	// RoomAliases lists a room's local aliases.
 	RoomAliases(ctx context.Context, roomID id.RoomID) ([]id.RoomAlias, error)
+	// MoveRoomDirectory hands a room's place in the directory to its
+	// replacement (room upgrades), in one transaction: its local aliases
+	// point to the new room, and the new room is published exactly when the
+	// old one was, which is then unpublished. ErrNotFound if either room is unknown.
+	MoveRoomDirectory(ctx context.Context, from, to id.RoomID) error
 	// ForgetRoom records that user forgot room.
 	ForgetRoom(ctx context.Context, user id.UserID, roomID id.RoomID) error
 	// UnforgetRoom clears a forget (on rejoin).

@@ -187,6 +187,12 @@ func (f *filler) stripped(ctx context.Context, m storage.Membership) error {
 			want = append(want, e)
 		}
 	}
+	if mev.StateKey != nil && string(mev.Sender) != *mev.StateKey {
+		// The inviter's own membership, so clients can show who invited them (as Synapse).
+		if e, ok := ids[storage.StateKeyTuple{Type: "m.room.member", StateKey: string(mev.Sender)}]; ok {
+			want = append(want, e)
+		}
+	}
 	evs, err := f.p.store.GetEvents(ctx, want)
 	if err != nil {
 		return err

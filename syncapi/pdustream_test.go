@@ -145,9 +145,16 @@ func TestSyncInviteJoinLeave(t *testing.T) {
 	for _, e := range inv["invite_state"].(map[string]any)["events"].([]any) {
 		ev := e.(map[string]any)
 		types[ev["type"].(string)] = true
+		if ev["type"] == "m.room.member" && ev["state_key"] == string(alice.UserID) {
+			types["inviter"] = true // the inviter's membership, to show who invited
+			continue
+		}
 		if ev["type"] == "m.room.member" && (ev["state_key"] != string(bob.UserID) || ev["content"].(map[string]any)["is_direct"] != true) {
 			t.Fatalf("invite event: %v", ev)
 		}
+	}
+	if !types["inviter"] {
+		t.Fatalf("invite_state without the inviter's membership: %s", res.Body)
 	}
 	if !types["m.room.create"] || !types["m.room.name"] || !types["m.room.join_rules"] || !types["m.room.member"] {
 		t.Fatalf("invite_state: %s", res.Body)

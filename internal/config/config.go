@@ -39,6 +39,19 @@ type Config struct {
 	ServerNotices  ServerNotices `yaml:"server_notices"`
 	Log            Log           `yaml:"log"`
 	E2EE           E2EE          `yaml:"e2ee"`
+	// IdentityServers configures calls to the identity servers clients name
+	// (third-party invites).
+	IdentityServers IdentityServers `yaml:"identity_servers"`
+}
+
+// IdentityServers configures the homeserver's identity server client. It
+// trusts federation.trusted_ca_file too, and connects to loopback or
+// private addresses only with federation.allow_private_ips.
+type IdentityServers struct {
+	// InsecureSkipVerify disables TLS verification of identity servers
+	// (tests only: SyTest's identity server has a self-signed certificate
+	// without a subject alternative name).
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 }
 
 // E2EE configures the end-to-end encryption endpoints (keyserver).

@@ -4,9 +4,10 @@ import (
 	"errors"
 	"time"
 
-	"maunium.net/go/mautrix/federation/eventauth"
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
+
+	"parley/internal/authrules"
 )
 
 // errNoKeys is returned by the default key getter: the only auth rule that
@@ -84,7 +85,7 @@ func (g *graph) iterativeAuthChecks(state StateMap, events []int32) error {
 		if !sameRoom {
 			continue
 		}
-		err := eventauth.Authorize(g.version, ev, authEvents, g.getEvents, getKey)
+		err := authrules.Authorize(g.version, ev, authEvents, g.getEvents, getKey)
 		if g.err != nil {
 			return g.err
 		}

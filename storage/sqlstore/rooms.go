@@ -547,6 +547,28 @@ func (s *Store) RoomAliases(ctx context.Context, roomID id.RoomID) ([]id.RoomAli
 	return out, err
 }
 
+// MoveRoomDirectory implements storage.RoomStore.
+func (s *Store) MoveRoomDirectory(ctx context.Context, from, to id.RoomID) error {
+	return s.db.Write(ctx, func(tx *sql.Tx) error {
+		var public bool
+		if err := tx.QueryRowContext(ctx, `SELECT is_public FROM rooms WHERE room_id = $1`, from).Scan(&public); err != nil {
+			return NotFound(err)
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE rooms SET is_public = $1 WHERE room_id = $2`, public, to)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return storage.ErrNotFound
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE rooms SET is_public = $1 WHERE room_id = $2`, false, from); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE room_aliases SET room_id = $1 WHERE room_id = $2`, to, from)
+		return err
+	})
+}
+
 // ForgetRoom implements storage.RoomStore.
 func (s *Store) ForgetRoom(ctx context.Context, user id.UserID, roomID id.RoomID) error {
 	return s.db.Write(ctx, func(tx *sql.Tx) error {

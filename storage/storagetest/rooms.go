@@ -14,6 +14,7 @@ func runRooms(t *testing.T, open func(t *testing.T) storage.Store) {
 	t.Run("RoomsEventsAndState", func(t *testing.T) { testRoomEvents(t, open(t)) })
 	t.Run("RoomsStateSnapshots", func(t *testing.T) { testStateSnapshots(t, open(t)) })
 	t.Run("RoomsAliasesAndForget", func(t *testing.T) { testAliases(t, open(t)) })
+	t.Run("RoomsMoveDirectory", func(t *testing.T) { testMoveRoomDirectory(t, open(t)) })
 }
 
 const room = id.RoomID("!r:test")
@@ -219,5 +220,49 @@ func testAliases(t *testing.T, s storage.Store) {
 	must(t, s.UnforgetRoom(ctx, alice, room))
 	if f, _ = s.ForgottenRooms(ctx, alice); f[room] {
 		t.Fatal("still forgotten")
+	}
+}
+
+func testMoveRoomDirectory(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	for _, r := range []id.RoomID{"!old:test", "!new:test"} {
+		create := ev(1, "m.room.create", sk(""), alice)
+		create.RoomID, create.EventID = r, id.EventID("$create"+string(r))
+		_, err := s.StoreEvents(ctx, storage.StoreEventsRequest{RoomID: r,
+			NewRoom: &storage.Room{RoomID: r, Version: "11", Creator: alice, CreatedTS: 1}, Events: []*storage.NewEvent{create}})
+		must(t, err)
+	}
+	must(t, s.SetRoomPublic(ctx, "!old:test", true))
+	must(t, s.CreateAlias(ctx, "#one:test", "!old:test", alice))
+	must(t, s.CreateAlias(ctx, "#two:test", "!old:test", bob))
+	must(t, s.CreateAlias(ctx, "#other:test", "!elsewhere:test", bob))
+	must(t, s.MoveRoomDirectory(ctx, "!old:test", "!new:test"))
+	list, err := s.RoomAliases(ctx, "!new:test")
+	must(t, err)
+	if len(list) != 2 || list[0] != "#one:test" || list[1] != "#two:test" {
+		t.Fatalf("moved aliases %v", list)
+	}
+	if r, creator, err := s.ResolveAlias(ctx, "#two:test"); err != nil || r != "!new:test" || creator != bob {
+		t.Fatalf("resolve moved alias: %s %s %v", r, creator, err)
+	}
+	if r, _, _ := s.ResolveAlias(ctx, "#other:test"); r != "!elsewhere:test" {
+		t.Fatalf("unrelated alias moved to %s", r)
+	}
+	old, err := s.GetRoom(ctx, "!old:test")
+	must(t, err)
+	nr, err := s.GetRoom(ctx, "!new:test")
+	must(t, err)
+	if old.IsPublic || !nr.IsPublic {
+		t.Fatalf("publication not moved: old %v new %v", old.IsPublic, nr.IsPublic)
+	}
+	ids, err := s.PublicRoomIDs(ctx)
+	must(t, err)
+	if len(ids) != 1 || ids[0] != "!new:test" {
+		t.Fatalf("public rooms %v", ids)
+	}
+	wantErr(t, s.MoveRoomDirectory(ctx, "!old:test", "!missing:test"), storage.ErrNotFound)
+	wantErr(t, s.MoveRoomDirectory(ctx, "!missing:test", "!new:test"), storage.ErrNotFound)
+	if r, _, _ := s.ResolveAlias(ctx, "#one:test"); r != "!new:test" {
+		t.Fatalf("failed move changed aliases: %s", r)
 	}
 }

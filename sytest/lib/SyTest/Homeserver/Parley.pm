@@ -133,6 +133,9 @@ sub start
          # Every server of the test network listens on loopback.
          allow_private_ips => JSON::true,
       },
+      # SyTest's identity server has a self-signed certificate without a
+      # subject alternative name (Synapse uses an insecure client for it too).
+      identity_servers => { insecure_skip_verify => JSON::true },
       media => { path => "$hs_dir/media" },
       log   => { level => $ENV{PARLEY_LOG_LEVEL} // "debug" },
    };
