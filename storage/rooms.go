@@ -155,6 +155,9 @@ type RoomStore interface {
 	RoomsChangedBetween(ctx context.Context, from, to int64) ([]id.RoomID, error)
 	// UserMemberships returns the user's current membership of every room they have one in.
 	UserMemberships(ctx context.Context, user id.UserID) ([]Membership, error)
+	// UserMembershipsChanged returns the user's current membership of the
+	// rooms with events in (from, to] (RoomsChangedBetween), in one query.
+	UserMembershipsChanged(ctx context.Context, user id.UserID, from, to int64) ([]Membership, error)
 	// RoomMemberships returns the current memberships of a room.
 	RoomMemberships(ctx context.Context, roomID id.RoomID) ([]Membership, error)
 	// LocalMemberships returns memberships of local users (server name suffix

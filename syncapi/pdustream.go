@@ -155,22 +155,24 @@ func partAllows(fp *mautrix.FilterPart, ev *storage.Event) bool {
 // Fill implements Stream.
 func (p *PDUStream) Fill(ctx context.Context, req *Request, from, to int64, resp *Response) (bool, error) {
 	user := req.Device.UserID
-	ms, err := p.store.UserMemberships(ctx, user)
-	if err != nil {
-		return false, err
-	}
 	rf := newRoomFilter(req.Filter)
 	full := req.Initial() || req.FullState
+	var ms []storage.Membership
+	var err error
 	var changed map[id.RoomID]bool
-	if !full {
-		list, err := p.store.RoomsChangedBetween(ctx, from, to)
-		if err != nil {
-			return false, err
+	if full {
+		ms, err = p.store.UserMemberships(ctx, user)
+	} else {
+		// Only rooms with events in the range matter, and a membership that
+		// changed in it is itself such an event.
+		ms, err = p.store.UserMembershipsChanged(ctx, user, from, to)
+		changed = make(map[id.RoomID]bool, len(ms))
+		for _, m := range ms {
+			changed[m.RoomID] = true
 		}
-		changed = make(map[id.RoomID]bool, len(list))
-		for _, r := range list {
-			changed[r] = true
-		}
+	}
+	if err != nil {
+		return false, err
 	}
 	var forgotten map[id.RoomID]bool
 	f := &filler{p: p, req: req, rf: rf, now: time.Now().UnixMilli(), resp: resp}

@@ -478,6 +478,13 @@ func (s *Store) UserMemberships(ctx context.Context, user id.UserID) ([]storage.
 		WHERE type = 'm.room.member' AND state_key = $1`, user))
 }
 
+// UserMembershipsChanged implements storage.RoomStore.
+func (s *Store) UserMembershipsChanged(ctx context.Context, user id.UserID, from, to int64) ([]storage.Membership, error) {
+	return scanMemberships(s.db.r.QueryContext(ctx, `SELECT room_id, state_key, membership, event_id, stream_pos FROM current_state
+		WHERE type = 'm.room.member' AND state_key = $1
+		AND room_id IN (SELECT DISTINCT room_id FROM events WHERE stream_pos > $2 AND stream_pos <= $3)`, user, from, to))
+}
+
 // RoomMemberships implements storage.RoomStore.
 func (s *Store) RoomMemberships(ctx context.Context, roomID id.RoomID) ([]storage.Membership, error) {
 	return scanMemberships(s.db.r.QueryContext(ctx, `SELECT room_id, state_key, membership, event_id, stream_pos FROM current_state

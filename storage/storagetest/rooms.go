@@ -122,6 +122,13 @@ func testRoomEvents(t *testing.T, s storage.Store) {
 	if len(ms) != 1 || ms[0].Membership != "invite" || ms[0].EventID != "$e6" {
 		t.Fatalf("bob memberships %+v", ms)
 	}
+	// Only rooms with events in the range: bob's invite ($e6) is one.
+	if ch, err := s.UserMembershipsChanged(ctx, bob, stored[0].StreamPos-1, stored[1].StreamPos); err != nil || len(ch) != 1 || ch[0].EventID != "$e6" {
+		t.Fatalf("bob memberships in changed rooms %+v %v", ch, err)
+	}
+	if ch, err := s.UserMembershipsChanged(ctx, bob, stored[1].StreamPos, stored[1].StreamPos); err != nil || len(ch) != 0 {
+		t.Fatalf("bob memberships with nothing changed %+v %v", ch, err)
+	}
 	local, err := s.LocalMemberships(ctx, "test", []string{"join"})
 	must(t, err)
 	if len(local) != 1 || local[0].UserID != alice {
