@@ -221,7 +221,7 @@ func (s *accountDataStream) Fill(ctx context.Context, req *Request, from, to int
 			continue
 		}
 		if joined == nil {
-			if joined, _, err = s.in.joinedSet(ctx, user); err != nil {
+			if joined, _, err = s.in.joinedIn(ctx, user, resp); err != nil {
 				return false, err
 			}
 		}

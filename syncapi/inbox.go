@@ -245,6 +245,18 @@ func (in *Inbox) joinedSet(ctx context.Context, user id.UserID) (map[id.RoomID]s
 	return set, rooms, nil
 }
 
+// joinedIn is joinedSet for the user of resp, read once per response.
+func (in *Inbox) joinedIn(ctx context.Context, user id.UserID, resp *Response) (map[id.RoomID]struct{}, []id.RoomID, error) {
+	if resp.joined == nil {
+		set, list, err := in.joinedSet(ctx, user)
+		if err != nil {
+			return nil, nil, err
+		}
+		resp.joined = &joinedRooms{set: set, list: list}
+	}
+	return resp.joined.set, resp.joined.list, nil
+}
+
 // wakeRoomMembers wakes the local joined members of room.
 func (in *Inbox) wakeRoomMembers(ctx context.Context, room id.RoomID, extra ...id.UserID) {
 	members, err := in.rooms.JoinedMembers(ctx, room)

@@ -227,7 +227,7 @@ func (s *notifStream) PositionIn(p storage.Positions) int64 { return p.Notif }
 
 // Fill implements Stream.
 func (s *notifStream) Fill(ctx context.Context, req *Request, from, to int64, resp *Response) (bool, error) {
-	joined, all, err := s.in.joinedSet(ctx, req.Device.UserID)
+	joined, all, err := s.in.joinedIn(ctx, req.Device.UserID, resp)
 	if err != nil {
 		return false, err
 	}

@@ -322,7 +322,7 @@ func (s *presenceStream) Fill(ctx context.Context, req *Request, from, to int64,
 		if u != me {
 			if mine == nil {
 				var err error
-				if mine, _, err = s.in.joinedSet(ctx, me); err != nil {
+				if mine, _, err = s.in.joinedIn(ctx, me, resp); err != nil {
 					return false, err
 				}
 			}

@@ -152,7 +152,7 @@ func (s *receiptStream) PositionIn(p storage.Positions) int64 { return p.Receipt
 // Fill implements Stream.
 func (s *receiptStream) Fill(ctx context.Context, req *Request, from, to int64, resp *Response) (bool, error) {
 	user := req.Device.UserID
-	_, rooms, err := s.in.joinedSet(ctx, user)
+	_, rooms, err := s.in.joinedIn(ctx, user, resp)
 	if err != nil || len(rooms) == 0 {
 		return false, err
 	}

@@ -18,6 +18,16 @@ type Response struct {
 	DeviceLists            *DeviceLists   `json:"device_lists,omitempty"`
 	DeviceOneTimeKeysCount map[string]int `json:"device_one_time_keys_count,omitempty"`
 	DeviceUnusedFallback   []string       `json:"device_unused_fallback_key_types"`
+
+	// joined memoises the syncing user's joined rooms for the streams that
+	// fill this one response (Inbox.joinedIn); a long-poll builds a new
+	// response, and so reads them again, on each pass.
+	joined *joinedRooms
+}
+
+type joinedRooms struct {
+	set  map[id.RoomID]struct{}
+	list []id.RoomID
 }
 
 // EventList is {"events": [...]}.

@@ -166,7 +166,7 @@ func (s *typingStream) Position(context.Context) (int64, error) {
 
 // Fill implements Stream.
 func (s *typingStream) Fill(ctx context.Context, req *Request, from, to int64, resp *Response) (bool, error) {
-	_, rooms, err := s.in.joinedSet(ctx, req.Device.UserID)
+	_, rooms, err := s.in.joinedIn(ctx, req.Device.UserID, resp)
 	if err != nil {
 		return false, err
 	}
