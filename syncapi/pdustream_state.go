@@ -29,6 +29,15 @@ func (f *filler) roomState(ctx context.Context, room id.RoomID, tl []*storage.Ev
 	} else if startGroup, err = f.stateAt(ctx, room, hi); err != nil {
 		return nil, err
 	}
+	if full && !lazy {
+		// The whole state: events and ids in one query.
+		evs, err := f.p.store.StateEvents(ctx, startGroup)
+		if err != nil {
+			return nil, err
+		}
+		sort.Slice(evs, func(i, j int) bool { return evs[i].StreamPos < evs[j].StreamPos })
+		return slices.DeleteFunc(evs, func(ev *storage.Event) bool { return !partAllows(f.rf.state, ev) }), nil
+	}
 	startIDs, err := f.p.store.StateIDs(ctx, startGroup)
 	if err != nil {
 		return nil, err

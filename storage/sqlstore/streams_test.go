@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 
 	"maunium.net/go/mautrix/id"
@@ -57,5 +58,43 @@ func TestStreamPositionsSnapshot(t *testing.T) {
 			t.Fatal(err)
 		}
 		check("after writes")
+	})
+}
+
+// TestStateEventsMatchStateIDs: the one-query StateEvents returns the
+// events of StateIDs for groups along a chain of deltas that overwrite keys.
+func TestStateEventsMatchStateIDs(t *testing.T) {
+	forEachStore(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		room := id.RoomID("!st:hs")
+		var evs []*storage.NewEvent
+		for i := 0; i < 40; i++ {
+			key := fmt.Sprint("k", i%3)
+			evs = append(evs, &storage.NewEvent{Event: storage.Event{EventID: id.EventID(fmt.Sprint("$s", i)), RoomID: room, Type: "m.test",
+				StateKey: &key, Sender: "@a:hs", Depth: int64(i + 1),
+				JSON: []byte(fmt.Sprintf(`{"type":"m.test","state_key":%q,"sender":"@a:hs","content":{"n":%d}}`, key, i))}, UpdateCurrentState: true})
+		}
+		stored, err := s.StoreEvents(ctx, storage.StoreEventsRequest{RoomID: room, NewRoom: &storage.Room{RoomID: room, Version: "11", Creator: "@a:hs"}, Events: evs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, st := range stored {
+			ids, err := s.StateIDs(ctx, st.StateAfter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.StateEvents(ctx, st.StateAfter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(ids) || len(ids) != min(i+1, 3) {
+				t.Fatalf("event %d: %d state events, %d ids", i, len(got), len(ids))
+			}
+			for _, ev := range got {
+				if ids[storage.StateKeyTuple{Type: ev.Type, StateKey: *ev.StateKey}] != ev.EventID {
+					t.Fatalf("event %d: state event %s is not the group's %v", i, ev.EventID, ids)
+				}
+			}
+		}
 	})
 }
