@@ -478,7 +478,10 @@ func (f *filler) joined(ctx context.Context, m storage.Membership, from, to int6
 		if st := f.rf.state; full && (st == nil || st.Types == nil && len(st.NotTypes) == 0 && st.Senders == nil && len(st.NotSenders) == 0) {
 			known = append(append(known, state...), tl...) // the whole state: no need to ask for the name
 		}
-		if jr.Summary, err = f.summary(ctx, m.RoomID, known); err != nil {
+		tf := f.rf.timeline
+		membersKnown := known != nil && !f.rf.lazyMembers &&
+			(tf == nil || tf.Types == nil && len(tf.NotTypes) == 0 && tf.Senders == nil && len(tf.NotSenders) == 0)
+		if jr.Summary, err = f.summary(ctx, m.RoomID, known, membersKnown); err != nil {
 			return false, err
 		}
 	}

@@ -126,13 +126,34 @@ func (f *filler) senderMembers(ctx context.Context, room id.RoomID, ids map[stor
 	}), err
 }
 
-// summary computes m.heroes and the member counts.
+// summary computes m.heroes and the member counts. membersKnown says that
+// known holds every member event too (no lazy loading, no timeline filter),
+// so the memberships are read from it instead of storage.
 // known, when set, holds the room's full state (and timeline) in stream
 // order, from which the room's name and alias are read without a query.
-func (f *filler) summary(ctx context.Context, room id.RoomID, known []*storage.Event) (*Summary, error) {
-	ms, err := f.p.store.RoomMemberships(ctx, room)
-	if err != nil {
-		return nil, err
+func (f *filler) summary(ctx context.Context, room id.RoomID, known []*storage.Event, membersKnown bool) (*Summary, error) {
+	var ms []storage.Membership
+	if membersKnown {
+		// The full state and timeline end at the response's position: the
+		// last member event of each user is their membership now.
+		at := map[id.UserID]int{}
+		for _, ev := range known {
+			if ev.Type != event.StateMember.Type || ev.StateKey == nil {
+				continue
+			}
+			u := id.UserID(*ev.StateKey)
+			if i, ok := at[u]; ok {
+				ms[i].Membership = ev.Membership
+				continue
+			}
+			at[u] = len(ms)
+			ms = append(ms, storage.Membership{RoomID: room, UserID: u, Membership: ev.Membership})
+		}
+	} else {
+		var err error
+		if ms, err = f.p.store.RoomMemberships(ctx, room); err != nil {
+			return nil, err
+		}
 	}
 	joined, invited := 0, 0
 	var heroes []id.UserID

@@ -546,3 +546,42 @@ func TestSyncFederationFormat(t *testing.T) {
 		t.Fatalf("event_id %v, want %s", got["event_id"], ev)
 	}
 }
+
+// TestSummaryCountsInInitialSync: an initial sync's member counts and
+// heroes are the same whether they come from the full state it carries or,
+// with lazy-loaded members, from storage; memberships changed inside the
+// timeline count too.
+func TestSummaryCountsInInitialSync(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	carol := srv.Register(t, "carol")
+	dave := srv.Register(t, "dave")
+	erin := srv.Register(t, "erin")
+	room := createRoom(t, alice, map[string]any{"preset": "public_chat"})
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/join", room), map[string]any{})
+	carol.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/join", room), map[string]any{})
+	carol.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/leave", room), map[string]any{})
+	alice.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/invite", room), map[string]any{"user_id": dave.UserID})
+	for i := 0; i < 15; i++ {
+		send(t, alice, room, fmt.Sprint("m", i))
+	}
+	erin.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/join", room), map[string]any{}) // inside the timeline
+	want := map[string]any{"m.joined_member_count": 3.0, "m.invited_member_count": 1.0,
+		"m.heroes": []any{string(bob.UserID), string(dave.UserID), string(erin.UserID)}}
+	for name, filter := range map[string]string{
+		"full state":      "",
+		"lazy members":    `{"room":{"state":{"lazy_load_members":true}}}`,
+		"timeline filter": `{"room":{"timeline":{"types":["m.room.message"]}}}`,
+	} {
+		q := "sync"
+		if filter != "" {
+			q += "?filter=" + url.QueryEscape(filter)
+		}
+		res := alice.MustDo(t, http.MethodGet, q, nil)
+		sum := section(res, "join", room)["summary"].(map[string]any)
+		if fmt.Sprint(sum) != fmt.Sprint(want) {
+			t.Fatalf("%s: summary %v, want %v", name, sum, want)
+		}
+	}
+}
