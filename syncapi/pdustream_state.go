@@ -30,7 +30,7 @@ func (f *filler) roomState(ctx context.Context, room id.RoomID, tl []*storage.Ev
 		return nil, err
 	}
 	if full && !lazy {
-		// The whole state: events and ids in one query.
+		// The whole state: no ids needed.
 		evs, err := f.p.store.StateEvents(ctx, startGroup)
 		if err != nil {
 			return nil, err
