@@ -24,6 +24,7 @@ func (a *API) registerAccountRoutes(v3, v1 *mux.Router) {
 	a.authedNoGuest(v3, "/account/deactivate", "deactivate", a.deactivate, http.MethodPost)
 	a.authed(v3, "/account/3pid", "threepids", a.threePIDs, http.MethodGet)
 	a.authed(v3, "/capabilities", "capabilities", a.capabilities, http.MethodGet)
+	a.authed(v3, "/user/{userId}/openid/request_token", "openid_request_token", a.requestOpenIDToken, http.MethodPost)
 
 	a.authed(v3, "/devices", "list_devices", a.listDevices, http.MethodGet)
 	a.authed(v3, "/devices/{deviceId}", "get_device", a.getDevice, http.MethodGet)

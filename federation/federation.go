@@ -61,6 +61,7 @@ func (a *API) Register(root *mux.Router) {
 	root.Handle("/_matrix/key/v2/query/{serverName}", a.handle("key_query", a.queryKeysGet)).Methods(http.MethodGet)
 	root.Handle("/_matrix/key/v2/query", a.handle("key_query", a.queryKeysPost)).Methods(http.MethodPost)
 	root.Handle("/_matrix/federation/v1/version", a.handle("federation_version", a.version)).Methods(http.MethodGet)
+	root.Handle("/_matrix/federation/v1/openid/userinfo", a.handle("openid_userinfo", a.openIDUserInfo)).Methods(http.MethodGet)
 	a.registerRooms(root)
 }
 

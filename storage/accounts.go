@@ -201,3 +201,11 @@ type ProfileStore interface {
 	// DeleteProfileField removes one field; a missing field is not an error.
 	DeleteProfileField(ctx context.Context, userID id.UserID, field string) error
 }
+
+// OpenIDStore keeps the OpenID tokens users request for other services.
+type OpenIDStore interface {
+	// CreateOpenIDToken stores the SHA-256 of a new token of user, valid until expiresTS (ms).
+	CreateOpenIDToken(ctx context.Context, hash []byte, user id.UserID, now, expiresTS int64) error
+	// OpenIDTokenUser returns the owner of an unexpired token; ErrNotFound otherwise.
+	OpenIDTokenUser(ctx context.Context, hash []byte, now int64) (id.UserID, error)
+}

@@ -28,6 +28,7 @@ type Store interface {
 	FederationStore
 	SlidingSyncStore
 	KeyStore
+	OpenIDStore
 	// Close releases the database connections.
 	Close() error
 	// Ping checks that the database answers.
