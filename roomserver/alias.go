@@ -48,10 +48,20 @@ func (s *Server) DeleteAlias(ctx context.Context, user id.UserID, isAdmin bool, 
 // canSendState reports whether user is joined and has the power level to send
 // a state event of evType in the room's current state.
 func (s *Server) canSendState(ctx context.Context, roomID id.RoomID, user id.UserID, evType string) (bool, error) {
-	r, err := s.lockRoom(ctx, roomID)
+	ok, err := s.memberHasPower(ctx, roomID, user, func(pl *event.PowerLevelsEventContent) int {
+		return pl.GetEventLevel(event.Type{Type: evType, Class: event.StateEventType})
+	})
 	if errors.Is(err, ErrRoomNotFound) {
 		return false, nil
-	} else if err != nil {
+	}
+	return ok, err
+}
+
+// memberHasPower reports whether user is joined to the room and a creator
+// (infinite power in v12) or has at least the power level need asks for.
+func (s *Server) memberHasPower(ctx context.Context, roomID id.RoomID, user id.UserID, need func(*event.PowerLevelsEventContent) int) (bool, error) {
+	r, err := s.lockRoom(ctx, roomID)
+	if err != nil {
 		return false, err
 	}
 	defer r.mu.Unlock()
@@ -66,7 +76,7 @@ func (s *Server) canSendState(ctx context.Context, roomID id.RoomID, user id.Use
 	if e, ok := w.get(event.StatePowerLevels.Type, ""); ok {
 		_ = json.Unmarshal(e.pdu.Content, &pl)
 	}
-	return pl.GetUserLevel(user) >= pl.GetEventLevel(event.Type{Type: evType, Class: event.StateEventType}), nil
+	return pl.GetUserLevel(user) >= need(&pl), nil
 }
 
 // dropCanonicalAlias removes alias from the room's m.room.canonical_alias, if present.

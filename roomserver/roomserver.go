@@ -241,17 +241,7 @@ func (s *Server) evictLocked() {
 // DropRoom removes a room from the cache after its data was deleted from
 // storage (an administrator's purge): the next request reloads it and finds
 // the room gone instead of writing into the cached state.
-func (s *Server) DropRoom(roomID id.RoomID) {
-	s.mu.Lock()
-	r := s.rooms[roomID]
-	s.mu.Unlock()
-	if r == nil {
-		return
-	}
-	r.mu.Lock()
-	s.forget(r)
-	r.mu.Unlock()
-}
+func (s *Server) DropRoom(roomID id.RoomID) { s.dropRoom(roomID) }
 
 // forget drops a room from the cache (after a failed write whose effects are
 // unknown). r must be locked.

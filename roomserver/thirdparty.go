@@ -174,23 +174,7 @@ func (s *Server) ThirdPartyInviteSender(ctx context.Context, roomID id.RoomID, t
 // MayInvite reports whether user is joined to the room with the power level
 // to invite (which the auth rules also ask of m.room.third_party_invite).
 func (s *Server) MayInvite(ctx context.Context, roomID id.RoomID, user id.UserID) (bool, error) {
-	r, err := s.lockRoom(ctx, roomID)
-	if err != nil {
-		return false, err
-	}
-	defer r.mu.Unlock()
-	w := newWorking(r)
-	if w.membership(user) != event.MembershipJoin {
-		return false, nil
-	}
-	if s.isCreator(w, user) {
-		return true, nil
-	}
-	var pl event.PowerLevelsEventContent
-	if e, ok := w.get(event.StatePowerLevels.Type, ""); ok {
-		_ = json.Unmarshal(e.pdu.Content, &pl)
-	}
-	return pl.GetUserLevel(user) >= pl.Invite(), nil
+	return s.memberHasPower(ctx, roomID, user, (*event.PowerLevelsEventContent).Invite)
 }
 
 // AwaitInvite waits, up to timeout, until this server has user's invite into
