@@ -49,7 +49,7 @@ func (in *Inbox) SetRemoteTyping(ctx context.Context, room id.RoomID, user id.Us
 	if timeout <= 0 || timeout > maxTypingTimeout {
 		timeout = defaultTypingTimeout
 	}
-	in.typing.set(room, user, typing, timeout)
+	in.setTyping(room, user, typing, timeout)
 	return nil
 }
 

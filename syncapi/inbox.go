@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -97,6 +98,8 @@ type Inbox struct {
 	pushersGen int64
 
 	typing *typingState
+	// typingLink shares typing changes with other processes (LinkTyping).
+	typingLink atomic.Pointer[typingLink]
 	// eduSink sends local typing and receipts to other servers (SetEDUSink).
 	eduSink  EDUSink
 	presence *presenceState

@@ -52,4 +52,30 @@ func TestSyncAcrossProcesses(t *testing.T) {
 	}
 	// The second process counted carol's notification although she joined through the first.
 	waitCounts(t, carol, room, counts{1, 0}, nil)
+
+	// Typing through one process shows in the other's /sync, and so does its end.
+	typingIn := func(want bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for since := ""; ; {
+			params := map[string]string{"timeout": "1000"}
+			if since != "" {
+				params["since"] = since
+			}
+			r := inboxSync(t, carol, params)
+			since = r.NextBatch
+			for _, e := range r.Rooms.Join[room].Ephemeral.Events {
+				if e.Type == "m.typing" && strings.Contains(string(e.Content), string(alice.UserID)) == want {
+					return
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("carol on the first process never saw alice typing=%v", want)
+			}
+		}
+	}
+	alice2.MustDo(t, http.MethodPut, testserver.Sprintf("rooms/%s/typing/%s", room, alice.UserID), map[string]any{"typing": true, "timeout": 30000})
+	typingIn(true)
+	alice2.MustDo(t, http.MethodPut, testserver.Sprintf("rooms/%s/typing/%s", room, alice.UserID), map[string]any{"typing": false})
+	typingIn(false)
 }

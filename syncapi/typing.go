@@ -146,7 +146,7 @@ func (in *Inbox) putTyping(w http.ResponseWriter, r *http.Request, dev *authn.De
 	if body.Timeout != nil {
 		timeout = min(time.Duration(*body.Timeout)*time.Millisecond, maxTypingTimeout)
 	}
-	in.typing.set(room, dev.UserID, *body.Typing, timeout)
+	in.setTyping(room, dev.UserID, *body.Typing, timeout)
 	in.sendTypingEDU(room, dev.UserID, *body.Typing, timeout)
 	return httputil.WriteJSON(w, http.StatusOK, httputil.Empty)
 }

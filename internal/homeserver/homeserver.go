@@ -210,6 +210,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	go admin.WatchChanges(retCtx) // other processes' moderation changes
 	// Other processes' writes wake this one's /sync long-polls, and back.
 	notifier.LinkProcesses(retCtx, store, pduStream.LocalRoomUsers, log)
+	hs.Inbox.LinkTyping(retCtx, store)
 	go indexForSearch(retCtx, store, log)
 	return hs, nil
 }
