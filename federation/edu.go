@@ -16,6 +16,8 @@ type Ephemeral interface {
 	SetRemoteTyping(ctx context.Context, room id.RoomID, user id.UserID, typing bool, timeout time.Duration) error
 	// SetRemoteReceipt records a remote user's read receipt.
 	SetRemoteReceipt(ctx context.Context, room id.RoomID, user id.UserID, ev id.EventID, thread string) error
+	// SetRemotePresence records a remote user's presence.
+	SetRemotePresence(ctx context.Context, user id.UserID, presence string, statusMsg *string, lastActiveAgo int64) error
 }
 
 // ToDevice receives to-device messages and device-list updates of remote users (the key server).
@@ -24,7 +26,7 @@ type ToDevice interface {
 	RemoteDeviceListUpdate(ctx context.Context, origin string, user id.UserID) error
 }
 
-// EDUs handles the EDUs of inbound transactions: m.typing and m.receipt go
+// EDUs handles the EDUs of inbound transactions: m.typing, m.receipt and m.presence go
 // to the inbox, m.direct_to_device to the key server; other types are
 // ignored. Users must belong to the origin server.
 type EDUs struct {
@@ -95,6 +97,26 @@ func (e *EDUs) HandleEDU(r *http.Request, origin, eduType string, content json.R
 				if err := e.Sink.SetRemoteReceipt(ctx, room, user, rc.EventIDs[0], rc.Data.ThreadID); err != nil {
 					return err
 				}
+			}
+		}
+	case "m.presence":
+		var c struct {
+			Push []struct {
+				UserID        id.UserID `json:"user_id"`
+				Presence      string    `json:"presence"`
+				StatusMsg     *string   `json:"status_msg"`
+				LastActiveAgo int64     `json:"last_active_ago"`
+			} `json:"push"`
+		}
+		if err := json.Unmarshal(content, &c); err != nil {
+			return err
+		}
+		for _, p := range c.Push {
+			if p.UserID.Homeserver() != origin {
+				continue
+			}
+			if err := e.Sink.SetRemotePresence(ctx, p.UserID, p.Presence, p.StatusMsg, p.LastActiveAgo); err != nil {
+				return err
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package syncapi
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"maunium.net/go/mautrix/id"
@@ -13,6 +14,8 @@ import (
 type EDUSink interface {
 	// SendRoomEDU queues an EDU for every other server with members in room.
 	SendRoomEDU(room id.RoomID, eduType string, content any)
+	// SendEDU queues an EDU for the given servers.
+	SendEDU(dests []string, eduType string, content any)
 }
 
 // SetEDUSink connects the inbox to federation; call it before serving.
@@ -56,4 +59,15 @@ func (in *Inbox) SetRemoteTyping(ctx context.Context, room id.RoomID, user id.Us
 // SetRemoteReceipt records a remote user's public read receipt (m.receipt EDU).
 func (in *Inbox) SetRemoteReceipt(ctx context.Context, room id.RoomID, user id.UserID, ev id.EventID, thread string) error {
 	return in.setReceipt(ctx, user, room, receiptRead, ev, thread)
+}
+
+// SetRemotePresence records a remote user's presence (m.presence EDU).
+func (in *Inbox) SetRemotePresence(ctx context.Context, user id.UserID, presence string, statusMsg *string, lastActiveAgo int64) error {
+	switch presence {
+	case presenceOnline, presenceUnavailable, presenceOffline:
+	default:
+		return fmt.Errorf("unknown presence %q", presence)
+	}
+	in.presence.setRemote(user, presence, statusMsg, lastActiveAgo)
+	return nil
 }

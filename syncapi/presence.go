@@ -33,8 +33,16 @@ type presenceInfo struct {
 	syncing int
 	// idle is set when the user became unavailable by the idle timer.
 	idle bool
-	pos  int64
+	// remote is set for users of other servers (m.presence EDUs): their
+	// server decides their presence; only remotePresenceTimeout applies here.
+	remote bool
+	pos    int64
 }
+
+// remotePresenceTimeout turns a remote user offline when their server sent
+// nothing about them for this long (servers refresh online users' presence
+// more often than that).
+const remotePresenceTimeout = 30 * time.Minute
 
 // presenceState is the in-memory presence of local users, with an in-memory
 // stream position. It implements SyncObserver: set_presence on /sync marks
@@ -147,7 +155,8 @@ func (p *presenceState) put(user id.UserID, presence string, statusMsg *string) 
 	}
 }
 
-// wake wakes user and everyone sharing a room with them.
+// wake wakes user and everyone sharing a room with them and, for a local
+// user, sends the new presence to the other servers in those rooms.
 func (p *presenceState) wake(user id.UserID) {
 	ctx := context.Background()
 	p.in.notifier.WakeUsers(user)
@@ -155,12 +164,51 @@ func (p *presenceState) wake(user id.UserID) {
 	if err != nil {
 		return
 	}
+	local := user.Homeserver() == p.in.cfg.ServerName
+	servers := map[string]bool{}
 	for _, r := range rooms {
 		members, err := p.in.rooms.JoinedMembers(ctx, r)
-		if err == nil {
-			p.in.notifier.WakeUsers(members...)
+		if err != nil {
+			continue
+		}
+		p.in.notifier.WakeUsers(members...)
+		if local {
+			for _, m := range members {
+				servers[m.Homeserver()] = true
+			}
 		}
 	}
+	delete(servers, p.in.cfg.ServerName)
+	if len(servers) == 0 || p.in.eduSink == nil {
+		return
+	}
+	c, _, ok := p.content(user, time.Now())
+	if !ok {
+		return
+	}
+	c["user_id"] = user
+	dests := make([]string, 0, len(servers))
+	for s := range servers {
+		dests = append(dests, s)
+	}
+	p.in.eduSink.SendEDU(dests, "m.presence", map[string]any{"push": []any{c}})
+}
+
+// setRemote applies a remote user's presence from an m.presence EDU.
+func (p *presenceState) setRemote(user id.UserID, presence string, statusMsg *string, lastActiveAgo int64) {
+	if !p.enabled() {
+		return
+	}
+	now := time.Now()
+	p.mu.Lock()
+	info := p._info(user)
+	info.remote = true
+	info.lastSeen = now
+	info.lastActive = now.Add(-time.Duration(max(lastActiveAgo, 0)) * time.Millisecond)
+	info.statusMsg = statusMsg
+	p._set(info, presence)
+	p.mu.Unlock()
+	p.wake(user)
 }
 
 // run applies the idle and offline timeouts until ctx ends.
@@ -180,6 +228,13 @@ func (p *presenceState) run(ctx context.Context) {
 			var changed []id.UserID
 			p.mu.Lock()
 			for user, info := range p.users {
+				if info.remote {
+					if info.presence != presenceOffline && now.Sub(info.lastSeen) > remotePresenceTimeout {
+						p._set(info, presenceOffline)
+						changed = append(changed, user)
+					}
+					continue
+				}
 				switch {
 				case info.presence != presenceOffline && info.syncing == 0 && now.Sub(info.lastSeen) > offline:
 					p._set(info, presenceOffline)
