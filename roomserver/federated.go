@@ -1,6 +1,7 @@
 package roomserver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json/jsontext"
 	"encoding/json/v2"
@@ -60,6 +61,8 @@ type remoteEvent struct {
 	p    *pdu.PDU
 	id   id.EventID
 	json []byte
+	// ref is the reference hash of a v1/v2 event (nil otherwise).
+	ref []byte
 }
 
 // parseRemote parses a PDU of room version v received over federation and
@@ -68,7 +71,7 @@ type remoteEvent struct {
 // sender's server, 3. valid content hash, else the event is redacted.
 func (s *Server) parseRemote(v id.RoomVersion, raw []byte) (*remoteEvent, error) {
 	if isV1(v) {
-		return nil, fmt.Errorf("%w: room version %s over federation", ErrUnsupportedRoomVersion, v)
+		return s.parseRemoteV1(v, raw)
 	}
 	if len(raw) > maxEventBytes {
 		return nil, fmt.Errorf("%w: event larger than %d bytes", ErrTooLarge, maxEventBytes)
@@ -150,6 +153,12 @@ func (s *Server) InputRemoteEvents(ctx context.Context, origin string, raws []js
 }
 
 func eventIDOf(v id.RoomVersion, raw []byte) (id.EventID, error) {
+	if isV1(v) {
+		if evID := gjson.GetBytes(raw, "event_id").Str; evID != "" {
+			return id.EventID(evID), nil
+		}
+		return "", fmt.Errorf("%w: no event_id", ErrBadRequest)
+	}
 	p, err := parsePDU(raw)
 	if err != nil {
 		return "", err
@@ -202,7 +211,7 @@ func (s *Server) inputLocked(ctx context.Context, r *room, origin string, ev *re
 		ne.Membership = gjson.GetBytes(p.Content, "membership").Str
 	}
 	// 4. Auth against the event's own auth_events.
-	authErr := eventauth.Authorize(r.version, p, nil, s.storedPDUs(ctx), s.getKey)
+	authErr := eventauth.Authorize(r.version, p, nil, s.storedPDUs(ctx, r.version), s.getKey)
 	// 5. Auth against the state before the event.
 	var before map[storage.StateKeyTuple]id.EventID
 	if authErr == nil {
@@ -241,13 +250,14 @@ func (s *Server) inputLocked(ctx context.Context, r *room, origin string, ev *re
 	if accepted {
 		ext := slices.DeleteFunc(slices.Clone(r.extremities), func(e id.EventID) bool { return slices.Contains(p.PrevEvents, e) })
 		w.extremities = append(ext, ev.id)
+		w.refs = extremityRefs(r.refs, w.extremities, ev)
 		if p.StateKey != nil {
 			k := storage.StateKeyTuple{Type: p.Type, StateKey: *p.StateKey}
 			if prev, ok := r.state[k]; ok {
 				ne.Unsigned = prevUnsigned(prev)
 			}
 			ne.UpdateCurrentState = true
-			w.overlay[k] = stateEntry{id: ev.id, pdu: p}
+			w.overlay[k] = stateEntry{id: ev.id, pdu: p, ref: ev.ref}
 		}
 	}
 	evs, err := s.commit(ctx, w, nil)
@@ -304,7 +314,7 @@ func (s *Server) fetchMissing(ctx context.Context, r *room, origin string, ev *r
 }
 
 // storedPDUs is an eventauth.GetEventsFunc over stored events (rejected flags kept).
-func (s *Server) storedPDUs(ctx context.Context) eventauth.GetEventsFunc {
+func (s *Server) storedPDUs(ctx context.Context, v id.RoomVersion) eventauth.GetEventsFunc {
 	return func(ids []id.EventID) ([]*pdu.PDU, error) {
 		evs, err := s.store.GetEvents(ctx, ids)
 		if err != nil {
@@ -323,12 +333,10 @@ func (s *Server) storedPDUs(ctx context.Context) eventauth.GetEventsFunc {
 				}
 				continue
 			}
-			p, err := parsePDU(e.JSON)
+			p, err := parseStored(v, e)
 			if err != nil {
 				return nil, err
 			}
-			p.InternalMeta.EventID = e.EventID
-			p.InternalMeta.Rejected = e.Rejected
 			out[i] = p
 		}
 		if len(ids) == 1 && out[0] == nil {
@@ -385,11 +393,10 @@ func (s *Server) lookupIn(ctx context.Context, v id.RoomVersion, p *pdu.PDU, ids
 	}
 	byKey := map[storage.StateKeyTuple]*pdu.PDU{}
 	for _, e := range evs {
-		pp, err := parsePDU(e.JSON)
+		pp, err := parseStored(v, e)
 		if err != nil {
 			return nil, err
 		}
-		pp.InternalMeta.EventID = e.EventID
 		byKey[storage.StateKeyTuple{Type: e.Type, StateKey: *e.StateKey}] = pp
 	}
 	return func(t, k string) *pdu.PDU { return byKey[storage.StateKeyTuple{Type: t, StateKey: k}] }, nil
@@ -424,17 +431,15 @@ func (s *Server) resolveFork(ctx context.Context, r *room, ev *remoteEvent, befo
 			return nil, err
 		}
 		for _, e := range evs {
-			p, err := parsePDU(e.JSON)
+			p, err := parseStored(r.version, e)
 			if err != nil {
-				return nil, fmt.Errorf("parse %s: %w", e.EventID, err)
+				return nil, err
 			}
-			p.InternalMeta.EventID = e.EventID
-			p.InternalMeta.Rejected = e.Rejected
 			out = append(out, p)
 		}
 		return out, nil
 	}
-	resolved, err := stateres.Resolve(ctx, r.version, []stateres.StateMap{cur, after}, fetch)
+	resolved, err := stateres.Resolve(ctx, stateResVersion(r.version), []stateres.StateMap{cur, after}, fetch)
 	if err != nil {
 		return nil, err
 	}
@@ -461,6 +466,23 @@ func (s *Server) authorizeAgainst(v id.RoomVersion, p *pdu.PDU, state func(t, k 
 		return nil, nil
 	}
 	return eventauth.Authorize(v, p, auth, getEvents, s.getKey)
+}
+
+// extremityRefs returns the reference hashes of the extremities ext of a
+// v1/v2 room, ev among them (nil for other room versions).
+func extremityRefs(old map[id.EventID][]byte, ext []id.EventID, ev *remoteEvent) map[id.EventID][]byte {
+	if ev.ref == nil {
+		return old
+	}
+	out := make(map[id.EventID][]byte, len(ext))
+	for _, e := range ext {
+		if e == ev.id {
+			out[e] = ev.ref
+		} else if ref, ok := old[e]; ok {
+			out[e] = ref
+		}
+	}
+	return out
 }
 
 func sameSet(a, b []id.EventID) bool {
@@ -496,6 +518,21 @@ func (s *Server) inviteRemote(ctx context.Context, w *working, ne *storage.NewEv
 	signed, err := s.remote.Invite(ctx, target.Homeserver(), w.roomID, ne.EventID, w.version, ne.JSON, stripped)
 	if err != nil {
 		return fmt.Errorf("%w: invite to %s: %v", ErrRemote, target.Homeserver(), err)
+	}
+	if isV1(w.version) {
+		var e pdu.RoomV1PDU
+		if err := json.Unmarshal(signed, &e); err != nil {
+			return fmt.Errorf("%w: invite response: %v", ErrRemote, err)
+		}
+		e.Unsigned = nil
+		if ref, err := e.GetReferenceHash(w.version); err != nil || e.EventID != ne.EventID || !bytes.Equal(ref[:], w.refs[ne.EventID]) {
+			return fmt.Errorf("%w: invite came back as a different event", ErrRemote)
+		}
+		if err := e.VerifySignature(w.version, target.Homeserver(), s.getKey); err != nil {
+			return fmt.Errorf("%w: invite not signed by %s: %v", ErrRemote, target.Homeserver(), err)
+		}
+		ne.JSON, err = json.Marshal(&e)
+		return err
 	}
 	p, err := parsePDU(signed)
 	if err != nil {
@@ -566,16 +603,18 @@ func (s *Server) inputFork(ctx context.Context, r *room, ev *remoteEvent, ne *st
 	}
 	before0 := len(r.state)
 	for _, e := range evs {
-		pp, err := parsePDU(e.JSON)
+		pp, ref, err := parseEvent(r.version, e.JSON)
 		if err != nil {
 			s.forget(r)
 			return err
 		}
-		r.state[storage.StateKeyTuple{Type: e.Type, StateKey: *e.StateKey}] = stateEntry{id: e.EventID, pdu: pp}
+		pp.InternalMeta.EventID = e.EventID
+		r.state[storage.StateKeyTuple{Type: e.Type, StateKey: *e.StateKey}] = stateEntry{id: e.EventID, pdu: pp, ref: ref}
 	}
 	if p.StateKey != nil && ne.UpdateCurrentState {
-		r.state[storage.StateKeyTuple{Type: p.Type, StateKey: *p.StateKey}] = stateEntry{id: ev.id, pdu: p}
+		r.state[storage.StateKeyTuple{Type: p.Type, StateKey: *p.StateKey}] = stateEntry{id: ev.id, pdu: p, ref: ev.ref}
 	}
+	r.refs = extremityRefs(r.refs, ext, ev)
 	s.cachedState.Add(int64(len(r.state) - before0))
 	r.extremities = ext
 	r.depth = max(r.depth, p.Depth)

@@ -124,14 +124,12 @@ func (s *Server) walkBack(ctx context.Context, roomID id.RoomID, start, stop []i
 			if (!first || includeStart) && !e.Rejected && !e.Outlier && len(out) < limit {
 				out = append(out, e)
 			}
-			gjson.GetBytes(e.JSON, "prev_events").ForEach(func(_, v gjson.Result) bool {
-				p := id.EventID(v.Str)
-				if p != "" && !seen[p] {
+			for _, p := range refIDs(gjson.GetBytes(e.JSON, "prev_events")) {
+				if !seen[p] {
 					seen[p] = true
 					frontier = append(frontier, p)
 				}
-				return true
-			})
+			}
 		}
 		first = false
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json/v2"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 
@@ -24,7 +25,7 @@ import (
 // make_knock: an unsigned m.room.member event of userID on top of the
 // room's current state, checked against the auth rules. versions are the
 // room versions the remote server supports (nil: any).
-func (s *Server) MakeMembership(ctx context.Context, roomID id.RoomID, userID id.UserID, m event.Membership, versions []id.RoomVersion) (*pdu.PDU, id.RoomVersion, error) {
+func (s *Server) MakeMembership(ctx context.Context, roomID id.RoomID, userID id.UserID, m event.Membership, versions []id.RoomVersion) (jsontext.Value, id.RoomVersion, error) {
 	r, err := s.lockRoom(ctx, roomID)
 	if err != nil {
 		return nil, "", err
@@ -35,9 +36,6 @@ func (s *Server) MakeMembership(ctx context.Context, roomID id.RoomID, userID id
 	}
 	if versions != nil && !slices.Contains(versions, r.version) {
 		return nil, r.version, ErrIncompatibleVersion
-	}
-	if isV1(r.version) {
-		return nil, r.version, ErrUnsupportedRoomVersion
 	}
 	sk := string(userID)
 	p := &pdu.PDU{
@@ -53,7 +51,19 @@ func (s *Server) MakeMembership(ctx context.Context, roomID id.RoomID, userID id
 	if err := s.authorizeAgainst(r.version, p, r.lookup); err != nil {
 		return nil, r.version, fmt.Errorf("%w: %v", ErrForbidden, err)
 	}
-	return p, r.version, nil
+	if isV1(r.version) {
+		refs := map[id.EventID][]byte{}
+		maps.Copy(refs, r.refs)
+		for _, e := range r.state {
+			if slices.Contains(p.AuthEvents, e.id) {
+				refs[e.id] = e.ref
+			}
+		}
+		tmpl, err := v1Template(p, refs)
+		return tmpl, r.version, err
+	}
+	tmpl, err := json.Marshal(p)
+	return tmpl, r.version, err
 }
 
 func (r *room) lookup(t, k string) *pdu.PDU {
@@ -151,14 +161,12 @@ func (s *Server) AuthChain(ctx context.Context, ids []id.EventID) ([]*storage.Ev
 			if !first {
 				out = append(out, e)
 			}
-			gjson.GetBytes(e.JSON, "auth_events").ForEach(func(_, v gjson.Result) bool {
-				a := id.EventID(v.Str)
-				if a != "" && !seen[a] {
+			for _, a := range refIDs(gjson.GetBytes(e.JSON, "auth_events")) {
+				if !seen[a] {
 					seen[a] = true
 					frontier = append(frontier, a)
 				}
-				return true
-			})
+			}
 		}
 		first = false
 	}
@@ -218,7 +226,7 @@ func (s *Server) joinRemoteVia(ctx context.Context, req MembershipRequest, serve
 	if err != nil {
 		return "", err
 	}
-	if !Supported(version) || isV1(version) {
+	if !Supported(version) {
 		return "", fmt.Errorf("%w: %s", ErrUnsupportedRoomVersion, version)
 	}
 	p, raw, err := s.signTemplate(ctx, tmpl, version, req, event.MembershipJoin)
@@ -398,10 +406,12 @@ func (s *Server) ReceiveInvite(ctx context.Context, origin string, roomID id.Roo
 	if _, err := s.store.GetAccount(ctx, id.UserID(*p.StateKey)); err != nil {
 		return nil, fmt.Errorf("%w: no such user", ErrEventNotFound)
 	}
-	if err := p.Sign(version, s.serverName, s.key.ID, s.key.Priv); err != nil {
-		return nil, err
+	var signed []byte
+	if isV1(version) {
+		signed, err = s.countersignV1(version, re.json)
+	} else if err = p.Sign(version, s.serverName, s.key.ID, s.key.Priv); err == nil {
+		signed, err = json.Marshal(p)
 	}
-	signed, err := json.Marshal(p)
 	if err != nil {
 		return nil, err
 	}
@@ -419,7 +429,7 @@ func (s *Server) ReceiveInvite(ctx context.Context, origin string, roomID id.Roo
 // signTemplate turns a make_join/make_leave/make_knock template into our
 // signed event: the content gets our profile (joins), req.Extra and reason.
 func (s *Server) signTemplate(ctx context.Context, tmpl []byte, version id.RoomVersion, req MembershipRequest, m event.Membership) (*pdu.PDU, []byte, error) {
-	p, err := parsePDU(tmpl)
+	p, _, err := parseEvent(version, tmpl)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: make_%s template: %v", ErrRemote, m, err)
 	}
@@ -440,6 +450,9 @@ func (s *Server) signTemplate(ctx context.Context, tmpl []byte, version id.RoomV
 	}
 	if p.Content, err = json.Marshal(content); err != nil {
 		return nil, nil, err
+	}
+	if isV1(version) {
+		return s.signV1Template(tmpl, version, p.Content)
 	}
 	p.OriginServerTS = nowMS()
 	p.Hashes, p.Signatures, p.Unsigned = nil, nil, nil
@@ -470,7 +483,7 @@ func (s *Server) membershipRemote(ctx context.Context, req MembershipRequest, m 
 	var errs []error
 	for _, server := range servers {
 		tmpl, version, err := s.remote.MakeMembership(ctx, server, req.RoomID, req.Sender, m, s.federationVersions())
-		if err == nil && (!Supported(version) || isV1(version)) {
+		if err == nil && !Supported(version) {
 			err = fmt.Errorf("%w: %s", ErrUnsupportedRoomVersion, version)
 		}
 		var p *pdu.PDU
@@ -494,10 +507,9 @@ func (s *Server) federationVersions() []id.RoomVersion {
 	var out []id.RoomVersion
 	_, supported := s.RoomVersions()
 	for v := range supported {
-		if !isV1(v) {
-			out = append(out, v)
-		}
+		out = append(out, v)
 	}
+	slices.Sort(out)
 	return out
 }
 

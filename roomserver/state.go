@@ -40,17 +40,15 @@ func (s *Server) ResolveState(ctx context.Context, version id.RoomVersion, group
 		}
 		out := make([]*pdu.PDU, 0, len(evs))
 		for _, ev := range evs {
-			p, err := parsePDU(ev.JSON)
+			p, err := parseStored(version, ev)
 			if err != nil {
-				return nil, fmt.Errorf("parse %s: %w", ev.EventID, err)
+				return nil, err
 			}
-			p.InternalMeta.EventID = ev.EventID
-			p.InternalMeta.Rejected = ev.Rejected
 			out = append(out, p)
 		}
 		return out, nil
 	}
-	resolved, err := stateres.Resolve(ctx, version, sets, fetch)
+	resolved, err := stateres.Resolve(ctx, stateResVersion(version), sets, fetch)
 	if err != nil {
 		return nil, err
 	}
