@@ -6,11 +6,16 @@
 package federation
 
 import (
+	"bytes"
+	"encoding/json"
+	"encoding/json/jsontext"
+	"io"
 	"net/http"
 	"slices"
 
 	"github.com/gorilla/mux"
 	"go.uber.org/zap"
+	"maunium.net/go/mautrix/crypto/canonicaljson"
 	"maunium.net/go/mautrix/federation"
 	"maunium.net/go/mautrix/id"
 
@@ -78,7 +83,19 @@ func (a *API) authed(name string, h httputil.HandlerFunc) http.Handler {
 		if xm.Origin != "" && slices.Contains(a.d.Config.Federation.DenyServers, xm.Origin) {
 			return httputil.Forbidden("server %s is not allowed to federate with this server", xm.Origin)
 		}
+		body, err := peekBody(r, a.auth.MaxBodySize)
+		if err != nil {
+			return err
+		}
 		req, rerr := a.auth.Authenticate(r)
+		if rerr != nil && rerr.StatusCode == http.StatusUnauthorized && len(body) > 0 && json.Valid(body) {
+			// A body that is JSON but not canonical JSON (floats, integers out
+			// of range) cannot carry a valid signature: say why.
+			v := jsontext.Value(bytes.Clone(body))
+			if err := canonicaljson.Canonicalize(&v); err != nil {
+				return httputil.BadJSON("request body is not valid canonical JSON: %v", err)
+			}
+		}
 		if rerr != nil {
 			code := rerr.ErrCode
 			if code == "M_BAD_JSON" {
@@ -96,6 +113,20 @@ func (a *API) authed(name string, h httputil.HandlerFunc) http.Handler {
 		}
 		return h(w, req)
 	})
+}
+
+// peekBody reads a request body (at most limit+1 bytes) and puts it back for the next reader.
+func peekBody(r *http.Request, limit int64) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	_ = r.Body.Close()
+	if err != nil {
+		return nil, httputil.BadJSON("could not read the request body")
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return body, nil
 }
 
 // origin is the authenticated origin server of a request handled by authed.

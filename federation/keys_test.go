@@ -116,6 +116,12 @@ func TestRequestAuthentication(t *testing.T) {
 			}
 		})
 	}
+	// A body with a float is not canonical JSON, so no signature can cover it: 400 M_BAD_JSON.
+	sendURI := "/_matrix/federation/v1/send/float"
+	floatBody := []byte(`{"origin":"hs2.test","origin_server_ts":1,"pdus":[],"x":1.5}`)
+	if status, body := rawFed(t, hs1, "PUT", sendURI, xMatrix(t, hs2.HS.SigningKey, "PUT", sendURI, "hs2.test", "hs1.test", []byte(`{}`)), floatBody); status != 400 || body["errcode"] != "M_BAD_JSON" {
+		t.Fatalf("float body: %d %v", status, body)
+	}
 	status, body := rawFed(t, hs1, "GET", uri, xMatrix(t, hs2.HS.SigningKey, "GET", uri, "hs2.test", "hs1.test", nil), nil)
 	if status != 200 || body["displayname"] != "Alice" {
 		t.Fatalf("hand-signed request: %d %v", status, body)

@@ -88,6 +88,25 @@ func TestMakeJoinErrors(t *testing.T) {
 	if _, err := c.MakeJoin(ctx, &federation.ReqMakeJoin{RoomID: pub, UserID: "@bob:hs2.test", Via: "hs1.test", SupportedVersions: []id.RoomVersion{"9"}}); !isErr(err, 400, "M_INCOMPATIBLE_ROOM_VERSION") {
 		t.Fatalf("incompatible make_join: %v", err)
 	}
+	// ver lists every version the joining server supports: room version 1 is not implied.
+	v1 := createRoom(t, alice, map[string]any{"preset": "public_chat", "room_version": "1"})
+	if _, err := c.MakeJoin(ctx, &federation.ReqMakeJoin{RoomID: v1, UserID: "@bob:hs2.test", Via: "hs1.test", SupportedVersions: []id.RoomVersion{"2"}}); !isErr(err, 400, "M_INCOMPATIBLE_ROOM_VERSION") {
+		t.Fatalf("v1 room, ver=2: %v", err)
+	}
+	if resp, err := c.MakeJoin(ctx, &federation.ReqMakeJoin{RoomID: v1, UserID: "@bob:hs2.test", Via: "hs1.test"}); err != nil || resp.RoomVersion != "1" {
+		t.Fatalf("v1 room, no ver: %v %+v", err, resp)
+	}
+	// The joining server's client sees the resident server's refusal as it was.
+	bob := hs2.Register(t, "bob")
+	res := bob.Do(t, http.MethodPost, "join/"+url.PathEscape(string(room))+"?server_name=hs1.test", map[string]any{})
+	if res.Status != 403 || res.JSON["errcode"] != "M_FORBIDDEN" {
+		t.Fatalf("client join refused by the remote: %d %s", res.Status, res.Body)
+	}
+	// Once every local user has left, hs1 is no longer resident.
+	alice.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(pub))+"/leave", map[string]any{})
+	if _, err := c.MakeJoin(ctx, &federation.ReqMakeJoin{RoomID: pub, UserID: "@bob:hs2.test", Via: "hs1.test", SupportedVersions: []id.RoomVersion{"11"}}); !isErr(err, 404, "M_NOT_FOUND") {
+		t.Fatalf("make_join after everyone left: %v", err)
+	}
 	// Unknown room.
 	if _, err := c.MakeJoin(ctx, &federation.ReqMakeJoin{RoomID: "!nope:hs1.test", UserID: "@bob:hs2.test", Via: "hs1.test", SupportedVersions: []id.RoomVersion{"11"}}); !isErr(err, 404, "M_NOT_FOUND") {
 		t.Fatalf("unknown room make_join: %v", err)

@@ -31,7 +31,9 @@ func (s *Server) MakeMembership(ctx context.Context, roomID id.RoomID, userID id
 		return nil, "", err
 	}
 	defer r.mu.Unlock()
-	if _, ok := r.state[storage.StateKeyTuple{Type: event.StateCreate.Type}]; !ok {
+	if _, ok := r.state[storage.StateKeyTuple{Type: event.StateCreate.Type}]; !ok || !s.localMemberJoined(r) {
+		// Without a joined local member this server is not resident: it
+		// cannot vouch for the room's current state.
 		return nil, "", ErrNotResident
 	}
 	if versions != nil && !slices.Contains(versions, r.version) {
@@ -64,6 +66,17 @@ func (s *Server) MakeMembership(ctx context.Context, roomID id.RoomID, userID id
 	}
 	tmpl, err := json.Marshal(p)
 	return tmpl, r.version, err
+}
+
+// localMemberJoined reports whether a user of this server is joined to the room. r must be locked.
+func (s *Server) localMemberJoined(r *room) bool {
+	for k, e := range r.state {
+		if k.Type == event.StateMember.Type && id.UserID(k.StateKey).Homeserver() == s.serverName &&
+			gjson.GetBytes(e.pdu.Content, "membership").Str == string(event.MembershipJoin) {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *room) lookup(t, k string) *pdu.PDU {
