@@ -184,7 +184,9 @@ func TestInboundTransactionChecks(t *testing.T) {
 		t.Fatalf("rejected transactions changed the room: stream %d -> %d", before, after)
 	}
 
-	// Per-PDU checks: each bad PDU gets an error; none reaches the timeline.
+	// Per-PDU checks: an event that cannot be processed (bad signature)
+	// gets an error; one that fails the auth rules is processed (empty
+	// result, as Synapse answers) and stored as rejected. None reaches the timeline.
 	forger := signing.Generate()
 	forger.ID = key.ID
 	forged, forgedID := f.build(t, f.bob.UserID, forger, "forged", nil, 0)
@@ -196,11 +198,14 @@ func TestInboundTransactionChecks(t *testing.T) {
 		t.Fatalf("t2: %d %v", status, body)
 	}
 	results := body["pdus"].(map[string]any)
-	for _, bad := range []id.EventID{forgedID, outsiderID} {
-		r, _ := results[string(bad)].(map[string]any)
-		if r["error"] == nil {
-			t.Errorf("%s accepted: %v", bad, results)
-		}
+	if r, _ := results[string(forgedID)].(map[string]any); r["error"] == nil {
+		t.Errorf("forged event accepted: %v", results)
+	}
+	if r, ok := results[string(outsiderID)].(map[string]any); !ok || len(r) != 0 {
+		t.Errorf("rejected event's result: %v", results)
+	}
+	if ev, err := f.hs1.HS.Store.GetEvent(ctx, outsiderID); err != nil || !ev.Rejected {
+		t.Errorf("event of a non-member not stored as rejected: %+v %v", ev, err)
 	}
 	if f.stored(forgedID) {
 		t.Error("event with a bad signature was stored")

@@ -107,10 +107,14 @@ func (s *Server) parseRemote(v id.RoomVersion, raw []byte) (*remoteEvent, error)
 	return &remoteEvent{p: p, id: evID, json: out}, nil
 }
 
+// errStoredRejected marks an event that failed the auth checks and was stored as rejected.
+var errStoredRejected = errors.New("event rejected")
+
 // RemoteResult is the outcome of one PDU of an inbound transaction.
 type RemoteResult struct {
 	EventID id.EventID
-	// Err is nil when the event was accepted (or was already known).
+	// Err is nil when the event was processed: accepted, soft-failed,
+	// rejected by the auth rules (and stored as such) or already known.
 	Err error
 }
 
@@ -147,6 +151,12 @@ func (s *Server) InputRemoteEvents(ctx context.Context, origin string, raws []js
 		}
 		err = s.inputLocked(ctx, r, origin, ev, 0)
 		r.mu.Unlock()
+		if errors.Is(err, errStoredRejected) {
+			// Processed: the event failed the auth checks and is stored as
+			// rejected; that is no error of the transaction (as Synapse).
+			s.log.Info("remote event rejected", logging.EventID(ev.id), zap.String("origin", origin), zap.Error(err))
+			err = nil
+		}
 		out = append(out, RemoteResult{EventID: ev.id, Err: err})
 	}
 	return out
@@ -265,7 +275,7 @@ func (s *Server) inputLocked(ctx context.Context, r *room, origin string, ev *re
 		return err
 	}
 	if authErr != nil {
-		return fmt.Errorf("%w: %v", ErrForbidden, authErr)
+		return fmt.Errorf("%w: %w: %v", ErrForbidden, errStoredRejected, authErr)
 	}
 	if accepted {
 		s.publish(evs, r.version)
