@@ -132,6 +132,36 @@ func (r *Remote) MissingEvents(ctx context.Context, server string, roomID id.Roo
 	return values(resp.Events), nil
 }
 
+// StateIDs implements roomserver.Remote.
+func (r *Remote) StateIDs(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID) ([]id.EventID, []id.EventID, error) {
+	resp, err := r.c.GetStateIDs(ctx, server, roomID, eventID)
+	if err != nil {
+		return nil, nil, remoteErr(err)
+	}
+	return resp.PDUs, resp.AuthChain, nil
+}
+
+// State implements roomserver.Remote.
+func (r *Remote) State(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID) ([]jsontext.Value, []jsontext.Value, error) {
+	resp, err := r.c.GetState(ctx, server, roomID, eventID)
+	if err != nil {
+		return nil, nil, remoteErr(err)
+	}
+	return values(resp.PDUs), values(resp.AuthChain), nil
+}
+
+// Event implements roomserver.Remote.
+func (r *Remote) Event(ctx context.Context, server string, eventID id.EventID) (jsontext.Value, error) {
+	resp, err := r.c.GetEvent(ctx, server, eventID)
+	if err != nil {
+		return nil, remoteErr(err)
+	}
+	if len(resp.PDUs) != 1 {
+		return nil, fmt.Errorf("%w: /event answered %d PDUs", roomserver.ErrRemote, len(resp.PDUs))
+	}
+	return jsontext.Value(resp.PDUs[0]), nil
+}
+
 func values(in []federation.PDU) []jsontext.Value {
 	out := make([]jsontext.Value, len(in))
 	for i, v := range in {

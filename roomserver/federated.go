@@ -48,6 +48,12 @@ type Remote interface {
 	MissingEvents(ctx context.Context, server string, roomID id.RoomID, earliest, latest []id.EventID, limit int) ([]jsontext.Value, error)
 	// MakeMembership asks server for a leave or knock event template (make_leave, make_knock).
 	MakeMembership(ctx context.Context, server string, roomID id.RoomID, userID id.UserID, m event.Membership, versions []id.RoomVersion) (jsontext.Value, id.RoomVersion, error)
+	// StateIDs returns the IDs of the state before eventID and of its auth chain (state_ids).
+	StateIDs(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID) (state, authChain []id.EventID, err error)
+	// State returns the state before eventID and its auth chain (state).
+	State(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID) (state, authChain []jsontext.Value, err error)
+	// Event fetches one event (event).
+	Event(ctx context.Context, server string, eventID id.EventID) (jsontext.Value, error)
 	// SendMembership submits a signed leave or knock (send_leave v2, send_knock).
 	SendMembership(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID, ev jsontext.Value, m event.Membership) error
 }
@@ -195,14 +201,33 @@ func (s *Server) inputLocked(ctx context.Context, r *room, origin string, ev *re
 	if p.Type == event.StateCreate.Type {
 		return fmt.Errorf("%w: m.room.create in an existing room", ErrForbidden)
 	}
-	// Fill gaps: prev_events we do not have are fetched from the origin.
+	// Fill gaps: prev_events we do not have are fetched from the origin
+	// (get_missing_events, for the event the origin pushed to us).
 	missing, err := s.missingEvents(ctx, p.PrevEvents)
 	if err != nil {
 		return err
 	}
-	if len(missing) > 0 && s.remote != nil && depth < maxMissingDepth {
+	if len(missing) > 0 && s.remote != nil && depth == 0 {
 		if err := s.fetchMissing(ctx, r, origin, ev, depth); err != nil {
 			s.log.Info("get_missing_events failed", logging.EventID(ev.id), zap.String("origin", origin), zap.Error(err))
+		}
+		if _, err := s.store.GetEvent(ctx, ev.id); err == nil {
+			return nil // the origin returned the event itself among the missing ones
+		}
+		if missing, err = s.missingEvents(ctx, p.PrevEvents); err != nil {
+			return err
+		}
+	}
+	// Still missing: ask for the state at each missing prev_event (state_ids).
+	var gapStates []map[storage.StateKeyTuple]id.EventID
+	if len(missing) > 0 && s.remote != nil && depth < maxMissingDepth {
+		for _, m := range missing {
+			st, err := s.stateAfterRemote(ctx, r, origin, m)
+			if err != nil {
+				s.log.Info("state at a missing prev_event not obtained", logging.EventID(m), zap.String("origin", origin), zap.Error(err))
+				continue
+			}
+			gapStates = append(gapStates, st)
 		}
 		if missing, err = s.missingEvents(ctx, p.PrevEvents); err != nil {
 			return err
@@ -226,7 +251,7 @@ func (s *Server) inputLocked(ctx context.Context, r *room, origin string, ev *re
 	var before map[storage.StateKeyTuple]id.EventID
 	if authErr == nil {
 		var err error
-		if before, err = s.stateBefore(ctx, r, p); err != nil {
+		if before, err = s.stateBefore(ctx, r, p, gapStates); err != nil {
 			return err
 		}
 		lookup := r.lookup
@@ -312,7 +337,9 @@ func (s *Server) fetchMissing(ctx context.Context, r *room, origin string, ev *r
 			s.log.Info("missing event failed checks", zap.Error(err))
 			continue
 		}
-		evs = append(evs, e)
+		if e.id != ev.id && !slices.ContainsFunc(evs, func(o *remoteEvent) bool { return o.id == e.id }) {
+			evs = append(evs, e)
+		}
 	}
 	sort.SliceStable(evs, func(i, j int) bool { return evs[i].p.Depth < evs[j].p.Depth })
 	for _, e := range evs {
@@ -358,9 +385,10 @@ func (s *Server) storedPDUs(ctx context.Context, v id.RoomVersion) eventauth.Get
 
 // stateBefore returns the state before p: nil (meaning the room's current
 // state) when p's prev_events are the room's forward extremities, else the
-// resolution (state res v2) of the states after each known prev_event.
-func (s *Server) stateBefore(ctx context.Context, r *room, p *pdu.PDU) (map[storage.StateKeyTuple]id.EventID, error) {
-	if sameSet(p.PrevEvents, r.extremities) {
+// resolution (state res v2) of the states after each known prev_event and
+// of gapStates (the states after prev_events fetched as outliers).
+func (s *Server) stateBefore(ctx context.Context, r *room, p *pdu.PDU, gapStates []map[storage.StateKeyTuple]id.EventID) (map[storage.StateKeyTuple]id.EventID, error) {
+	if len(gapStates) == 0 && sameSet(p.PrevEvents, r.extremities) {
 		return nil, nil
 	}
 	prevs, err := s.store.GetEvents(ctx, p.PrevEvents)
@@ -374,15 +402,21 @@ func (s *Server) stateBefore(ctx context.Context, r *room, p *pdu.PDU) (map[stor
 		}
 		groups = append(groups, e.StateAfter)
 	}
-	if len(groups) == 0 {
+	states := slices.Clone(gapStates)
+	for _, g := range groups {
+		ids, err := s.store.StateIDs(ctx, g)
+		if err != nil {
+			return nil, fmt.Errorf("state before %s: %w", p.InternalMeta.EventID, err)
+		}
+		states = append(states, ids)
+	}
+	switch len(states) {
+	case 0:
 		return nil, nil
+	case 1:
+		return states[0], nil
 	}
-	var ids map[storage.StateKeyTuple]id.EventID
-	if len(groups) == 1 {
-		ids, err = s.store.StateIDs(ctx, groups[0])
-	} else {
-		ids, err = s.ResolveState(ctx, r.version, groups)
-	}
+	ids, err := s.resolveMaps(ctx, r.version, states)
 	if err != nil {
 		return nil, fmt.Errorf("state before %s: %w", p.InternalMeta.EventID, err)
 	}

@@ -21,12 +21,21 @@ import (
 // the event and the new current state; it then stores the event with
 // NewEvent.UpdateCurrentState according to the resolved state.
 func (s *Server) ResolveState(ctx context.Context, version id.RoomVersion, groups []int64) (map[storage.StateKeyTuple]id.EventID, error) {
-	sets := make([]stateres.StateMap, 0, len(groups))
+	maps := make([]map[storage.StateKeyTuple]id.EventID, 0, len(groups))
 	for _, g := range groups {
 		ids, err := s.store.StateIDs(ctx, g)
 		if err != nil {
 			return nil, fmt.Errorf("load state group %d: %w", g, err)
 		}
+		maps = append(maps, ids)
+	}
+	return s.resolveMaps(ctx, version, maps)
+}
+
+// resolveMaps resolves state maps whose events are stored (outliers included).
+func (s *Server) resolveMaps(ctx context.Context, version id.RoomVersion, states []map[storage.StateKeyTuple]id.EventID) (map[storage.StateKeyTuple]id.EventID, error) {
+	sets := make([]stateres.StateMap, 0, len(states))
+	for _, ids := range states {
 		m := make(stateres.StateMap, len(ids))
 		for k, v := range ids {
 			m[stateres.StateKey{Type: k.Type, StateKey: k.StateKey}] = v
