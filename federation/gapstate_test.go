@@ -140,3 +140,62 @@ func TestMissingPrevEventsStateIDsFallback(t *testing.T) {
 		t.Fatalf("state_ids at an outlier: %d %v", st, b)
 	}
 }
+
+// In room version 6 and later an event that is not canonical JSON (here a
+// float in its content) is invalid: a server returning one from
+// get_missing_events does not get it stored, not even redacted.
+func TestMissingEventWithFloatIgnored(t *testing.T) {
+	f := joinedPair(t)
+	key := f.hs2.HS.SigningKey
+	bad, _ := f.build(t, f.bob.UserID, key, "float", nil, 0)
+	bad.Content = jsontext.Value(`{"msgtype":"m.text","body":"float","bad_val":1.1}`)
+	bad.Hashes, bad.Signatures = &pdu.Hashes{SHA256: make([]byte, 32)}, nil
+	if err := bad.Sign("11", "hs2.test", key.ID, key.Priv); err != nil {
+		t.Fatal(err)
+	}
+	badID, err := bad.GetEventID("11")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, nextID := f.build(t, f.bob.UserID, key, "after the float", []id.EventID{badID}, bad.Depth+1)
+	interceptHS2(t, f, func(w http.ResponseWriter, req *http.Request) bool {
+		if !strings.HasPrefix(req.URL.Path, "/_matrix/federation/v1/get_missing_events/") {
+			return false
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"events": []json.RawMessage{raw(t, bad)}})
+		return true
+	})
+	status, body := f.sendRaw(t, "float", txn("hs2.test", raw(t, next)))
+	if status != 200 {
+		t.Fatalf("send: %d %v", status, body)
+	}
+	if f.stored(badID) {
+		t.Fatal("an event with a float was stored")
+	}
+	if res := body["pdus"].(map[string]any)[string(nextID)].(map[string]any); res["error"] == nil || f.stored(nextID) {
+		t.Fatalf("event after the invalid one accepted: %v", res)
+	}
+}
+
+// An invite countersigned into something that is not canonical JSON is
+// refused with M_BAD_JSON (room version 6 and later).
+func TestInviteResponseWithFloatRefused(t *testing.T) {
+	f := joinedPair(t)
+	carol := f.hs2.Register(t, "carol")
+	interceptHS2(t, f, func(w http.ResponseWriter, req *http.Request) bool {
+		if !strings.HasPrefix(req.URL.Path, "/_matrix/federation/v2/invite/") {
+			return false
+		}
+		var body struct {
+			Event map[string]any `json:"event"`
+		}
+		_ = json.NewDecoder(req.Body).Decode(&body)
+		body.Event["bad_val"] = 1.1
+		_ = json.NewEncoder(w).Encode(map[string]any{"event": body.Event})
+		return true
+	})
+	res := f.alice.Do(t, http.MethodPost, "rooms/"+string(f.room)+"/invite", map[string]any{"user_id": carol.UserID})
+	if res.Status != 400 || res.JSON["errcode"] != "M_BAD_JSON" {
+		t.Fatalf("invite with a float in the response: %d %s", res.Status, res.Body)
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
+	"maunium.net/go/mautrix/crypto/canonicaljson"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/federation/eventauth"
 	"maunium.net/go/mautrix/federation/pdu"
@@ -82,6 +83,9 @@ func (s *Server) parseRemote(v id.RoomVersion, raw []byte) (*remoteEvent, error)
 	if len(raw) > maxEventBytes {
 		return nil, fmt.Errorf("%w: event larger than %d bytes", ErrTooLarge, maxEventBytes)
 	}
+	if err := checkCanonical(v, raw); err != nil {
+		return nil, err
+	}
 	p, err := parsePDU(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: invalid PDU: %v", ErrBadRequest, err)
@@ -115,6 +119,20 @@ func (s *Server) parseRemote(v id.RoomVersion, raw []byte) (*remoteEvent, error)
 
 // errStoredRejected marks an event that failed the auth checks and was stored as rejected.
 var errStoredRejected = errors.New("event rejected")
+
+// checkCanonical rejects, in room version 6 and later, an event that is not
+// canonical JSON (floats, integers beyond ±(2^53-1)): such an event is
+// invalid, not merely redacted.
+func checkCanonical(v id.RoomVersion, raw []byte) error {
+	if !v.ForbidFloatsAndBigInts() {
+		return nil
+	}
+	c := jsontext.Value(bytes.Clone(raw))
+	if err := canonicaljson.Canonicalize(&c); err != nil {
+		return fmt.Errorf("%w: event is not valid canonical JSON: %v", ErrBadRequest, err)
+	}
+	return nil
+}
 
 // RemoteResult is the outcome of one PDU of an inbound transaction.
 type RemoteResult struct {
@@ -577,6 +595,9 @@ func (s *Server) inviteRemote(ctx context.Context, w *working, ne *storage.NewEv
 		}
 		ne.JSON, err = json.Marshal(&e)
 		return err
+	}
+	if err := checkCanonical(w.version, signed); err != nil {
+		return fmt.Errorf("invite response from %s: %w", target.Homeserver(), err)
 	}
 	p, err := parsePDU(signed)
 	if err != nil {
