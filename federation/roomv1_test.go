@@ -2,11 +2,16 @@ package federation_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json/v2"
+	"maps"
 	"net/http"
 	"net/url"
 	"testing"
+	"time"
 
+	"maunium.net/go/mautrix/crypto/canonicaljson"
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 )
@@ -63,4 +68,61 @@ func TestRoomV1AcrossServers(t *testing.T) {
 			eventually(t, "bob's leave on hs1", func() bool { return membership(t, alice, roomID, bob.UserID) == "leave" })
 		})
 	}
+}
+
+// A v1 event's signature is checked over the JSON as sent: here its
+// prev_events reference carries an empty hashes object, which mautrix's
+// parsed form would re-encode differently.
+func TestRoomV1SignatureOverReceivedJSON(t *testing.T) {
+	hs1, hs2 := pair(t)
+	alice := hs1.Register(t, "alice")
+	bob := hs2.Register(t, "bob")
+	roomID := createRoom(t, alice, map[string]any{"preset": "public_chat", "room_version": "1"})
+	bob.MustDo(t, http.MethodPost, "join/"+url.PathEscape(string(roomID))+"?server_name=hs1.test", map[string]any{})
+	eventually(t, "hs1 sees bob's join", func() bool { return membership(t, alice, roomID, bob.UserID) == "join" })
+	ctx := context.Background()
+	ext, err := hs1.HS.Store.ForwardExtremities(ctx, roomID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var auth []any
+	for _, k := range [][2]string{{"m.room.create", ""}, {"m.room.power_levels", ""}, {"m.room.member", string(bob.UserID)}} {
+		ev, err := hs1.HS.Store.CurrentStateEvent(ctx, roomID, k[0], k[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		auth = append(auth, []any{ev.EventID, map[string]any{}})
+	}
+	evID := "$emptyhashes:hs2.test"
+	ev := map[string]any{
+		"event_id": evID, "room_id": roomID, "sender": bob.UserID, "type": "m.room.message", "origin": "hs2.test",
+		"content": map[string]any{"msgtype": "m.text", "body": "empty hashes"}, "depth": 100, "origin_server_ts": time.Now().UnixMilli(),
+		"prev_events": []any{[]any{ext[0], map[string]any{}}}, "auth_events": auth,
+	}
+	unhashed, err := canonicaljson.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(unhashed)
+	ev["hashes"] = map[string]any{"sha256": base64.RawStdEncoding.EncodeToString(sum[:])}
+	redacted := maps.Clone(ev)
+	redacted["content"] = map[string]any{}
+	sig, err := hs2.HS.SigningKey.SignJSON(redacted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev["signatures"] = map[string]any{"hs2.test": map[string]any{string(hs2.HS.SigningKey.ID): sig}}
+	b, _ := json.Marshal(map[string]any{"origin": "hs2.test", "origin_server_ts": time.Now().UnixMilli(), "pdus": []any{ev}})
+	uri := "/_matrix/federation/v1/send/emptyhashes"
+	status, body := rawFed(t, hs1, "PUT", uri, xMatrix(t, hs2.HS.SigningKey, "PUT", uri, "hs2.test", "hs1.test", b), b)
+	if status != 200 {
+		t.Fatalf("send: %d %v", status, body)
+	}
+	if res, _ := body["pdus"].(map[string]any)[evID].(map[string]any); len(res) != 0 {
+		t.Fatalf("event refused: %v", body)
+	}
+	if stored, err := hs1.HS.Store.GetEvent(ctx, id.EventID(evID)); err != nil || stored.Rejected || stored.SoftFailed {
+		t.Fatalf("event not accepted: %+v %v", stored, err)
+	}
+	eventually(t, "the event in alice's timeline", func() bool { return hasBody(timelineBodies(t, alice, roomID), "empty hashes") })
 }

@@ -1,15 +1,21 @@
 package roomserver
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json/jsontext"
 	"encoding/json/v2"
 	"fmt"
+	"time"
 
 	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 	"go.uber.org/zap"
 
+	"maunium.net/go/mautrix/crypto/canonicaljson"
 	"maunium.net/go/mautrix/federation/pdu"
+	"maunium.net/go/mautrix/federation/signutil"
 	"maunium.net/go/mautrix/id"
 
 	"parley/storage"
@@ -140,10 +146,11 @@ func (s *Server) parseRemoteV1(v id.RoomVersion, raw []byte) (*remoteEvent, erro
 		return nil, fmt.Errorf("%w: invalid event_id %q", ErrBadRequest, e.EventID)
 	}
 	e.Unsigned = nil
-	if err := e.VerifySignature(v, e.Sender.Homeserver(), s.getKey); err != nil {
+	if err := s.verifyV1Signature(v, raw, &e, e.Sender.Homeserver()); err != nil {
 		return nil, fmt.Errorf("%w: signature of %s: %v", ErrForbidden, e.Sender.Homeserver(), err)
 	}
-	if !e.VerifyContentHash() {
+	redacted := !v1ContentHashMatches(raw, &e)
+	if redacted {
 		s.log.Info("content hash mismatch, redacting", zap.String("event_id", string(e.EventID)))
 		e.Redact(v)
 	}
@@ -151,7 +158,11 @@ func (s *Server) parseRemoteV1(v id.RoomVersion, raw []byte) (*remoteEvent, erro
 	if err != nil {
 		return nil, fmt.Errorf("%w: reference hash: %v", ErrBadRequest, err)
 	}
-	out, err := json.Marshal(&e)
+	// Keep the JSON as received (its signatures cover it), without unsigned.
+	out, err := sjson.DeleteBytes(raw, "unsigned")
+	if redacted {
+		out, err = json.Marshal(&e)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -247,4 +258,79 @@ func (s *Server) countersignV1(version id.RoomVersion, raw []byte) ([]byte, erro
 		return nil, err
 	}
 	return json.Marshal(&e)
+}
+
+// v1KeptKeys are the top-level keys the redaction algorithm of room versions
+// 1 and 2 keeps.
+var v1KeptKeys = []string{"event_id", "type", "room_id", "sender", "state_key", "content", "hashes", "signatures",
+	"depth", "prev_events", "prev_state", "auth_events", "origin", "origin_server_ts", "membership"}
+
+// verifyV1Signature checks the signature of server on a v1/v2 event over
+// the event's own JSON (redacted, canonical), not over a re-encoding of the
+// parsed event: the JSON may hold shapes the parsed form does not keep
+// exactly (for example an empty hashes object in prev_events).
+func (s *Server) verifyV1Signature(v id.RoomVersion, raw []byte, e *pdu.RoomV1PDU, server string) error {
+	var obj map[string]jsontext.Value
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return err
+	}
+	red := make(map[string]jsontext.Value, len(v1KeptKeys))
+	for _, k := range v1KeptKeys {
+		if val, ok := obj[k]; ok && k != "signatures" {
+			red[k] = val
+		}
+	}
+	if c, ok := red["content"]; ok {
+		red["content"] = pdu.RedactContent(e.Type, c, v)
+	}
+	msg, err := json.Marshal(red)
+	if err != nil {
+		return err
+	}
+	canon := jsontext.Value(msg)
+	if err := canonicaljson.Canonicalize(&canon); err != nil {
+		return err
+	}
+	verified := false
+	for keyID, sig := range e.Signatures[server] {
+		key, _, err := s.getKey(server, keyID, time.UnixMilli(e.OriginServerTS))
+		if err != nil {
+			return fmt.Errorf("key %s of %s: %w", keyID, server, err)
+		} else if key == "" {
+			return fmt.Errorf("key %s of %s not found", keyID, server)
+		}
+		if err := signutil.VerifyJSONCanonical(key, sig, []byte(canon)); err != nil {
+			return fmt.Errorf("signature with key %s: %w", keyID, err)
+		}
+		verified = true
+	}
+	if !verified {
+		return fmt.Errorf("no signature of %s", server)
+	}
+	return nil
+}
+
+// v1ContentHashMatches checks a v1/v2 event's content hash over the JSON as
+// received (see verifyV1Signature).
+func v1ContentHashMatches(raw []byte, e *pdu.RoomV1PDU) bool {
+	if e.Hashes == nil || len(e.Hashes.SHA256) == 0 {
+		return false
+	}
+	var obj map[string]jsontext.Value
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return false
+	}
+	delete(obj, "signatures")
+	delete(obj, "unsigned")
+	delete(obj, "hashes")
+	msg, err := json.Marshal(obj)
+	if err != nil {
+		return false
+	}
+	canon := jsontext.Value(msg)
+	if err := canonicaljson.Canonicalize(&canon); err != nil {
+		return false
+	}
+	sum := sha256.Sum256(canon)
+	return hmac.Equal(sum[:], e.Hashes.SHA256)
 }
