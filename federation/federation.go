@@ -64,6 +64,8 @@ func (a *API) Register(root *mux.Router) {
 	root.Handle("/_matrix/key/v2/server", a.handle("key_server", a.serverKey)).Methods(http.MethodGet)
 	root.Handle("/_matrix/key/v2/server/{keyID}", a.handle("key_server", a.serverKey)).Methods(http.MethodGet)
 	root.Handle("/_matrix/key/v2/query/{serverName}", a.handle("key_query", a.queryKeysGet)).Methods(http.MethodGet)
+	// The deprecated form with a key ID answers the same: all the server's keys.
+	root.Handle("/_matrix/key/v2/query/{serverName}/{keyID}", a.handle("key_query", a.queryKeysGet)).Methods(http.MethodGet)
 	root.Handle("/_matrix/key/v2/query", a.handle("key_query", a.queryKeysPost)).Methods(http.MethodPost)
 	root.Handle("/_matrix/federation/v1/version", a.handle("federation_version", a.version)).Methods(http.MethodGet)
 	a.registerRooms(root)

@@ -32,6 +32,16 @@ func TestOldVerifyKeysPublished(t *testing.T) {
 	if ok.Key != old.Pub || ok.ExpiredTS.UnixMilli() != 1700000000000 {
 		t.Fatalf("old_verify_keys: %s", res.Body)
 	}
+	// Without old keys, old_verify_keys is still there, empty.
+	res = testserver.New(t).Anon().MustDo(t, http.MethodGet, "/_matrix/key/v2/server", nil)
+	var body map[string]json.RawMessage
+	if err := json.Unmarshal(res.Body, &body); err != nil || string(body["old_verify_keys"]) != "{}" {
+		t.Fatalf("no old keys: %s", res.Body)
+	}
+	var fresh federation.ServerKeyResponse
+	if err := json.Unmarshal(res.Body, &fresh); err != nil || fresh.VerifySelfSignature() != nil {
+		t.Fatalf("self-signature without old keys: %s", res.Body)
+	}
 }
 
 func TestNotaryQueryFetchesAndCachesRemoteKeys(t *testing.T) {
@@ -58,6 +68,12 @@ func TestNotaryQueryFetchesAndCachesRemoteKeys(t *testing.T) {
 	}
 	if err := json.Unmarshal(res.Body, &get); err != nil || len(get.ServerKeys) != 1 {
 		t.Fatalf("GET query: %s", res.Body)
+	}
+	check(get.ServerKeys[0])
+	// The deprecated form naming a key ID.
+	res = hs1.Anon().MustDo(t, http.MethodGet, "/_matrix/key/v2/query/hs2.test/"+string(hs2.HS.SigningKey.ID), nil)
+	if err := json.Unmarshal(res.Body, &get); err != nil || len(get.ServerKeys) != 1 {
+		t.Fatalf("GET query with key ID: %s", res.Body)
 	}
 	check(get.ServerKeys[0])
 
