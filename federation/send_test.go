@@ -402,3 +402,34 @@ func TestTimestampToEvent(t *testing.T) {
 		t.Fatalf("nothing after: %v", err)
 	}
 }
+
+// Events of a user deactivated with erasure are served redacted to other servers.
+func TestErasedUserEventsRedactedOverFederation(t *testing.T) {
+	f := joinedPair(t)
+	carol := f.hs1.Register(t, "carol")
+	carol.MustDo(t, http.MethodPost, "join/"+url.PathEscape(string(f.room)), map[string]any{})
+	msg := send(t, carol, f.room, "personal data")
+	c := fedClient(t, f.hs2)
+	ctx := context.Background()
+	content := func() map[string]any {
+		ev, err := c.GetEvent(ctx, "hs1.test", msg)
+		if err != nil || len(ev.PDUs) != 1 {
+			t.Fatalf("event: %+v %v", ev, err)
+		}
+		var p map[string]any
+		if err := json.Unmarshal(ev.PDUs[0], &p); err != nil {
+			t.Fatal(err)
+		}
+		return p["content"].(map[string]any)
+	}
+	if content()["body"] != "personal data" {
+		t.Fatal("event before erasure")
+	}
+	ch := carol.Do(t, http.MethodPost, "account/deactivate", map[string]any{})
+	auth := map[string]any{"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": "carol"},
+		"password": "password", "session": ch.JSON["session"]}
+	carol.MustDo(t, http.MethodPost, "account/deactivate", map[string]any{"auth": auth, "erase": true})
+	if c := content(); len(c) != 0 {
+		t.Fatalf("event of an erased user served with content %v", c)
+	}
+}
