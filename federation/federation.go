@@ -82,6 +82,10 @@ func (a *API) handle(name string, h httputil.HandlerFunc) http.Handler {
 func (a *API) authed(name string, h httputil.HandlerFunc) http.Handler {
 	return httputil.Wrap(a.d.Log, name, func(w http.ResponseWriter, r *http.Request) error {
 		xm := federation.ParseXMatrixAuth(r.Header.Get("Authorization"))
+		if xm.Origin != "" && !id.ValidateServerName(xm.Origin) {
+			// For example a port that is not a number: no key could be fetched from it.
+			return httputil.Errorf(http.StatusBadRequest, "M_UNAUTHORIZED", "origin %q is not a valid server name", xm.Origin)
+		}
 		if xm.Origin != "" && slices.Contains(a.d.Config.Federation.DenyServers, xm.Origin) {
 			return httputil.Forbidden("server %s is not allowed to federate with this server", xm.Origin)
 		}

@@ -132,6 +132,10 @@ func TestRequestAuthentication(t *testing.T) {
 			}
 		})
 	}
+	// An origin that is not a server name (non-numeric port) is a bad request.
+	if status, body := rawFed(t, hs1, "GET", uri, xMatrix(t, hs2.HS.SigningKey, "GET", uri, "hs2.test:http", "hs1.test", nil), nil); status != 400 {
+		t.Fatalf("non-numeric port in origin: %d %v", status, body)
+	}
 	// A body with a float is not canonical JSON, so no signature can cover it: 400 M_BAD_JSON.
 	sendURI := "/_matrix/federation/v1/send/float"
 	floatBody := []byte(`{"origin":"hs2.test","origin_server_ts":1,"pdus":[],"x":1.5}`)
