@@ -147,3 +147,33 @@ func TestRejectRemoteInviteAndKnock(t *testing.T) {
 		t.Fatalf("knock on a non-knock room: %d %s", r.Status, r.Body)
 	}
 }
+
+// An invite can be rejected after everyone left the room (the resident
+// server still serves make_leave), and when no server of the room can be
+// reached (the rejection is then recorded locally only).
+func TestRejectInviteEmptyRoomOrUnreachable(t *testing.T) {
+	hs1, hs2 := pair(t)
+	alice := hs1.Register(t, "alice")
+	bob := hs2.Register(t, "bob")
+
+	empty := createRoom(t, alice, map[string]any{"preset": "private_chat"})
+	alice.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(empty))+"/invite", map[string]any{"user_id": bob.UserID})
+	eventually(t, "invite on hs2", func() bool { return invitedTo(t, bob, empty) })
+	alice.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(empty))+"/leave", map[string]any{})
+	bob.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(empty))+"/leave", map[string]any{})
+	if invitedTo(t, bob, empty) {
+		t.Fatal("invite to an empty room still in bob's /sync")
+	}
+	if ev, err := hs1.HS.Store.CurrentStateEvent(context.Background(), empty, "m.room.member", string(bob.UserID)); err != nil || ev.Membership != "leave" {
+		t.Fatalf("hs1 did not get the rejection: %+v %v", ev, err)
+	}
+
+	gone := createRoom(t, alice, map[string]any{"preset": "private_chat"})
+	alice.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(gone))+"/invite", map[string]any{"user_id": bob.UserID})
+	eventually(t, "second invite on hs2", func() bool { return invitedTo(t, bob, gone) })
+	hs1.StopFederation()
+	bob.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(gone))+"/leave", map[string]any{})
+	if invitedTo(t, bob, gone) {
+		t.Fatal("invite rejected while its server is unreachable still in bob's /sync")
+	}
+}

@@ -31,9 +31,13 @@ func (s *Server) MakeMembership(ctx context.Context, roomID id.RoomID, userID id
 		return nil, "", err
 	}
 	defer r.mu.Unlock()
-	if _, ok := r.state[storage.StateKeyTuple{Type: event.StateCreate.Type}]; !ok || !s.localMemberJoined(r) {
+	if _, ok := r.state[storage.StateKeyTuple{Type: event.StateCreate.Type}]; !ok {
+		return nil, "", ErrNotResident
+	}
+	if m != event.MembershipLeave && !s.localMemberJoined(r) {
 		// Without a joined local member this server is not resident: it
-		// cannot vouch for the room's current state.
+		// cannot vouch for the room's current state to a joining server. (A
+		// leave, rejecting an invite, is still served.)
 		return nil, "", ErrNotResident
 	}
 	if versions != nil && !slices.Contains(versions, r.version) {
@@ -513,7 +517,73 @@ func (s *Server) membershipRemote(ctx context.Context, req MembershipRequest, m 
 		s.log.Info("remote membership failed", logging.RoomID(req.RoomID), zap.String("membership", string(m)), zap.String("destination", server), zap.Error(err))
 		errs = append(errs, err)
 	}
+	if m == event.MembershipLeave {
+		// No server in the room took the rejection (unreachable, refused,
+		// gone): reject the invite (or withdraw the knock) here alone.
+		if evID, err := s.localOutOfBandLeave(ctx, req); err == nil {
+			return evID, nil
+		} else if !errors.Is(err, ErrNotInvited) {
+			errs = append(errs, err)
+		}
+	}
 	return "", errors.Join(errs...)
+}
+
+// ErrNotInvited: the user has no pending invite or knock to withdraw here.
+var ErrNotInvited = errors.New("no invite or knock to reject")
+
+// localOutOfBandLeave records the rejection of a remote invite (or the
+// withdrawal of a knock) that could not be sent to any server of the room:
+// a leave event signed by this server on top of the invite, stored as an
+// outlier like the invite itself.
+func (s *Server) localOutOfBandLeave(ctx context.Context, req MembershipRequest) (id.EventID, error) {
+	cur, err := s.store.CurrentStateEvent(ctx, req.RoomID, event.StateMember.Type, string(req.Sender))
+	if err != nil || (cur.Membership != string(event.MembershipInvite) && cur.Membership != string(event.MembershipKnock)) {
+		return "", ErrNotInvited
+	}
+	info, err := s.store.GetRoom(ctx, req.RoomID)
+	if err != nil {
+		return "", err
+	}
+	content := map[string]any{"membership": event.MembershipLeave}
+	if req.Reason != "" {
+		content["reason"] = req.Reason
+	}
+	c, err := json.Marshal(content)
+	if err != nil {
+		return "", err
+	}
+	sk := string(req.Sender)
+	p := &pdu.PDU{RoomID: req.RoomID, Sender: req.Sender, Type: event.StateMember.Type, StateKey: &sk, Content: c,
+		OriginServerTS: nowMS(), Depth: cur.Depth + 1, PrevEvents: []id.EventID{cur.EventID}, AuthEvents: []id.EventID{cur.EventID}}
+	var raw []byte
+	if isV1(info.Version) {
+		_, ref, err := parseEvent(info.Version, cur.JSON)
+		if err != nil {
+			return "", err
+		}
+		tmpl, err := v1Template(p, map[id.EventID][]byte{cur.EventID: ref})
+		if err != nil {
+			return "", err
+		}
+		if p, raw, err = s.signV1Template(tmpl, info.Version, c); err != nil {
+			return "", err
+		}
+	} else {
+		if err := p.Sign(info.Version, s.serverName, s.key.ID, s.key.Priv); err != nil {
+			return "", err
+		}
+		if p.InternalMeta.EventID, err = p.GetEventID(info.Version); err != nil {
+			return "", err
+		}
+		if raw, err = json.Marshal(p); err != nil {
+			return "", err
+		}
+	}
+	if err := s.storeOutlierMembership(ctx, req.RoomID, info.Version, p, raw); err != nil {
+		return "", err
+	}
+	return p.InternalMeta.EventID, nil
 }
 
 func (s *Server) federationVersions() []id.RoomVersion {
