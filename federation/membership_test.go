@@ -177,3 +177,29 @@ func TestRejectInviteEmptyRoomOrUnreachable(t *testing.T) {
 		t.Fatal("invite rejected while its server is unreachable still in bob's /sync")
 	}
 }
+
+// The invitee's server shows the stripped state the inviting server sent
+// (invite_room_state) in the invite's invite_state.
+func TestRemoteInviteShowsRoomState(t *testing.T) {
+	hs1, hs2 := pair(t)
+	alice := hs1.Register(t, "alice")
+	bob := hs2.Register(t, "bob")
+	room := createRoom(t, alice, map[string]any{"preset": "private_chat", "name": "Secret plans", "topic": "plans"})
+	alice.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(room))+"/invite", map[string]any{"user_id": bob.UserID})
+	eventually(t, "invite on hs2", func() bool { return invitedTo(t, bob, room) })
+	res := bob.MustDo(t, http.MethodGet, "sync", nil)
+	inv := res.JSON["rooms"].(map[string]any)["invite"].(map[string]any)[string(room)].(map[string]any)
+	types := map[string]any{}
+	for _, e := range inv["invite_state"].(map[string]any)["events"].([]any) {
+		ev := e.(map[string]any)
+		types[ev["type"].(string)] = ev["content"]
+	}
+	for _, want := range []string{"m.room.create", "m.room.join_rules", "m.room.name", "m.room.topic", "m.room.member"} {
+		if types[want] == nil {
+			t.Fatalf("invite_state lacks %s: %v", want, types)
+		}
+	}
+	if types["m.room.name"].(map[string]any)["name"] != "Secret plans" {
+		t.Fatalf("room name in invite_state: %v", types["m.room.name"])
+	}
+}

@@ -194,6 +194,14 @@ func (a *API) sendMembershipResp(r *http.Request, m event.Membership) (any, erro
 	}, nil
 }
 
+func rawValues(in []json.RawMessage) []jsontext.Value {
+	out := make([]jsontext.Value, len(in))
+	for i, v := range in {
+		out[i] = jsontext.Value(v)
+	}
+	return out
+}
+
 func rawList(in []jsontext.Value) []json.RawMessage {
 	out := make([]json.RawMessage, len(in))
 	for i, v := range in {
@@ -205,8 +213,9 @@ func rawList(in []jsontext.Value) []json.RawMessage {
 // invite handles PUT /_matrix/federation/v2/invite/{roomID}/{eventID}.
 func (a *API) invite(w http.ResponseWriter, r *http.Request) error {
 	var body struct {
-		Event       json.RawMessage `json:"event"`
-		RoomVersion id.RoomVersion  `json:"room_version"`
+		Event           json.RawMessage   `json:"event"`
+		RoomVersion     id.RoomVersion    `json:"room_version"`
+		InviteRoomState []json.RawMessage `json:"invite_room_state"`
 	}
 	if err := httputil.DecodeJSONObject(r, &body); err != nil {
 		return err
@@ -214,7 +223,7 @@ func (a *API) invite(w http.ResponseWriter, r *http.Request) error {
 	if len(body.Event) == 0 || body.RoomVersion == "" {
 		return httputil.BadJSON("event and room_version are required")
 	}
-	signed, err := a.receiveInvite(r, body.RoomVersion, body.Event)
+	signed, err := a.receiveInvite(r, body.RoomVersion, body.Event, body.InviteRoomState)
 	if err != nil {
 		return err
 	}
@@ -241,20 +250,25 @@ func (a *API) inviteV1(w http.ResponseWriter, r *http.Request) error {
 			return true
 		})
 	}
-	signed, err := a.receiveInvite(r, version, ev)
+	var stripped []json.RawMessage
+	gjson.GetBytes(ev, "unsigned.invite_room_state").ForEach(func(_, s gjson.Result) bool {
+		stripped = append(stripped, json.RawMessage(s.Raw))
+		return true
+	})
+	signed, err := a.receiveInvite(r, version, ev, stripped)
 	if err != nil {
 		return err
 	}
 	return httputil.WriteJSON(w, http.StatusOK, []any{http.StatusOK, map[string]any{"event": json.RawMessage(signed)}})
 }
 
-func (a *API) receiveInvite(r *http.Request, version id.RoomVersion, ev json.RawMessage) ([]byte, error) {
+func (a *API) receiveInvite(r *http.Request, version id.RoomVersion, ev json.RawMessage, stripped []json.RawMessage) ([]byte, error) {
 	if !roomserver.Supported(version) {
 		return nil, httputil.Errorf(http.StatusBadRequest, "M_INCOMPATIBLE_ROOM_VERSION", "room version %s is not supported", version).
 			With("room_version", version)
 	}
 	signed, err := a.d.Rooms.ReceiveInvite(r.Context(), origin(r), id.RoomID(httputil.PathVar(r, "roomID")),
-		id.EventID(httputil.PathVar(r, "eventID")), version, ev)
+		id.EventID(httputil.PathVar(r, "eventID")), version, ev, rawValues(stripped))
 	if err != nil {
 		return nil, roomErr(err)
 	}

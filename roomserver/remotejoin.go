@@ -17,6 +17,7 @@ import (
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 
+	"parley/internal/eventutil"
 	"parley/internal/logging"
 	"parley/storage"
 )
@@ -399,7 +400,10 @@ func (s *Server) dropRoom(roomID id.RoomID) {
 // ReceiveInvite handles an invite from origin for a local user (invite v2):
 // it checks and countersigns the event and records the invite. The signed
 // event is returned to the inviting server.
-func (s *Server) ReceiveInvite(ctx context.Context, origin string, roomID id.RoomID, eventID id.EventID, version id.RoomVersion, raw []byte) ([]byte, error) {
+//
+// strippedState is the invite_room_state the inviting server sent; it is kept
+// in the invite's unsigned section and shown to the invitee as invite_state.
+func (s *Server) ReceiveInvite(ctx context.Context, origin string, roomID id.RoomID, eventID id.EventID, version id.RoomVersion, raw []byte, strippedState []jsontext.Value) ([]byte, error) {
 	if !Supported(version) {
 		return nil, ErrIncompatibleVersion
 	}
@@ -437,7 +441,21 @@ func (s *Server) ReceiveInvite(ctx context.Context, origin string, roomID id.Roo
 		return signed, nil
 	}
 	p.InternalMeta.EventID = re.id
-	if err := s.storeOutlierMembership(ctx, roomID, version, p, signed); err != nil {
+	var stripped []jsontext.Value
+	for _, st := range strippedState {
+		r := gjson.ParseBytes(st)
+		if r.IsObject() && r.Get("type").Type == gjson.String && r.Get("state_key").Type == gjson.String && r.Get("content").IsObject() {
+			stripped = append(stripped, jsontext.Value(eventutil.StrippedState(nil, st)))
+		}
+	}
+	unsigned, err := json.Marshal(map[string]any{"invite_room_state": stripped})
+	if err != nil {
+		return nil, err
+	}
+	if len(stripped) == 0 {
+		unsigned = nil
+	}
+	if err := s.storeOutlierMembership(ctx, roomID, version, p, signed, unsigned); err != nil {
 		return nil, err
 	}
 	return signed, nil
@@ -512,7 +530,7 @@ func (s *Server) membershipRemote(ctx context.Context, req MembershipRequest, m 
 			err = s.remote.SendMembership(ctx, server, req.RoomID, p.InternalMeta.EventID, raw, m)
 		}
 		if err == nil {
-			return p.InternalMeta.EventID, s.storeOutlierMembership(ctx, req.RoomID, version, p, raw)
+			return p.InternalMeta.EventID, s.storeOutlierMembership(ctx, req.RoomID, version, p, raw, nil)
 		}
 		s.log.Info("remote membership failed", logging.RoomID(req.RoomID), zap.String("membership", string(m)), zap.String("destination", server), zap.Error(err))
 		errs = append(errs, err)
@@ -580,7 +598,7 @@ func (s *Server) localOutOfBandLeave(ctx context.Context, req MembershipRequest)
 			return "", err
 		}
 	}
-	if err := s.storeOutlierMembership(ctx, req.RoomID, info.Version, p, raw); err != nil {
+	if err := s.storeOutlierMembership(ctx, req.RoomID, info.Version, p, raw, nil); err != nil {
 		return "", err
 	}
 	return p.InternalMeta.EventID, nil
@@ -599,7 +617,7 @@ func (s *Server) federationVersions() []id.RoomVersion {
 // storeOutlierMembership records a local user's membership in a room whose
 // state this server does not have (invites received, knocks, rejected
 // invites): the event is stored as an outlier and is the room's only state.
-func (s *Server) storeOutlierMembership(ctx context.Context, roomID id.RoomID, version id.RoomVersion, p *pdu.PDU, raw []byte) error {
+func (s *Server) storeOutlierMembership(ctx context.Context, roomID id.RoomID, version id.RoomVersion, p *pdu.PDU, raw, unsigned []byte) error {
 	var newRoom *storage.Room
 	if info, err := s.store.GetRoom(ctx, roomID); errors.Is(err, storage.ErrNotFound) {
 		newRoom = &storage.Room{RoomID: roomID, Version: version, Creator: p.Sender, CreatedTS: nowMS()}
@@ -614,7 +632,7 @@ func (s *Server) storeOutlierMembership(ctx context.Context, roomID id.RoomID, v
 	}
 	k := storage.StateKeyTuple{Type: p.Type, StateKey: *p.StateKey}
 	ne := &storage.NewEvent{Event: storage.Event{EventID: evID, RoomID: roomID, Type: p.Type, StateKey: p.StateKey, Sender: p.Sender,
-		Depth: p.Depth, OriginTS: p.OriginServerTS, JSON: raw, Membership: gjson.GetBytes(p.Content, "membership").Str, Outlier: true}}
+		Depth: p.Depth, OriginTS: p.OriginServerTS, JSON: raw, Membership: gjson.GetBytes(p.Content, "membership").Str, Outlier: true, Unsigned: unsigned}}
 	s.dropRoom(roomID)
 	stored, err := s.store.StoreEvents(ctx, storage.StoreEventsRequest{RoomID: roomID, NewRoom: newRoom, Events: []*storage.NewEvent{ne},
 		InitialState: map[storage.StateKeyTuple]id.EventID{k: evID}})
