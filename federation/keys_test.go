@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -131,6 +132,11 @@ func TestRequestAuthentication(t *testing.T) {
 				t.Fatalf("got %d %v", status, body)
 			}
 		})
+	}
+	// A request whose body is {} is signed with "content": {} (mautrix alone would drop it).
+	gme := "/_matrix/federation/v1/get_missing_events/" + url.PathEscape("!nope:hs1.test")
+	if status, body := rawFed(t, hs1, "POST", gme, xMatrix(t, hs2.HS.SigningKey, "POST", gme, "hs2.test", "hs1.test", []byte(`{}`)), []byte(`{}`)); status != 400 || body["errcode"] != "M_BAD_JSON" {
+		t.Fatalf("empty-object body: %d %v", status, body)
 	}
 	// An origin that is not a server name (non-numeric port) is a bad request.
 	if status, body := rawFed(t, hs1, "GET", uri, xMatrix(t, hs2.HS.SigningKey, "GET", uri, "hs2.test:http", "hs1.test", nil), nil); status != 400 {
