@@ -306,9 +306,7 @@ func (a *API) getMissingEvents(w http.ResponseWriter, r *http.Request) error {
 	if err := httputil.DecodeJSONObject(r, &body); err != nil {
 		return err
 	}
-	if body.Latest == nil || body.Earliest == nil {
-		return httputil.BadJSON("earliest_events and latest_events are required")
-	}
+	// Absent lists are taken as empty (as Synapse does): nothing to walk from.
 	if err := a.checkServerInRoom(r, roomID); err != nil {
 		return err
 	}
