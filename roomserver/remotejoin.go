@@ -436,11 +436,24 @@ func (s *Server) ReceiveInvite(ctx context.Context, origin string, roomID id.Roo
 	if err != nil {
 		return nil, err
 	}
+	p.InternalMeta.EventID = re.id
 	if s.resident(ctx, roomID) {
-		// The invite also arrives in a transaction; nothing to store here.
+		servers, err := s.JoinedServers(ctx, roomID)
+		if err != nil {
+			return nil, err
+		}
+		if slices.Contains(servers, s.serverName) {
+			// A local member is joined: the invite also arrives in a
+			// transaction; nothing to store here.
+			return signed, nil
+		}
+		// Every local user left, so this server's copy of the room is stale
+		// and no transaction will bring the invite: record it on that copy.
+		if err := s.storeStaleInvite(ctx, roomID, version, p, signed); err != nil {
+			return nil, err
+		}
 		return signed, nil
 	}
-	p.InternalMeta.EventID = re.id
 	var stripped []jsontext.Value
 	for _, st := range strippedState {
 		r := gjson.ParseBytes(st)
@@ -459,6 +472,41 @@ func (s *Server) ReceiveInvite(ctx context.Context, origin string, roomID id.Roo
 		return nil, err
 	}
 	return signed, nil
+}
+
+// storeStaleInvite records an invite, as an outlier, in a room whose copy
+// here stopped being updated when every local user left: the invitee's
+// membership in the current state becomes the invite, the rest is kept.
+func (s *Server) storeStaleInvite(ctx context.Context, roomID id.RoomID, version id.RoomVersion, p *pdu.PDU, raw []byte) error {
+	r, err := s.lockRoom(ctx, roomID)
+	if err != nil {
+		return err
+	}
+	defer r.mu.Unlock()
+	if r.version != version {
+		return fmt.Errorf("%w: room version mismatch", ErrBadRequest)
+	}
+	evID := p.InternalMeta.EventID
+	if _, err := s.store.GetEvent(ctx, evID); err == nil {
+		return nil
+	}
+	k := storage.StateKeyTuple{Type: p.Type, StateKey: *p.StateKey}
+	initial := make(map[storage.StateKeyTuple]id.EventID, len(r.state)+1)
+	for key, e := range r.state {
+		initial[key] = e.id
+	}
+	initial[k] = evID
+	ne := &storage.NewEvent{Event: storage.Event{EventID: evID, RoomID: roomID, Type: p.Type, StateKey: p.StateKey, Sender: p.Sender,
+		Depth: p.Depth, OriginTS: p.OriginServerTS, JSON: raw, Membership: string(event.MembershipInvite), Outlier: true}}
+	stored, err := s.store.StoreEvents(ctx, storage.StoreEventsRequest{RoomID: roomID, Events: []*storage.NewEvent{ne}, InitialState: initial})
+	s.forget(r)
+	if err != nil {
+		return err
+	}
+	out := ne.Event
+	out.StreamPos = stored[0].StreamPos
+	s.publish([]*storage.Event{&out}, version)
+	return nil
 }
 
 // signTemplate turns a make_join/make_leave/make_knock template into our
