@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
 
 	"parley/internal/authn"
@@ -51,12 +52,32 @@ func roomError(err error) error {
 		return httputil.NotFound("%v", err)
 	case errors.Is(err, roomserver.ErrIncompatibleVersion):
 		return httputil.Errorf(http.StatusBadRequest, httputil.CodeIncompatibleRoomVer, "%v", err)
+	case errors.Is(err, roomserver.ErrRemote) && remoteClientError(err) != nil:
+		return remoteClientError(err)
 	case errors.Is(err, roomserver.ErrRemote):
 		// The other server failed or could not be reached: not our fault, and
 		// not a 500 (Synapse answers 502 here too).
 		return &httputil.MatrixError{Status: http.StatusBadGateway, Code: httputil.CodeUnknown, Message: err.Error(), Err: err}
 	}
 	return err
+}
+
+// remoteClientError passes a remote server's 4xx Matrix error (for example
+// make_join refused with M_INCOMPATIBLE_ROOM_VERSION) through to the client:
+// its status, errcode, message and extra fields. Nil for any other error.
+func remoteClientError(err error) *httputil.MatrixError {
+	var herr mautrix.HTTPError
+	if !errors.As(err, &herr) || herr.Response == nil || herr.RespError == nil || herr.RespError.ErrCode == "" ||
+		herr.Response.StatusCode < 400 || herr.Response.StatusCode >= 500 || herr.RespError.ErrCode == "M_UNRECOGNIZED" {
+		return nil
+	}
+	out := &httputil.MatrixError{Status: herr.Response.StatusCode, Code: herr.RespError.ErrCode, Message: herr.RespError.Err, Err: err}
+	for k, v := range herr.RespError.ExtraData {
+		if k != "errcode" && k != "error" {
+			out = out.With(k, v)
+		}
+	}
+	return out
 }
 
 // roomIDVar reads and checks the {roomID} path variable.

@@ -6,12 +6,22 @@
 package federation
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/json/jsontext"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/gorilla/mux"
 	"go.uber.org/zap"
+	"maunium.net/go/mautrix/crypto/canonicaljson"
 	"maunium.net/go/mautrix/federation"
+	"maunium.net/go/mautrix/federation/signutil"
 	"maunium.net/go/mautrix/id"
 
 	"parley/internal/config"
@@ -59,6 +69,8 @@ func (a *API) Register(root *mux.Router) {
 	root.Handle("/_matrix/key/v2/server", a.handle("key_server", a.serverKey)).Methods(http.MethodGet)
 	root.Handle("/_matrix/key/v2/server/{keyID}", a.handle("key_server", a.serverKey)).Methods(http.MethodGet)
 	root.Handle("/_matrix/key/v2/query/{serverName}", a.handle("key_query", a.queryKeysGet)).Methods(http.MethodGet)
+	// The deprecated form with a key ID answers the same: all the server's keys.
+	root.Handle("/_matrix/key/v2/query/{serverName}/{keyID}", a.handle("key_query", a.queryKeysGet)).Methods(http.MethodGet)
 	root.Handle("/_matrix/key/v2/query", a.handle("key_query", a.queryKeysPost)).Methods(http.MethodPost)
 	root.Handle("/_matrix/federation/v1/version", a.handle("federation_version", a.version)).Methods(http.MethodGet)
 	root.Handle("/_matrix/federation/v1/openid/userinfo", a.handle("openid_userinfo", a.openIDUserInfo)).Methods(http.MethodGet)
@@ -76,10 +88,34 @@ func (a *API) handle(name string, h httputil.HandlerFunc) http.Handler {
 func (a *API) authed(name string, h httputil.HandlerFunc) http.Handler {
 	return httputil.Wrap(a.d.Log, name, func(w http.ResponseWriter, r *http.Request) error {
 		xm := federation.ParseXMatrixAuth(r.Header.Get("Authorization"))
+		if xm.Origin != "" && !id.ValidateServerName(xm.Origin) {
+			// For example a port that is not a number: no key could be fetched from it.
+			return httputil.Errorf(http.StatusBadRequest, "M_UNAUTHORIZED", "origin %q is not a valid server name", xm.Origin)
+		}
 		if xm.Origin != "" && slices.Contains(a.d.Config.Federation.DenyServers, xm.Origin) {
 			return httputil.Forbidden("server %s is not allowed to federate with this server", xm.Origin)
 		}
+		body, err := peekBody(r, a.auth.MaxBodySize)
+		if err != nil {
+			return err
+		}
 		req, rerr := a.auth.Authenticate(r)
+		if rerr != nil && rerr.StatusCode == http.StatusUnauthorized && isEmptyObject(body) {
+			// mautrix leaves an empty object out of the signed request
+			// ("omitempty"); the sender signed "content": {}.
+			if o, err := a.verifyEmptyContent(r); err == nil {
+				r.Body = io.NopCloser(bytes.NewReader(body))
+				req, rerr = r.WithContext(context.WithValue(r.Context(), originKey{}, o)), nil
+			}
+		}
+		if rerr != nil && rerr.StatusCode == http.StatusUnauthorized && len(body) > 0 && json.Valid(body) {
+			// A body that is JSON but not canonical JSON (floats, integers out
+			// of range) cannot carry a valid signature: say why.
+			v := jsontext.Value(bytes.Clone(body))
+			if err := canonicaljson.Canonicalize(&v); err != nil {
+				return httputil.BadJSON("request body is not valid canonical JSON: %v", err)
+			}
+		}
 		if rerr != nil {
 			code := rerr.ErrCode
 			if code == "M_BAD_JSON" {
@@ -99,8 +135,59 @@ func (a *API) authed(name string, h httputil.HandlerFunc) http.Handler {
 	})
 }
 
+// peekBody reads a request body (at most limit+1 bytes) and puts it back for the next reader.
+func peekBody(r *http.Request, limit int64) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	_ = r.Body.Close()
+	if err != nil {
+		return nil, httputil.BadJSON("could not read the request body")
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return body, nil
+}
+
+// originKey holds the origin of requests authenticated by verifyEmptyContent.
+type originKey struct{}
+
 // origin is the authenticated origin server of a request handled by authed.
-func origin(r *http.Request) string { return federation.OriginServerNameFromRequest(r) }
+func origin(r *http.Request) string {
+	if o := federation.OriginServerNameFromRequest(r); o != "" {
+		return o
+	}
+	o, _ := r.Context().Value(originKey{}).(string)
+	return o
+}
+
+func isEmptyObject(body []byte) bool {
+	var m map[string]json.RawMessage
+	return len(body) > 0 && json.Unmarshal(body, &m) == nil && m != nil && len(m) == 0
+}
+
+// verifyEmptyContent checks the X-Matrix signature of a request whose body is
+// {} over method, URI, origin, destination and "content": {}, and returns the
+// origin.
+func (a *API) verifyEmptyContent(r *http.Request) (string, error) {
+	xm := federation.ParseXMatrixAuth(r.Header.Get("Authorization"))
+	if xm.Origin == "" || xm.Signature == "" || (xm.Destination != "" && xm.Destination != a.serverName) {
+		return "", errors.New("incomplete X-Matrix header")
+	}
+	key, _, err := a.d.Keys.GetKey(xm.Origin, xm.KeyID, time.Now())
+	if err != nil || key == "" {
+		return "", fmt.Errorf("key %s of %s: %v", xm.KeyID, xm.Origin, err)
+	}
+	msg, err := canonicaljson.Marshal(map[string]any{"method": r.Method, "uri": r.URL.RequestURI(), "origin": xm.Origin,
+		"destination": a.serverName, "content": map[string]any{}})
+	if err != nil {
+		return "", err
+	}
+	if err := signutil.VerifyJSONCanonical(key, xm.Signature, []byte(msg)); err != nil {
+		return "", err
+	}
+	return xm.Origin, nil
+}
 
 // serverKey handles GET /_matrix/key/v2/server: the current verify key and
 // old keys, self-signed, valid for a day.

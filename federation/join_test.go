@@ -123,3 +123,52 @@ func TestRemoteJoinAndMessagesBothWays(t *testing.T) {
 		t.Fatalf("event id %s != %s", evID, bobEv)
 	}
 }
+
+// A server whose users all left a room has a stale copy of it; a user
+// rejoining goes through a server still in the room and gets its current state.
+func TestRejoinAfterLeaveGetsCurrentState(t *testing.T) {
+	hs1, hs2 := pair(t)
+	alice := hs1.Register(t, "alice")
+	bob := hs2.Register(t, "bob")
+	roomID := createRoom(t, alice, map[string]any{"preset": "public_chat", "name": "Before"})
+	bob.MustDo(t, http.MethodPost, "join/"+url.PathEscape(string(roomID))+"?server_name=hs1.test", map[string]any{})
+	eventually(t, "bob joined on hs1", func() bool { return membership(t, alice, roomID, bob.UserID) == "join" })
+	bob.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(roomID))+"/leave", map[string]any{})
+	eventually(t, "bob left on hs1", func() bool { return membership(t, alice, roomID, bob.UserID) == "leave" })
+	// hs2 is not told about this: none of its users is in the room.
+	alice.MustDo(t, http.MethodPut, "rooms/"+url.PathEscape(string(roomID))+"/state/m.room.name/", map[string]any{"name": "After"})
+
+	bob.MustDo(t, http.MethodPost, "join/"+url.PathEscape(string(roomID)), map[string]any{})
+	res := bob.MustDo(t, http.MethodGet, "rooms/"+url.PathEscape(string(roomID))+"/state/m.room.name/", nil)
+	if res.JSON["name"] != "After" {
+		t.Fatalf("room name on hs2 after rejoining: %s", res.Body)
+	}
+	eventually(t, "bob rejoined on hs1", func() bool { return membership(t, alice, roomID, bob.UserID) == "join" })
+	send(t, alice, roomID, "welcome back")
+	eventually(t, "hs1 message on hs2", func() bool { return hasBody(timelineBodies(t, bob, roomID), "welcome back") })
+}
+
+// A user whose server left a room (it keeps a stale copy) can be invited
+// again, and joins on the room's current state.
+func TestReinviteAfterServerLeft(t *testing.T) {
+	hs1, hs2 := pair(t)
+	alice := hs1.Register(t, "alice")
+	bob := hs2.Register(t, "bob")
+	roomID := createRoom(t, alice, map[string]any{"preset": "private_chat", "name": "Before"})
+	alice.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(roomID))+"/invite", map[string]any{"user_id": bob.UserID})
+	eventually(t, "first invite on hs2", func() bool { return invitedTo(t, bob, roomID) })
+	bob.MustDo(t, http.MethodPost, "join/"+url.PathEscape(string(roomID)), map[string]any{})
+	eventually(t, "bob joined on hs1", func() bool { return membership(t, alice, roomID, bob.UserID) == "join" })
+	bob.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(roomID))+"/leave", map[string]any{})
+	eventually(t, "bob left on hs1", func() bool { return membership(t, alice, roomID, bob.UserID) == "leave" })
+	alice.MustDo(t, http.MethodPut, "rooms/"+url.PathEscape(string(roomID))+"/state/m.room.name/", map[string]any{"name": "After"})
+
+	alice.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(roomID))+"/invite", map[string]any{"user_id": bob.UserID})
+	eventually(t, "second invite on hs2", func() bool { return invitedTo(t, bob, roomID) })
+	bob.MustDo(t, http.MethodPost, "join/"+url.PathEscape(string(roomID)), map[string]any{})
+	eventually(t, "bob rejoined on hs1", func() bool { return membership(t, alice, roomID, bob.UserID) == "join" })
+	res := bob.MustDo(t, http.MethodGet, "rooms/"+url.PathEscape(string(roomID))+"/state/m.room.name/", nil)
+	if res.JSON["name"] != "After" {
+		t.Fatalf("room name on hs2 after rejoining: %s", res.Body)
+	}
+}

@@ -56,14 +56,25 @@ func NewKeyring(serverName string, key *federation.SigningKey, old []config.OldV
 }
 
 // OwnKeys returns this server's key response, self-signed, valid for a day.
+// old_verify_keys is always present (the spec requires it; {} without old keys).
 func (k *Keyring) OwnKeys() *federation.ServerKeyResponse {
-	var old map[id.KeyID]federation.OldVerifyKey
-	if len(k.old) > 0 {
-		old = k.old
+	body := map[string]any{
+		"server_name":     k.serverName,
+		"verify_keys":     map[id.KeyID]federation.ServerVerifyKey{k.key.ID: {Key: k.key.Pub}},
+		"old_verify_keys": k.old,
+		"valid_until_ts":  time.Now().Add(24 * time.Hour).UnixMilli(),
 	}
-	resp := k.key.GenerateKeyResponse(k.serverName, old)
-	resp.Raw, _ = json.Marshal(resp)
-	return resp
+	sig, err := k.key.SignJSON(body)
+	if err != nil {
+		panic(err) // only plain strings, maps and integers: always canonical
+	}
+	body["signatures"] = map[string]map[id.KeyID]string{k.serverName: {k.key.ID: sig}}
+	raw, _ := json.Marshal(body)
+	var resp federation.ServerKeyResponse
+	if err := json.Unmarshal(raw, &resp); err != nil {
+		panic(err)
+	}
+	return &resp
 }
 
 // Fetch returns serverName's keys valid until at least minValid: from the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -32,6 +33,16 @@ func TestOldVerifyKeysPublished(t *testing.T) {
 	if ok.Key != old.Pub || ok.ExpiredTS.UnixMilli() != 1700000000000 {
 		t.Fatalf("old_verify_keys: %s", res.Body)
 	}
+	// Without old keys, old_verify_keys is still there, empty.
+	res = testserver.New(t).Anon().MustDo(t, http.MethodGet, "/_matrix/key/v2/server", nil)
+	var body map[string]json.RawMessage
+	if err := json.Unmarshal(res.Body, &body); err != nil || string(body["old_verify_keys"]) != "{}" {
+		t.Fatalf("no old keys: %s", res.Body)
+	}
+	var fresh federation.ServerKeyResponse
+	if err := json.Unmarshal(res.Body, &fresh); err != nil || fresh.VerifySelfSignature() != nil {
+		t.Fatalf("self-signature without old keys: %s", res.Body)
+	}
 }
 
 func TestNotaryQueryFetchesAndCachesRemoteKeys(t *testing.T) {
@@ -58,6 +69,12 @@ func TestNotaryQueryFetchesAndCachesRemoteKeys(t *testing.T) {
 	}
 	if err := json.Unmarshal(res.Body, &get); err != nil || len(get.ServerKeys) != 1 {
 		t.Fatalf("GET query: %s", res.Body)
+	}
+	check(get.ServerKeys[0])
+	// The deprecated form naming a key ID.
+	res = hs1.Anon().MustDo(t, http.MethodGet, "/_matrix/key/v2/query/hs2.test/"+string(hs2.HS.SigningKey.ID), nil)
+	if err := json.Unmarshal(res.Body, &get); err != nil || len(get.ServerKeys) != 1 {
+		t.Fatalf("GET query with key ID: %s", res.Body)
 	}
 	check(get.ServerKeys[0])
 
@@ -115,6 +132,24 @@ func TestRequestAuthentication(t *testing.T) {
 				t.Fatalf("got %d %v", status, body)
 			}
 		})
+	}
+	// A request whose body is {} is signed with "content": {} (mautrix alone
+	// would drop it); get_missing_events without lists walks from nothing.
+	room := createRoom(t, alice, map[string]any{"preset": "public_chat", "room_version": "10"})
+	hs2.Register(t, "bob").MustDo(t, http.MethodPost, "join/"+url.PathEscape(string(room))+"?server_name=hs1.test", map[string]any{})
+	gme := "/_matrix/federation/v1/get_missing_events/" + url.PathEscape(string(room))
+	if status, body := rawFed(t, hs1, "POST", gme, xMatrix(t, hs2.HS.SigningKey, "POST", gme, "hs2.test", "hs1.test", []byte(`{}`)), []byte(`{}`)); status != 200 || len(body["events"].([]any)) != 0 {
+		t.Fatalf("empty-object body: %d %v", status, body)
+	}
+	// An origin that is not a server name (non-numeric port) is a bad request.
+	if status, body := rawFed(t, hs1, "GET", uri, xMatrix(t, hs2.HS.SigningKey, "GET", uri, "hs2.test:http", "hs1.test", nil), nil); status != 400 {
+		t.Fatalf("non-numeric port in origin: %d %v", status, body)
+	}
+	// A body with a float is not canonical JSON, so no signature can cover it: 400 M_BAD_JSON.
+	sendURI := "/_matrix/federation/v1/send/float"
+	floatBody := []byte(`{"origin":"hs2.test","origin_server_ts":1,"pdus":[],"x":1.5}`)
+	if status, body := rawFed(t, hs1, "PUT", sendURI, xMatrix(t, hs2.HS.SigningKey, "PUT", sendURI, "hs2.test", "hs1.test", []byte(`{}`)), floatBody); status != 400 || body["errcode"] != "M_BAD_JSON" {
+		t.Fatalf("float body: %d %v", status, body)
 	}
 	status, body := rawFed(t, hs1, "GET", uri, xMatrix(t, hs2.HS.SigningKey, "GET", uri, "hs2.test", "hs1.test", nil), nil)
 	if status != 200 || body["displayname"] != "Alice" {

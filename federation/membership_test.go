@@ -96,6 +96,25 @@ func TestMakeJoinErrors(t *testing.T) {
 	if _, err := c.MakeJoin(ctx, &federation.ReqMakeJoin{RoomID: pub, UserID: "@bob:hs2.test", Via: "hs1.test", SupportedVersions: []id.RoomVersion{"9"}}); !isErr(err, 400, "M_INCOMPATIBLE_ROOM_VERSION") {
 		t.Fatalf("incompatible make_join: %v", err)
 	}
+	// ver lists every version the joining server supports: room version 1 is not implied.
+	v1 := createRoom(t, alice, map[string]any{"preset": "public_chat", "room_version": "1"})
+	if _, err := c.MakeJoin(ctx, &federation.ReqMakeJoin{RoomID: v1, UserID: "@bob:hs2.test", Via: "hs1.test", SupportedVersions: []id.RoomVersion{"2"}}); !isErr(err, 400, "M_INCOMPATIBLE_ROOM_VERSION") {
+		t.Fatalf("v1 room, ver=2: %v", err)
+	}
+	if resp, err := c.MakeJoin(ctx, &federation.ReqMakeJoin{RoomID: v1, UserID: "@bob:hs2.test", Via: "hs1.test"}); err != nil || resp.RoomVersion != "1" {
+		t.Fatalf("v1 room, no ver: %v %+v", err, resp)
+	}
+	// The joining server's client sees the resident server's refusal as it was.
+	bob := hs2.Register(t, "bob")
+	res := bob.Do(t, http.MethodPost, "join/"+url.PathEscape(string(room))+"?server_name=hs1.test", map[string]any{})
+	if res.Status != 403 || res.JSON["errcode"] != "M_FORBIDDEN" {
+		t.Fatalf("client join refused by the remote: %d %s", res.Status, res.Body)
+	}
+	// Once every local user has left, hs1 is no longer resident.
+	alice.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(pub))+"/leave", map[string]any{})
+	if _, err := c.MakeJoin(ctx, &federation.ReqMakeJoin{RoomID: pub, UserID: "@bob:hs2.test", Via: "hs1.test", SupportedVersions: []id.RoomVersion{"11"}}); !isErr(err, 404, "M_NOT_FOUND") {
+		t.Fatalf("make_join after everyone left: %v", err)
+	}
 	// Unknown room.
 	if _, err := c.MakeJoin(ctx, &federation.ReqMakeJoin{RoomID: "!nope:hs1.test", UserID: "@bob:hs2.test", Via: "hs1.test", SupportedVersions: []id.RoomVersion{"11"}}); !isErr(err, 404, "M_NOT_FOUND") {
 		t.Fatalf("unknown room make_join: %v", err)
@@ -134,5 +153,61 @@ func TestRejectRemoteInviteAndKnock(t *testing.T) {
 	// Knocking on a room that does not allow it is refused by the resident server.
 	if r := bob.Do(t, http.MethodPost, "knock/"+url.PathEscape(string(room))+"?server_name=hs1.test", map[string]any{}); r.Status == 200 {
 		t.Fatalf("knock on a non-knock room: %d %s", r.Status, r.Body)
+	}
+}
+
+// An invite can be rejected after everyone left the room (the resident
+// server still serves make_leave), and when no server of the room can be
+// reached (the rejection is then recorded locally only).
+func TestRejectInviteEmptyRoomOrUnreachable(t *testing.T) {
+	hs1, hs2 := pair(t)
+	alice := hs1.Register(t, "alice")
+	bob := hs2.Register(t, "bob")
+
+	empty := createRoom(t, alice, map[string]any{"preset": "private_chat"})
+	alice.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(empty))+"/invite", map[string]any{"user_id": bob.UserID})
+	eventually(t, "invite on hs2", func() bool { return invitedTo(t, bob, empty) })
+	alice.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(empty))+"/leave", map[string]any{})
+	bob.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(empty))+"/leave", map[string]any{})
+	if invitedTo(t, bob, empty) {
+		t.Fatal("invite to an empty room still in bob's /sync")
+	}
+	if ev, err := hs1.HS.Store.CurrentStateEvent(context.Background(), empty, "m.room.member", string(bob.UserID)); err != nil || ev.Membership != "leave" {
+		t.Fatalf("hs1 did not get the rejection: %+v %v", ev, err)
+	}
+
+	gone := createRoom(t, alice, map[string]any{"preset": "private_chat"})
+	alice.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(gone))+"/invite", map[string]any{"user_id": bob.UserID})
+	eventually(t, "second invite on hs2", func() bool { return invitedTo(t, bob, gone) })
+	hs1.StopFederation()
+	bob.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(gone))+"/leave", map[string]any{})
+	if invitedTo(t, bob, gone) {
+		t.Fatal("invite rejected while its server is unreachable still in bob's /sync")
+	}
+}
+
+// The invitee's server shows the stripped state the inviting server sent
+// (invite_room_state) in the invite's invite_state.
+func TestRemoteInviteShowsRoomState(t *testing.T) {
+	hs1, hs2 := pair(t)
+	alice := hs1.Register(t, "alice")
+	bob := hs2.Register(t, "bob")
+	room := createRoom(t, alice, map[string]any{"preset": "private_chat", "name": "Secret plans", "topic": "plans"})
+	alice.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(room))+"/invite", map[string]any{"user_id": bob.UserID})
+	eventually(t, "invite on hs2", func() bool { return invitedTo(t, bob, room) })
+	res := bob.MustDo(t, http.MethodGet, "sync", nil)
+	inv := res.JSON["rooms"].(map[string]any)["invite"].(map[string]any)[string(room)].(map[string]any)
+	types := map[string]any{}
+	for _, e := range inv["invite_state"].(map[string]any)["events"].([]any) {
+		ev := e.(map[string]any)
+		types[ev["type"].(string)] = ev["content"]
+	}
+	for _, want := range []string{"m.room.create", "m.room.join_rules", "m.room.name", "m.room.topic", "m.room.member"} {
+		if types[want] == nil {
+			t.Fatalf("invite_state lacks %s: %v", want, types)
+		}
+	}
+	if types["m.room.name"].(map[string]any)["name"] != "Secret plans" {
+		t.Fatalf("room name in invite_state: %v", types["m.room.name"])
 	}
 }

@@ -47,10 +47,45 @@ func (r *Remote) MakeJoin(ctx context.Context, server string, roomID id.RoomID, 
 // SendJoin implements roomserver.Remote.
 func (r *Remote) SendJoin(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID, ev jsontext.Value) ([]jsontext.Value, []jsontext.Value, error) {
 	resp, err := r.c.SendJoin(ctx, &federation.ReqSendJoin{RoomID: roomID, EventID: eventID, Event: json.RawMessage(ev), Via: server})
+	if unrecognized(err) {
+		// A server without v2 send_join: the v1 API answers [200, response].
+		var v1 federation.RespSendJoin
+		err = r.v1Request(ctx, server, federation.URLPath{"v1", "send_join", roomID, eventID}, json.RawMessage(ev), &v1)
+		resp = &v1
+	}
 	if err != nil {
 		return nil, nil, remoteErr(err)
 	}
 	return values(resp.State), values(resp.AuthChain), nil
+}
+
+// unrecognized reports whether err says the remote server lacks the endpoint
+// (404, or 400 M_UNRECOGNIZED), so an older version of it may be tried.
+func unrecognized(err error) bool {
+	var herr mautrix.HTTPError
+	if !errors.As(err, &herr) || herr.Response == nil {
+		return false
+	}
+	switch herr.Response.StatusCode {
+	case http.StatusNotFound:
+		return true
+	case http.StatusBadRequest:
+		return herr.RespError != nil && herr.RespError.ErrCode == "M_UNRECOGNIZED"
+	}
+	return false
+}
+
+// v1Request makes a PUT request to a v1 endpoint whose response is wrapped
+// as [200, response] (send_join, send_leave and invite v1), into out.
+func (r *Remote) v1Request(ctx context.Context, server string, path federation.URLPath, body, out any) error {
+	var wrapped []json.RawMessage
+	if err := r.c.MakeRequest(ctx, server, true, http.MethodPut, path, body, &wrapped); err != nil {
+		return err
+	}
+	if len(wrapped) != 2 {
+		return fmt.Errorf("%w: v1 response is not [code, body]", roomserver.ErrRemote)
+	}
+	return json.Unmarshal(wrapped[1], out)
 }
 
 // Invite implements roomserver.Remote.
@@ -65,6 +100,22 @@ func (r *Remote) Invite(ctx context.Context, server string, roomID id.RoomID, ev
 	}
 	resp, err := r.c.SendInvite(ctx, &federation.ReqSendInvite{RoomID: roomID, UserID: target, EventID: eventID,
 		Event: json.RawMessage(ev), InviteRoomState: st, RoomVersion: version})
+	if unrecognized(err) && (version == id.RoomV1 || version == id.RoomV2) {
+		// invite v1: the event itself, the stripped state in its unsigned.
+		var body map[string]any
+		if err = json.Unmarshal(ev, &body); err != nil {
+			return nil, err
+		}
+		unsigned, _ := body["unsigned"].(map[string]any)
+		if unsigned == nil {
+			unsigned = map[string]any{}
+		}
+		unsigned["invite_room_state"] = st
+		body["unsigned"] = unsigned
+		var v1 federation.RespSendInvite
+		err = r.v1Request(ctx, server, federation.URLPath{"v1", "invite", roomID, eventID}, body, &v1)
+		resp = &v1
+	}
 	if err != nil {
 		return nil, remoteErr(err)
 	}
@@ -79,6 +130,36 @@ func (r *Remote) MissingEvents(ctx context.Context, server string, roomID id.Roo
 		return nil, remoteErr(err)
 	}
 	return values(resp.Events), nil
+}
+
+// StateIDs implements roomserver.Remote.
+func (r *Remote) StateIDs(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID) ([]id.EventID, []id.EventID, error) {
+	resp, err := r.c.GetStateIDs(ctx, server, roomID, eventID)
+	if err != nil {
+		return nil, nil, remoteErr(err)
+	}
+	return resp.PDUs, resp.AuthChain, nil
+}
+
+// State implements roomserver.Remote.
+func (r *Remote) State(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID) ([]jsontext.Value, []jsontext.Value, error) {
+	resp, err := r.c.GetState(ctx, server, roomID, eventID)
+	if err != nil {
+		return nil, nil, remoteErr(err)
+	}
+	return values(resp.PDUs), values(resp.AuthChain), nil
+}
+
+// Event implements roomserver.Remote.
+func (r *Remote) Event(ctx context.Context, server string, eventID id.EventID) (jsontext.Value, error) {
+	resp, err := r.c.GetEvent(ctx, server, eventID)
+	if err != nil {
+		return nil, remoteErr(err)
+	}
+	if len(resp.PDUs) != 1 {
+		return nil, fmt.Errorf("%w: /event answered %d PDUs", roomserver.ErrRemote, len(resp.PDUs))
+	}
+	return jsontext.Value(resp.PDUs[0]), nil
 }
 
 func values(in []federation.PDU) []jsontext.Value {

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/gorilla/mux"
+	"github.com/tidwall/gjson"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
@@ -65,6 +66,9 @@ func (a *API) registerRooms(root *mux.Router) {
 	v2.Handle("/send_join/{roomID}/{eventID}", a.authed("send_join", a.sendMembership(event.MembershipJoin))).Methods(http.MethodPut)
 	v2.Handle("/send_leave/{roomID}/{eventID}", a.authed("send_leave", a.sendMembership(event.MembershipLeave))).Methods(http.MethodPut)
 	v2.Handle("/invite/{roomID}/{eventID}", a.authed("invite", a.invite)).Methods(http.MethodPut)
+	v1.Handle("/send_join/{roomID}/{eventID}", a.authed("send_join", a.sendMembershipV1(event.MembershipJoin))).Methods(http.MethodPut)
+	v1.Handle("/send_leave/{roomID}/{eventID}", a.authed("send_leave", a.sendMembershipV1(event.MembershipLeave))).Methods(http.MethodPut)
+	v1.Handle("/invite/{roomID}/{eventID}", a.authed("invite", a.inviteV1)).Methods(http.MethodPut)
 	v1.Handle("/send/{txnID}", a.authed("send_transaction", a.sendTransaction)).Methods(http.MethodPut)
 	v1.Handle("/get_missing_events/{roomID}", a.authed("get_missing_events", a.getMissingEvents)).Methods(http.MethodPost)
 	v1.Handle("/event/{eventID}", a.authed("get_event", a.getEvent)).Methods(http.MethodGet)
@@ -116,9 +120,12 @@ func (a *API) makeMembership(m event.Membership) httputil.HandlerFunc {
 		}
 		var versions []id.RoomVersion
 		if m != event.MembershipLeave {
-			versions = []id.RoomVersion{"1"}
+			// ver lists the versions the joining server supports; without it, only room version 1.
 			for _, v := range r.URL.Query()["ver"] {
 				versions = append(versions, id.RoomVersion(v))
+			}
+			if len(versions) == 0 {
+				versions = []id.RoomVersion{id.RoomV1}
 			}
 		}
 		tmpl, version, err := a.d.Rooms.MakeMembership(r.Context(), roomID, userID, m, versions)
@@ -128,49 +135,73 @@ func (a *API) makeMembership(m event.Membership) httputil.HandlerFunc {
 		} else if err != nil {
 			return roomErr(err)
 		}
-		raw, err := json.Marshal(tmpl)
-		if err != nil {
-			return err
-		}
-		return httputil.WriteJSON(w, http.StatusOK, map[string]any{"event": json.RawMessage(raw), "room_version": version})
+		return httputil.WriteJSON(w, http.StatusOK, map[string]any{"event": json.RawMessage(tmpl), "room_version": version})
 	}
 }
 
-// sendMembership handles PUT send_join and send_leave (v2).
+// sendMembership handles PUT send_join, send_leave (v2) and send_knock.
 func (a *API) sendMembership(m event.Membership) httputil.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		roomID := id.RoomID(httputil.PathVar(r, "roomID"))
-		eventID := id.EventID(httputil.PathVar(r, "eventID"))
-		var raw json.RawMessage
-		if err := httputil.DecodeJSONObject(r, &raw); err != nil {
-			return err
-		}
-		state, chain, _, err := a.d.Rooms.SendMembership(r.Context(), origin(r), roomID, eventID, raw, m)
-		if err != nil {
-			return roomErr(err)
-		}
-		if ev, err := a.d.Rooms.FederationEvent(r.Context(), roomID, eventID); err == nil && a.d.Outbound != nil {
-			a.d.Outbound.Broadcast(ev, origin(r))
-		}
-		if m == event.MembershipKnock {
-			stripped, err := a.d.Rooms.StrippedState(r.Context(), roomID)
-			if err != nil {
-				return err
-			}
-			return httputil.WriteJSON(w, http.StatusOK, map[string]any{"knock_room_state": stripped})
-		}
-		if m != event.MembershipJoin {
-			return httputil.WriteJSON(w, http.StatusOK, map[string]any{})
-		}
-		servers, err := a.d.Rooms.JoinedServers(r.Context(), roomID)
+		resp, err := a.sendMembershipResp(r, m)
 		if err != nil {
 			return err
 		}
-		return httputil.WriteJSON(w, http.StatusOK, map[string]any{
-			"origin": a.serverName, "state": rawList(state), "auth_chain": rawList(chain),
-			"members_omitted": false, "servers_in_room": servers,
-		})
+		return httputil.WriteJSON(w, http.StatusOK, resp)
 	}
+}
+
+// sendMembershipV1 handles PUT send_join and send_leave v1, whose response
+// is wrapped as [200, response].
+func (a *API) sendMembershipV1(m event.Membership) httputil.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		resp, err := a.sendMembershipResp(r, m)
+		if err != nil {
+			return err
+		}
+		return httputil.WriteJSON(w, http.StatusOK, []any{http.StatusOK, resp})
+	}
+}
+
+func (a *API) sendMembershipResp(r *http.Request, m event.Membership) (any, error) {
+	roomID := id.RoomID(httputil.PathVar(r, "roomID"))
+	eventID := id.EventID(httputil.PathVar(r, "eventID"))
+	var raw json.RawMessage
+	if err := httputil.DecodeJSONObject(r, &raw); err != nil {
+		return nil, err
+	}
+	state, chain, _, err := a.d.Rooms.SendMembership(r.Context(), origin(r), roomID, eventID, raw, m)
+	if err != nil {
+		return nil, roomErr(err)
+	}
+	if ev, err := a.d.Rooms.FederationEvent(r.Context(), roomID, eventID); err == nil && a.d.Outbound != nil {
+		a.d.Outbound.Broadcast(ev, origin(r))
+	}
+	if m == event.MembershipKnock {
+		stripped, err := a.d.Rooms.StrippedState(r.Context(), roomID)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"knock_room_state": stripped}, nil
+	}
+	if m != event.MembershipJoin {
+		return map[string]any{}, nil
+	}
+	servers, err := a.d.Rooms.JoinedServers(r.Context(), roomID)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{
+		"origin": a.serverName, "state": rawList(state), "auth_chain": rawList(chain),
+		"members_omitted": false, "servers_in_room": servers,
+	}, nil
+}
+
+func rawValues(in []json.RawMessage) []jsontext.Value {
+	out := make([]jsontext.Value, len(in))
+	for i, v := range in {
+		out[i] = jsontext.Value(v)
+	}
+	return out
 }
 
 func rawList(in []jsontext.Value) []json.RawMessage {
@@ -184,8 +215,9 @@ func rawList(in []jsontext.Value) []json.RawMessage {
 // invite handles PUT /_matrix/federation/v2/invite/{roomID}/{eventID}.
 func (a *API) invite(w http.ResponseWriter, r *http.Request) error {
 	var body struct {
-		Event       json.RawMessage `json:"event"`
-		RoomVersion id.RoomVersion  `json:"room_version"`
+		Event           json.RawMessage   `json:"event"`
+		RoomVersion     id.RoomVersion    `json:"room_version"`
+		InviteRoomState []json.RawMessage `json:"invite_room_state"`
 	}
 	if err := httputil.DecodeJSONObject(r, &body); err != nil {
 		return err
@@ -193,16 +225,56 @@ func (a *API) invite(w http.ResponseWriter, r *http.Request) error {
 	if len(body.Event) == 0 || body.RoomVersion == "" {
 		return httputil.BadJSON("event and room_version are required")
 	}
-	if !roomserver.Supported(body.RoomVersion) {
-		return httputil.Errorf(http.StatusBadRequest, "M_INCOMPATIBLE_ROOM_VERSION", "room version %s is not supported", body.RoomVersion).
-			With("room_version", body.RoomVersion)
-	}
-	signed, err := a.d.Rooms.ReceiveInvite(r.Context(), origin(r), id.RoomID(httputil.PathVar(r, "roomID")),
-		id.EventID(httputil.PathVar(r, "eventID")), body.RoomVersion, body.Event)
+	signed, err := a.receiveInvite(r, body.RoomVersion, body.Event, body.InviteRoomState)
 	if err != nil {
-		return roomErr(err)
+		return err
 	}
 	return httputil.WriteJSON(w, http.StatusOK, map[string]any{"event": json.RawMessage(signed)})
+}
+
+// inviteV1 handles PUT /_matrix/federation/v1/invite/{roomID}/{eventID}: the
+// body is the event itself (room versions 1 and 2), the response [200, {event}].
+func (a *API) inviteV1(w http.ResponseWriter, r *http.Request) error {
+	var ev json.RawMessage
+	if err := httputil.DecodeJSONObject(r, &ev); err != nil {
+		return err
+	}
+	// The version is the room's, when known here, else that of the create
+	// event among the stripped state, else 1.
+	version := id.RoomV1
+	if room, err := a.d.Store.GetRoom(r.Context(), id.RoomID(httputil.PathVar(r, "roomID"))); err == nil {
+		version = room.Version
+	} else {
+		gjson.GetBytes(ev, "unsigned.invite_room_state").ForEach(func(_, s gjson.Result) bool {
+			if s.Get("type").Str == "m.room.create" && s.Get("content.room_version").Str != "" {
+				version = id.RoomVersion(s.Get("content.room_version").Str)
+			}
+			return true
+		})
+	}
+	var stripped []json.RawMessage
+	gjson.GetBytes(ev, "unsigned.invite_room_state").ForEach(func(_, s gjson.Result) bool {
+		stripped = append(stripped, json.RawMessage(s.Raw))
+		return true
+	})
+	signed, err := a.receiveInvite(r, version, ev, stripped)
+	if err != nil {
+		return err
+	}
+	return httputil.WriteJSON(w, http.StatusOK, []any{http.StatusOK, map[string]any{"event": json.RawMessage(signed)}})
+}
+
+func (a *API) receiveInvite(r *http.Request, version id.RoomVersion, ev json.RawMessage, stripped []json.RawMessage) ([]byte, error) {
+	if !roomserver.Supported(version) {
+		return nil, httputil.Errorf(http.StatusBadRequest, "M_INCOMPATIBLE_ROOM_VERSION", "room version %s is not supported", version).
+			With("room_version", version)
+	}
+	signed, err := a.d.Rooms.ReceiveInvite(r.Context(), origin(r), id.RoomID(httputil.PathVar(r, "roomID")),
+		id.EventID(httputil.PathVar(r, "eventID")), version, ev, rawValues(stripped))
+	if err != nil {
+		return nil, roomErr(err)
+	}
+	return signed, nil
 }
 
 // checkServerInRoom returns 403 unless the requesting server may see the room.
@@ -236,9 +308,7 @@ func (a *API) getMissingEvents(w http.ResponseWriter, r *http.Request) error {
 	if err := httputil.DecodeJSONObject(r, &body); err != nil {
 		return err
 	}
-	if body.Latest == nil || body.Earliest == nil {
-		return httputil.BadJSON("earliest_events and latest_events are required")
-	}
+	// Absent lists are taken as empty (as Synapse does): nothing to walk from.
 	if err := a.checkServerInRoom(r, roomID); err != nil {
 		return err
 	}

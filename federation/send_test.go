@@ -184,7 +184,9 @@ func TestInboundTransactionChecks(t *testing.T) {
 		t.Fatalf("rejected transactions changed the room: stream %d -> %d", before, after)
 	}
 
-	// Per-PDU checks: each bad PDU gets an error; none reaches the timeline.
+	// Per-PDU checks: an event that cannot be processed (bad signature)
+	// gets an error; one that fails the auth rules is processed (empty
+	// result, as Synapse answers) and stored as rejected. None reaches the timeline.
 	forger := signing.Generate()
 	forger.ID = key.ID
 	forged, forgedID := f.build(t, f.bob.UserID, forger, "forged", nil, 0)
@@ -196,11 +198,14 @@ func TestInboundTransactionChecks(t *testing.T) {
 		t.Fatalf("t2: %d %v", status, body)
 	}
 	results := body["pdus"].(map[string]any)
-	for _, bad := range []id.EventID{forgedID, outsiderID} {
-		r, _ := results[string(bad)].(map[string]any)
-		if r["error"] == nil {
-			t.Errorf("%s accepted: %v", bad, results)
-		}
+	if r, _ := results[string(forgedID)].(map[string]any); r["error"] == nil {
+		t.Errorf("forged event accepted: %v", results)
+	}
+	if r, ok := results[string(outsiderID)].(map[string]any); !ok || len(r) != 0 {
+		t.Errorf("rejected event's result: %v", results)
+	}
+	if ev, err := f.hs1.HS.Store.GetEvent(ctx, outsiderID); err != nil || !ev.Rejected {
+		t.Errorf("event of a non-member not stored as rejected: %+v %v", ev, err)
 	}
 	if f.stored(forgedID) {
 		t.Error("event with a bad signature was stored")
@@ -395,5 +400,36 @@ func TestTimestampToEvent(t *testing.T) {
 	}
 	if _, err := c.TimestampToEvent(ctx, "hs1.test", f.room, time.Now().Add(time.Hour), mautrix.DirectionForward); !isErr(err, 404, "M_NOT_FOUND") {
 		t.Fatalf("nothing after: %v", err)
+	}
+}
+
+// Events of a user deactivated with erasure are served redacted to other servers.
+func TestErasedUserEventsRedactedOverFederation(t *testing.T) {
+	f := joinedPair(t)
+	carol := f.hs1.Register(t, "carol")
+	carol.MustDo(t, http.MethodPost, "join/"+url.PathEscape(string(f.room)), map[string]any{})
+	msg := send(t, carol, f.room, "personal data")
+	c := fedClient(t, f.hs2)
+	ctx := context.Background()
+	content := func() map[string]any {
+		ev, err := c.GetEvent(ctx, "hs1.test", msg)
+		if err != nil || len(ev.PDUs) != 1 {
+			t.Fatalf("event: %+v %v", ev, err)
+		}
+		var p map[string]any
+		if err := json.Unmarshal(ev.PDUs[0], &p); err != nil {
+			t.Fatal(err)
+		}
+		return p["content"].(map[string]any)
+	}
+	if content()["body"] != "personal data" {
+		t.Fatal("event before erasure")
+	}
+	ch := carol.Do(t, http.MethodPost, "account/deactivate", map[string]any{})
+	auth := map[string]any{"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": "carol"},
+		"password": "password", "session": ch.JSON["session"]}
+	carol.MustDo(t, http.MethodPost, "account/deactivate", map[string]any{"auth": auth, "erase": true})
+	if c := content(); len(c) != 0 {
+		t.Fatalf("event of an erased user served with content %v", c)
 	}
 }

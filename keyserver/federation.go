@@ -89,8 +89,8 @@ func remoteByServer[T any](s *Server, q map[id.UserID]T) map[string]map[id.UserI
 }
 
 // sendDeviceListUpdate tells the other servers sharing a room with user
-// that one of its devices changed (m.device_list_update). prev_id is left
-// empty, which makes receivers resync the user's device list.
+// that one of its devices changed (m.device_list_update). prev_id is the
+// user's previous change: a receiver that has not seen it resyncs.
 func (s *Server) sendDeviceListUpdate(ctx context.Context, user id.UserID, device id.DeviceID, pos int64, keys json.RawMessage) {
 	if s.fed == nil {
 		return
@@ -109,7 +109,13 @@ func (s *Server) sendDeviceListUpdate(ctx context.Context, user id.UserID, devic
 	if len(servers) == 0 {
 		return
 	}
-	content := map[string]any{"user_id": user, "device_id": device, "stream_id": pos, "prev_id": []int64{}, "deleted": false}
+	prev := []int64{}
+	if last, err := s.store.LastDeviceListChange(ctx, user, pos); err != nil {
+		s.log.Warn("device list update: previous change", zap.Error(err))
+	} else if last > 0 {
+		prev = append(prev, last)
+	}
+	content := map[string]any{"user_id": user, "device_id": device, "stream_id": pos, "prev_id": prev, "deleted": false}
 	if len(keys) > 0 {
 		content["keys"] = keys
 	}

@@ -1,6 +1,7 @@
 package roomserver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json/jsontext"
 	"encoding/json/v2"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
+	"maunium.net/go/mautrix/crypto/canonicaljson"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/federation/eventauth"
 	"maunium.net/go/mautrix/federation/pdu"
@@ -48,6 +50,12 @@ type Remote interface {
 	MissingEvents(ctx context.Context, server string, roomID id.RoomID, earliest, latest []id.EventID, limit int) ([]jsontext.Value, error)
 	// MakeMembership asks server for a leave or knock event template (make_leave, make_knock).
 	MakeMembership(ctx context.Context, server string, roomID id.RoomID, userID id.UserID, m event.Membership, versions []id.RoomVersion) (jsontext.Value, id.RoomVersion, error)
+	// StateIDs returns the IDs of the state before eventID and of its auth chain (state_ids).
+	StateIDs(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID) (state, authChain []id.EventID, err error)
+	// State returns the state before eventID and its auth chain (state).
+	State(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID) (state, authChain []jsontext.Value, err error)
+	// Event fetches one event (event).
+	Event(ctx context.Context, server string, eventID id.EventID) (jsontext.Value, error)
 	// SendMembership submits a signed leave or knock (send_leave v2, send_knock).
 	SendMembership(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID, ev jsontext.Value, m event.Membership) error
 }
@@ -61,6 +69,8 @@ type remoteEvent struct {
 	p    *pdu.PDU
 	id   id.EventID
 	json []byte
+	// ref is the reference hash of a v1/v2 event (nil otherwise).
+	ref []byte
 }
 
 // parseRemote parses a PDU of room version v received over federation and
@@ -69,10 +79,13 @@ type remoteEvent struct {
 // sender's server, 3. valid content hash, else the event is redacted.
 func (s *Server) parseRemote(v id.RoomVersion, raw []byte) (*remoteEvent, error) {
 	if isV1(v) {
-		return nil, fmt.Errorf("%w: room version %s over federation", ErrUnsupportedRoomVersion, v)
+		return s.parseRemoteV1(v, raw)
 	}
 	if len(raw) > maxEventBytes {
 		return nil, fmt.Errorf("%w: event larger than %d bytes", ErrTooLarge, maxEventBytes)
+	}
+	if err := checkCanonical(v, raw); err != nil {
+		return nil, err
 	}
 	p, err := parsePDU(raw)
 	if err != nil {
@@ -105,10 +118,28 @@ func (s *Server) parseRemote(v id.RoomVersion, raw []byte) (*remoteEvent, error)
 	return &remoteEvent{p: p, id: evID, json: out}, nil
 }
 
+// errStoredRejected marks an event that failed the auth checks and was stored as rejected.
+var errStoredRejected = errors.New("event rejected")
+
+// checkCanonical rejects, in room version 6 and later, an event that is not
+// canonical JSON (floats, integers beyond ±(2^53-1)): such an event is
+// invalid, not merely redacted.
+func checkCanonical(v id.RoomVersion, raw []byte) error {
+	if !v.ForbidFloatsAndBigInts() {
+		return nil
+	}
+	c := jsontext.Value(bytes.Clone(raw))
+	if err := canonicaljson.Canonicalize(&c); err != nil {
+		return fmt.Errorf("%w: event is not valid canonical JSON: %v", ErrBadRequest, err)
+	}
+	return nil
+}
+
 // RemoteResult is the outcome of one PDU of an inbound transaction.
 type RemoteResult struct {
 	EventID id.EventID
-	// Err is nil when the event was accepted (or was already known).
+	// Err is nil when the event was processed: accepted, soft-failed,
+	// rejected by the auth rules (and stored as such) or already known.
 	Err error
 }
 
@@ -145,12 +176,24 @@ func (s *Server) InputRemoteEvents(ctx context.Context, origin string, raws []js
 		}
 		err = s.inputLocked(ctx, r, origin, ev, 0)
 		r.mu.Unlock()
+		if errors.Is(err, errStoredRejected) {
+			// Processed: the event failed the auth checks and is stored as
+			// rejected; that is no error of the transaction (as Synapse).
+			s.log.Info("remote event rejected", logging.EventID(ev.id), zap.String("origin", origin), zap.Error(err))
+			err = nil
+		}
 		out = append(out, RemoteResult{EventID: ev.id, Err: err})
 	}
 	return out
 }
 
 func eventIDOf(v id.RoomVersion, raw []byte) (id.EventID, error) {
+	if isV1(v) {
+		if evID := gjson.GetBytes(raw, "event_id").Str; evID != "" {
+			return id.EventID(evID), nil
+		}
+		return "", fmt.Errorf("%w: no event_id", ErrBadRequest)
+	}
 	p, err := parsePDU(raw)
 	if err != nil {
 		return "", err
@@ -177,14 +220,33 @@ func (s *Server) inputLocked(ctx context.Context, r *room, origin string, ev *re
 	if p.Type == event.StateCreate.Type {
 		return fmt.Errorf("%w: m.room.create in an existing room", ErrForbidden)
 	}
-	// Fill gaps: prev_events we do not have are fetched from the origin.
+	// Fill gaps: prev_events we do not have are fetched from the origin
+	// (get_missing_events, for the event the origin pushed to us).
 	missing, err := s.missingEvents(ctx, p.PrevEvents)
 	if err != nil {
 		return err
 	}
-	if len(missing) > 0 && s.remote != nil && depth < maxMissingDepth {
+	if len(missing) > 0 && s.remote != nil && depth == 0 {
 		if err := s.fetchMissing(ctx, r, origin, ev, depth); err != nil {
 			s.log.Info("get_missing_events failed", logging.EventID(ev.id), zap.String("origin", origin), zap.Error(err))
+		}
+		if _, err := s.store.GetEvent(ctx, ev.id); err == nil {
+			return nil // the origin returned the event itself among the missing ones
+		}
+		if missing, err = s.missingEvents(ctx, p.PrevEvents); err != nil {
+			return err
+		}
+	}
+	// Still missing: ask for the state at each missing prev_event (state_ids).
+	var gapStates []map[storage.StateKeyTuple]id.EventID
+	if len(missing) > 0 && s.remote != nil && depth < maxMissingDepth {
+		for _, m := range missing {
+			st, err := s.stateAfterRemote(ctx, r, origin, m)
+			if err != nil {
+				s.log.Info("state at a missing prev_event not obtained", logging.EventID(m), zap.String("origin", origin), zap.Error(err))
+				continue
+			}
+			gapStates = append(gapStates, st)
 		}
 		if missing, err = s.missingEvents(ctx, p.PrevEvents); err != nil {
 			return err
@@ -203,12 +265,12 @@ func (s *Server) inputLocked(ctx context.Context, r *room, origin string, ev *re
 		ne.Membership = gjson.GetBytes(p.Content, "membership").Str
 	}
 	// 4. Auth against the event's own auth_events.
-	authErr := authrules.Authorize(r.version, p, nil, s.storedPDUs(ctx), s.getKey)
+	authErr := authrules.Authorize(r.version, p, nil, s.storedPDUs(ctx, r.version), s.getKey)
 	// 5. Auth against the state before the event.
 	var before map[storage.StateKeyTuple]id.EventID
 	if authErr == nil {
 		var err error
-		if before, err = s.stateBefore(ctx, r, p); err != nil {
+		if before, err = s.stateBefore(ctx, r, p, gapStates); err != nil {
 			return err
 		}
 		lookup := r.lookup
@@ -242,13 +304,14 @@ func (s *Server) inputLocked(ctx context.Context, r *room, origin string, ev *re
 	if accepted {
 		ext := slices.DeleteFunc(slices.Clone(r.extremities), func(e id.EventID) bool { return slices.Contains(p.PrevEvents, e) })
 		w.extremities = append(ext, ev.id)
+		w.refs = extremityRefs(r.refs, w.extremities, ev)
 		if p.StateKey != nil {
 			k := storage.StateKeyTuple{Type: p.Type, StateKey: *p.StateKey}
 			if prev, ok := r.state[k]; ok {
 				ne.Unsigned = prevUnsigned(prev)
 			}
 			ne.UpdateCurrentState = true
-			w.overlay[k] = stateEntry{id: ev.id, pdu: p}
+			w.overlay[k] = stateEntry{id: ev.id, pdu: p, ref: ev.ref}
 		}
 	}
 	evs, err := s.commit(ctx, w, nil)
@@ -256,7 +319,7 @@ func (s *Server) inputLocked(ctx context.Context, r *room, origin string, ev *re
 		return err
 	}
 	if authErr != nil {
-		return fmt.Errorf("%w: %v", ErrForbidden, authErr)
+		return fmt.Errorf("%w: %w: %v", ErrForbidden, errStoredRejected, authErr)
 	}
 	if accepted {
 		s.publish(evs, r.version)
@@ -293,7 +356,9 @@ func (s *Server) fetchMissing(ctx context.Context, r *room, origin string, ev *r
 			s.log.Info("missing event failed checks", zap.Error(err))
 			continue
 		}
-		evs = append(evs, e)
+		if e.id != ev.id && !slices.ContainsFunc(evs, func(o *remoteEvent) bool { return o.id == e.id }) {
+			evs = append(evs, e)
+		}
 	}
 	sort.SliceStable(evs, func(i, j int) bool { return evs[i].p.Depth < evs[j].p.Depth })
 	for _, e := range evs {
@@ -305,7 +370,7 @@ func (s *Server) fetchMissing(ctx context.Context, r *room, origin string, ev *r
 }
 
 // storedPDUs is an eventauth.GetEventsFunc over stored events (rejected flags kept).
-func (s *Server) storedPDUs(ctx context.Context) eventauth.GetEventsFunc {
+func (s *Server) storedPDUs(ctx context.Context, v id.RoomVersion) eventauth.GetEventsFunc {
 	return func(ids []id.EventID) ([]*pdu.PDU, error) {
 		evs, err := s.store.GetEvents(ctx, ids)
 		if err != nil {
@@ -324,12 +389,10 @@ func (s *Server) storedPDUs(ctx context.Context) eventauth.GetEventsFunc {
 				}
 				continue
 			}
-			p, err := parsePDU(e.JSON)
+			p, err := parseStored(v, e)
 			if err != nil {
 				return nil, err
 			}
-			p.InternalMeta.EventID = e.EventID
-			p.InternalMeta.Rejected = e.Rejected
 			out[i] = p
 		}
 		if len(ids) == 1 && out[0] == nil {
@@ -341,9 +404,10 @@ func (s *Server) storedPDUs(ctx context.Context) eventauth.GetEventsFunc {
 
 // stateBefore returns the state before p: nil (meaning the room's current
 // state) when p's prev_events are the room's forward extremities, else the
-// resolution (state res v2) of the states after each known prev_event.
-func (s *Server) stateBefore(ctx context.Context, r *room, p *pdu.PDU) (map[storage.StateKeyTuple]id.EventID, error) {
-	if sameSet(p.PrevEvents, r.extremities) {
+// resolution (state res v2) of the states after each known prev_event and
+// of gapStates (the states after prev_events fetched as outliers).
+func (s *Server) stateBefore(ctx context.Context, r *room, p *pdu.PDU, gapStates []map[storage.StateKeyTuple]id.EventID) (map[storage.StateKeyTuple]id.EventID, error) {
+	if len(gapStates) == 0 && sameSet(p.PrevEvents, r.extremities) {
 		return nil, nil
 	}
 	prevs, err := s.store.GetEvents(ctx, p.PrevEvents)
@@ -357,15 +421,21 @@ func (s *Server) stateBefore(ctx context.Context, r *room, p *pdu.PDU) (map[stor
 		}
 		groups = append(groups, e.StateAfter)
 	}
-	if len(groups) == 0 {
+	states := slices.Clone(gapStates)
+	for _, g := range groups {
+		ids, err := s.store.StateIDs(ctx, g)
+		if err != nil {
+			return nil, fmt.Errorf("state before %s: %w", p.InternalMeta.EventID, err)
+		}
+		states = append(states, ids)
+	}
+	switch len(states) {
+	case 0:
 		return nil, nil
+	case 1:
+		return states[0], nil
 	}
-	var ids map[storage.StateKeyTuple]id.EventID
-	if len(groups) == 1 {
-		ids, err = s.store.StateIDs(ctx, groups[0])
-	} else {
-		ids, err = s.ResolveState(ctx, r.version, groups)
-	}
+	ids, err := s.resolveMaps(ctx, r.version, states)
 	if err != nil {
 		return nil, fmt.Errorf("state before %s: %w", p.InternalMeta.EventID, err)
 	}
@@ -386,11 +456,10 @@ func (s *Server) lookupIn(ctx context.Context, v id.RoomVersion, p *pdu.PDU, ids
 	}
 	byKey := map[storage.StateKeyTuple]*pdu.PDU{}
 	for _, e := range evs {
-		pp, err := parsePDU(e.JSON)
+		pp, err := parseStored(v, e)
 		if err != nil {
 			return nil, err
 		}
-		pp.InternalMeta.EventID = e.EventID
 		byKey[storage.StateKeyTuple{Type: e.Type, StateKey: *e.StateKey}] = pp
 	}
 	return func(t, k string) *pdu.PDU { return byKey[storage.StateKeyTuple{Type: t, StateKey: k}] }, nil
@@ -425,17 +494,15 @@ func (s *Server) resolveFork(ctx context.Context, r *room, ev *remoteEvent, befo
 			return nil, err
 		}
 		for _, e := range evs {
-			p, err := parsePDU(e.JSON)
+			p, err := parseStored(r.version, e)
 			if err != nil {
-				return nil, fmt.Errorf("parse %s: %w", e.EventID, err)
+				return nil, err
 			}
-			p.InternalMeta.EventID = e.EventID
-			p.InternalMeta.Rejected = e.Rejected
 			out = append(out, p)
 		}
 		return out, nil
 	}
-	resolved, err := stateres.Resolve(ctx, r.version, []stateres.StateMap{cur, after}, fetch)
+	resolved, err := stateres.Resolve(ctx, stateResVersion(r.version), []stateres.StateMap{cur, after}, fetch)
 	if err != nil {
 		return nil, err
 	}
@@ -462,6 +529,23 @@ func (s *Server) authorizeAgainst(v id.RoomVersion, p *pdu.PDU, state func(t, k 
 		return nil, nil
 	}
 	return authrules.Authorize(v, p, auth, getEvents, s.getKey)
+}
+
+// extremityRefs returns the reference hashes of the extremities ext of a
+// v1/v2 room, ev among them (nil for other room versions).
+func extremityRefs(old map[id.EventID][]byte, ext []id.EventID, ev *remoteEvent) map[id.EventID][]byte {
+	if ev.ref == nil {
+		return old
+	}
+	out := make(map[id.EventID][]byte, len(ext))
+	for _, e := range ext {
+		if e == ev.id {
+			out[e] = ev.ref
+		} else if ref, ok := old[e]; ok {
+			out[e] = ref
+		}
+	}
+	return out
 }
 
 func sameSet(a, b []id.EventID) bool {
@@ -497,6 +581,24 @@ func (s *Server) inviteRemote(ctx context.Context, w *working, ne *storage.NewEv
 	signed, err := s.remote.Invite(ctx, target.Homeserver(), w.roomID, ne.EventID, w.version, ne.JSON, stripped)
 	if err != nil {
 		return fmt.Errorf("%w: invite to %s: %v", ErrRemote, target.Homeserver(), err)
+	}
+	if isV1(w.version) {
+		var e pdu.RoomV1PDU
+		if err := json.Unmarshal(signed, &e); err != nil {
+			return fmt.Errorf("%w: invite response: %v", ErrRemote, err)
+		}
+		e.Unsigned = nil
+		if ref, err := e.GetReferenceHash(w.version); err != nil || e.EventID != ne.EventID || !bytes.Equal(ref[:], w.refs[ne.EventID]) {
+			return fmt.Errorf("%w: invite came back as a different event", ErrRemote)
+		}
+		if err := e.VerifySignature(w.version, target.Homeserver(), s.getKey); err != nil {
+			return fmt.Errorf("%w: invite not signed by %s: %v", ErrRemote, target.Homeserver(), err)
+		}
+		ne.JSON, err = json.Marshal(&e)
+		return err
+	}
+	if err := checkCanonical(w.version, signed); err != nil {
+		return fmt.Errorf("invite response from %s: %w", target.Homeserver(), err)
 	}
 	p, err := parsePDU(signed)
 	if err != nil {
@@ -567,18 +669,20 @@ func (s *Server) inputFork(ctx context.Context, r *room, ev *remoteEvent, ne *st
 	}
 	before0 := len(r.state)
 	for _, e := range evs {
-		pp, err := parsePDU(e.JSON)
+		pp, ref, err := parseEvent(r.version, e.JSON)
 		if err != nil {
 			s.forget(r)
 			return err
 		}
-		r.state[storage.StateKeyTuple{Type: e.Type, StateKey: *e.StateKey}] = stateEntry{id: e.EventID, pdu: pp}
+		pp.InternalMeta.EventID = e.EventID
+		r.state[storage.StateKeyTuple{Type: e.Type, StateKey: *e.StateKey}] = stateEntry{id: e.EventID, pdu: pp, ref: ref}
 	}
 	if p.StateKey != nil && ne.UpdateCurrentState {
-		r.state[storage.StateKeyTuple{Type: p.Type, StateKey: *p.StateKey}] = stateEntry{id: ev.id, pdu: p}
+		r.state[storage.StateKeyTuple{Type: p.Type, StateKey: *p.StateKey}] = stateEntry{id: ev.id, pdu: p, ref: ev.ref}
 	}
 	r.servers.invalidate() // resolution may have changed memberships
 	r.stateVer = s.stateVers.Add(1)
+	r.refs = extremityRefs(r.refs, ext, ev)
 	s.cachedState.Add(int64(len(r.state) - before0))
 	r.extremities = ext
 	r.depth = max(r.depth, p.Depth)

@@ -144,14 +144,12 @@ func (s *Server) walkBack(ctx context.Context, roomID id.RoomID, start, stop []i
 			if (!first || includeStart) && !e.Rejected && !e.Outlier && len(out) < limit {
 				out = append(out, e)
 			}
-			gjson.GetBytes(e.JSON, "prev_events").ForEach(func(_, v gjson.Result) bool {
-				p := id.EventID(v.Str)
-				if p != "" && !seen[p] {
+			for _, p := range refIDs(gjson.GetBytes(e.JSON, "prev_events")) {
+				if !seen[p] {
 					seen[p] = true
 					frontier = append(frontier, p)
 				}
-				return true
-			})
+			}
 		}
 		first = false
 	}
@@ -198,7 +196,29 @@ func (s *Server) StrippedState(ctx context.Context, roomID id.RoomID) ([]map[str
 func (s *Server) FilterForServer(ctx context.Context, server string, version id.RoomVersion, evs []*storage.Event) ([]*storage.Event, error) {
 	states := map[int64]map[storage.StateKeyTuple]id.EventID{}
 	out := make([]*storage.Event, 0, len(evs))
+	var senders []id.UserID
 	for _, ev := range evs {
+		if !ev.Redacted && !slices.Contains(senders, ev.Sender) {
+			senders = append(senders, ev.Sender)
+		}
+	}
+	erased, err := s.store.ErasedUsers(ctx, senders)
+	if err != nil {
+		return nil, err
+	}
+	for _, ev := range evs {
+		if erased[ev.Sender] && !ev.Redacted {
+			// Users deactivated with erasure: other servers get their events
+			// redacted (the redacted form keeps what the auth rules need).
+			red, _, err := redactStored(version, ev.JSON)
+			if err != nil {
+				return nil, err
+			}
+			cp := *ev
+			cp.JSON = red
+			out = append(out, &cp)
+			continue
+		}
 		ids, ok := states[ev.StateBefore]
 		if !ok {
 			var err error

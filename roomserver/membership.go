@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
@@ -37,6 +38,17 @@ func (s *Server) Join(ctx context.Context, req MembershipRequest) (id.EventID, e
 	if s.remote != nil && !s.resident(ctx, req.RoomID) {
 		return s.joinRemote(ctx, req)
 	}
+	if s.remote != nil {
+		// Every local member left: this server's copy of the room stopped
+		// being updated then. Rejoin through a server still in the room, which
+		// hands over the current state, rather than on the stale copy.
+		if others, err := s.otherServersIfNoLocalMember(ctx, req.RoomID); err != nil {
+			return "", err
+		} else if len(others) > 0 {
+			req.Via = append(slices.Clone(req.Via), others...)
+			return s.joinRemote(ctx, req)
+		}
+	}
 	authoriser, err := s.restrictedJoinAuthoriser(ctx, req.RoomID, req.Sender)
 	if err != nil {
 		return "", err
@@ -67,6 +79,16 @@ func (s *Server) Join(ctx context.Context, req MembershipRequest) (id.EventID, e
 		err = s.store.UnforgetRoom(ctx, req.Sender, req.RoomID)
 	}
 	return evID, err
+}
+
+// otherServersIfNoLocalMember returns the other servers with joined members
+// in the room's (last known) state when no local user is joined; nil otherwise.
+func (s *Server) otherServersIfNoLocalMember(ctx context.Context, roomID id.RoomID) ([]string, error) {
+	servers, err := s.JoinedServers(ctx, roomID)
+	if err != nil || slices.Contains(servers, s.serverName) {
+		return nil, err
+	}
+	return servers, nil
 }
 
 // Invite invites req.Target.

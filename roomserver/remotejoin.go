@@ -6,6 +6,7 @@ import (
 	"encoding/json/v2"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 
@@ -16,6 +17,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"parley/internal/authrules"
+	"parley/internal/eventutil"
 	"parley/internal/logging"
 	"parley/storage"
 )
@@ -24,7 +26,7 @@ import (
 // make_knock: an unsigned m.room.member event of userID on top of the
 // room's current state, checked against the auth rules. versions are the
 // room versions the remote server supports (nil: any).
-func (s *Server) MakeMembership(ctx context.Context, roomID id.RoomID, userID id.UserID, m event.Membership, versions []id.RoomVersion) (*pdu.PDU, id.RoomVersion, error) {
+func (s *Server) MakeMembership(ctx context.Context, roomID id.RoomID, userID id.UserID, m event.Membership, versions []id.RoomVersion) (jsontext.Value, id.RoomVersion, error) {
 	r, err := s.lockRoom(ctx, roomID)
 	if err != nil {
 		return nil, "", err
@@ -33,11 +35,14 @@ func (s *Server) MakeMembership(ctx context.Context, roomID id.RoomID, userID id
 	if _, ok := r.state[storage.StateKeyTuple{Type: event.StateCreate.Type}]; !ok {
 		return nil, "", ErrNotResident
 	}
+	if m != event.MembershipLeave && !s.localMemberJoined(r) {
+		// Without a joined local member this server is not resident: it
+		// cannot vouch for the room's current state to a joining server. (A
+		// leave, rejecting an invite, is still served.)
+		return nil, "", ErrNotResident
+	}
 	if versions != nil && !slices.Contains(versions, r.version) {
 		return nil, r.version, ErrIncompatibleVersion
-	}
-	if isV1(r.version) {
-		return nil, r.version, ErrUnsupportedRoomVersion
 	}
 	sk := string(userID)
 	p := &pdu.PDU{
@@ -53,7 +58,30 @@ func (s *Server) MakeMembership(ctx context.Context, roomID id.RoomID, userID id
 	if err := s.authorizeAgainst(r.version, p, r.lookup); err != nil {
 		return nil, r.version, fmt.Errorf("%w: %v", ErrForbidden, err)
 	}
-	return p, r.version, nil
+	if isV1(r.version) {
+		refs := map[id.EventID][]byte{}
+		maps.Copy(refs, r.refs)
+		for _, e := range r.state {
+			if slices.Contains(p.AuthEvents, e.id) {
+				refs[e.id] = e.ref
+			}
+		}
+		tmpl, err := v1Template(p, refs)
+		return tmpl, r.version, err
+	}
+	tmpl, err := json.Marshal(p)
+	return tmpl, r.version, err
+}
+
+// localMemberJoined reports whether a user of this server is joined to the room. r must be locked.
+func (s *Server) localMemberJoined(r *room) bool {
+	for k, e := range r.state {
+		if k.Type == event.StateMember.Type && id.UserID(k.StateKey).Homeserver() == s.serverName &&
+			gjson.GetBytes(e.pdu.Content, "membership").Str == string(event.MembershipJoin) {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *room) lookup(t, k string) *pdu.PDU {
@@ -151,14 +179,12 @@ func (s *Server) AuthChain(ctx context.Context, ids []id.EventID) ([]*storage.Ev
 			if !first {
 				out = append(out, e)
 			}
-			gjson.GetBytes(e.JSON, "auth_events").ForEach(func(_, v gjson.Result) bool {
-				a := id.EventID(v.Str)
-				if a != "" && !seen[a] {
+			for _, a := range refIDs(gjson.GetBytes(e.JSON, "auth_events")) {
+				if !seen[a] {
 					seen[a] = true
 					frontier = append(frontier, a)
 				}
-				return true
-			})
+			}
 		}
 		first = false
 	}
@@ -218,7 +244,7 @@ func (s *Server) joinRemoteVia(ctx context.Context, req MembershipRequest, serve
 	if err != nil {
 		return "", err
 	}
-	if !Supported(version) || isV1(version) {
+	if !Supported(version) {
 		return "", fmt.Errorf("%w: %s", ErrUnsupportedRoomVersion, version)
 	}
 	p, raw, err := s.signTemplate(ctx, tmpl, version, req, event.MembershipJoin)
@@ -374,7 +400,10 @@ func (s *Server) dropRoom(roomID id.RoomID) {
 // ReceiveInvite handles an invite from origin for a local user (invite v2):
 // it checks and countersigns the event and records the invite. The signed
 // event is returned to the inviting server.
-func (s *Server) ReceiveInvite(ctx context.Context, origin string, roomID id.RoomID, eventID id.EventID, version id.RoomVersion, raw []byte) ([]byte, error) {
+//
+// strippedState is the invite_room_state the inviting server sent; it is kept
+// in the invite's unsigned section and shown to the invitee as invite_state.
+func (s *Server) ReceiveInvite(ctx context.Context, origin string, roomID id.RoomID, eventID id.EventID, version id.RoomVersion, raw []byte, strippedState []jsontext.Value) ([]byte, error) {
 	if !Supported(version) {
 		return nil, ErrIncompatibleVersion
 	}
@@ -398,28 +427,92 @@ func (s *Server) ReceiveInvite(ctx context.Context, origin string, roomID id.Roo
 	if _, err := s.store.GetAccount(ctx, id.UserID(*p.StateKey)); err != nil {
 		return nil, fmt.Errorf("%w: no such user", ErrEventNotFound)
 	}
-	if err := p.Sign(version, s.serverName, s.key.ID, s.key.Priv); err != nil {
-		return nil, err
+	var signed []byte
+	if isV1(version) {
+		signed, err = s.countersignV1(version, re.json)
+	} else if err = p.Sign(version, s.serverName, s.key.ID, s.key.Priv); err == nil {
+		signed, err = json.Marshal(p)
 	}
-	signed, err := json.Marshal(p)
 	if err != nil {
 		return nil, err
 	}
+	p.InternalMeta.EventID = re.id
 	if s.resident(ctx, roomID) {
-		// The invite also arrives in a transaction; nothing to store here.
+		servers, err := s.JoinedServers(ctx, roomID)
+		if err != nil {
+			return nil, err
+		}
+		if slices.Contains(servers, s.serverName) {
+			// A local member is joined: the invite also arrives in a
+			// transaction; nothing to store here.
+			return signed, nil
+		}
+		// Every local user left, so this server's copy of the room is stale
+		// and no transaction will bring the invite: record it on that copy.
+		if err := s.storeStaleInvite(ctx, roomID, version, p, signed); err != nil {
+			return nil, err
+		}
 		return signed, nil
 	}
-	p.InternalMeta.EventID = re.id
-	if err := s.storeOutlierMembership(ctx, roomID, version, p, signed); err != nil {
+	var stripped []jsontext.Value
+	for _, st := range strippedState {
+		r := gjson.ParseBytes(st)
+		if r.IsObject() && r.Get("type").Type == gjson.String && r.Get("state_key").Type == gjson.String && r.Get("content").IsObject() {
+			stripped = append(stripped, jsontext.Value(eventutil.StrippedState(nil, st)))
+		}
+	}
+	unsigned, err := json.Marshal(map[string]any{"invite_room_state": stripped})
+	if err != nil {
+		return nil, err
+	}
+	if len(stripped) == 0 {
+		unsigned = nil
+	}
+	if err := s.storeOutlierMembership(ctx, roomID, version, p, signed, unsigned); err != nil {
 		return nil, err
 	}
 	return signed, nil
 }
 
+// storeStaleInvite records an invite, as an outlier, in a room whose copy
+// here stopped being updated when every local user left: the invitee's
+// membership in the current state becomes the invite, the rest is kept.
+func (s *Server) storeStaleInvite(ctx context.Context, roomID id.RoomID, version id.RoomVersion, p *pdu.PDU, raw []byte) error {
+	r, err := s.lockRoom(ctx, roomID)
+	if err != nil {
+		return err
+	}
+	defer r.mu.Unlock()
+	if r.version != version {
+		return fmt.Errorf("%w: room version mismatch", ErrBadRequest)
+	}
+	evID := p.InternalMeta.EventID
+	if _, err := s.store.GetEvent(ctx, evID); err == nil {
+		return nil
+	}
+	k := storage.StateKeyTuple{Type: p.Type, StateKey: *p.StateKey}
+	initial := make(map[storage.StateKeyTuple]id.EventID, len(r.state)+1)
+	for key, e := range r.state {
+		initial[key] = e.id
+	}
+	initial[k] = evID
+	ne := &storage.NewEvent{Event: storage.Event{EventID: evID, RoomID: roomID, Type: p.Type, StateKey: p.StateKey, Sender: p.Sender,
+		Depth: p.Depth, OriginTS: p.OriginServerTS, JSON: raw, Membership: string(event.MembershipInvite), Outlier: true}}
+	stored, err := s.store.StoreEvents(ctx, storage.StoreEventsRequest{RoomID: roomID, Events: []*storage.NewEvent{ne}, InitialState: initial})
+	s.forget(r)
+	if err != nil {
+		return err
+	}
+	out := ne.Event
+	out.StreamPos = stored[0].StreamPos
+	s.publish([]*storage.Event{&out}, version)
+	return nil
+}
+
 // signTemplate turns a make_join/make_leave/make_knock template into our
 // signed event: the content gets our profile (joins), req.Extra and reason.
 func (s *Server) signTemplate(ctx context.Context, tmpl []byte, version id.RoomVersion, req MembershipRequest, m event.Membership) (*pdu.PDU, []byte, error) {
-	p, err := parsePDU(tmpl)
+	p, _, err := parseEvent(version, tmpl)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: make_%s template: %v", ErrRemote, m, err)
 	}
@@ -440,6 +533,9 @@ func (s *Server) signTemplate(ctx context.Context, tmpl []byte, version id.RoomV
 	}
 	if p.Content, err = json.Marshal(content); err != nil {
 		return nil, nil, err
+	}
+	if isV1(version) {
+		return s.signV1Template(tmpl, version, p.Content)
 	}
 	p.OriginServerTS = nowMS()
 	p.Hashes, p.Signatures, p.Unsigned = nil, nil, nil
@@ -470,7 +566,7 @@ func (s *Server) membershipRemote(ctx context.Context, req MembershipRequest, m 
 	var errs []error
 	for _, server := range servers {
 		tmpl, version, err := s.remote.MakeMembership(ctx, server, req.RoomID, req.Sender, m, s.federationVersions())
-		if err == nil && (!Supported(version) || isV1(version)) {
+		if err == nil && !Supported(version) {
 			err = fmt.Errorf("%w: %s", ErrUnsupportedRoomVersion, version)
 		}
 		var p *pdu.PDU
@@ -482,29 +578,94 @@ func (s *Server) membershipRemote(ctx context.Context, req MembershipRequest, m 
 			err = s.remote.SendMembership(ctx, server, req.RoomID, p.InternalMeta.EventID, raw, m)
 		}
 		if err == nil {
-			return p.InternalMeta.EventID, s.storeOutlierMembership(ctx, req.RoomID, version, p, raw)
+			return p.InternalMeta.EventID, s.storeOutlierMembership(ctx, req.RoomID, version, p, raw, nil)
 		}
 		s.log.Info("remote membership failed", logging.RoomID(req.RoomID), zap.String("membership", string(m)), zap.String("destination", server), zap.Error(err))
 		errs = append(errs, err)
 	}
+	if m == event.MembershipLeave {
+		// No server in the room took the rejection (unreachable, refused,
+		// gone): reject the invite (or withdraw the knock) here alone.
+		if evID, err := s.localOutOfBandLeave(ctx, req); err == nil {
+			return evID, nil
+		} else if !errors.Is(err, ErrNotInvited) {
+			errs = append(errs, err)
+		}
+	}
 	return "", errors.Join(errs...)
+}
+
+// ErrNotInvited: the user has no pending invite or knock to withdraw here.
+var ErrNotInvited = errors.New("no invite or knock to reject")
+
+// localOutOfBandLeave records the rejection of a remote invite (or the
+// withdrawal of a knock) that could not be sent to any server of the room:
+// a leave event signed by this server on top of the invite, stored as an
+// outlier like the invite itself.
+func (s *Server) localOutOfBandLeave(ctx context.Context, req MembershipRequest) (id.EventID, error) {
+	cur, err := s.store.CurrentStateEvent(ctx, req.RoomID, event.StateMember.Type, string(req.Sender))
+	if err != nil || (cur.Membership != string(event.MembershipInvite) && cur.Membership != string(event.MembershipKnock)) {
+		return "", ErrNotInvited
+	}
+	info, err := s.store.GetRoom(ctx, req.RoomID)
+	if err != nil {
+		return "", err
+	}
+	content := map[string]any{"membership": event.MembershipLeave}
+	if req.Reason != "" {
+		content["reason"] = req.Reason
+	}
+	c, err := json.Marshal(content)
+	if err != nil {
+		return "", err
+	}
+	sk := string(req.Sender)
+	p := &pdu.PDU{RoomID: req.RoomID, Sender: req.Sender, Type: event.StateMember.Type, StateKey: &sk, Content: c,
+		OriginServerTS: nowMS(), Depth: cur.Depth + 1, PrevEvents: []id.EventID{cur.EventID}, AuthEvents: []id.EventID{cur.EventID}}
+	var raw []byte
+	if isV1(info.Version) {
+		_, ref, err := parseEvent(info.Version, cur.JSON)
+		if err != nil {
+			return "", err
+		}
+		tmpl, err := v1Template(p, map[id.EventID][]byte{cur.EventID: ref})
+		if err != nil {
+			return "", err
+		}
+		if p, raw, err = s.signV1Template(tmpl, info.Version, c); err != nil {
+			return "", err
+		}
+	} else {
+		if err := p.Sign(info.Version, s.serverName, s.key.ID, s.key.Priv); err != nil {
+			return "", err
+		}
+		if p.InternalMeta.EventID, err = p.GetEventID(info.Version); err != nil {
+			return "", err
+		}
+		if raw, err = json.Marshal(p); err != nil {
+			return "", err
+		}
+	}
+	if err := s.storeOutlierMembership(ctx, req.RoomID, info.Version, p, raw, nil); err != nil {
+		return "", err
+	}
+	return p.InternalMeta.EventID, nil
 }
 
 func (s *Server) federationVersions() []id.RoomVersion {
 	var out []id.RoomVersion
 	_, supported := s.RoomVersions()
 	for v := range supported {
-		if !isV1(v) {
-			out = append(out, v)
-		}
+		out = append(out, v)
 	}
+	slices.Sort(out)
 	return out
 }
 
 // storeOutlierMembership records a local user's membership in a room whose
 // state this server does not have (invites received, knocks, rejected
 // invites): the event is stored as an outlier and is the room's only state.
-func (s *Server) storeOutlierMembership(ctx context.Context, roomID id.RoomID, version id.RoomVersion, p *pdu.PDU, raw []byte) error {
+func (s *Server) storeOutlierMembership(ctx context.Context, roomID id.RoomID, version id.RoomVersion, p *pdu.PDU, raw, unsigned []byte) error {
 	var newRoom *storage.Room
 	if info, err := s.store.GetRoom(ctx, roomID); errors.Is(err, storage.ErrNotFound) {
 		newRoom = &storage.Room{RoomID: roomID, Version: version, Creator: p.Sender, CreatedTS: nowMS()}
@@ -519,7 +680,7 @@ func (s *Server) storeOutlierMembership(ctx context.Context, roomID id.RoomID, v
 	}
 	k := storage.StateKeyTuple{Type: p.Type, StateKey: *p.StateKey}
 	ne := &storage.NewEvent{Event: storage.Event{EventID: evID, RoomID: roomID, Type: p.Type, StateKey: p.StateKey, Sender: p.Sender,
-		Depth: p.Depth, OriginTS: p.OriginServerTS, JSON: raw, Membership: gjson.GetBytes(p.Content, "membership").Str, Outlier: true}}
+		Depth: p.Depth, OriginTS: p.OriginServerTS, JSON: raw, Membership: gjson.GetBytes(p.Content, "membership").Str, Outlier: true, Unsigned: unsigned}}
 	s.dropRoom(roomID)
 	stored, err := s.store.StoreEvents(ctx, storage.StoreEventsRequest{RoomID: roomID, NewRoom: newRoom, Events: []*storage.NewEvent{ne},
 		InitialState: map[storage.StateKeyTuple]id.EventID{k: evID}})

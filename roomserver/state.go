@@ -21,12 +21,21 @@ import (
 // the event and the new current state; it then stores the event with
 // NewEvent.UpdateCurrentState according to the resolved state.
 func (s *Server) ResolveState(ctx context.Context, version id.RoomVersion, groups []int64) (map[storage.StateKeyTuple]id.EventID, error) {
-	sets := make([]stateres.StateMap, 0, len(groups))
+	maps := make([]map[storage.StateKeyTuple]id.EventID, 0, len(groups))
 	for _, g := range groups {
 		ids, err := s.store.StateIDs(ctx, g)
 		if err != nil {
 			return nil, fmt.Errorf("load state group %d: %w", g, err)
 		}
+		maps = append(maps, ids)
+	}
+	return s.resolveMaps(ctx, version, maps)
+}
+
+// resolveMaps resolves state maps whose events are stored (outliers included).
+func (s *Server) resolveMaps(ctx context.Context, version id.RoomVersion, states []map[storage.StateKeyTuple]id.EventID) (map[storage.StateKeyTuple]id.EventID, error) {
+	sets := make([]stateres.StateMap, 0, len(states))
+	for _, ids := range states {
 		m := make(stateres.StateMap, len(ids))
 		for k, v := range ids {
 			m[stateres.StateKey{Type: k.Type, StateKey: k.StateKey}] = v
@@ -40,17 +49,15 @@ func (s *Server) ResolveState(ctx context.Context, version id.RoomVersion, group
 		}
 		out := make([]*pdu.PDU, 0, len(evs))
 		for _, ev := range evs {
-			p, err := parsePDU(ev.JSON)
+			p, err := parseStored(version, ev)
 			if err != nil {
-				return nil, fmt.Errorf("parse %s: %w", ev.EventID, err)
+				return nil, err
 			}
-			p.InternalMeta.EventID = ev.EventID
-			p.InternalMeta.Rejected = ev.Rejected
 			out = append(out, p)
 		}
 		return out, nil
 	}
-	resolved, err := stateres.Resolve(ctx, version, sets, fetch)
+	resolved, err := stateres.Resolve(ctx, stateResVersion(version), sets, fetch)
 	if err != nil {
 		return nil, err
 	}

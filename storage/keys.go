@@ -135,6 +135,9 @@ type KeyStore interface {
 	// DeviceListChanges returns the changes with from < pos <= to that are
 	// for everyone or for observer, in order.
 	DeviceListChanges(ctx context.Context, from, to int64, observer id.UserID) ([]DeviceListChange, error)
+	// LastDeviceListChange returns the position of user's latest change for
+	// everyone (Observer empty) before pos, or 0 when there is none.
+	LastDeviceListChange(ctx context.Context, user id.UserID, before int64) (int64, error)
 	// AddDeviceListChanges records changes (for example after a membership
 	// change) at one new position, which it returns.
 	AddDeviceListChanges(ctx context.Context, changes []DeviceListChange) (int64, error)

@@ -228,9 +228,21 @@ func (f *filler) stripped(ctx context.Context, m storage.Membership) error {
 		return err
 	}
 	out := make([]json.RawMessage, 0, len(evs)+1)
+	have := map[string]bool{}
 	for _, ev := range evs {
 		out = append(out, eventutil.StrippedState(nil, ev.JSON))
+		have[ev.Type] = true
 	}
+	// An invite from another server carries the stripped state it sent
+	// (invite_room_state); this server has no state of that room.
+	gjson.GetBytes(mev.Unsigned, "invite_room_state").ForEach(func(_, st gjson.Result) bool {
+		t := st.Get("type").Str
+		if slices.Contains(strippedTypes, t) && st.Get("state_key").Str == "" && !have[t] {
+			have[t] = true
+			out = append(out, eventutil.StrippedState(nil, []byte(st.Raw)))
+		}
+		return true
+	})
 	if m.Membership == "invite" {
 		// The invite event itself, in client format, so clients see who invited them.
 		out = append(out, f.format([]*storage.Event{mev})[0])

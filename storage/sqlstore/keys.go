@@ -447,6 +447,14 @@ func (s *Store) DeviceListChanges(ctx context.Context, from, to int64, observer 
 	return out, rows.Err()
 }
 
+// LastDeviceListChange implements storage.KeyStore.
+func (s *Store) LastDeviceListChange(ctx context.Context, user id.UserID, before int64) (int64, error) {
+	var pos sql.NullInt64
+	err := s.db.r.QueryRowContext(ctx, `SELECT MAX(pos) FROM device_list_changes WHERE user_id = $1 AND observer_id = '' AND pos < $2`,
+		user, before).Scan(&pos)
+	return pos.Int64, err
+}
+
 // AddDeviceListChanges implements storage.KeyStore.
 func (s *Store) AddDeviceListChanges(ctx context.Context, changes []storage.DeviceListChange) (int64, error) {
 	var pos int64

@@ -178,6 +178,22 @@ func testDeviceLists(t *testing.T, s storage.Store) {
 	if !sawOwn || !sawLeft {
 		t.Fatalf("changes: %+v", changes)
 	}
+	// The latest change for everyone before a position (observer-only entries do not count).
+	pOwn, err := s.AddDeviceListChanges(ctx, []storage.DeviceListChange{{UserID: bob}})
+	must(t, err)
+	_, err = s.AddDeviceListChanges(ctx, []storage.DeviceListChange{{UserID: bob, Observer: alice}})
+	must(t, err)
+	pLast, err := s.AddDeviceListChanges(ctx, []storage.DeviceListChange{{UserID: alice}})
+	must(t, err)
+	if last, err := s.LastDeviceListChange(ctx, bob, pLast+1); err != nil || last != pOwn {
+		t.Fatalf("last change of bob: %d %v, want %d", last, err, pOwn)
+	}
+	if last, err := s.LastDeviceListChange(ctx, bob, pOwn); err != nil || last >= pOwn {
+		t.Fatalf("last change of bob before %d: %d %v", pOwn, last, err)
+	}
+	if last, err := s.LastDeviceListChange(ctx, "@nobody:x", pLast); err != nil || last != 0 {
+		t.Fatalf("last change of nobody: %d %v", last, err)
+	}
 	// Deleting a device removes its keys and is a change.
 	_, _, err = s.UploadKeys(ctx, storage.KeyUpload{UserID: alice, DeviceID: "D1", DeviceKeys: json.RawMessage(`{}`)})
 	must(t, err)

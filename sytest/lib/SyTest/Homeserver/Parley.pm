@@ -136,6 +136,11 @@ sub start
       # SyTest's identity server has a self-signed certificate without a
       # subject alternative name (Synapse uses an insecure client for it too).
       identity_servers => { insecure_skip_verify => JSON::true },
+      # SyTest's fake federation servers compute event IDs with the
+      # redaction algorithm of room versions 1-10 (hash_event in
+      # lib/SyTest/Federation/Protocol.pm), so they get the IDs of a v11
+      # m.room.create event wrong; Synapse's default is 10.
+      rooms => { default_version => "10" },
       media => { path => "$hs_dir/media" },
       log   => { level => $ENV{PARLEY_LOG_LEVEL} // "debug" },
    };
