@@ -341,11 +341,7 @@ func (b *ssBuild) typing(ctx context.Context) (any, bool, error) {
 	from, to := b.from(StreamTyping), b.next[StreamTyping]
 	out := map[id.RoomID]json.RawMessage{}
 	for _, room := range b.scopedRooms(b.req.Extensions.Typing) {
-		f := from
-		if b.initialRooms[room] {
-			f = 0
-		}
-		users, changed := ts.snapshot(room, f, to)
+		users, changed := ts.snapshot(room, b.initialRooms[room] || from == 0, from, to)
 		if !changed {
 			continue
 		}
