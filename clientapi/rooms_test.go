@@ -335,3 +335,31 @@ func TestGuestAccess(t *testing.T) {
 		t.Fatalf("guest membership %q", m)
 	}
 }
+
+// TestCreateRoomRichTopic: createRoom's topic is written as plain text and as
+// the m.topic content block (spec v1.15), and beats a topic in initial_state.
+func TestCreateRoomRichTopic(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	room := createRoom(t, alice, map[string]any{
+		"topic":         "Test Room",
+		"initial_state": []map[string]any{{"type": "m.room.topic", "state_key": "", "content": map[string]any{"topic": "Shenanigans"}}},
+	})
+	res := alice.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/state/m.room.topic/", room), nil)
+	block, _ := res.JSON["m.topic"].(map[string]any)
+	text, _ := block["m.text"].([]any)
+	if res.JSON["topic"] != "Test Room" || len(text) != 1 {
+		t.Fatalf("topic: %s", res.Body)
+	}
+	if rep := text[0].(map[string]any); rep["body"] != "Test Room" || rep["mimetype"] != "text/plain" {
+		t.Fatalf("m.topic: %s", res.Body)
+	}
+	// A topic only in initial_state is written as given.
+	room = createRoom(t, alice, map[string]any{
+		"initial_state": []map[string]any{{"type": "m.room.topic", "state_key": "", "content": map[string]any{"topic": "Plain"}}},
+	})
+	res = alice.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/state/m.room.topic/", room), nil)
+	if _, ok := res.JSON["m.topic"]; ok || res.JSON["topic"] != "Plain" {
+		t.Fatalf("initial_state topic: %s", res.Body)
+	}
+}

@@ -190,7 +190,7 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (id.Room
 			return "", "", err
 		}
 	}
-	// 7. name and topic
+	// 7. name and topic; the topic also as the m.topic content block (v1.15)
 	if req.Name != nil {
 		if err := state(event.StateRoomName.Type, "", map[string]any{"name": *req.Name}); err != nil {
 			return "", "", err
@@ -198,7 +198,7 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (id.Room
 	}
 	if req.Topic != nil {
 		if err := state(event.StateTopic.Type, "", map[string]any{
-			"topic": *req.Topic, "m.topic": []map[string]string{{"body": *req.Topic, "mimetype": "text/plain"}},
+			"topic": *req.Topic, "m.topic": map[string]any{"m.text": []map[string]string{{"body": *req.Topic, "mimetype": "text/plain"}}},
 		}); err != nil {
 			return "", "", err
 		}
