@@ -363,3 +363,22 @@ func TestCreateRoomRichTopic(t *testing.T) {
 		t.Fatalf("initial_state topic: %s", res.Body)
 	}
 }
+
+// TestForgottenRoomHistoryForbidden: after leaving and forgetting a room, its
+// messages and state can no longer be read; rejoining restores access.
+func TestForgottenRoomHistoryForbidden(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	room := createRoom(t, alice, map[string]any{"preset": "public_chat"})
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", room), map[string]any{})
+	sendMsg(t, alice, room, "hello")
+	member(t, bob, room, "leave", nil)
+	msgs := testserver.Sprintf("rooms/%s/messages?dir=b", room)
+	bob.MustDo(t, http.MethodGet, msgs, nil) // a left member reads up to their leave
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/forget", room), map[string]any{})
+	wantErr(t, bob.Do(t, http.MethodGet, msgs, nil), 403, "M_FORBIDDEN")
+	wantErr(t, bob.Do(t, http.MethodGet, testserver.Sprintf("rooms/%s/state", room), nil), 403, "M_FORBIDDEN")
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", room), map[string]any{})
+	bob.MustDo(t, http.MethodGet, msgs, nil)
+}
