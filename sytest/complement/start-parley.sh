@@ -78,6 +78,10 @@ federation:
   allow_private_ips: true
 media:
   path: "$dir/media"
+# As Complement's Synapse image: notices come from @_server (admin_test.go).
+server_notices:
+  system_localpart: "_server"
+  room_name: "Server Alert"
 log:
   level: "${PARLEY_LOG_LEVEL:-debug}"
 EOF
