@@ -26,16 +26,18 @@ import (
 // state, invites, knocks and left rooms. Its position is the roomserver's
 // stream position.
 type PDUStream struct {
-	rooms      *roomserver.Server
-	store      storage.RoomStore
-	notifier   *Notifier
-	serverName string
-	log        *zap.Logger
+	rooms *roomserver.Server
+	store storage.RoomStore
+	// accountData gives the user's m.ignored_user_list.
+	accountData storage.AccountDataStore
+	notifier    *Notifier
+	serverName  string
+	log         *zap.Logger
 }
 
 // NewPDUStream returns the PDU stream over rooms.
-func NewPDUStream(rooms *roomserver.Server, notifier *Notifier, log *zap.Logger) *PDUStream {
-	return &PDUStream{rooms: rooms, store: rooms.Store(), notifier: notifier, serverName: rooms.ServerName(), log: log}
+func NewPDUStream(rooms *roomserver.Server, accountData storage.AccountDataStore, notifier *Notifier, log *zap.Logger) *PDUStream {
+	return &PDUStream{rooms: rooms, store: rooms.Store(), accountData: accountData, notifier: notifier, serverName: rooms.ServerName(), log: log}
 }
 
 // Name implements Stream.
@@ -154,7 +156,11 @@ func (p *PDUStream) Fill(ctx context.Context, req *Request, from, to int64, resp
 		}
 	}
 	var forgotten map[id.RoomID]bool
-	f := &filler{p: p, req: req, rf: rf, now: time.Now().UnixMilli(), resp: resp}
+	ignored, err := ignoredUsers(ctx, p.accountData, user)
+	if err != nil {
+		return false, err
+	}
+	f := &filler{p: p, req: req, rf: rf, now: time.Now().UnixMilli(), resp: resp, ignored: ignored}
 	found := false
 	var joins []joinJob
 	for _, m := range ms {
@@ -178,10 +184,11 @@ func (p *PDUStream) Fill(ctx context.Context, req *Request, from, to int64, resp
 			if !full && !inRange {
 				continue
 			}
-			if err := f.stripped(ctx, m); err != nil {
+			added, err := f.stripped(ctx, m)
+			if err != nil {
 				return false, err
 			}
-			found = true
+			found = found || added
 		case "leave", "ban":
 			// Left rooms come in an initial sync only with include_leave, and
 			// otherwise (full_state included) when the leave is new since "since".
@@ -280,6 +287,8 @@ type filler struct {
 	rf   *roomFilter
 	now  int64
 	resp *Response
+	// ignored are the users whose invites and non-state events are not sent.
+	ignored map[id.UserID]bool
 }
 
 func (f *filler) format(evs []*storage.Event) []json.RawMessage {
@@ -363,7 +372,7 @@ scan:
 					}
 				}
 			}
-			if !partAllows(f.rf.timeline, ev) {
+			if !partAllows(f.rf.timeline, ev) || ev.StateKey == nil && f.ignored[ev.Sender] {
 				continue
 			}
 			if len(out) == limit {
