@@ -382,3 +382,30 @@ func TestForgottenRoomHistoryForbidden(t *testing.T) {
 	bob.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", room), map[string]any{})
 	bob.MustDo(t, http.MethodGet, msgs, nil)
 }
+
+// TestTxnIDScopedToEndpoint: a transaction ID is scoped to the device and the
+// endpoint: the same ID in another room, for another event type or as a
+// redaction is a new request; in the same endpoint it is a retry.
+func TestTxnIDScopedToEndpoint(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	room1 := createRoom(t, alice, map[string]any{})
+	room2 := createRoom(t, alice, map[string]any{})
+	send := func(room, typ string, body map[string]any) any {
+		return alice.MustDo(t, http.MethodPut, testserver.Sprintf("rooms/%s/send/%s/abc", room, typ), body).JSON["event_id"]
+	}
+	e1 := send(room1, "m.room.message", map[string]any{"msgtype": "m.text", "body": "first"})
+	if again := send(room1, "m.room.message", map[string]any{"msgtype": "m.text", "body": "second"}); again != e1 {
+		t.Fatalf("retry in the same room: %v, want %v", again, e1)
+	}
+	e2 := send(room2, "m.room.message", map[string]any{"msgtype": "m.text", "body": "first"})
+	e3 := send(room1, "m.custom", map[string]any{"x": 1})
+	red := alice.MustDo(t, http.MethodPut, testserver.Sprintf("rooms/%s/redact/%s/abc", room1, e3), map[string]any{}).JSON["event_id"]
+	seen := map[any]bool{e1: true}
+	for _, e := range []any{e2, e3, red} {
+		if seen[e] {
+			t.Fatalf("txn ID reused across endpoints: %v %v %v %v", e1, e2, e3, red)
+		}
+		seen[e] = true
+	}
+}
