@@ -409,3 +409,33 @@ func TestTxnIDScopedToEndpoint(t *testing.T) {
 		seen[e] = true
 	}
 }
+
+// TestMessagesUnsignedMembership: /messages, /context and /event give the
+// requesting user's membership at each event in unsigned.membership.
+func TestMessagesUnsignedMembership(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	room := createRoom(t, alice, map[string]any{"preset": "public_chat"})
+	pre := sendMsg(t, alice, room, "prejoin")
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", room), map[string]any{})
+	post := sendMsg(t, alice, room, "postjoin")
+
+	res := bob.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/messages?dir=b&limit=50", room), nil)
+	got := map[string]string{}
+	for _, e := range res.JSON["chunk"].([]any) {
+		ev := e.(map[string]any)
+		got[ev["event_id"].(string)], _ = ev["unsigned"].(map[string]any)["membership"].(string)
+	}
+	if got[pre] != "leave" || got[post] != "join" {
+		t.Fatalf("messages: %s", res.Body)
+	}
+	ev := bob.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/event/%s", room, pre), nil)
+	if ev.JSON["unsigned"].(map[string]any)["membership"] != "leave" {
+		t.Fatalf("event: %s", ev.Body)
+	}
+	ctx := bob.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/context/%s", room, post), nil)
+	if ctx.JSON["event"].(map[string]any)["unsigned"].(map[string]any)["membership"] != "join" {
+		t.Fatalf("context: %s", ctx.Body)
+	}
+}

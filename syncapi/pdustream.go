@@ -292,6 +292,12 @@ type filler struct {
 }
 
 func (f *filler) format(evs []*storage.Event) []json.RawMessage {
+	return f.formatWith(evs, nil)
+}
+
+// formatWith formats events; memberships, when set, gives each event's
+// unsigned.membership.
+func (f *filler) formatWith(evs []*storage.Event, memberships []string) []json.RawMessage {
 	out := make([]json.RawMessage, len(evs))
 	dev := f.req.Device
 	if f.req.Filter != nil && f.req.Filter.EventFormat == mautrix.EventFormatFederation {
@@ -304,6 +310,9 @@ func (f *filler) format(evs []*storage.Event) []json.RawMessage {
 		in := eventutil.ClientInput{PDU: ev.JSON, EventID: string(ev.EventID), RoomID: string(ev.RoomID), Unsigned: ev.Unsigned, NowMS: f.now}
 		if ev.TxnID != "" && ev.Sender == dev.UserID && ev.DeviceID == dev.DeviceID {
 			in.TxnID = ev.TxnID
+		}
+		if memberships != nil {
+			in.Membership = memberships[i]
 		}
 		out[i] = eventutil.ClientEvent(make([]byte, 0, len(ev.JSON)+64), in)
 	}
@@ -450,7 +459,7 @@ func (f *filler) joined(ctx context.Context, m storage.Membership, from, to int6
 	if err != nil {
 		return false, err
 	}
-	tlOut, err := f.formatTimeline(ctx, tl)
+	tlOut, err := f.formatTimeline(ctx, m, tl)
 	if err != nil {
 		return false, err
 	}
@@ -499,7 +508,7 @@ func (f *filler) left(ctx context.Context, m storage.Membership, from int64, ful
 	if err != nil {
 		return err
 	}
-	tlOut, err := f.formatTimeline(ctx, tl)
+	tlOut, err := f.formatTimeline(ctx, m, tl)
 	if err != nil {
 		return err
 	}
