@@ -195,7 +195,10 @@ func (p *PDUStream) Fill(ctx context.Context, req *Request, from, to int64, resp
 			if req.Initial() && !rf.includeLeave || !req.Initial() && !inRange {
 				continue
 			}
-			if forgotten == nil {
+			// A forgotten room stays out of initial syncs; a leave new since
+			// "since" is still sent, as Synapse does, so that the user's other
+			// devices learn of it even when the room was forgotten at once.
+			if forgotten == nil && req.Initial() {
 				if forgotten, err = p.store.ForgottenRooms(ctx, user); err != nil {
 					return false, err
 				}
