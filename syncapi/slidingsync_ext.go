@@ -320,11 +320,7 @@ func (b *ssBuild) receipts(ctx context.Context) (any, bool, error) {
 		if c[rc.EventID][rc.Type] == nil {
 			c[rc.EventID][rc.Type] = map[id.UserID]map[string]any{}
 		}
-		info := map[string]any{"ts": rc.TS}
-		if rc.ThreadID != "" {
-			info["thread_id"] = rc.ThreadID
-		}
-		c[rc.EventID][rc.Type][rc.UserID] = info
+		putReceipt(c[rc.EventID][rc.Type], rc)
 	}
 	out := map[id.RoomID]json.RawMessage{}
 	for room, c := range byRoom {
