@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"go.uber.org/zap"
 	"maunium.net/go/mautrix/id"
 
 	"parley/internal/authn"
@@ -69,7 +70,7 @@ func (a *API) sendServerNotice(w http.ResponseWriter, r *http.Request, dev *auth
 }
 
 // noticeRoom returns the user's server notices room, creating it (and the
-// system account) when the user has none or has left it.
+// system account) when the user has none; a user who left it is invited back.
 func (a *API) noticeRoom(ctx context.Context, system, user id.UserID) (id.RoomID, error) {
 	if _, err := a.store.GetAccount(ctx, system); errors.Is(err, storage.ErrNotFound) {
 		if err := a.store.CreateAccount(ctx, storage.Account{UserID: system, CreatedTS: time.Now().UnixMilli()}); err != nil && !errors.Is(err, storage.ErrConflict) {
@@ -84,10 +85,25 @@ func (a *API) noticeRoom(ctx context.Context, system, user id.UserID) (id.RoomID
 		if err != nil {
 			return "", err
 		}
+		var mine, sys string
 		for _, m := range ms {
-			if m.UserID == user && (m.Membership == "join" || m.Membership == "invite") {
+			switch m.UserID {
+			case user:
+				mine = m.Membership
+			case system:
+				sys = m.Membership
+			}
+		}
+		switch {
+		case mine == "join" || mine == "invite":
+			return room, nil
+		case mine == "leave" && sys == "join":
+			// As Synapse: a user who left is invited back into the same room.
+			_, err := a.rooms.Invite(ctx, roomserver.MembershipRequest{RoomID: room, Sender: system, Target: user})
+			if err == nil {
 				return room, nil
 			}
+			a.log.Warn("server notices: re-invite failed, creating a new room", zap.Stringer("room_id", room), zap.Error(err))
 		}
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return "", err

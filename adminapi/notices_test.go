@@ -60,3 +60,40 @@ func TestServerNotices(t *testing.T) {
 		t.Fatalf("no content: %d", res.Status)
 	}
 }
+
+// TestServerNoticeRoomLifecycle: the invite to the notices room cannot be
+// rejected (M_CANNOT_LEAVE_SERVER_NOTICE_ROOM); once joined the user may leave,
+// and the next notice invites them back into the same room.
+func TestServerNoticeRoomLifecycle(t *testing.T) {
+	srv := testserver.New(t)
+	admin := srv.Register(t, "admin")
+	makeAdmin(t, srv, admin)
+	bob := srv.Register(t, "bob")
+	notice := func() {
+		admin.MustDo(t, http.MethodPost, "/_synapse/admin/v1/send_server_notice", map[string]any{
+			"user_id": bob.UserID, "content": map[string]any{"msgtype": "m.text", "body": "hello"}})
+	}
+	invitedTo := func() string {
+		sync := bob.MustDo(t, http.MethodGet, "sync", nil)
+		invites, _ := sync.JSON["rooms"].(map[string]any)["invite"].(map[string]any)
+		if len(invites) != 1 {
+			t.Fatalf("want one invite: %s", sync.Body)
+		}
+		for r := range invites {
+			return r
+		}
+		return ""
+	}
+	notice()
+	room := invitedTo()
+	leave := testserver.Sprintf("rooms/%s/leave", room)
+	if res := bob.Do(t, http.MethodPost, leave, map[string]any{}); res.Status != 403 || res.ErrCode != "M_CANNOT_LEAVE_SERVER_NOTICE_ROOM" {
+		t.Fatalf("reject: %d %s", res.Status, res.Body)
+	}
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/join", room), map[string]any{})
+	bob.MustDo(t, http.MethodPost, leave, map[string]any{})
+	notice()
+	if again := invitedTo(); again != room {
+		t.Fatalf("a new notices room %s, want %s", again, room)
+	}
+}

@@ -136,7 +136,11 @@ func (a *API) getEvent(w http.ResponseWriter, r *http.Request, dev *authn.Device
 	if err != nil {
 		return err
 	}
-	return httputil.WriteRawJSON(w, http.StatusOK, clientEvents(dev, evs)[0])
+	out, err := a.roomEvents(r.Context(), dev, roomID, evs)
+	if err != nil {
+		return err
+	}
+	return httputil.WriteRawJSON(w, http.StatusOK, out[0])
 }
 
 // messages handles GET /rooms/{roomID}/messages.
@@ -188,7 +192,11 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request, dev *authn.Device
 	if err != nil {
 		return err
 	}
-	resp := map[string]any{"chunk": clientEvents(dev, chunk), "start": formatPos(res.Start)}
+	chunkOut, err := a.roomEvents(r.Context(), dev, roomID, chunk)
+	if err != nil {
+		return err
+	}
+	resp := map[string]any{"chunk": chunkOut, "start": formatPos(res.Start)}
 	// As Synapse: a page with events always has an end token (the next page may
 	// then be empty); an empty page has one only while more events may follow.
 	if res.More || len(res.Events) > 0 {
@@ -236,13 +244,17 @@ func (a *API) eventContext(w http.ResponseWriter, r *http.Request, dev *authn.De
 	if err != nil {
 		return err
 	}
-	res.Event, res.Before, res.After = withRel[0], withRel[1:1+len(res.Before)], withRel[1+len(res.Before):]
+	out, err := a.roomEvents(r.Context(), dev, roomID, withRel)
+	if err != nil {
+		return err
+	}
+	nb := len(res.Before)
 	return httputil.WriteJSON(w, http.StatusOK, map[string]any{
 		"start":         formatPos(res.Start),
 		"end":           formatPos(res.End),
-		"event":         clientEvents(dev, []*storage.Event{res.Event})[0],
-		"events_before": clientEvents(dev, res.Before),
-		"events_after":  clientEvents(dev, res.After),
+		"event":         out[0],
+		"events_before": out[1 : 1+nb],
+		"events_after":  out[1+nb:],
 		"state":         clientEvents(dev, res.State),
 	})
 }

@@ -3,15 +3,18 @@ package clientapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 
 	"github.com/tidwall/gjson"
+	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
 	"parley/internal/authn"
 	"parley/internal/httputil"
 	"parley/roomserver"
+	"parley/storage"
 )
 
 type membershipBody struct {
@@ -148,6 +151,9 @@ func (a *API) membershipAction(action string) authn.Handler {
 		case "invite":
 			_, err = a.rooms.Invite(ctx, req)
 		case "leave":
+			if err := a.checkNoticeInviteReject(ctx, dev.UserID, roomID); err != nil {
+				return err
+			}
 			_, err = a.rooms.Leave(ctx, req)
 		case "kick":
 			_, err = a.rooms.Kick(ctx, req)
@@ -161,6 +167,27 @@ func (a *API) membershipAction(action string) authn.Handler {
 		}
 		return httputil.WriteJSON(w, http.StatusOK, httputil.Empty)
 	}
+}
+
+// checkNoticeInviteReject refuses to reject the invite to the user's server
+// notices room (spec: Server Notices); once joined they may leave it.
+func (a *API) checkNoticeInviteReject(ctx context.Context, user id.UserID, roomID id.RoomID) error {
+	notices, err := a.store.ServerNoticeRoom(ctx, user)
+	if errors.Is(err, storage.ErrNotFound) || err == nil && notices != roomID {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	ev, err := a.store.CurrentStateEvent(ctx, roomID, event.StateMember.Type, string(user))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if ev.Membership == "invite" {
+		return httputil.Errorf(http.StatusForbidden, httputil.CodeCannotLeaveServerNoticeRoom, "you cannot reject the invite to your server notices room")
+	}
+	return nil
 }
 
 // forget handles POST /rooms/{roomID}/forget.

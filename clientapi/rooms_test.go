@@ -335,3 +335,107 @@ func TestGuestAccess(t *testing.T) {
 		t.Fatalf("guest membership %q", m)
 	}
 }
+
+// TestCreateRoomRichTopic: createRoom's topic is written as plain text and as
+// the m.topic content block (spec v1.15), and beats a topic in initial_state.
+func TestCreateRoomRichTopic(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	room := createRoom(t, alice, map[string]any{
+		"topic":         "Test Room",
+		"initial_state": []map[string]any{{"type": "m.room.topic", "state_key": "", "content": map[string]any{"topic": "Shenanigans"}}},
+	})
+	res := alice.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/state/m.room.topic/", room), nil)
+	block, _ := res.JSON["m.topic"].(map[string]any)
+	text, _ := block["m.text"].([]any)
+	if res.JSON["topic"] != "Test Room" || len(text) != 1 {
+		t.Fatalf("topic: %s", res.Body)
+	}
+	if rep := text[0].(map[string]any); rep["body"] != "Test Room" || rep["mimetype"] != "text/plain" {
+		t.Fatalf("m.topic: %s", res.Body)
+	}
+	// A topic only in initial_state is written as given.
+	room = createRoom(t, alice, map[string]any{
+		"initial_state": []map[string]any{{"type": "m.room.topic", "state_key": "", "content": map[string]any{"topic": "Plain"}}},
+	})
+	res = alice.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/state/m.room.topic/", room), nil)
+	if _, ok := res.JSON["m.topic"]; ok || res.JSON["topic"] != "Plain" {
+		t.Fatalf("initial_state topic: %s", res.Body)
+	}
+}
+
+// TestForgottenRoomHistoryForbidden: after leaving and forgetting a room, its
+// messages and state can no longer be read; rejoining restores access.
+func TestForgottenRoomHistoryForbidden(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	room := createRoom(t, alice, map[string]any{"preset": "public_chat"})
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", room), map[string]any{})
+	sendMsg(t, alice, room, "hello")
+	member(t, bob, room, "leave", nil)
+	msgs := testserver.Sprintf("rooms/%s/messages?dir=b", room)
+	bob.MustDo(t, http.MethodGet, msgs, nil) // a left member reads up to their leave
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/forget", room), map[string]any{})
+	wantErr(t, bob.Do(t, http.MethodGet, msgs, nil), 403, "M_FORBIDDEN")
+	wantErr(t, bob.Do(t, http.MethodGet, testserver.Sprintf("rooms/%s/state", room), nil), 403, "M_FORBIDDEN")
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", room), map[string]any{})
+	bob.MustDo(t, http.MethodGet, msgs, nil)
+}
+
+// TestTxnIDScopedToEndpoint: a transaction ID is scoped to the device and the
+// endpoint: the same ID in another room, for another event type or as a
+// redaction is a new request; in the same endpoint it is a retry.
+func TestTxnIDScopedToEndpoint(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	room1 := createRoom(t, alice, map[string]any{})
+	room2 := createRoom(t, alice, map[string]any{})
+	send := func(room, typ string, body map[string]any) any {
+		return alice.MustDo(t, http.MethodPut, testserver.Sprintf("rooms/%s/send/%s/abc", room, typ), body).JSON["event_id"]
+	}
+	e1 := send(room1, "m.room.message", map[string]any{"msgtype": "m.text", "body": "first"})
+	if again := send(room1, "m.room.message", map[string]any{"msgtype": "m.text", "body": "second"}); again != e1 {
+		t.Fatalf("retry in the same room: %v, want %v", again, e1)
+	}
+	e2 := send(room2, "m.room.message", map[string]any{"msgtype": "m.text", "body": "first"})
+	e3 := send(room1, "m.custom", map[string]any{"x": 1})
+	red := alice.MustDo(t, http.MethodPut, testserver.Sprintf("rooms/%s/redact/%s/abc", room1, e3), map[string]any{}).JSON["event_id"]
+	seen := map[any]bool{e1: true}
+	for _, e := range []any{e2, e3, red} {
+		if seen[e] {
+			t.Fatalf("txn ID reused across endpoints: %v %v %v %v", e1, e2, e3, red)
+		}
+		seen[e] = true
+	}
+}
+
+// TestMessagesUnsignedMembership: /messages, /context and /event give the
+// requesting user's membership at each event in unsigned.membership.
+func TestMessagesUnsignedMembership(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	room := createRoom(t, alice, map[string]any{"preset": "public_chat"})
+	pre := sendMsg(t, alice, room, "prejoin")
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", room), map[string]any{})
+	post := sendMsg(t, alice, room, "postjoin")
+
+	res := bob.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/messages?dir=b&limit=50", room), nil)
+	got := map[string]string{}
+	for _, e := range res.JSON["chunk"].([]any) {
+		ev := e.(map[string]any)
+		got[ev["event_id"].(string)], _ = ev["unsigned"].(map[string]any)["membership"].(string)
+	}
+	if got[pre] != "leave" || got[post] != "join" {
+		t.Fatalf("messages: %s", res.Body)
+	}
+	ev := bob.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/event/%s", room, pre), nil)
+	if ev.JSON["unsigned"].(map[string]any)["membership"] != "leave" {
+		t.Fatalf("event: %s", ev.Body)
+	}
+	ctx := bob.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/context/%s", room, post), nil)
+	if ctx.JSON["event"].(map[string]any)["unsigned"].(map[string]any)["membership"] != "join" {
+		t.Fatalf("context: %s", ctx.Body)
+	}
+}

@@ -1,6 +1,7 @@
 package clientapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -100,11 +101,33 @@ func clientEvents(dev *authn.Device, evs []*storage.Event) []rawJSON {
 }
 
 func clientEvent(dev *authn.Device, ev *storage.Event, now int64) rawJSON {
-	in := eventutil.ClientInput{PDU: ev.JSON, EventID: string(ev.EventID), RoomID: string(ev.RoomID), Unsigned: ev.Unsigned, NowMS: now}
+	return clientEventAs(dev, ev, now, "")
+}
+
+func clientEventAs(dev *authn.Device, ev *storage.Event, now int64, membership string) rawJSON {
+	in := eventutil.ClientInput{PDU: ev.JSON, EventID: string(ev.EventID), RoomID: string(ev.RoomID), Unsigned: ev.Unsigned, NowMS: now, Membership: membership}
 	if dev != nil && ev.TxnID != "" && ev.Sender == dev.UserID && ev.DeviceID == dev.DeviceID {
 		in.TxnID = ev.TxnID
 	}
 	return eventutil.ClientEvent(make([]byte, 0, len(ev.JSON)), in)
+}
+
+// roomEvents formats room events of one room for dev, each with the user's
+// membership at it in unsigned.membership (spec v1.11).
+func (a *API) roomEvents(ctx context.Context, dev *authn.Device, roomID id.RoomID, evs []*storage.Event) ([]rawJSON, error) {
+	if len(evs) == 0 {
+		return []rawJSON{}, nil
+	}
+	vis, err := a.rooms.NewVisibility(ctx, dev.UserID, roomID)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UnixMilli()
+	out := make([]rawJSON, len(evs))
+	for i, ev := range evs {
+		out[i] = clientEventAs(dev, ev, now, vis.MembershipAt(ev.StreamPos))
+	}
+	return out, nil
 }
 
 // rawJSON is pre-encoded JSON.

@@ -224,3 +224,22 @@ func TestUploadUnverified(t *testing.T) {
 	}
 	wantErr(t, alice.Do(t, http.MethodPost, "keys/upload", map[string]any{"device_keys": map[string]any{"user_id": alice.UserID, "device_id": alice.DeviceID}}), 400, "M_BAD_JSON")
 }
+
+// TestClaimInUploadOrder: one-time keys are claimed in the order they were
+// uploaded (MSC4225), not by key ID.
+func TestClaimInUploadOrder(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	for _, name := range []string{"ZZ", "MM", "AA"} {
+		alice.MustDo(t, http.MethodPost, "keys/upload", map[string]any{
+			"one_time_keys": map[string]any{"signed_curve25519:" + name: map[string]any{"key": "k" + name}}})
+	}
+	for _, want := range []string{"ZZ", "MM", "AA"} {
+		c := bob.MustDo(t, http.MethodPost, "keys/claim", map[string]any{"one_time_keys": map[string]any{string(alice.UserID): map[string]string{string(alice.DeviceID): "signed_curve25519"}}})
+		keys, _ := field(c.JSON, "one_time_keys", string(alice.UserID), string(alice.DeviceID)).(map[string]any)
+		if _, ok := keys["signed_curve25519:"+want]; !ok || len(keys) != 1 {
+			t.Fatalf("claim: want %s, got %s", want, c.Body)
+		}
+	}
+}

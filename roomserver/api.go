@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 
+	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
 	"parley/storage"
@@ -59,6 +60,16 @@ type SendRequest struct {
 	Content  json.RawMessage
 	// Redacts is the target of an m.room.redaction.
 	Redacts id.EventID
+}
+
+// txnScope names the endpoint a transaction ID belongs to, as the request
+// path does: the same ID sent to another room, event type or redaction
+// target is a different request.
+func (r SendRequest) txnScope() string {
+	if r.Type == event.EventRedaction.Type && r.Redacts != "" {
+		return "redact " + string(r.RoomID) + " " + string(r.Redacts)
+	}
+	return "send " + string(r.RoomID) + " " + r.Type
 }
 
 // MembershipRequest changes a user's membership.

@@ -97,6 +97,7 @@ type eventSpec struct {
 	Content  []byte
 	Redacts  id.EventID
 	TxnID    string
+	TxnScope string
 	DeviceID id.DeviceID
 }
 
@@ -195,7 +196,7 @@ func (s *Server) add(w *working, spec eventSpec) (*storage.NewEvent, error) {
 	ne := &storage.NewEvent{
 		Event: storage.Event{
 			EventID: evID, RoomID: w.roomID, Type: p.Type, StateKey: p.StateKey, Sender: p.Sender, Depth: p.Depth,
-			OriginTS: p.OriginServerTS, JSON: raw, TxnID: spec.TxnID, DeviceID: spec.DeviceID,
+			OriginTS: p.OriginServerTS, JSON: raw, TxnID: spec.TxnID, TxnScope: spec.TxnScope, DeviceID: spec.DeviceID,
 		},
 		PrevEvents:         p.PrevEvents,
 		UpdateCurrentState: true,
@@ -350,14 +351,15 @@ func (s *Server) Drain() {
 // device and transaction ID. It returns the event ID.
 func (s *Server) Send(ctx context.Context, req SendRequest) (id.EventID, error) {
 	return s.inRoom(ctx, req.RoomID, func(w *working) (id.EventID, error) {
+		scope := req.txnScope()
 		if req.TxnID != "" {
-			if evID, err := s.store.EventByTxnID(ctx, req.Sender, req.DeviceID, req.TxnID); err == nil {
+			if evID, err := s.store.EventByTxnID(ctx, req.Sender, req.DeviceID, scope, req.TxnID); err == nil {
 				return evID, nil
 			} else if !errors.Is(err, storage.ErrNotFound) {
 				return "", err
 			}
 		}
-		spec := eventSpec{Sender: req.Sender, Type: req.Type, StateKey: req.StateKey, Content: req.Content, Redacts: req.Redacts, TxnID: req.TxnID, DeviceID: req.DeviceID}
+		spec := eventSpec{Sender: req.Sender, Type: req.Type, StateKey: req.StateKey, Content: req.Content, Redacts: req.Redacts, TxnID: req.TxnID, TxnScope: scope, DeviceID: req.DeviceID}
 		if req.Type == event.EventRedaction.Type && req.Redacts != "" {
 			return s.redact(ctx, w, spec)
 		}

@@ -209,7 +209,7 @@ func (s *Server) buildRoom(ctx context.Context, req CreateRoomRequest) (*working
 			return nil, nil, "", err
 		}
 	}
-	// 7. name and topic
+	// 7. name and topic; the topic also as the m.topic content block (v1.15)
 	if req.Name != nil {
 		if err := state(event.StateRoomName.Type, "", map[string]any{"name": *req.Name}); err != nil {
 			return nil, nil, "", err
@@ -217,7 +217,7 @@ func (s *Server) buildRoom(ctx context.Context, req CreateRoomRequest) (*working
 	}
 	if req.Topic != nil {
 		if err := state(event.StateTopic.Type, "", map[string]any{
-			"topic": *req.Topic, "m.topic": []map[string]string{{"body": *req.Topic, "mimetype": "text/plain"}},
+			"topic": *req.Topic, "m.topic": map[string]any{"m.text": []map[string]string{{"body": *req.Topic, "mimetype": "text/plain"}}},
 		}); err != nil {
 			return nil, nil, "", err
 		}

@@ -147,8 +147,9 @@ func (s *Server) member(ctx context.Context, req MembershipRequest, m event.Memb
 	if _, _, err := req.Target.ParseAndValidateRelaxed(); err != nil {
 		return "", fmt.Errorf("%w: invalid user ID %q", ErrBadRequest, req.Target)
 	}
+	scope := "member " + string(req.RoomID) + " " + string(m) + " " + string(req.Target)
 	if req.TxnID != "" {
-		if evID, err := s.store.EventByTxnID(ctx, req.Sender, req.DeviceID, req.TxnID); err == nil {
+		if evID, err := s.store.EventByTxnID(ctx, req.Sender, req.DeviceID, scope, req.TxnID); err == nil {
 			return evID, nil
 		}
 	}
@@ -178,7 +179,7 @@ func (s *Server) member(ctx context.Context, req MembershipRequest, m event.Memb
 				return e.id, nil
 			}
 		}
-		ne, err := s.add(w, eventSpec{Sender: req.Sender, Type: event.StateMember.Type, StateKey: strPtr(string(req.Target)), Content: b, TxnID: req.TxnID, DeviceID: req.DeviceID})
+		ne, err := s.add(w, eventSpec{Sender: req.Sender, Type: event.StateMember.Type, StateKey: strPtr(string(req.Target)), Content: b, TxnID: req.TxnID, TxnScope: scope, DeviceID: req.DeviceID})
 		if err != nil {
 			return "", err
 		}

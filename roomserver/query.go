@@ -136,6 +136,14 @@ func (s *Server) accessAt(ctx context.Context, user id.UserID, roomID id.RoomID)
 		if !v.EverMember() {
 			break
 		}
+		// A forgotten room's history is gone for the user (until they rejoin).
+		forgotten, err := s.store.ForgottenRooms(ctx, user)
+		if err != nil {
+			return nil, nil, 0, 0, err
+		}
+		if forgotten[roomID] {
+			return nil, nil, 0, 0, fmt.Errorf("%w: you have forgotten the room", ErrForbidden)
+		}
 		ev, err := s.store.CurrentStateEvent(ctx, roomID, event.StateMember.Type, string(user))
 		if err != nil {
 			return nil, nil, 0, 0, err

@@ -274,8 +274,11 @@ func (a *API) search(w http.ResponseWriter, r *http.Request, dev *authn.Device) 
 		"highlights": highlights(*crit.SearchTerm),
 		"results":    out,
 	}
+	// As Synapse (and as /messages gives "end"): a full page has a next_batch
+	// even when it ends exactly at the last result; the next page is then
+	// empty and has none. Only an absent next_batch means "no more".
 	var nextBatch *string
-	if more {
+	if more || limit > 0 && len(results) == limit {
 		nb := strconv.Itoa(offset)
 		nextBatch = &nb
 		resp["next_batch"] = nb

@@ -257,3 +257,35 @@ func TestUserDirectory(t *testing.T) {
 		t.Fatalf("search_all_users: %v", got)
 	}
 }
+
+// TestSearchFullLastPageHasNextBatch: a page filled to the limit carries a
+// next_batch even when no results follow; the page after it is empty and has
+// none.
+func TestSearchFullLastPageHasNextBatch(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	room := createRoom(t, alice, map[string]any{"preset": "private_chat"})
+	for i := 0; i < 4; i++ {
+		send(t, alice, room, fmt.Sprintf("fullpage message %d", i))
+	}
+	crit := map[string]any{"search_term": "fullpage", "order_by": "recent", "filter": map[string]any{"limit": 2}}
+	path := "search"
+	for page := 0; page < 2; page++ {
+		re, res := search(t, alice, path, crit)
+		if re == nil || len(resultIDs(re)) != 2 {
+			t.Fatalf("page %d: %d %s", page, res.Status, res.Body)
+		}
+		nb, ok := re["next_batch"].(string)
+		if !ok {
+			t.Fatalf("full page %d lacks next_batch: %s", page, res.Body)
+		}
+		path = "search?next_batch=" + nb
+	}
+	re, res := search(t, alice, path, crit)
+	if re == nil || len(resultIDs(re)) != 0 || re["count"].(float64) != 4 {
+		t.Fatalf("last page: %s", res.Body)
+	}
+	if _, ok := re["next_batch"]; ok {
+		t.Fatalf("empty page has next_batch: %s", res.Body)
+	}
+}

@@ -26,9 +26,12 @@ type Event struct {
 	JSON       []byte
 	// Unsigned is a JSON object of server-computed unsigned fields
 	// (prev_content, prev_sender, replaces_state, redacted_because), or empty.
-	Unsigned   []byte
-	TxnID      string
-	DeviceID   id.DeviceID
+	Unsigned []byte
+	TxnID    string
+	DeviceID id.DeviceID
+	// TxnScope is the endpoint TxnID was sent to (spec: a transaction ID is
+	// scoped to a device and an endpoint); kept only in the transaction index.
+	TxnScope   string
 	Rejected   bool
 	Outlier    bool
 	SoftFailed bool
@@ -134,8 +137,9 @@ type RoomStore interface {
 	GetEvents(ctx context.Context, ids []id.EventID) ([]*Event, error)
 	// GetEvent returns one event; ErrNotFound if unknown.
 	GetEvent(ctx context.Context, eventID id.EventID) (*Event, error)
-	// EventByTxnID returns the event ID sent with a device's transaction ID; ErrNotFound if none.
-	EventByTxnID(ctx context.Context, user id.UserID, device id.DeviceID, txnID string) (id.EventID, error)
+	// EventByTxnID returns the event ID a device sent with a transaction ID to
+	// an endpoint (scope); ErrNotFound if none.
+	EventByTxnID(ctx context.Context, user id.UserID, device id.DeviceID, scope, txnID string) (id.EventID, error)
 	// StateIDs returns a state group's state as event IDs.
 	StateIDs(ctx context.Context, group int64) (map[StateKeyTuple]id.EventID, error)
 	// StateEvents returns a state group's state events.

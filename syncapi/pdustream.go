@@ -26,16 +26,18 @@ import (
 // state, invites, knocks and left rooms. Its position is the roomserver's
 // stream position.
 type PDUStream struct {
-	rooms      *roomserver.Server
-	store      storage.RoomStore
-	notifier   *Notifier
-	serverName string
-	log        *zap.Logger
+	rooms *roomserver.Server
+	store storage.RoomStore
+	// accountData gives the user's m.ignored_user_list.
+	accountData storage.AccountDataStore
+	notifier    *Notifier
+	serverName  string
+	log         *zap.Logger
 }
 
 // NewPDUStream returns the PDU stream over rooms.
-func NewPDUStream(rooms *roomserver.Server, notifier *Notifier, log *zap.Logger) *PDUStream {
-	return &PDUStream{rooms: rooms, store: rooms.Store(), notifier: notifier, serverName: rooms.ServerName(), log: log}
+func NewPDUStream(rooms *roomserver.Server, accountData storage.AccountDataStore, notifier *Notifier, log *zap.Logger) *PDUStream {
+	return &PDUStream{rooms: rooms, store: rooms.Store(), accountData: accountData, notifier: notifier, serverName: rooms.ServerName(), log: log}
 }
 
 // Name implements Stream.
@@ -175,7 +177,11 @@ func (p *PDUStream) Fill(ctx context.Context, req *Request, from, to int64, resp
 		return false, err
 	}
 	var forgotten map[id.RoomID]bool
-	f := &filler{p: p, req: req, rf: rf, now: time.Now().UnixMilli(), resp: resp}
+	ignored, err := ignoredUsers(ctx, p.accountData, user)
+	if err != nil {
+		return false, err
+	}
+	f := &filler{p: p, req: req, rf: rf, now: time.Now().UnixMilli(), resp: resp, ignored: ignored}
 	found := false
 	var joins []joinJob
 	for _, m := range ms {
@@ -199,17 +205,21 @@ func (p *PDUStream) Fill(ctx context.Context, req *Request, from, to int64, resp
 			if !full && !inRange {
 				continue
 			}
-			if err := f.stripped(ctx, m); err != nil {
+			added, err := f.stripped(ctx, m)
+			if err != nil {
 				return false, err
 			}
-			found = true
+			found = found || added
 		case "leave", "ban":
 			// Left rooms come in an initial sync only with include_leave, and
 			// otherwise (full_state included) when the leave is new since "since".
 			if req.Initial() && !rf.includeLeave || !req.Initial() && !inRange {
 				continue
 			}
-			if forgotten == nil {
+			// A forgotten room stays out of initial syncs; a leave new since
+			// "since" is still sent, as Synapse does, so that the user's other
+			// devices learn of it even when the room was forgotten at once.
+			if forgotten == nil && req.Initial() {
 				if forgotten, err = p.store.ForgottenRooms(ctx, user); err != nil {
 					return false, err
 				}
@@ -301,9 +311,17 @@ type filler struct {
 	rf   *roomFilter
 	now  int64
 	resp *Response
+	// ignored are the users whose invites and non-state events are not sent.
+	ignored map[id.UserID]bool
 }
 
 func (f *filler) format(evs []*storage.Event) []json.RawMessage {
+	return f.formatWith(evs, nil)
+}
+
+// formatWith formats events; memberships, when set, gives each event's
+// unsigned.membership.
+func (f *filler) formatWith(evs []*storage.Event, memberships []string) []json.RawMessage {
 	out := make([]json.RawMessage, len(evs))
 	dev := f.req.Device
 	if f.req.Filter != nil && f.req.Filter.EventFormat == mautrix.EventFormatFederation {
@@ -316,6 +334,9 @@ func (f *filler) format(evs []*storage.Event) []json.RawMessage {
 		in := eventutil.ClientInput{PDU: ev.JSON, EventID: string(ev.EventID), RoomID: string(ev.RoomID), Unsigned: ev.Unsigned, NowMS: f.now}
 		if ev.TxnID != "" && ev.Sender == dev.UserID && ev.DeviceID == dev.DeviceID {
 			in.TxnID = ev.TxnID
+		}
+		if memberships != nil {
+			in.Membership = memberships[i]
 		}
 		out[i] = eventutil.ClientEvent(make([]byte, 0, len(ev.JSON)+64), in)
 	}
@@ -384,7 +405,7 @@ scan:
 					}
 				}
 			}
-			if !partAllows(f.rf.timeline, ev) {
+			if !partAllows(f.rf.timeline, ev) || ev.StateKey == nil && f.ignored[ev.Sender] {
 				continue
 			}
 			if len(out) == limit {
@@ -462,7 +483,7 @@ func (f *filler) joined(ctx context.Context, m storage.Membership, from, to int6
 	if err != nil {
 		return false, err
 	}
-	tlOut, err := f.formatTimeline(ctx, tl)
+	tlOut, err := f.formatTimeline(ctx, m, tl)
 	if err != nil {
 		return false, err
 	}
@@ -514,7 +535,7 @@ func (f *filler) left(ctx context.Context, m storage.Membership, from int64, ful
 	if err != nil {
 		return err
 	}
-	tlOut, err := f.formatTimeline(ctx, tl)
+	tlOut, err := f.formatTimeline(ctx, m, tl)
 	if err != nil {
 		return err
 	}

@@ -201,15 +201,19 @@ func (f *filler) summary(ctx context.Context, room id.RoomID, known []*storage.E
 // strippedTypes are the state events shown to invited and knocking users.
 var strippedTypes = []string{"m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar", "m.room.canonical_alias", "m.room.encryption", "m.room.topic"}
 
-// stripped fills rooms.invite or rooms.knock with stripped state.
-func (f *filler) stripped(ctx context.Context, m storage.Membership) error {
+// stripped fills rooms.invite or rooms.knock with stripped state; it reports
+// whether it added the room (an invite from an ignored user is left out).
+func (f *filler) stripped(ctx context.Context, m storage.Membership) (bool, error) {
 	mev, err := f.p.store.GetEvent(ctx, m.EventID)
 	if err != nil {
-		return err
+		return false, err
+	}
+	if m.Membership == "invite" && f.ignored[mev.Sender] {
+		return false, nil // invites from ignored users are not sent
 	}
 	ids, err := f.p.store.StateIDs(ctx, mev.StateAfter)
 	if err != nil {
-		return err
+		return false, err
 	}
 	want := []id.EventID{}
 	for _, t := range strippedTypes {
@@ -225,7 +229,7 @@ func (f *filler) stripped(ctx context.Context, m storage.Membership) error {
 	}
 	evs, err := f.p.store.GetEvents(ctx, want)
 	if err != nil {
-		return err
+		return false, err
 	}
 	out := make([]json.RawMessage, 0, len(evs)+1)
 	have := map[string]bool{}
@@ -251,5 +255,5 @@ func (f *filler) stripped(ctx context.Context, m storage.Membership) error {
 		out = append(out, eventutil.StrippedState(nil, mev.JSON))
 		f.resp.Rooms.Knock[m.RoomID] = &KnockedRoom{KnockState: EventList{Events: out}}
 	}
-	return nil
+	return true, nil
 }

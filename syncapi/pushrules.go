@@ -151,6 +151,11 @@ func (in *Inbox) pushRulesPath(w http.ResponseWriter, r *http.Request, dev *auth
 	}
 	kind := parts[1]
 	if !slices.Contains(pushKinds, kind) {
+		if r.Method == http.MethodGet && len(parts) == 3 && parts[2] != "" {
+			// Looking up one rule of a kind this server lacks (a newer one,
+			// such as MSC4306's postcontent): there is no such rule.
+			return httputil.NotFound("push rule not found")
+		}
 		return unrecognizedRule("unknown push rule kind %q", kind)
 	}
 	if len(parts) == 2 {

@@ -179,6 +179,9 @@ func TestPushRulesCRUD(t *testing.T) {
 		wantErr(t, alice.Do(t, http.MethodGet, p, nil), 400, "M_UNRECOGNIZED")
 	}
 	wantErr(t, alice.Do(t, http.MethodPut, "pushrules/global/room/", notify), 400, "M_UNRECOGNIZED")
+	// A rule of a kind this server lacks does not exist; writing one is refused.
+	wantErr(t, alice.Do(t, http.MethodGet, "pushrules/global/postcontent/.x.rule", nil), 404, "M_NOT_FOUND")
+	wantErr(t, alice.Do(t, http.MethodPut, "pushrules/global/postcontent/.x.rule/enabled", map[string]any{"enabled": false}), 400, "M_UNRECOGNIZED")
 	wantErr(t, alice.Do(t, http.MethodGet, "pushrules", nil), 404, "M_UNRECOGNIZED")
 	// A trailing slash lists a kind.
 	res = alice.MustDo(t, http.MethodGet, "pushrules/global/content/", nil)

@@ -192,11 +192,7 @@ func (s *receiptStream) Fill(ctx context.Context, req *Request, from, to int64, 
 			users = map[id.UserID]map[string]any{}
 			types[rc.Type] = users
 		}
-		info := map[string]any{"ts": rc.TS}
-		if rc.ThreadID != "" {
-			info["thread_id"] = rc.ThreadID
-		}
-		users[rc.UserID] = info
+		putReceipt(users, rc)
 	}
 	for room, c := range byRoom {
 		ev, _ := json.Marshal(map[string]any{"type": "m.receipt", "content": c})
@@ -204,6 +200,22 @@ func (s *receiptStream) Fill(ctx context.Context, req *Request, from, to int64, 
 		jr.Ephemeral.Events = append(jr.Ephemeral.Events, ev)
 	}
 	return len(byRoom) > 0, nil
+}
+
+// putReceipt sets a user's receipt in an m.receipt content's event → type
+// map. A user's unthreaded and threaded receipts at one event clash there;
+// the unthreaded one wins (MSC4102), whatever order they come in.
+func putReceipt(users map[id.UserID]map[string]any, rc storage.Receipt) {
+	if prev, ok := users[rc.UserID]; ok && rc.ThreadID != "" {
+		if _, threaded := prev["thread_id"]; !threaded {
+			return
+		}
+	}
+	info := map[string]any{"ts": rc.TS}
+	if rc.ThreadID != "" {
+		info["thread_id"] = rc.ThreadID
+	}
+	users[rc.UserID] = info
 }
 
 // receiptIsOlder reports whether the user's current receipt of that type and

@@ -103,3 +103,29 @@ func TestReceipts(t *testing.T) {
 		t.Fatalf("receipt moved backwards: %v", got)
 	}
 }
+
+// TestReceiptUnthreadedWinsClash: a user's unthreaded and threaded read
+// receipts at the same event cannot both fit in m.receipt; the unthreaded one
+// is sent (MSC4102), in an initial and in an incremental sync.
+func TestReceiptUnthreadedWinsClash(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	room := newRoom(t, alice, bob)
+	root := sendMsg(t, alice, room, text("root"))
+	reply := sendMsg(t, alice, room, map[string]any{"msgtype": "m.text", "body": "in thread",
+		"m.relates_to": map[string]any{"rel_type": "m.thread", "event_id": root}})
+	b0 := inboxSync(t, bob, nil)
+	rcpt := testserver.Sprintf("rooms/%s/receipt/m.read/%s", room, reply)
+	alice.MustDo(t, http.MethodPost, rcpt, map[string]any{})
+	alice.MustDo(t, http.MethodPost, rcpt, map[string]any{"thread_id": root})
+	for name, s := range map[string]*syncResp{"incremental": inboxSync(t, bob, since(b0.NextBatch)), "initial": inboxSync(t, bob, nil)} {
+		info, _ := receiptsIn(s, room)[reply]["m.read"][string(alice.UserID)].(map[string]any)
+		if info == nil {
+			t.Fatalf("%s: no receipt: %s", name, s.raw)
+		}
+		if _, threaded := info["thread_id"]; threaded {
+			t.Fatalf("%s: threaded receipt won the clash: %s", name, s.raw)
+		}
+	}
+}

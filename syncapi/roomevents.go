@@ -124,6 +124,7 @@ func (in *Inbox) processBatch(ctx context.Context, batch []roomserver.OutputEven
 		if ev == nil || ev.Rejected || ev.Outlier || ev.SoftFailed {
 			continue
 		}
+		in.carryRulesOnJoin(ctx, ev)
 		if out.PushEvaluated {
 			// Stored with the event (EventNotifications).
 			for _, n := range out.Notifications {

@@ -320,11 +320,7 @@ func (b *ssBuild) receipts(ctx context.Context) (any, bool, error) {
 		if c[rc.EventID][rc.Type] == nil {
 			c[rc.EventID][rc.Type] = map[id.UserID]map[string]any{}
 		}
-		info := map[string]any{"ts": rc.TS}
-		if rc.ThreadID != "" {
-			info["thread_id"] = rc.ThreadID
-		}
-		c[rc.EventID][rc.Type][rc.UserID] = info
+		putReceipt(c[rc.EventID][rc.Type], rc)
 	}
 	out := map[id.RoomID]json.RawMessage{}
 	for room, c := range byRoom {
@@ -341,11 +337,7 @@ func (b *ssBuild) typing(ctx context.Context) (any, bool, error) {
 	from, to := b.from(StreamTyping), b.next[StreamTyping]
 	out := map[id.RoomID]json.RawMessage{}
 	for _, room := range b.scopedRooms(b.req.Extensions.Typing) {
-		f := from
-		if b.initialRooms[room] {
-			f = 0
-		}
-		users, changed := ts.snapshot(room, f, to)
+		users, changed := ts.snapshot(room, b.initialRooms[room] || from == 0, from, to)
 		if !changed {
 			continue
 		}

@@ -38,7 +38,7 @@ func (b *ssBuild) joinedRoom(ctx context.Context, j *ssJob, f *filler, r *ssRoom
 	if err != nil {
 		return err
 	}
-	if r.Timeline, err = f.formatTimeline(ctx, tl); err != nil {
+	if r.Timeline, err = f.formatTimeline(ctx, m, tl); err != nil {
 		return err
 	}
 	r.Limited = &limited

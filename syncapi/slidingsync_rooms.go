@@ -646,7 +646,7 @@ func (b *ssBuild) room(ctx context.Context, j *ssJob) (*ssRoom, *roomSent, error
 	}
 	f := &filler{p: b.s.d.PDU, req: &Request{Device: b.dev}, rf: &roomFilter{limit: j.rc.limit}, now: time.Now().UnixMilli(), resp: NewResponse()}
 	if m.Membership == "invite" || m.Membership == "knock" {
-		if err := f.stripped(ctx, m); err != nil {
+		if _, err := f.stripped(ctx, m); err != nil {
 			return nil, nil, err
 		}
 		if m.Membership == "invite" {

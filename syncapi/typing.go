@@ -97,15 +97,18 @@ func (t *typingState) close() {
 	t.rooms = map[id.RoomID]map[id.UserID]*time.Timer{}
 }
 
-// snapshot returns the typing users of room if its typing set changed in (from, to].
-func (t *typingState) snapshot(room id.RoomID, from, to int64) ([]id.UserID, bool) {
+// snapshot returns the typing users of room if its typing set changed in
+// (from, to]; an initial sync gets them only when someone is typing. A
+// position of 0 is a real position for an incremental sync (nobody had typed
+// yet when its token was issued), so a stop after it is still sent.
+func (t *typingState) snapshot(room id.RoomID, initial bool, from, to int64) ([]id.UserID, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p := t.roomPos[room]
-	if from > 0 && (p <= from || p > to) {
+	if !initial && (p <= from || p > to) {
 		return nil, false
 	}
-	if from == 0 && len(t.rooms[room]) == 0 {
+	if initial && len(t.rooms[room]) == 0 {
 		return nil, false
 	}
 	users := make([]id.UserID, 0, len(t.rooms[room]))
@@ -176,7 +179,7 @@ func (s *typingStream) Fill(ctx context.Context, req *Request, from, to int64, r
 		if !roomAllowed(req.Filter, room) || !matchPart(part, "m.typing", "", room) {
 			continue
 		}
-		users, changed := s.in.typing.snapshot(room, from, to)
+		users, changed := s.in.typing.snapshot(room, req.Initial(), from, to)
 		if !changed {
 			continue
 		}

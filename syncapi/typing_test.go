@@ -76,3 +76,26 @@ func TestTyping(t *testing.T) {
 		t.Fatalf("typing did not expire: %s", s4.raw)
 	}
 }
+
+// TestTypingStopAfterTokenAtZero: a token issued before anyone typed (typing
+// position 0) is a real position; a start and stop after it must still reach
+// the client as an m.typing with no users.
+func TestTypingStopAfterTokenAtZero(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	room := newRoom(t, alice, bob)
+	typing := testserver.Sprintf("rooms/%s/typing/%s", room, alice.UserID)
+
+	s0 := inboxSync(t, bob, nil)
+	alice.MustDo(t, http.MethodPut, typing, map[string]any{"typing": true, "timeout": 30000})
+	alice.MustDo(t, http.MethodPut, typing, map[string]any{"typing": false})
+	s1 := inboxSync(t, bob, map[string]string{"since": s0.NextBatch, "timeout": "0"})
+	if users, ok := typingUsers(t, s1, room); !ok || len(users) != 0 {
+		t.Fatalf("stop since a position-0 token not delivered: %s", s1.raw)
+	}
+	// An initial sync still gets m.typing only while someone types.
+	if _, ok := typingUsers(t, inboxSync(t, bob, nil), room); ok {
+		t.Fatal("initial sync has an empty m.typing")
+	}
+}

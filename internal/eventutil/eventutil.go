@@ -21,6 +21,9 @@ type ClientInput struct {
 	Unsigned []byte
 	// TxnID is set only when the event goes to the device that sent it.
 	TxnID string
+	// Membership, when set, is the requesting user's membership in the room
+	// at the event (unsigned.membership, spec v1.11).
+	Membership string
 	// NowMS is the current time, for unsigned.age.
 	NowMS int64
 }
@@ -91,6 +94,10 @@ func ClientEvent(buf []byte, in ClientInput) []byte {
 	if in.TxnID != "" {
 		buf = append(buf, `,"transaction_id":`...)
 		buf = AppendString(buf, in.TxnID)
+	}
+	if in.Membership != "" {
+		buf = append(buf, `,"membership":`...)
+		buf = AppendString(buf, in.Membership)
 	}
 	if inner := objectInner(in.Unsigned); len(inner) > 0 {
 		buf = append(buf, ',')

@@ -97,7 +97,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	notifier := syncapi.NewNotifier()
 	rooms := roomserver.New(roomserver.Deps{Store: store, Config: &hs.Config, SigningKey: key, Log: log, Keys: hs.Keys.GetKey})
 	hs.Rooms = rooms
-	pduStream := syncapi.NewPDUStream(rooms, notifier, log)
+	pduStream := syncapi.NewPDUStream(rooms, store, notifier, log)
 	if err := pduStream.Load(ctx); err != nil {
 		store.Close()
 		return nil, fmt.Errorf("load room memberships: %w", err)

@@ -92,6 +92,9 @@ const (
 	CodeResourceLimitExceeded = "M_RESOURCE_LIMIT_EXCEEDED"
 	CodeUserLocked            = "M_USER_LOCKED"
 	CodeUserSuspended         = "M_USER_SUSPENDED"
+	// CodeCannotLeaveServerNoticeRoom: the user tried to reject the invite to
+	// their server notices room.
+	CodeCannotLeaveServerNoticeRoom = "M_CANNOT_LEAVE_SERVER_NOTICE_ROOM"
 )
 
 // Codes the spec defines for profiles.

@@ -97,11 +97,20 @@ func uploadKeysTx(ctx context.Context, tx *sql.Tx, u storage.KeyUpload) (int64, 
 			}
 		}
 	}
-	for keyID, key := range u.OneTimeKeys {
-		alg, name := splitKeyID(keyID)
-		if _, err := tx.ExecContext(ctx, `INSERT INTO one_time_keys (user_id, device_id, algorithm, key_id, key_json) VALUES ($1, $2, $3, $4, $5)
-			ON CONFLICT (user_id, device_id, algorithm, key_id) DO NOTHING`, u.UserID, u.DeviceID, alg, name, string(key)); err != nil {
+	if len(u.OneTimeKeys) > 0 {
+		// Claims hand keys out in upload order (MSC4225): this upload's keys
+		// come after every key the device uploaded before.
+		var seq int64
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(upload_seq), 0) + 1 FROM one_time_keys WHERE user_id = $1 AND device_id = $2`,
+			u.UserID, u.DeviceID).Scan(&seq); err != nil {
 			return 0, err
+		}
+		for keyID, key := range u.OneTimeKeys {
+			alg, name := splitKeyID(keyID)
+			if _, err := tx.ExecContext(ctx, `INSERT INTO one_time_keys (user_id, device_id, algorithm, key_id, key_json, upload_seq) VALUES ($1, $2, $3, $4, $5, $6)
+				ON CONFLICT (user_id, device_id, algorithm, key_id) DO NOTHING`, u.UserID, u.DeviceID, alg, name, string(key), seq); err != nil {
+				return 0, err
+			}
 		}
 	}
 	for keyID, key := range u.FallbackKeys {
@@ -262,7 +271,7 @@ func claimOne(ctx context.Context, tx *sql.Tx, user id.UserID, device id.DeviceI
 	for {
 		var name, js string
 		err := tx.QueryRowContext(ctx, `SELECT key_id, key_json FROM one_time_keys WHERE user_id = $1 AND device_id = $2 AND algorithm = $3
-			ORDER BY key_id LIMIT 1`, user, device, alg).Scan(&name, &js)
+			ORDER BY upload_seq, key_id LIMIT 1`, user, device, alg).Scan(&name, &js)
 		if errors.Is(err, sql.ErrNoRows) {
 			break
 		} else if err != nil {

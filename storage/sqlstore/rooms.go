@@ -178,8 +178,8 @@ func (s *Store) storeEvent(ctx context.Context, tx *sql.Tx, ev *storage.NewEvent
 		}
 	}
 	if ev.TxnID != "" {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO txn_ids (user_id, device_id, txn_id, event_id) VALUES ($1, $2, $3, $4)`,
-			ev.Sender, ev.DeviceID, ev.TxnID, ev.EventID); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO txn_ids (user_id, device_id, scope, txn_id, event_id) VALUES ($1, $2, $3, $4, $5)`,
+			ev.Sender, ev.DeviceID, ev.TxnScope, ev.TxnID, ev.EventID); err != nil {
 			return res, Conflict(err)
 		}
 	}
@@ -400,9 +400,9 @@ func (s *Store) GetEvent(ctx context.Context, eventID id.EventID) (*storage.Even
 }
 
 // EventByTxnID implements storage.RoomStore.
-func (s *Store) EventByTxnID(ctx context.Context, user id.UserID, device id.DeviceID, txnID string) (id.EventID, error) {
+func (s *Store) EventByTxnID(ctx context.Context, user id.UserID, device id.DeviceID, scope, txnID string) (id.EventID, error) {
 	var e id.EventID
-	err := s.db.r.QueryRowContext(ctx, `SELECT event_id FROM txn_ids WHERE user_id = $1 AND device_id = $2 AND txn_id = $3`, user, device, txnID).Scan(&e)
+	err := s.db.r.QueryRowContext(ctx, `SELECT event_id FROM txn_ids WHERE user_id = $1 AND device_id = $2 AND scope = $3 AND txn_id = $4`, user, device, scope, txnID).Scan(&e)
 	return e, NotFound(err)
 }
 

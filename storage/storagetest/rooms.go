@@ -43,7 +43,7 @@ func testRoomEvents(t *testing.T, s storage.Store) {
 	create := ev(1, "m.room.create", sk(""), alice)
 	join := ev(2, "m.room.member", sk(string(alice)), alice, "$e1")
 	msg := ev(3, "m.room.message", nil, alice, "$e2")
-	msg.TxnID, msg.DeviceID = "txn1", "DEV"
+	msg.TxnID, msg.TxnScope, msg.DeviceID = "txn1", "send", "DEV"
 	stored, err := s.StoreEvents(ctx, storage.StoreEventsRequest{RoomID: room,
 		NewRoom: &storage.Room{RoomID: room, Version: "11", Creator: alice, CreatedTS: 1},
 		Events:  []*storage.NewEvent{create, join, msg}})
@@ -69,10 +69,12 @@ func testRoomEvents(t *testing.T, s storage.Store) {
 	if len(ext) != 1 || ext[0] != "$e3" {
 		t.Fatalf("extremities %v", ext)
 	}
-	if e, err := s.EventByTxnID(ctx, alice, "DEV", "txn1"); err != nil || e != "$e3" {
+	if e, err := s.EventByTxnID(ctx, alice, "DEV", "send", "txn1"); err != nil || e != "$e3" {
 		t.Fatalf("txn lookup %s %v", e, err)
 	}
-	_, err = s.EventByTxnID(ctx, alice, "OTHER", "txn1")
+	_, err = s.EventByTxnID(ctx, alice, "OTHER", "send", "txn1")
+	wantErr(t, err, storage.ErrNotFound)
+	_, err = s.EventByTxnID(ctx, alice, "DEV", "other", "txn1")
 	wantErr(t, err, storage.ErrNotFound)
 
 	// A write built on stale extremities changes nothing.
@@ -85,7 +87,7 @@ func testRoomEvents(t *testing.T, s storage.Store) {
 	}
 	// The same transaction ID again conflicts.
 	dup := ev(4, "m.room.message", nil, alice, "$e3")
-	dup.TxnID, dup.DeviceID = "txn1", "DEV"
+	dup.TxnID, dup.TxnScope, dup.DeviceID = "txn1", "send", "DEV"
 	_, err = s.StoreEvents(ctx, storage.StoreEventsRequest{RoomID: room, Events: []*storage.NewEvent{dup}})
 	wantErr(t, err, storage.ErrConflict)
 

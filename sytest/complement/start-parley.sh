@@ -78,6 +78,14 @@ federation:
   allow_private_ips: true
 media:
   path: "$dir/media"
+  # Complement serves the pages to preview from its own process on 127.0.0.1.
+  url_preview:
+    enabled: true
+    ip_range_allowlist: ["127.0.0.0/8"]
+# As Complement's Synapse image: notices come from @_server (admin_test.go).
+server_notices:
+  system_localpart: "_server"
+  room_name: "Server Alert"
 log:
   level: "${PARLEY_LOG_LEVEL:-debug}"
 EOF
