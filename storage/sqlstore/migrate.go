@@ -55,6 +55,11 @@ func loadMigrations(d Dialect) ([]migration, error) {
 		}
 		return out[i].version < out[j].version
 	})
+	for i := 1; i < len(out); i++ {
+		if out[i].track == out[i-1].track && out[i].version == out[i-1].version {
+			return nil, fmt.Errorf("migrations %s and %s of track %s have the same number", out[i-1].name, out[i].name, out[i].track)
+		}
+	}
 	return out, err
 }
 
