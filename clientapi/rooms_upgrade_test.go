@@ -1,6 +1,7 @@
 package clientapi_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"testing"
 
@@ -29,6 +30,7 @@ func TestRoomUpgrade(t *testing.T) {
 	wantErr(t, alice.Do(t, http.MethodPost, testserver.Sprintf("rooms/%s/upgrade", old), map[string]any{}), http.StatusBadRequest, "M_MISSING_PARAM")
 	wantErr(t, alice.Do(t, http.MethodPost, testserver.Sprintf("rooms/%s/upgrade", old), map[string]any{"new_version": 11}), http.StatusBadRequest, "M_BAD_JSON")
 
+	wantErr(t, alice.Do(t, http.MethodPost, "rooms/!unknown:nowhere/upgrade", map[string]any{"new_version": "11"}), http.StatusNotFound, "M_NOT_FOUND")
 	res := alice.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/upgrade", old), map[string]any{"new_version": "11"})
 	newRoom, _ := res.JSON["replacement_room"].(string)
 	if newRoom == "" || newRoom == old {
@@ -48,6 +50,20 @@ func TestRoomUpgrade(t *testing.T) {
 	create := stateContent(t, alice, newRoom, "m.room.create")
 	if create["room_version"] != "11" || create["predecessor"].(map[string]any)["room_id"] != old {
 		t.Fatalf("create: %v", create)
+	}
+	// The predecessor names the old room's tombstone (v11 room IDs are not derived from the create event).
+	var tombID any
+	var oldState []map[string]any
+	if err := json.Unmarshal(alice.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/state", old), nil).Body, &oldState); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range oldState {
+		if e["type"] == "m.room.tombstone" {
+			tombID = e["event_id"]
+		}
+	}
+	if tombID == nil || create["predecessor"].(map[string]any)["event_id"] != tombID {
+		t.Fatalf("predecessor %v, tombstone %v", create["predecessor"], tombID)
 	}
 	for evType, want := range map[string][2]string{
 		"m.room.name": {"name", "Old name"}, "m.room.topic": {"topic", "Old topic"},
@@ -116,5 +132,28 @@ func TestRoomUpgradeInviteOnly(t *testing.T) {
 	}
 	if ga := stateContent(t, alice, newRoom, "m.room.join_rules"); ga["join_rule"] != "invite" {
 		t.Fatalf("join rule: %v", ga)
+	}
+}
+
+// TestInitialStateReplacesPresetEvents: state that initial_state sets (as an
+// upgrade's copied state does) is not also sent by the preset first, so the
+// room has one event of the type, with initial_state's content.
+func TestInitialStateReplacesPresetEvents(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	room := alice.MustDo(t, http.MethodPost, "createRoom", map[string]any{"preset": "private_chat", "initial_state": []any{
+		map[string]any{"type": "m.room.history_visibility", "content": map[string]any{"history_visibility": "joined"}},
+		map[string]any{"type": "m.room.join_rules", "content": map[string]any{"join_rule": "public"}},
+	}}).JSON["room_id"].(string)
+	res := alice.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/messages?dir=b&limit=50", room), nil)
+	n := map[string]int{}
+	for _, e := range res.JSON["chunk"].([]any) {
+		n[e.(map[string]any)["type"].(string)]++
+	}
+	if n["m.room.history_visibility"] != 1 || n["m.room.join_rules"] != 1 || n["m.room.guest_access"] != 1 {
+		t.Fatalf("events per type: %v", n)
+	}
+	if hv := stateContent(t, alice, room, "m.room.history_visibility"); hv["history_visibility"] != "joined" {
+		t.Fatalf("history visibility: %v", hv)
 	}
 }

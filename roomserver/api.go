@@ -108,6 +108,10 @@ type CreateRoomRequest struct {
 	// stores the invitations); its invitations become m.room.third_party_invite
 	// events after the invites. An error aborts the creation.
 	StoreThirdPartyInvites func(ctx context.Context, roomID id.RoomID) ([]*ThirdPartyInvite, error)
+	// roomID, when set, is the new room's ID (room versions whose IDs are
+	// not derived from the create event): an upgrade names the new room in
+	// the old room's tombstone before building it.
+	roomID id.RoomID
 }
 
 // InitialStateEvent is one entry of createRoom's initial_state.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 
 	"maunium.net/go/mautrix/event"
@@ -16,6 +17,9 @@ import (
 )
 
 const roomIDAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+// newRoomID makes a random room ID on server (room versions before 12).
+func newRoomID(server string) id.RoomID { return id.RoomID("!" + randomString(18) + ":" + server) }
 
 func randomString(n int) string {
 	b := make([]byte, n)
@@ -102,7 +106,10 @@ func (s *Server) buildRoom(ctx context.Context, req CreateRoomRequest) (*working
 
 	w := &working{version: version, overlay: map[storage.StateKeyTuple]stateEntry{}}
 	if !version.RoomIDIsCreateEventID() {
-		w.roomID = id.RoomID("!" + randomString(18) + ":" + s.serverName)
+		w.roomID = req.roomID
+		if w.roomID == "" {
+			w.roomID = newRoomID(s.serverName)
+		}
 	}
 	creator := req.Creator
 	state := func(evType, stateKey string, content any) error {
@@ -181,18 +188,26 @@ func (s *Server) buildRoom(ctx context.Context, req CreateRoomRequest) (*working
 			return nil, nil, "", err
 		}
 	}
-	// 5. preset rules
+	// 5. preset rules, except those initial_state sets itself (as Synapse:
+	// the room then has one event of the type, not the preset's and a replacement)
+	inInitial := func(evType string) bool {
+		return slices.ContainsFunc(req.InitialState, func(is InitialStateEvent) bool { return is.Type == evType && is.StateKey == "" })
+	}
 	joinRule, guest := "invite", "can_join"
 	if preset == "public_chat" {
 		joinRule, guest = "public", "forbidden"
 	}
-	if err := state(event.StateJoinRules.Type, "", map[string]any{"join_rule": joinRule}); err != nil {
-		return nil, nil, "", err
+	if !inInitial(event.StateJoinRules.Type) {
+		if err := state(event.StateJoinRules.Type, "", map[string]any{"join_rule": joinRule}); err != nil {
+			return nil, nil, "", err
+		}
 	}
-	if err := state(event.StateHistoryVisibility.Type, "", map[string]any{"history_visibility": "shared"}); err != nil {
-		return nil, nil, "", err
+	if !inInitial(event.StateHistoryVisibility.Type) {
+		if err := state(event.StateHistoryVisibility.Type, "", map[string]any{"history_visibility": "shared"}); err != nil {
+			return nil, nil, "", err
+		}
 	}
-	if guest == "can_join" { // only the private presets send m.room.guest_access (as Synapse)
+	if guest == "can_join" && !inInitial(event.StateGuestAccess.Type) { // only the private presets send m.room.guest_access (as Synapse)
 		if err := state(event.StateGuestAccess.Type, "", map[string]any{"guest_access": guest}); err != nil {
 			return nil, nil, "", err
 		}

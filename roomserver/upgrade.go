@@ -42,7 +42,7 @@ func (s *Server) UpgradeRoom(ctx context.Context, req UpgradeRequest) (id.RoomID
 	}
 	_, err := s.store.GetRoom(ctx, req.RoomID)
 	if errors.Is(err, storage.ErrNotFound) {
-		return "", fmt.Errorf("%w: you are not in the room", ErrForbidden)
+		return "", ErrRoomNotFound // 404, as Synapse answers (SyTest checks it)
 	} else if err != nil {
 		return "", err
 	}
@@ -145,18 +145,39 @@ func (s *Server) UpgradeRoom(ctx context.Context, req UpgradeRequest) (id.RoomID
 	var nw *working
 	var newRoom *storage.Room
 	newStored := false
+	// Where the new room's ID is not derived from its create event, the
+	// tombstone comes first and the new room's predecessor names it (as
+	// Synapse does); otherwise the predecessor is the old room's last event.
+	tombstoneFirst := !req.NewVersion.RoomIDIsCreateEventID()
+	if req.NewVersion == "" {
+		tombstoneFirst = !s.cfg.Rooms.DefaultVersion.RoomIDIsCreateEventID()
+	}
 	_, err = s.inRoom(ctx, req.RoomID, func(w *working) (id.EventID, error) {
-		if nw == nil {
-			var err error
+		sk := ""
+		if tombstoneFirst && !newStored {
+			create.roomID = newRoomID(s.serverName)
+			tomb := mustJSON(map[string]any{"body": "This room has been replaced", "replacement_room": create.roomID})
+			ne, err := s.add(w, eventSpec{Sender: req.User, Type: event.StateTombstone.Type, StateKey: &sk, Content: tomb})
+			if err != nil {
+				return "", fmt.Errorf("tombstone: %w", err)
+			}
+			create.CreationContent["predecessor"] = mustJSON(map[string]any{"room_id": req.RoomID, "event_id": ne.EventID})
 			if nw, newRoom, _, err = s.buildRoom(ctx, create); err != nil {
 				nw = nil
 				return "", err
 			}
-		}
-		sk := ""
-		tomb := mustJSON(map[string]any{"body": "This room has been replaced", "replacement_room": nw.roomID})
-		if _, err := s.add(w, eventSpec{Sender: req.User, Type: event.StateTombstone.Type, StateKey: &sk, Content: tomb}); err != nil {
-			return "", fmt.Errorf("tombstone: %w", err)
+		} else {
+			if nw == nil {
+				var err error
+				if nw, newRoom, _, err = s.buildRoom(ctx, create); err != nil {
+					nw = nil
+					return "", err
+				}
+			}
+			tomb := mustJSON(map[string]any{"body": "This room has been replaced", "replacement_room": nw.roomID})
+			if _, err := s.add(w, eventSpec{Sender: req.User, Type: event.StateTombstone.Type, StateKey: &sk, Content: tomb}); err != nil {
+				return "", fmt.Errorf("tombstone: %w", err)
+			}
 		}
 		if restrictedPL != nil {
 			if _, err := s.add(w, eventSpec{Sender: req.User, Type: event.StatePowerLevels.Type, StateKey: &sk, Content: restrictedPL}); err != nil {

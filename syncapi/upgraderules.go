@@ -1,7 +1,10 @@
 package syncapi
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 
@@ -34,6 +37,7 @@ func (in *Inbox) carryRulesOnJoin(ctx context.Context, ev *storage.Event) {
 	if old == "" || old == string(ev.RoomID) {
 		return
 	}
+	in.carryDirect(ctx, user, id.RoomID(old), ev.RoomID)
 	stored, err := in.store.PushRules(ctx, user)
 	if err != nil || !slices.ContainsFunc(stored, func(r storage.PushRule) bool {
 		return !r.Default && (strings.Contains(r.RuleID, old) || strings.Contains(string(r.Conditions), old))
@@ -86,4 +90,40 @@ func (in *Inbox) carryRulesOnJoin(ctx context.Context, ev *storage.Event) {
 		in.forgetRules(user)
 		in.notifier.WakeUsers(user)
 	}
+}
+
+// errUnchanged ends an account data update that would change nothing.
+var errUnchanged = errors.New("unchanged")
+
+// carryDirect adds an upgraded room to the user's m.direct account data
+// wherever its predecessor is listed (the room stays a direct chat).
+func (in *Inbox) carryDirect(ctx context.Context, user id.UserID, old, newRoom id.RoomID) {
+	cur, err := in.store.GetAccountData(ctx, user, "", "m.direct")
+	if err != nil || !bytes.Contains(cur, []byte(old)) {
+		return
+	}
+	_, err = in.store.UpdateAccountData(ctx, user, "", "m.direct", func(prev json.RawMessage) (json.RawMessage, error) {
+		var m map[string][]id.RoomID
+		if err := json.Unmarshal(prev, &m); err != nil {
+			return nil, errUnchanged // not the spec's shape: left alone
+		}
+		changed := false
+		for u, rooms := range m {
+			if slices.Contains(rooms, old) && !slices.Contains(rooms, newRoom) {
+				m[u] = append(rooms, newRoom)
+				changed = true
+			}
+		}
+		if !changed {
+			return nil, errUnchanged
+		}
+		return json.Marshal(m)
+	})
+	if err != nil {
+		if !errors.Is(err, errUnchanged) {
+			in.log.Warn("copy m.direct to upgraded room", zap.Stringer("user_id", user), zap.Stringer("room_id", newRoom), zap.Error(err))
+		}
+		return
+	}
+	in.notifier.WakeUsers(user)
 }

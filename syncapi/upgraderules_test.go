@@ -54,3 +54,24 @@ func TestPushRulesFollowRoomUpgrade(t *testing.T) {
 		t.Fatalf("want one rule for the new room: %s", list.Body)
 	}
 }
+
+// TestDirectRoomFollowsUpgrade: a room listed in a member's m.direct stays a
+// direct chat after an upgrade: the new room is added next to the old one.
+func TestDirectRoomFollowsUpgrade(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	room := newRoom(t, alice, bob)
+	alice.MustDo(t, http.MethodPut, testserver.Sprintf("user/%s/account_data/m.direct", alice.UserID), map[string]any{string(bob.UserID): []string{string(room)}})
+	newRoom := alice.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/upgrade", room), map[string]any{"new_version": "11"}).JSON["replacement_room"].(string)
+	res := alice.MustDo(t, http.MethodGet, testserver.Sprintf("user/%s/account_data/m.direct", alice.UserID), nil)
+	rooms, _ := res.JSON[string(bob.UserID)].([]any)
+	if len(rooms) != 2 || rooms[0] != string(room) || rooms[1] != newRoom {
+		t.Fatalf("m.direct after upgrade: %s", res.Body)
+	}
+	// Bob had no m.direct: joining the new room writes none.
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", newRoom), map[string]any{})
+	if r := bob.Do(t, http.MethodGet, testserver.Sprintf("user/%s/account_data/m.direct", bob.UserID), nil); r.Status != http.StatusNotFound {
+		t.Fatalf("bob's m.direct: %d %s", r.Status, r.Body)
+	}
+}
