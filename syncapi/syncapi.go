@@ -110,6 +110,7 @@ func (s *Server) Notifier() *Notifier { return s.notifier }
 func (s *Server) Register(root *mux.Router) {
 	v3 := root.PathPrefix("/_matrix/client/{apiversion:(?:r0|v3)}").Subrouter()
 	v3.Handle("/sync", httputil.Wrap(s.log, "sync", authn.Required(s.auth, s.sync))).Methods(http.MethodGet)
+	v3.Handle("/events", httputil.Wrap(s.log, "events", authn.Required(s.auth, s.events))).Methods(http.MethodGet)
 }
 
 // maxTimeout bounds a long-poll.
@@ -160,8 +161,18 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request, dev *authn.Device)
 		defer s.observer.SyncEnded(dev)
 	}
 
+	resp, err := s.longPoll(ctx, req, timeout)
+	if err != nil {
+		return err
+	}
+	return writeResponse(w, resp)
+}
+
+// longPoll builds req's response, waiting up to timeout for something to
+// send (an initial or full-state sync answers at once).
+func (s *Server) longPoll(ctx context.Context, req *Request, timeout time.Duration) (*Response, error) {
 	// Subscribe before reading positions, so no wake-up is lost in between.
-	l := s.notifier.Listen(dev.UserID)
+	l := s.notifier.Listen(req.Device.UserID)
 	defer l.Close()
 	var deadline <-chan time.Time
 	if timeout > 0 && !req.Initial() && !req.FullState {
@@ -172,10 +183,10 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request, dev *authn.Device)
 	for {
 		resp, found, err := s.build(ctx, req)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if found || deadline == nil {
-			return writeResponse(w, resp)
+			return resp, nil
 		}
 		select {
 		case <-l.C():
@@ -184,12 +195,9 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request, dev *authn.Device)
 			// once more so that positions that moved without data for this user
 			// are still acknowledged.
 			resp, _, err := s.build(ctx, req)
-			if err != nil {
-				return err
-			}
-			return writeResponse(w, resp)
+			return resp, err
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 }

@@ -210,3 +210,7 @@ func FederationEvent(pdu []byte, eventID string) []byte {
 	}
 	return append(b, pdu[1:]...)
 }
+
+// HasEventID reports whether an event object carries an event_id (a full
+// event, not stripped state).
+func HasEventID(ev []byte) bool { return gjson.GetBytes(ev, "event_id").Exists() }
