@@ -53,16 +53,14 @@ func TestSyncAcrossProcesses(t *testing.T) {
 	// The second process counted carol's notification although she joined through the first.
 	waitCounts(t, carol, room, counts{1, 0}, nil)
 
-	// Typing through one process shows in the other's /sync, and so does its end.
+	// Typing through one process shows in the other's /sync, and so does its
+	// end (read incrementally from one token, so the change cannot slip by).
+	since := inboxSync(t, carol, nil).NextBatch
 	typingIn := func(want bool) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
-		for since := ""; ; {
-			params := map[string]string{"timeout": "1000"}
-			if since != "" {
-				params["since"] = since
-			}
-			r := inboxSync(t, carol, params)
+		for {
+			r := inboxSync(t, carol, map[string]string{"since": since, "timeout": "1000"})
 			since = r.NextBatch
 			for _, e := range r.Rooms.Join[room].Ephemeral.Events {
 				if e.Type == "m.typing" && strings.Contains(string(e.Content), string(alice.UserID)) == want {
