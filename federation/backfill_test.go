@@ -17,6 +17,7 @@ import (
 
 	"parley/internal/testserver"
 	"parley/roomserver"
+	"parley/storage"
 )
 
 // backfillSpy wraps a server's link to other servers: it counts backfill
@@ -161,22 +162,32 @@ func TestBackfillPastJoin(t *testing.T) {
 // history is visible to joined members only, a user who joined later sees
 // none of what came before.
 func TestBackfillKeepsHistoryVisibility(t *testing.T) {
-	_, hs2, bob, roomID := historyRoom(t, "joined", 5)
+	_, hs2, bob, roomID := historyRoom(t, "joined", 12)
 	spy := spyBackfill(hs2)
-	p := messagesPage(t, bob, roomID, "", 100)
+	// A short page backfills only recent messages, not the history
+	// visibility event: they are judged by the earliest local state.
+	p := messagesPage(t, bob, roomID, "", 4)
 	if spy.calls.Load() != 1 {
 		t.Fatalf("backfill requests: %d, want 1", spy.calls.Load())
 	}
 	if len(p.bodies) != 0 {
 		t.Fatalf("bob sees history from before his join: %v", p.bodies)
 	}
-	// hs2 did store the events (a page with a limit reaches back further).
+	p = messagesPage(t, bob, roomID, "", 100)
+	if len(p.bodies) != 0 {
+		t.Fatalf("bob sees history from before his join: %v %v", p.bodies, p.types)
+	}
+	// hs2 did store the whole history, hidden from bob.
+	first, err := hs2.HS.Store.EarliestEvent(context.Background(), roomID)
+	if err != nil || first.Type != "m.room.create" || first.StreamPos >= 0 {
+		t.Fatalf("earliest event on hs2: %+v, %v", first, err)
+	}
 	evs, err := hs2.HS.Store.RoomEvents(context.Background(), roomID, -1<<62, 0, 100, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(evs) == 0 {
-		t.Fatal("no backfilled events stored")
+	if n := countType(evs, "m.room.message"); n != 12 {
+		t.Fatalf("%d backfilled messages stored, want 12", n)
 	}
 }
 
@@ -207,4 +218,14 @@ func TestBackfillRejectsBadPDUs(t *testing.T) {
 	if spy.calls.Load() != 1 {
 		t.Fatalf("backfill requests: %d", spy.calls.Load())
 	}
+}
+
+func countType(evs []*storage.Event, typ string) int {
+	n := 0
+	for _, e := range evs {
+		if e.Type == typ {
+			n++
+		}
+	}
+	return n
 }
