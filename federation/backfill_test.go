@@ -229,3 +229,22 @@ func countType(evs []*storage.Event, typ string) int {
 	}
 	return n
 }
+
+// A remote that cannot be reached ends the page with what is local; the
+// next request asks again.
+func TestBackfillUnreachableRemote(t *testing.T) {
+	hs1, hs2, bob, roomID := historyRoom(t, "shared", 5)
+	spy := spyBackfill(hs2)
+	hs1.StopFederation()
+	p := messagesPage(t, bob, roomID, "", 50)
+	if len(p.bodies) != 0 || len(p.ids) == 0 || spy.calls.Load() != 1 {
+		t.Fatalf("page with the remote down: %v (%d backfill requests)", p.types, spy.calls.Load())
+	}
+	hs1.StartFederation(t)
+	p = messagesPage(t, bob, roomID, "", 50)
+	bodies := slices.Clone(p.bodies)
+	slices.Reverse(bodies)
+	if !slices.Equal(bodies, expectedBodies(5)) || spy.calls.Load() != 2 {
+		t.Fatalf("page with the remote back: %v (%d backfill requests)", bodies, spy.calls.Load())
+	}
+}
