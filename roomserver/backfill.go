@@ -110,7 +110,9 @@ func (s *Server) storeBackfill(ctx context.Context, info *storage.Room, earliest
 			s.log.Info("backfilled event failed checks", logging.RoomID(info.RoomID), zap.Error(err))
 			continue
 		}
-		if e.p.RoomID != info.RoomID || byID[e.id] != nil {
+		// Only history: an event deeper than the one backfilled from would
+		// sort before events it follows.
+		if e.p.RoomID != info.RoomID || byID[e.id] != nil || e.p.Depth > earliest.Depth {
 			continue
 		}
 		byID[e.id] = e
