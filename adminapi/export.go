@@ -153,7 +153,8 @@ func Export(ctx context.Context, store ExportStore, opts ExportOptions, w io.Wri
 			}
 			return nil
 		}
-		for from := int64(0); ; {
+		// From below every position: events backfilled from other servers are negative.
+		for from := int64(-1 << 62); ; {
 			evs, err := store.RoomEvents(ctx, room, from, maxPos, 500, false)
 			if err != nil {
 				return n, err

@@ -138,7 +138,8 @@ func (r rawJSON) MarshalJSON() ([]byte, error) { return r, nil }
 
 // Pagination tokens of /messages and /context are "t<stream position>". The
 // sync API's prev_batch uses the same form, and a sync next_batch ("s<pdu>_...")
-// is accepted too: its first position is the PDU stream's.
+// is accepted too: its first position is the PDU stream's. Positions of
+// events backfilled from other servers are negative.
 func formatPos(pos int64) string { return "t" + strconv.FormatInt(pos, 10) }
 
 func parsePos(tok string) (int64, error) {
@@ -150,7 +151,8 @@ func parsePos(tok string) (int64, error) {
 		num = num[:i]
 	}
 	v, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || v < 0 {
+	// Backfilled history has negative positions ("t-5"); sync tokens do not.
+	if err != nil || v < 0 && tok[0] != 't' {
 		return 0, fmt.Errorf("invalid pagination token %q", tok)
 	}
 	return v, nil

@@ -162,6 +162,18 @@ func (r *Remote) Event(ctx context.Context, server string, eventID id.EventID) (
 	return jsontext.Value(resp.PDUs[0]), nil
 }
 
+// Backfill implements roomserver.Remote.
+func (r *Remote) Backfill(ctx context.Context, server string, roomID id.RoomID, from []id.EventID, limit int) ([]jsontext.Value, error) {
+	resp, err := r.c.Backfill(ctx, &federation.ReqBackfill{ServerName: server, RoomID: roomID, BackfillFrom: from, Limit: limit})
+	if err != nil {
+		return nil, remoteErr(err)
+	}
+	if resp == nil {
+		return nil, fmt.Errorf("%w: empty backfill response", roomserver.ErrRemote)
+	}
+	return values(resp.PDUs), nil
+}
+
 func values(in []federation.PDU) []jsontext.Value {
 	out := make([]jsontext.Value, len(in))
 	for i, v := range in {

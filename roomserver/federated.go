@@ -58,11 +58,17 @@ type Remote interface {
 	Event(ctx context.Context, server string, eventID id.EventID) (jsontext.Value, error)
 	// SendMembership submits a signed leave or knock (send_leave v2, send_knock).
 	SendMembership(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID, ev jsontext.Value, m event.Membership) error
+	// Backfill fetches up to limit events preceding (and including) from (backfill).
+	Backfill(ctx context.Context, server string, roomID id.RoomID, from []id.EventID, limit int) ([]jsontext.Value, error)
 }
 
 // SetRemote gives the roomserver its link to other servers (nil disables
 // federation). Call it before serving requests.
 func (s *Server) SetRemote(r Remote) { s.remote = r }
+
+// GetRemote returns the roomserver's link to other servers (nil when
+// federation is disabled), so that tests can wrap it.
+func (s *Server) GetRemote() Remote { return s.remote }
 
 // remoteEvent is a PDU received from another server, checked.
 type remoteEvent struct {

@@ -289,7 +289,7 @@ func (s *Server) EventNearTS(ctx context.Context, roomID id.RoomID, ts int64, di
 		return nil, err
 	}
 	var best *storage.Event
-	from := int64(0)
+	from := int64(beforeAll) // backfilled events (negative positions) too
 	for {
 		evs, err := s.store.RoomEvents(ctx, roomID, from, max, 500, false)
 		if err != nil {

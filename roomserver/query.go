@@ -27,6 +27,11 @@ type Visibility struct {
 	current string
 	members []posVal
 	hist    []posVal
+	// early returns the history visibility of events older than every
+	// m.room.history_visibility event of the timeline (backfilled events),
+	// loaded on first use; earlyVal caches it.
+	early    func() string
+	earlyVal string
 }
 
 // NewVisibility loads the membership and history-visibility history of a room for user.
@@ -51,7 +56,47 @@ func (s *Server) NewVisibility(ctx context.Context, user id.UserID, roomID id.Ro
 		}
 		v.hist = append(v.hist, posVal{e.StreamPos, hv})
 	}
+	v.early = func() string { return s.earliestHistoryVisibility(ctx, roomID) }
 	return v, nil
+}
+
+// earliestHistoryVisibility is the history visibility in the earliest local
+// state of a room: the state before its first event with a positive stream
+// position (what a resident server gave at the join, for a room joined over
+// federation). It is "joined", the most restrictive, when that state cannot
+// be read, and the spec's default "shared" when it has none.
+func (s *Server) earliestHistoryVisibility(ctx context.Context, roomID id.RoomID) string {
+	evs, err := s.store.RoomEvents(ctx, roomID, 0, 1<<62, 1, false)
+	if err != nil || len(evs) == 0 {
+		return "joined"
+	}
+	ids, err := s.store.StateIDs(ctx, evs[0].StateBefore)
+	if err != nil {
+		return "joined"
+	}
+	hvID, ok := ids[storage.StateKeyTuple{Type: event.StateHistoryVisibility.Type}]
+	if !ok {
+		return "shared"
+	}
+	ev, err := s.store.GetEvent(ctx, hvID)
+	if err != nil {
+		return "joined"
+	}
+	if hv := gjson.GetBytes(ev.JSON, "content.history_visibility").Str; hv != "" {
+		return hv
+	}
+	return "shared"
+}
+
+// histAt returns the history visibility in effect before stream position pos.
+func (v *Visibility) histAt(pos int64) string {
+	if pos < 0 && (len(v.hist) == 0 || v.hist[0].pos >= pos) && v.early != nil {
+		if v.earlyVal == "" {
+			v.earlyVal = v.early()
+		}
+		return v.earlyVal
+	}
+	return before(v.hist, pos, "shared")
 }
 
 // MembershipAt is the user's membership after the events up to stream position pos.
@@ -85,7 +130,7 @@ func (v *Visibility) CanSee(ev *storage.Event) bool {
 	if ev.Type == event.StateMember.Type && ev.StateKey != nil && *ev.StateKey == string(v.user) {
 		return true // users always see their own membership changes
 	}
-	hv := before(v.hist, ev.StreamPos, "shared")
+	hv := v.histAt(ev.StreamPos)
 	if ev.Type == event.StateHistoryVisibility.Type && ev.StateKey != nil && *ev.StateKey == "" {
 		// A change of visibility is judged by the more permissive of the old
 		// and new settings, so that users see the change itself (as Synapse).
@@ -352,16 +397,17 @@ func (s *Server) messages(ctx context.Context, req MessagesRequest) (*MessagesRe
 				return nil, nil, nil, err
 			}
 		} else {
-			from = 0
+			from = beforeAll
 		}
 	}
 	resp := &MessagesResponse{Start: from, Events: []*storage.Event{}}
 	cur := from
 	batch := req.Limit + 1
+	backfilled := !req.Backwards || req.HasTo
 	for len(resp.Events) < req.Limit {
 		var evs []*storage.Event
 		if req.Backwards {
-			lo := int64(0)
+			lo := int64(beforeAll)
 			if req.HasTo {
 				lo = req.To
 			}
@@ -398,12 +444,27 @@ func (s *Server) messages(ctx context.Context, req MessagesRequest) (*MessagesRe
 			}
 		}
 		if len(evs) < batch {
-			break
+			if backfilled {
+				break
+			}
+			// Out of local history: ask other servers for older events once.
+			backfilled = true
+			n, err := s.maybeBackfill(ctx, info, req.Limit-len(resp.Events))
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			if n == 0 {
+				break
+			}
 		}
 	}
 	resp.End = cur
 	return resp, v, info, nil
 }
+
+// beforeAll is a stream position below every event's, backfilled ones
+// (negative positions) included.
+const beforeAll = -(1 << 62)
 
 // ContextResponse is GET /rooms/{id}/context/{eventId}.
 type ContextResponse struct {

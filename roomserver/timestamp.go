@@ -22,7 +22,7 @@ func (s *Server) TimestampToEvent(ctx context.Context, user id.UserID, roomID id
 	}
 	const page = 500
 	var best *storage.Event
-	for from := int64(0); ; {
+	for from := int64(beforeAll); ; { // backfilled events (negative positions) too
 		evs, err := s.store.RoomEvents(ctx, roomID, from, maxPos, page, false)
 		if err != nil {
 			return nil, err

@@ -127,6 +127,19 @@ type PosValue struct {
 type RoomStore interface {
 	// StoreEvents persists events as described in StoreEventsRequest.
 	StoreEvents(ctx context.Context, req StoreEventsRequest) ([]StoredEvent, error)
+	// StoreBackfill persists historical events of a room fetched from another
+	// server (backfill), given newest first. Each gets the next stream
+	// position below every existing one (negative, decreasing), so that they
+	// sort before all other events and no sync since a position ever returns
+	// them. They change neither the current state nor the forward
+	// extremities; their state before and after is group. An event already
+	// stored as a (non-rejected) outlier becomes part of the timeline at its
+	// new position; other known events are left alone (StreamPos 0 in the
+	// result).
+	StoreBackfill(ctx context.Context, roomID id.RoomID, events []*NewEvent, group int64) ([]StoredEvent, error)
+	// EarliestEvent returns the room's accepted, non-outlier event with the
+	// lowest stream position; ErrNotFound if none.
+	EarliestEvent(ctx context.Context, roomID id.RoomID) (*Event, error)
 	// GetRoom returns a room; ErrNotFound if unknown.
 	GetRoom(ctx context.Context, roomID id.RoomID) (*Room, error)
 	// SetRoomPublic sets the room's published state in the room directory.

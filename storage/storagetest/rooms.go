@@ -15,6 +15,7 @@ func runRooms(t *testing.T, open func(t *testing.T) storage.Store) {
 	t.Run("RoomsStateSnapshots", func(t *testing.T) { testStateSnapshots(t, open(t)) })
 	t.Run("RoomsAliasesAndForget", func(t *testing.T) { testAliases(t, open(t)) })
 	t.Run("RoomsMoveDirectory", func(t *testing.T) { testMoveRoomDirectory(t, open(t)) })
+	t.Run("RoomsBackfill", func(t *testing.T) { testBackfill(t, open(t)) })
 }
 
 const room = id.RoomID("!r:test")
@@ -273,5 +274,86 @@ func testMoveRoomDirectory(t *testing.T, s storage.Store) {
 	wantErr(t, s.MoveRoomDirectory(ctx, "!missing:test", "!new:test"), storage.ErrNotFound)
 	if r, _, _ := s.ResolveAlias(ctx, "#one:test"); r != "!new:test" {
 		t.Fatalf("failed move changed aliases: %s", r)
+	}
+}
+
+// testBackfill: a room joined late (its state an outlier, the join the
+// first timeline event) gets older events backfilled, newest first.
+func testBackfill(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	create := ev(1, "m.room.create", sk(""), alice)
+	create.Outlier, create.UpdateCurrentState = true, false
+	creator := ev(2, "m.room.member", sk(string(alice)), alice, "$e1")
+	creator.Outlier, creator.UpdateCurrentState = true, false
+	join := ev(5, "m.room.member", sk(string(bob)), bob, "$e4")
+	stored, err := s.StoreEvents(ctx, storage.StoreEventsRequest{RoomID: room,
+		NewRoom:      &storage.Room{RoomID: room, Version: "11", Creator: alice, CreatedTS: 1},
+		Events:       []*storage.NewEvent{create, creator, join},
+		InitialState: map[storage.StateKeyTuple]id.EventID{{Type: "m.room.create"}: "$e1", {Type: "m.room.member", StateKey: string(alice)}: "$e2"}})
+	must(t, err)
+	group := stored[2].StateBefore
+	maxBefore, err := s.MaxStreamPos(ctx)
+	must(t, err)
+	infoBefore, err := s.GetRoom(ctx, room)
+	must(t, err)
+	first, err := s.EarliestEvent(ctx, room)
+	must(t, err)
+	if first.EventID != "$e5" {
+		t.Fatalf("earliest event %s, want the join", first.EventID)
+	}
+
+	m4 := ev(4, "m.room.message", nil, alice, "$e3")
+	m3 := ev(3, "m.room.message", nil, alice, "$e2")
+	again := ev(5, "m.room.member", sk(string(bob)), bob, "$e4")
+	res, err := s.StoreBackfill(ctx, room, []*storage.NewEvent{again, m4, m3, creator, create}, group)
+	must(t, err)
+	if res[0].StreamPos != 0 {
+		t.Fatalf("a timeline event was stored again: %+v", res[0])
+	}
+	for i := 1; i < len(res); i++ {
+		if res[i].StreamPos >= 0 || (i > 1 && res[i].StreamPos >= res[i-1].StreamPos) || res[i].StateBefore != group {
+			t.Fatalf("backfilled positions not negative and decreasing: %+v", res)
+		}
+	}
+	if pos, err := s.MaxStreamPos(ctx); err != nil || pos != maxBefore {
+		t.Fatalf("max stream position %d after backfill, was %d (%v)", pos, maxBefore, err)
+	}
+	ext, err := s.ForwardExtremities(ctx, room)
+	must(t, err)
+	if len(ext) != 1 || ext[0] != "$e5" {
+		t.Fatalf("extremities after backfill %v", ext)
+	}
+	if info, err := s.GetRoom(ctx, room); err != nil || info.CurrentGroup != infoBefore.CurrentGroup {
+		t.Fatalf("current state changed: %+v %v", info, err)
+	}
+	// Positions since 0 (sync) never include them; the whole history does, in order.
+	evs, err := s.RoomEvents(ctx, room, 0, 1<<62, 10, false)
+	must(t, err)
+	if len(evs) != 1 || evs[0].EventID != "$e5" {
+		t.Fatalf("events after position 0: %v", evs)
+	}
+	evs, err = s.RoomEvents(ctx, room, -1<<62, 1<<62, 10, false)
+	must(t, err)
+	var got []id.EventID
+	for _, e := range evs {
+		got = append(got, e.EventID)
+	}
+	if fmt.Sprint(got) != "[$e1 $e2 $e3 $e4 $e5]" {
+		t.Fatalf("history %v", got)
+	}
+	if first, err = s.EarliestEvent(ctx, room); err != nil || first.EventID != "$e1" || first.Outlier {
+		t.Fatalf("earliest event after backfill %+v %v", first, err)
+	}
+	// Backfilling the same events again changes nothing; a later backfill goes lower still.
+	res, err = s.StoreBackfill(ctx, room, []*storage.NewEvent{m4, m3}, group)
+	must(t, err)
+	if res[0].StreamPos != 0 || res[1].StreamPos != 0 {
+		t.Fatalf("known events backfilled again: %+v", res)
+	}
+	older := ev(6, "m.room.message", nil, alice)
+	res, err = s.StoreBackfill(ctx, room, []*storage.NewEvent{older}, group)
+	must(t, err)
+	if res[0].StreamPos >= evs[0].StreamPos {
+		t.Fatalf("later backfill at %d, not below %d", res[0].StreamPos, evs[0].StreamPos)
 	}
 }
