@@ -5,7 +5,6 @@ import (
 	"encoding/json/jsontext"
 	"errors"
 	"slices"
-	"sort"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -127,47 +126,20 @@ func (s *Server) storeBackfill(ctx context.Context, info *storage.Room, earliest
 			delete(byID, k.EventID) // already in the timeline, or rejected
 		}
 	}
-	ordered := make([]*remoteEvent, 0, len(byID))
-	for _, e := range byID {
-		ordered = append(ordered, e)
-	}
-	// Oldest first for the auth checks (auth events before what they authorise).
-	sort.Slice(ordered, func(i, j int) bool {
-		if ordered[i].p.Depth != ordered[j].p.Depth {
-			return ordered[i].p.Depth < ordered[j].p.Depth
-		}
-		return ordered[i].id < ordered[j].id
-	})
+	ordered := byDepth(byID)
 	stored := s.storedPDUs(ctx, info.Version)
 	passed := map[id.EventID]bool{}
 	getEvents := func(want []id.EventID) ([]*pdu.PDU, error) {
-		out := make([]*pdu.PDU, len(want))
-		var rest []id.EventID
-		for i, x := range want {
-			if e := byID[x]; e != nil && passed[x] {
-				out[i] = e.p
-			} else if e == nil {
-				rest = append(rest, x)
+		return pdusFrom(want, func(x id.EventID) (*pdu.PDU, bool) {
+			e := byID[x]
+			if e == nil {
+				return nil, false
 			}
-		}
-		if len(rest) > 0 {
-			found, err := stored(rest)
-			if err != nil {
-				return nil, err
+			if passed[x] {
+				return e.p, true
 			}
-			for _, p := range found {
-				if p == nil {
-					continue
-				}
-				if i := slices.Index(want, p.InternalMeta.EventID); i >= 0 {
-					out[i] = p
-				}
-			}
-		}
-		if len(want) == 1 && out[0] == nil {
-			return nil, nil
-		}
-		return out, nil
+			return nil, true // not (yet) accepted: unusable as an auth event
+		}, stored)
 	}
 	var evs []*storage.NewEvent
 	for _, e := range ordered {

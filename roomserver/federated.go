@@ -79,6 +79,55 @@ type remoteEvent struct {
 	ref []byte
 }
 
+// byDepth lists remote events oldest first (depth, then ID), the order in
+// which auth checks meet auth events before what they authorise.
+func byDepth(byID map[id.EventID]*remoteEvent) []*remoteEvent {
+	ordered := make([]*remoteEvent, 0, len(byID))
+	for _, e := range byID {
+		ordered = append(ordered, e)
+	}
+	sort.Slice(ordered, func(i, j int) bool {
+		if ordered[i].p.Depth != ordered[j].p.Depth {
+			return ordered[i].p.Depth < ordered[j].p.Depth
+		}
+		return ordered[i].id < ordered[j].id
+	})
+	return ordered
+}
+
+// pdusFrom answers an eventauth GetEventsFunc over a set of remote events:
+// local gives an event's PDU when the set holds it (nil for one the set
+// holds but may not be used), the rest come from stored (nil: none).
+func pdusFrom(want []id.EventID, local func(id.EventID) (*pdu.PDU, bool), stored eventauth.GetEventsFunc) ([]*pdu.PDU, error) {
+	out := make([]*pdu.PDU, len(want))
+	var rest []id.EventID
+	for i, x := range want {
+		if p, ok := local(x); ok {
+			out[i] = p
+		} else {
+			rest = append(rest, x)
+		}
+	}
+	if len(rest) > 0 && stored != nil {
+		found, err := stored(rest)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range found {
+			if p == nil {
+				continue
+			}
+			if i := slices.Index(want, p.InternalMeta.EventID); i >= 0 {
+				out[i] = p
+			}
+		}
+	}
+	if len(want) == 1 && out[0] == nil {
+		return nil, nil
+	}
+	return out, nil
+}
+
 // parseRemote parses a PDU of room version v received over federation and
 // runs the first checks on receipt (server-server API, "Checks performed on
 // receipt of a PDU"): 1. valid event (size, shape), 2. valid signature of the

@@ -5,7 +5,6 @@ import (
 	"encoding/json/jsontext"
 	"fmt"
 	"slices"
-	"sort"
 
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
@@ -106,47 +105,18 @@ func (s *Server) storeOutliers(ctx context.Context, r *room, wanted []id.EventID
 		}
 		byID[e.id] = e
 	}
-	ordered := make([]*remoteEvent, 0, len(byID))
-	for _, e := range byID {
-		ordered = append(ordered, e)
-	}
-	sort.Slice(ordered, func(i, j int) bool {
-		if ordered[i].p.Depth != ordered[j].p.Depth {
-			return ordered[i].p.Depth < ordered[j].p.Depth
-		}
-		return ordered[i].id < ordered[j].id
-	})
+	ordered := byDepth(byID)
 	rejected := map[id.EventID]bool{}
 	stored := s.storedPDUs(ctx, r.version)
 	getEvents := func(ids []id.EventID) ([]*pdu.PDU, error) {
-		out := make([]*pdu.PDU, len(ids))
-		var rest []id.EventID
-		for i, x := range ids {
-			if e := byID[x]; e != nil {
-				e.p.InternalMeta.Rejected = rejected[x]
-				out[i] = e.p
-			} else {
-				rest = append(rest, x)
+		return pdusFrom(ids, func(x id.EventID) (*pdu.PDU, bool) {
+			e := byID[x]
+			if e == nil {
+				return nil, false
 			}
-		}
-		if len(rest) > 0 {
-			found, err := stored(rest)
-			if err != nil {
-				return nil, err
-			}
-			for _, p := range found {
-				if p == nil {
-					continue
-				}
-				if i := slices.Index(ids, p.InternalMeta.EventID); i >= 0 {
-					out[i] = p
-				}
-			}
-		}
-		if len(ids) == 1 && out[0] == nil {
-			return nil, nil
-		}
-		return out, nil
+			e.p.InternalMeta.Rejected = rejected[x]
+			return e.p, true
+		}, stored)
 	}
 	req := storage.StoreEventsRequest{RoomID: r.id}
 	for _, e := range ordered {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
 
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
@@ -281,29 +280,17 @@ func (s *Server) joinRemoteVia(ctx context.Context, req MembershipRequest, serve
 			state[storage.StateKeyTuple{Type: e.p.Type, StateKey: *e.p.StateKey}] = evID
 		}
 	}
-	ordered := make([]*remoteEvent, 0, len(byID))
-	for _, e := range byID {
-		ordered = append(ordered, e)
-	}
-	sort.Slice(ordered, func(i, j int) bool {
-		if ordered[i].p.Depth != ordered[j].p.Depth {
-			return ordered[i].p.Depth < ordered[j].p.Depth
-		}
-		return ordered[i].id < ordered[j].id
-	})
+	ordered := byDepth(byID)
 	rejected := map[id.EventID]bool{}
 	getEvents := func(ids []id.EventID) ([]*pdu.PDU, error) {
-		out := make([]*pdu.PDU, len(ids))
-		for i, x := range ids {
-			if e := byID[x]; e != nil {
-				out[i] = e.p
-				e.p.InternalMeta.Rejected = rejected[x]
+		return pdusFrom(ids, func(x id.EventID) (*pdu.PDU, bool) {
+			e := byID[x]
+			if e == nil {
+				return nil, true // only the send_join response counts: nothing stored
 			}
-		}
-		if len(ids) == 1 && out[0] == nil {
-			return nil, nil
-		}
-		return out, nil
+			e.p.InternalMeta.Rejected = rejected[x]
+			return e.p, true
+		}, nil)
 	}
 	for _, e := range ordered {
 		if err := authrules.Authorize(version, e.p, nil, getEvents, s.getKey); err != nil {
