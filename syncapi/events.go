@@ -33,6 +33,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, dev *authn.Devic
 		}
 		timeout = min(time.Duration(ms)*time.Millisecond, maxTimeout)
 	}
+	if v := q.Get("limit"); v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 0 {
+			return httputil.InvalidParam("limit must be a non-negative integer")
+		}
+	}
 	filter, err := s.loadFilter(ctx, dev.UserID, eventsFilter)
 	if err != nil {
 		return err

@@ -52,4 +52,6 @@ func TestEventsStream(t *testing.T) {
 		t.Fatal("typing not streamed with its room_id")
 	}
 	wantErr(t, bob.Do(t, http.MethodGet, "events?from=garbage", nil), http.StatusBadRequest, "M_INVALID_PARAM")
+	wantErr(t, bob.Do(t, http.MethodGet, "events?limit=-1", nil), http.StatusBadRequest, "M_INVALID_PARAM")
+	wantErr(t, bob.Do(t, http.MethodGet, "events?limit=ten", nil), http.StatusBadRequest, "M_INVALID_PARAM")
 }

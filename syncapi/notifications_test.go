@@ -245,6 +245,23 @@ func TestPushGateway(t *testing.T) {
 		dev["data"].(map[string]any)["url"] != nil || dev["data"].(map[string]any)["extra"] != "x" {
 		t.Fatalf("device: %v", dev)
 	}
+	// A read receipt that clears the count sends a badge-only push (counts, no event).
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/receipt/m.read/%s", room, p1), map[string]any{})
+	waitFor(t, 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(bodies) == 2 })
+	mu.Lock()
+	badge := bodies[1]["notification"].(map[string]any)
+	mu.Unlock()
+	if badge["counts"].(map[string]any)["unread"] != float64(0) || badge["event_id"] != nil || len(badge["devices"].([]any)) != 1 {
+		t.Fatalf("badge push: %v", badge)
+	}
+	// A receipt that changes nothing pushes nothing more.
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/receipt/m.read/%s", room, p1), map[string]any{})
+	time.Sleep(200 * time.Millisecond)
+	mu.Lock()
+	if len(bodies) != 2 {
+		t.Fatalf("pushes after an unchanged receipt: %d", len(bodies))
+	}
+	mu.Unlock()
 	// kind null deletes the pusher.
 	bob.MustDo(t, http.MethodPost, "pushers/set", map[string]any{"pushkey": "key1", "app_id": "com.example.app", "kind": nil})
 	if ps := bob.MustDo(t, http.MethodGet, "pushers", nil).JSON["pushers"].([]any); len(ps) != 0 {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -206,6 +207,70 @@ func (in *Inbox) pushJobs(ctx context.Context, ev *PushEvent, users []id.UserID,
 		jobs = append(jobs, storage.PushJob{UserID: p.UserID, AppID: p.AppID, PushKey: p.PushKey, URL: gw, Payload: b, NextAttemptTS: now})
 	}
 	return jobs, nil
+}
+
+// badgeUpdate sends a user's pushers the new unread count when a read
+// receipt changed it (a push with counts only, which gateways turn into an
+// app badge), as Synapse does.
+type badgeUpdate struct {
+	in      *Inbox
+	user    id.UserID
+	pushers []storage.Pusher
+	unread  int
+}
+
+// badgeBefore notes the user's unread count before a receipt; nothing is
+// read when they have no HTTP pusher.
+func (in *Inbox) badgeBefore(ctx context.Context, user id.UserID) *badgeUpdate {
+	ps, err := in.pushersOf(ctx, []id.UserID{user})
+	if err != nil || !slices.ContainsFunc(ps, func(p storage.Pusher) bool { return p.Kind == "http" }) {
+		return nil
+	}
+	unread, err := in.store.UnreadTotal(ctx, user)
+	if err != nil {
+		return nil
+	}
+	return &badgeUpdate{in: in, user: user, pushers: ps, unread: unread}
+}
+
+// after queues the badge pushes if the count changed.
+func (b *badgeUpdate) after(ctx context.Context) {
+	if b == nil {
+		return
+	}
+	unread, err := b.in.store.UnreadTotal(ctx, b.user)
+	if err != nil || unread == b.unread {
+		return
+	}
+	var jobs []storage.PushJob
+	now := time.Now().UnixMilli()
+	for _, p := range b.pushers {
+		if p.Kind != "http" {
+			continue
+		}
+		var data map[string]any
+		if err := json.Unmarshal(p.Data, &data); err != nil {
+			continue
+		}
+		gw, _ := data["url"].(string)
+		delete(data, "url")
+		delete(data, "format")
+		device := map[string]any{"app_id": p.AppID, "pushkey": p.PushKey, "pushkey_ts": p.CreatedTS / 1000, "data": data}
+		payload, err := json.Marshal(map[string]any{"notification": map[string]any{
+			"counts": map[string]any{"unread": unread}, "devices": []any{device}, "prio": "high"}})
+		if err != nil {
+			continue
+		}
+		jobs = append(jobs, storage.PushJob{UserID: p.UserID, AppID: p.AppID, PushKey: p.PushKey, URL: gw, Payload: payload, NextAttemptTS: now})
+	}
+	if len(jobs) == 0 {
+		return
+	}
+	if err := b.in.store.AddNotifications(ctx, nil, jobs); err != nil {
+		b.in.log.Warn("queue badge push", zap.Stringer("user_id", b.user), zap.Error(err))
+		return
+	}
+	b.in.pusher.kick()
 }
 
 // notifyPayload is the body of POST /_matrix/push/v1/notify (push gateway API).

@@ -121,9 +121,11 @@ func (in *Inbox) setReceipt(ctx context.Context, user id.UserID, room id.RoomID,
 		return nil
 	}
 	rc := storage.Receipt{RoomID: room, Type: typ, UserID: user, EventID: ev, ThreadID: thread, TS: time.Now().UnixMilli()}
+	badge := in.badgeBefore(ctx, user)
 	if _, err := in.store.PutReceipt(ctx, rc, upTo); err != nil {
 		return err
 	}
+	badge.after(ctx)
 	in.presence.active(user)
 	if typ == receiptReadPrivate {
 		in.notifier.WakeUsers(user)
