@@ -8,6 +8,7 @@ package adminapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"sync"
 	"time"
@@ -176,6 +177,21 @@ func (a *API) localUser(r *http.Request) (id.UserID, error) {
 	}
 	if server != a.cfg.ServerName {
 		return "", httputil.Errorf(http.StatusBadRequest, httputil.CodeUnknown, "Can only look up local users")
+	}
+	return u, nil
+}
+
+// existingLocalUser is localUser for a user who must have an account
+// (404 M_NOT_FOUND otherwise).
+func (a *API) existingLocalUser(r *http.Request) (id.UserID, error) {
+	u, err := a.localUser(r)
+	if err != nil {
+		return "", err
+	}
+	if _, err := a.store.GetAccount(r.Context(), u); errors.Is(err, storage.ErrNotFound) {
+		return "", httputil.NotFound("User not found")
+	} else if err != nil {
+		return "", err
 	}
 	return u, nil
 }

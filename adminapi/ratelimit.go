@@ -12,11 +12,8 @@ import (
 // /_synapse/admin/v1/users/{userID}/override_ratelimit: a user's own message
 // rate (0 and 0: not rate limited).
 func (a *API) overrideRateLimit(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
-	user, err := a.localUser(r)
+	user, err := a.existingLocalUser(r)
 	if err != nil {
-		return err
-	}
-	if _, err := a.accountInfo(r.Context(), user); err != nil {
 		return err
 	}
 	ctx := r.Context()

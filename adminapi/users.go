@@ -391,11 +391,8 @@ func (a *API) resetPassword(w http.ResponseWriter, r *http.Request, dev *authn.D
 
 // whois handles GET /_synapse/admin/v1/whois/{userID}.
 func (a *API) whois(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
-	user, err := a.localUser(r)
+	user, err := a.existingLocalUser(r)
 	if err != nil {
-		return err
-	}
-	if _, err := a.accountInfo(r.Context(), user); err != nil {
 		return err
 	}
 	devs, err := a.store.ListDevices(r.Context(), user)
@@ -415,11 +412,8 @@ func (a *API) whois(w http.ResponseWriter, r *http.Request, dev *authn.Device) e
 
 // userDevices handles GET /_synapse/admin/v2/users/{userID}/devices.
 func (a *API) userDevices(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
-	user, err := a.localUser(r)
+	user, err := a.existingLocalUser(r)
 	if err != nil {
-		return err
-	}
-	if _, err := a.accountInfo(r.Context(), user); err != nil {
 		return err
 	}
 	devs, err := a.store.ListDevices(r.Context(), user)

@@ -154,29 +154,38 @@ func (s *Server) UpgradeRoom(ctx context.Context, req UpgradeRequest) (id.RoomID
 	}
 	_, err = s.inRoom(ctx, req.RoomID, func(w *working) (id.EventID, error) {
 		sk := ""
-		if tombstoneFirst && !newStored {
-			create.roomID = newRoomID(s.serverName)
-			tomb := mustJSON(map[string]any{"body": "This room has been replaced", "replacement_room": create.roomID})
+		tombstone := func(replacement id.RoomID) (id.EventID, error) {
+			tomb := mustJSON(map[string]any{"body": "This room has been replaced", "replacement_room": replacement})
 			ne, err := s.add(w, eventSpec{Sender: req.User, Type: event.StateTombstone.Type, StateKey: &sk, Content: tomb})
 			if err != nil {
 				return "", fmt.Errorf("tombstone: %w", err)
 			}
-			create.CreationContent["predecessor"] = mustJSON(map[string]any{"room_id": req.RoomID, "event_id": ne.EventID})
+			return ne.EventID, nil
+		}
+		build := func() (err error) {
 			if nw, newRoom, _, err = s.buildRoom(ctx, create); err != nil {
 				nw = nil
+			}
+			return err
+		}
+		if tombstoneFirst && !newStored {
+			create.roomID = newRoomID(s.serverName)
+			tombID, err := tombstone(create.roomID)
+			if err != nil {
+				return "", err
+			}
+			create.CreationContent["predecessor"] = mustJSON(map[string]any{"room_id": req.RoomID, "event_id": tombID})
+			if err := build(); err != nil {
 				return "", err
 			}
 		} else {
 			if nw == nil {
-				var err error
-				if nw, newRoom, _, err = s.buildRoom(ctx, create); err != nil {
-					nw = nil
+				if err := build(); err != nil {
 					return "", err
 				}
 			}
-			tomb := mustJSON(map[string]any{"body": "This room has been replaced", "replacement_room": nw.roomID})
-			if _, err := s.add(w, eventSpec{Sender: req.User, Type: event.StateTombstone.Type, StateKey: &sk, Content: tomb}); err != nil {
-				return "", fmt.Errorf("tombstone: %w", err)
+			if _, err := tombstone(nw.roomID); err != nil {
+				return "", err
 			}
 		}
 		if restrictedPL != nil {

@@ -1,7 +1,6 @@
 package syncapi
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -49,11 +48,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, dev *authn.Devic
 	}{Chunk: []json.RawMessage{}}
 	from := q.Get("from")
 	if from == "" {
-		tok, err := s.currentToken(ctx)
+		tok, err := s.current(ctx)
 		if err != nil {
 			return err
 		}
-		out.Start, out.End = tok, tok
+		out.Start, out.End = tok.String(), tok.String()
 		return httputil.WriteJSON(w, http.StatusOK, out)
 	}
 	since, err := ParseToken(from)
@@ -67,19 +66,6 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, dev *authn.Devic
 	}
 	out.Start, out.End, out.Chunk = from, resp.NextBatch, flatten(resp)
 	return httputil.WriteJSON(w, http.StatusOK, out)
-}
-
-// currentToken is a sync token at every stream's current position.
-func (s *Server) currentToken(ctx context.Context) (string, error) {
-	next := make(Token, len(s.streams))
-	for _, st := range s.streams {
-		pos, err := st.Position(ctx)
-		if err != nil {
-			return "", err
-		}
-		next[st.Name()] = pos
-	}
-	return next.String(), nil
 }
 
 // flatten lists a sync response's events as /events does: room events

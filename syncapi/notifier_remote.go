@@ -49,9 +49,7 @@ func (n *Notifier) LinkProcesses(ctx context.Context, feed storage.ChangeFeed,
 	if !feed.SharedDatabase() {
 		return
 	}
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	r := &remoteLink{feed: feed, members: members, log: log, nonce: hex.EncodeToString(b), kick: make(chan struct{}, 1),
+	r := &remoteLink{feed: feed, members: members, log: log, nonce: processNonce(), kick: make(chan struct{}, 1),
 		rooms: map[id.RoomID]struct{}{}, users: map[id.UserID]struct{}{}}
 	n.mu.Lock()
 	n.remote = r
@@ -62,6 +60,14 @@ func (n *Notifier) LinkProcesses(ctx context.Context, feed storage.ChangeFeed,
 			log.Warn("sync change feed", zap.Error(err))
 		}
 	}()
+}
+
+// processNonce names this process in what it publishes on the change feed,
+// so that it can skip its own messages when they come back.
+func processNonce() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // queueRemote records wake-ups to publish; call with mu held.

@@ -204,25 +204,9 @@ func (s *Server) longPoll(ctx context.Context, req *Request, timeout time.Durati
 
 // build reads every stream's position and fills the response from req.Since to there.
 func (s *Server) build(ctx context.Context, req *Request) (*Response, bool, error) {
-	next := make(Token, len(s.streams))
-	var snap *storage.Positions
-	if s.positions != nil {
-		p, err := s.positions.StreamPositions(ctx)
-		if err != nil {
-			return nil, false, err
-		}
-		snap = &p
-	}
-	for _, st := range s.streams {
-		if ss, ok := st.(SnapshotStream); ok && snap != nil {
-			next[st.Name()] = ss.PositionIn(*snap)
-			continue
-		}
-		pos, err := st.Position(ctx)
-		if err != nil {
-			return nil, false, err
-		}
-		next[st.Name()] = pos
+	next, err := s.current(ctx)
+	if err != nil {
+		return nil, false, err
 	}
 	resp := NewResponse()
 	found := false
@@ -255,6 +239,31 @@ func (s *Server) build(ctx context.Context, req *Request) (*Response, bool, erro
 	}
 	resp.NextBatch = next.String()
 	return resp, found, nil
+}
+
+// current reads every stream's position (those in storage.Positions in one query).
+func (s *Server) current(ctx context.Context) (Token, error) {
+	next := make(Token, len(s.streams))
+	var snap *storage.Positions
+	if s.positions != nil {
+		p, err := s.positions.StreamPositions(ctx)
+		if err != nil {
+			return nil, err
+		}
+		snap = &p
+	}
+	for _, st := range s.streams {
+		if ss, ok := st.(SnapshotStream); ok && snap != nil {
+			next[st.Name()] = ss.PositionIn(*snap)
+			continue
+		}
+		pos, err := st.Position(ctx)
+		if err != nil {
+			return nil, err
+		}
+		next[st.Name()] = pos
+	}
+	return next, nil
 }
 
 func writeResponse(w http.ResponseWriter, resp *Response) error {

@@ -2,8 +2,6 @@ package syncapi
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"strconv"
 	"strings"
 	"time"
@@ -35,9 +33,7 @@ func (in *Inbox) LinkTyping(ctx context.Context, feed storage.ChangeFeed) {
 	if !feed.SharedDatabase() {
 		return
 	}
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	l := &typingLink{nonce: hex.EncodeToString(b), out: make(chan string, 1024)}
+	l := &typingLink{nonce: processNonce(), out: make(chan string, 1024)}
 	in.typingLink.Store(l)
 	go func() {
 		for {
