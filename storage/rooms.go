@@ -206,3 +206,11 @@ type RoomStore interface {
 	// ForgottenRooms lists the rooms user forgot.
 	ForgottenRooms(ctx context.Context, user id.UserID) (map[id.RoomID]bool, error)
 }
+
+// EventMutations is implemented by stores that count the writes changing or
+// removing events already stored (redactions, purges, outliers moved into
+// the stream), so that a cache of recent events knows when to start over.
+type EventMutations interface {
+	// EventsMutated increases whenever such a write is made.
+	EventsMutated() uint64
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync"
 
 	"maunium.net/go/mautrix/id"
 
@@ -30,4 +31,44 @@ func ignoredUsers(ctx context.Context, store storage.AccountDataStore, user id.U
 		out[u] = true
 	}
 	return out, nil
+}
+
+// ignoredCache keeps users' ignored lists for as long as no account data
+// changed (the account data stream, global to the server, has not moved).
+type ignoredCache struct {
+	mu      sync.Mutex
+	entries map[id.UserID]ignoredEntry
+}
+
+type ignoredEntry struct {
+	pos   int64
+	users map[id.UserID]bool
+}
+
+// maxIgnoredCache bounds ignoredCache; it is cleared when full.
+const maxIgnoredCache = 10000
+
+// get returns user's ignored users as of upto (read from storage when the
+// account data stream moved since they were cached, or upto is unknown).
+func (c *ignoredCache) get(ctx context.Context, store storage.AccountDataStore, user id.UserID, upto Token) (map[id.UserID]bool, error) {
+	pos, known := upto[StreamAccountData]
+	if known {
+		c.mu.Lock()
+		e, ok := c.entries[user]
+		c.mu.Unlock()
+		if ok && e.pos == pos {
+			return e.users, nil
+		}
+	}
+	users, err := ignoredUsers(ctx, store, user)
+	if err != nil || !known {
+		return users, err
+	}
+	c.mu.Lock()
+	if c.entries == nil || len(c.entries) >= maxIgnoredCache {
+		c.entries = map[id.UserID]ignoredEntry{}
+	}
+	c.entries[user] = ignoredEntry{pos: pos, users: users}
+	c.mu.Unlock()
+	return users, nil
 }

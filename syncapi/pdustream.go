@@ -33,11 +33,38 @@ type PDUStream struct {
 	notifier    *Notifier
 	serverName  string
 	log         *zap.Logger
+	// recent holds the newest events for incremental timelines; nil when
+	// other processes share the database.
+	recent *recentEvents
+	// recentReads counts timelines read from recent.
+	recentReads atomic.Int64
+	ignored     ignoredCache
 }
+
+// RecentReads is how many timeline reads the recent events answered.
+func (p *PDUStream) RecentReads() int64 { return p.recentReads.Load() }
 
 // NewPDUStream returns the PDU stream over rooms.
 func NewPDUStream(rooms *roomserver.Server, accountData storage.AccountDataStore, notifier *Notifier, log *zap.Logger) *PDUStream {
-	return &PDUStream{rooms: rooms, store: rooms.Store(), accountData: accountData, notifier: notifier, serverName: rooms.ServerName(), log: log}
+	p := &PDUStream{rooms: rooms, store: rooms.Store(), accountData: accountData, notifier: notifier, serverName: rooms.ServerName(), log: log}
+	if m, ok := p.store.(storage.EventMutations); ok {
+		if cf, ok := p.store.(storage.ChangeFeed); !ok || !cf.SharedDatabase() {
+			p.recent = newRecentEvents(m)
+		}
+	}
+	return p
+}
+
+// roomEvents reads room's events in (from, to], newest first, from the
+// recent events when they cover the range.
+func (p *PDUStream) roomEvents(ctx context.Context, room id.RoomID, from, to int64, limit int) ([]*storage.Event, error) {
+	if p.recent != nil {
+		if evs, ok := p.recent.roomEvents(room, from, to, limit); ok {
+			p.recentReads.Add(1)
+			return evs, nil
+		}
+	}
+	return p.store.RoomEvents(ctx, room, from, to, limit, true)
 }
 
 // Name implements Stream.
@@ -84,6 +111,9 @@ func (p *PDUStream) LocalRoomUsers(ctx context.Context, room id.RoomID) ([]id.Us
 // roomserver calls it after each commit.
 func (p *PDUStream) OnEvent(out roomserver.OutputEvent) {
 	ev := out.Event
+	if p.recent != nil {
+		p.recent.add(ev) // before the wake-up, which may read it
+	}
 	if ev.Type == event.StateMember.Type && ev.StateKey != nil {
 		target := id.UserID(*ev.StateKey)
 		if target.Homeserver() == p.serverName {
@@ -177,7 +207,7 @@ func (p *PDUStream) Fill(ctx context.Context, req *Request, from, to int64, resp
 		return false, err
 	}
 	var forgotten map[id.RoomID]bool
-	ignored, err := ignoredUsers(ctx, p.accountData, user)
+	ignored, err := p.ignored.get(ctx, p.accountData, user, req.upto)
 	if err != nil {
 		return false, err
 	}
@@ -375,7 +405,7 @@ func (f *filler) timeline(ctx context.Context, room id.RoomID, lo, hi, joinPos i
 	cur, limited := hi, false
 scan:
 	for budget > 0 {
-		evs, err := f.p.store.RoomEvents(ctx, room, lo, cur, batch, true)
+		evs, err := f.p.roomEvents(ctx, room, lo, cur, batch)
 		if err != nil {
 			return nil, false, err
 		}

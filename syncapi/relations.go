@@ -19,9 +19,11 @@ func (f *filler) formatTimeline(ctx context.Context, m storage.Membership, tl []
 	if len(tl) == 0 || f.req.Filter != nil && f.req.Filter.EventFormat == mautrix.EventFormatFederation {
 		return f.format(tl), nil
 	}
-	tl, err := f.p.rooms.WithRelations(ctx, f.req.Device.UserID, f.req.Device.DeviceID, tl)
-	if err != nil {
-		return nil, err
+	var err error
+	if f.p.recent == nil || !f.p.recent.unrelated(tl, f.p.serverName) {
+		if tl, err = f.p.rooms.WithRelations(ctx, f.req.Device.UserID, f.req.Device.DeviceID, tl); err != nil {
+			return nil, err
+		}
 	}
 	memberships := make([]string, len(tl))
 	var vis *roomserver.Visibility

@@ -32,6 +32,8 @@ type Request struct {
 	Filter *mautrix.Filter
 	// SetPresence is the set_presence parameter ("online" if absent).
 	SetPresence string
+	// upto holds the positions the response is built up to (set by build).
+	upto Token
 }
 
 // Initial reports whether this is an initial sync (no since token).
@@ -210,6 +212,7 @@ func (s *Server) build(ctx context.Context, req *Request) (*Response, bool, erro
 	}
 	resp := NewResponse()
 	found := false
+	req.upto = next
 	for _, st := range s.streams {
 		var from int64
 		if !req.Initial() {

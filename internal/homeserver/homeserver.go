@@ -49,6 +49,8 @@ type Homeserver struct {
 	// Inbox serves account data, filters, typing, receipts, presence, push
 	// rules and notifications; the roomserver feeds it every committed event (Inbox.OnRoomEvent).
 	Inbox *syncapi.Inbox
+	// PDU is the /sync room event stream.
+	PDU *syncapi.PDUStream
 	// Keys holds this server's keys and caches other servers' keys.
 	Keys *federation.Keyring
 	// Outbound is the federation sender.
@@ -98,6 +100,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	rooms := roomserver.New(roomserver.Deps{Store: store, Config: &hs.Config, SigningKey: key, Log: log, Keys: hs.Keys.GetKey})
 	hs.Rooms = rooms
 	pduStream := syncapi.NewPDUStream(rooms, store, notifier, log)
+	hs.PDU = pduStream
 	if err := pduStream.Load(ctx); err != nil {
 		store.Close()
 		return nil, fmt.Errorf("load room memberships: %w", err)

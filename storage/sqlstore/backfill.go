@@ -48,6 +48,7 @@ func (s *Store) StoreBackfill(ctx context.Context, roomID id.RoomID, events []*s
 			case err != nil:
 				return err
 			case outlier && !rejected:
+				s.eventsMutated.Add(1)
 				pos--
 				if _, err := tx.ExecContext(ctx, `UPDATE events SET stream_pos = $1, outlier = FALSE, state_before = $2, state_after = $3 WHERE event_id = $4`,
 					pos, group, group, ev.EventID); err != nil {

@@ -70,6 +70,7 @@ func (s *Store) UploadKeys(ctx context.Context, u storage.KeyUpload) (map[string
 		dlPos, err = uploadKeysTx(ctx, tx, u)
 		return err
 	})
+	s.keyCounts.invalidate()
 	if err != nil {
 		return nil, 0, err
 	}
@@ -195,9 +196,26 @@ func (s *Store) OneTimeKeyCounts(ctx context.Context, user id.UserID, device id.
 	return counts, rows.Err()
 }
 
-// UnusedFallbackKeyTypes implements storage.KeyStore.
-// DeviceKeyCounts implements storage.KeyStore.
+// DeviceKeyCounts implements storage.KeyStore. On SQLite the counts are
+// cached until keys are written or devices deleted (keycounts.go).
 func (s *Store) DeviceKeyCounts(ctx context.Context, user id.UserID, device id.DeviceID) (map[string]int, []string, error) {
+	k := keyCountKey{user, device}
+	var gen uint64
+	if s.db.Dialect == SQLite {
+		e, g, ok := s.keyCounts.get(k)
+		if ok {
+			return e.counts, e.fallback, nil
+		}
+		gen = g
+	}
+	counts, fallback, err := s.deviceKeyCounts(ctx, user, device)
+	if err == nil && s.db.Dialect == SQLite {
+		s.keyCounts.put(k, keyCountEntry{counts, fallback}, gen)
+	}
+	return counts, fallback, err
+}
+
+func (s *Store) deviceKeyCounts(ctx context.Context, user id.UserID, device id.DeviceID) (map[string]int, []string, error) {
 	rows, err := s.db.r.QueryContext(ctx, `SELECT 0, algorithm, COUNT(*) FROM one_time_keys WHERE user_id = $1 AND device_id = $2 GROUP BY algorithm
 		UNION ALL SELECT 1, algorithm, 0 FROM fallback_keys WHERE user_id = $1 AND device_id = $2 AND NOT used`, user, device)
 	if err != nil {
@@ -261,6 +279,7 @@ func (s *Store) ClaimKeys(ctx context.Context, query map[id.UserID]map[id.Device
 		}
 		return nil
 	})
+	s.keyCounts.invalidate()
 	return out, err
 }
 

@@ -220,6 +220,7 @@ func (s *Store) storeEvent(ctx context.Context, tx *sql.Tx, ev *storage.NewEvent
 		}
 	}
 	if ev.Redacts != "" && ev.RedactedJSON != nil {
+		s.eventsMutated.Add(1)
 		if _, err := tx.ExecContext(ctx, `UPDATE events SET pdu = $1, unsigned = $2, redacted = TRUE WHERE event_id = $3 AND room_id = $4`,
 			string(ev.RedactedJSON), string(ev.RedactedUnsigned), ev.Redacts, ev.RoomID); err != nil {
 			return res, err

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"parley/storage"
 )
@@ -22,7 +23,16 @@ type Store struct {
 	fts5 bool
 	// searchMu serialises CatchUpSearch runs.
 	searchMu sync.Mutex
+	// eventsMutated counts writes that change or remove stored events (a
+	// redaction, a purge, an outlier moved into the stream): caches of
+	// recent events compare it (EventsMutated).
+	eventsMutated atomic.Uint64
+	// keyCounts caches DeviceKeyCounts on SQLite (keycounts.go).
+	keyCounts keyCountCache
 }
+
+// EventsMutated implements storage.EventMutations.
+func (s *Store) EventsMutated() uint64 { return s.eventsMutated.Load() }
 
 var _ storage.Store = (*Store)(nil)
 

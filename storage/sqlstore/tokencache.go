@@ -83,5 +83,6 @@ func (c *tokenCache) invalidate() {
 func (s *Store) authWrite(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	err := s.db.Write(ctx, fn)
 	s.tokens.invalidate()
+	s.keyCounts.invalidate() // devices (and their keys) may be gone
 	return err
 }
