@@ -180,6 +180,23 @@ func TestSendAndIdempotency(t *testing.T) {
 	if e3 == e1 {
 		t.Fatal("txn IDs are not per device")
 	}
+	// The repeat wrote nothing: one "x" in the room, and the room takes more.
+	alice.MustDo(t, http.MethodPut, path+"-next", map[string]any{"body": "next", "msgtype": "m.text"})
+	msgs := alice.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/messages?dir=b&limit=50", room), nil)
+	xs := 0
+	for _, ev := range msgs.JSON["chunk"].([]any) {
+		if c, _ := ev.(map[string]any)["content"].(map[string]any); c["body"] == "x" {
+			xs++
+		}
+	}
+	if xs != 1 {
+		t.Fatalf("%d events with body x after a repeated transaction: %s", xs, msgs.Body)
+	}
+	// A retry the room would now refuse still answers the first event.
+	member(t, bob, room, "leave", nil)
+	if e4 := bob.MustDo(t, http.MethodPut, path, map[string]any{"body": "y"}).JSON["event_id"]; e4 != e3 {
+		t.Fatalf("retry after leaving gave %v, want %v", e4, e3)
+	}
 
 	wantErr(t, alice.Do(t, http.MethodPut, path+"2", "{bad"), 400, "M_NOT_JSON")
 	wantErr(t, alice.Do(t, http.MethodPut, path+"3", `"str"`), 400, "M_BAD_JSON")

@@ -260,8 +260,9 @@ func (s *Server) commit(ctx context.Context, w *working, newRoom *storage.Room) 
 	}
 	stored, err := s.store.StoreEvents(ctx, req)
 	if err != nil {
-		if w.r != nil {
-			// The write may or may not have happened (commit errors): reload next time.
+		if w.r != nil && !errors.Is(err, storage.ErrConflict) {
+			// The write may or may not have happened (commit errors): reload
+			// next time. A conflict rolled it back, leaving the cache right.
 			s.forget(w.r)
 		}
 		return nil, fmt.Errorf("store events: %w", err)
@@ -349,16 +350,14 @@ func (s *Server) Drain() {
 
 // Send builds, authorises and persists one local event, idempotently per
 // device and transaction ID. It returns the event ID.
+//
+// A repeated transaction is found by the write itself: the transaction ID is
+// stored with the event, unique per device and endpoint, so a second write
+// fails with a conflict and the first event's ID is answered (as it is when
+// a retry fails otherwise). The common, first send reads nothing for it.
 func (s *Server) Send(ctx context.Context, req SendRequest) (id.EventID, error) {
-	return s.inRoom(ctx, req.RoomID, func(w *working) (id.EventID, error) {
-		scope := req.txnScope()
-		if req.TxnID != "" {
-			if evID, err := s.store.EventByTxnID(ctx, req.Sender, req.DeviceID, scope, req.TxnID); err == nil {
-				return evID, nil
-			} else if !errors.Is(err, storage.ErrNotFound) {
-				return "", err
-			}
-		}
+	scope := req.txnScope()
+	evID, err := s.inRoom(ctx, req.RoomID, func(w *working) (id.EventID, error) {
 		spec := eventSpec{Sender: req.Sender, Type: req.Type, StateKey: req.StateKey, Content: req.Content, Redacts: req.Redacts, TxnID: req.TxnID, TxnScope: scope, DeviceID: req.DeviceID}
 		if req.Type == event.EventRedaction.Type && req.Redacts != "" {
 			return s.redact(ctx, w, spec)
@@ -381,6 +380,14 @@ func (s *Server) Send(ctx context.Context, req SendRequest) (id.EventID, error) 
 		}
 		return ne.EventID, nil
 	})
+	if req.TxnID != "" && err != nil {
+		// A conflict, or a retry the room would now refuse (the sender left,
+		// say): the transaction may have been sent already.
+		if first, lookupErr := s.store.EventByTxnID(ctx, req.Sender, req.DeviceID, scope, req.TxnID); lookupErr == nil {
+			return first, nil
+		}
+	}
+	return evID, err
 }
 
 // inRoom runs fn on a working copy of the room's current state, holding the

@@ -183,7 +183,7 @@ func (s *Server) longPoll(ctx context.Context, req *Request, timeout time.Durati
 		deadline = t.C
 	}
 	for {
-		resp, found, err := s.build(ctx, req)
+		resp, found, err := s.build(ctx, req, deadline == nil)
 		if err != nil {
 			return nil, err
 		}
@@ -196,7 +196,7 @@ func (s *Server) longPoll(ctx context.Context, req *Request, timeout time.Durati
 			// Nothing happened: an empty response with the newest token. Build
 			// once more so that positions that moved without data for this user
 			// are still acknowledged.
-			resp, _, err := s.build(ctx, req)
+			resp, _, err := s.build(ctx, req, true)
 			return resp, err
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -204,8 +204,11 @@ func (s *Server) longPoll(ctx context.Context, req *Request, timeout time.Durati
 	}
 }
 
-// build reads every stream's position and fills the response from req.Since to there.
-func (s *Server) build(ctx context.Context, req *Request) (*Response, bool, error) {
+// build reads every stream's position and fills the response from req.Since
+// to there. Unless final is set, a response with nothing to send is left
+// unfinished (the finishers' counts and acknowledgements are for the
+// response a long-poll returns, not for the one it drops before waiting).
+func (s *Server) build(ctx context.Context, req *Request, final bool) (*Response, bool, error) {
 	next, err := s.current(ctx)
 	if err != nil {
 		return nil, false, err
@@ -232,6 +235,9 @@ func (s *Server) build(ctx context.Context, req *Request) (*Response, bool, erro
 			return nil, false, err
 		}
 		found = found || got
+	}
+	if !found && !final {
+		return resp, false, nil
 	}
 	for _, st := range s.streams {
 		if f, ok := st.(Finisher); ok {
