@@ -1,6 +1,7 @@
 package syncapi
 
 import (
+	"slices"
 	"testing"
 
 	"maunium.net/go/mautrix/id"
@@ -34,10 +35,10 @@ func TestRecentEventsWindow(t *testing.T) {
 	r.add(ev(5, "!r"))
 	r.add(ev(6, "!s"))
 	r.add(ev(7, "!r"))
-	if got, ok := r.roomEvents("!r", 4, 7, 10); !ok || !equal(positions(got), []int64{7, 5}) {
+	if got, ok := r.roomEvents("!r", 4, 7, 10); !ok || !slices.Equal(positions(got), []int64{7, 5}) {
 		t.Fatalf("(4,7] = %v %v, want [7 5]", positions(got), ok)
 	}
-	if got, ok := r.roomEvents("!r", 4, 7, 1); !ok || !equal(positions(got), []int64{7}) {
+	if got, ok := r.roomEvents("!r", 4, 7, 1); !ok || !slices.Equal(positions(got), []int64{7}) {
 		t.Fatalf("limit 1 = %v %v", positions(got), ok)
 	}
 	if _, ok := r.roomEvents("!r", 3, 7, 10); ok {
@@ -51,12 +52,12 @@ func TestRecentEventsWindow(t *testing.T) {
 	if _, ok := r.roomEvents("!r", 6, 9, 10); ok {
 		t.Fatal("answered across a gap")
 	}
-	if got, ok := r.roomEvents("!r", 8, 9, 10); !ok || !equal(positions(got), []int64{9}) {
+	if got, ok := r.roomEvents("!r", 8, 9, 10); !ok || !slices.Equal(positions(got), []int64{9}) {
 		t.Fatalf("(8,9] = %v %v", positions(got), ok)
 	}
 	// 8 published late is not part of the window.
 	r.add(ev(8, "!r"))
-	if got, _ := r.roomEvents("!r", 8, 9, 10); !equal(positions(got), []int64{9}) {
+	if got, _ := r.roomEvents("!r", 8, 9, 10); !slices.Equal(positions(got), []int64{9}) {
 		t.Fatalf("late event entered the window: %v", positions(got))
 	}
 	// The count bound moves lo up.
@@ -108,16 +109,4 @@ func TestRecentEventsUnrelated(t *testing.T) {
 	if !r.unrelated([]*storage.Event{a}, "hs") {
 		t.Fatal("a reaction to another event counted for a")
 	}
-}
-
-func equal(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
