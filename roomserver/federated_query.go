@@ -210,13 +210,11 @@ func (s *Server) FilterForServer(ctx context.Context, server string, version id.
 		if erased[ev.Sender] && !ev.Redacted {
 			// Users deactivated with erasure: other servers get their events
 			// redacted (the redacted form keeps what the auth rules need).
-			red, _, err := redactStored(version, ev.JSON)
+			cp, err := redactedCopy(version, ev)
 			if err != nil {
 				return nil, err
 			}
-			cp := *ev
-			cp.JSON = red
-			out = append(out, &cp)
+			out = append(out, cp)
 			continue
 		}
 		ids, ok := states[ev.StateBefore]
@@ -236,15 +234,24 @@ func (s *Server) FilterForServer(ctx context.Context, server string, version id.
 			out = append(out, ev)
 			continue
 		}
-		red, _, err := redactStored(version, ev.JSON)
+		cp, err := redactedCopy(version, ev)
 		if err != nil {
 			return nil, err
 		}
-		cp := *ev
-		cp.JSON = red
-		out = append(out, &cp)
+		out = append(out, cp)
 	}
 	return out, nil
+}
+
+// redactedCopy returns a copy of ev with its PDU redacted.
+func redactedCopy(version id.RoomVersion, ev *storage.Event) (*storage.Event, error) {
+	red, _, err := redactStored(version, ev.JSON)
+	if err != nil {
+		return nil, err
+	}
+	cp := *ev
+	cp.JSON = red
+	return &cp, nil
 }
 
 // serverSees decides visibility for a server at a state.

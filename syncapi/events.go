@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"time"
 
 	"maunium.net/go/mautrix/id"
 
@@ -24,13 +23,9 @@ const eventsFilter = `{"room":{"timeline":{"limit":100}}}`
 func (s *Server) events(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
 	ctx := r.Context()
 	q := r.URL.Query()
-	var timeout time.Duration
-	if v := q.Get("timeout"); v != "" {
-		ms, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || ms < 0 {
-			return httputil.InvalidParam("timeout must be a non-negative integer")
-		}
-		timeout = min(time.Duration(ms)*time.Millisecond, maxTimeout)
+	timeout, err := longPollTimeout(q)
+	if err != nil {
+		return err
 	}
 	if v := q.Get("limit"); v != "" {
 		if n, err := strconv.Atoi(v); err != nil || n < 0 {

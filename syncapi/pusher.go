@@ -184,20 +184,19 @@ func (in *Inbox) pushJobs(ctx context.Context, ev *PushEvent, users []id.UserID,
 	}
 	var jobs []storage.PushJob
 	now := time.Now().UnixMilli()
+	unreads := map[id.UserID]int{}
 	for _, p := range pushers {
-		if p.Kind != "http" {
+		gw, data, ok := httpPusher(p)
+		if !ok {
 			continue
 		}
-		var data map[string]any
-		if err := json.Unmarshal(p.Data, &data); err != nil {
-			continue
-		}
-		gw, _ := data["url"].(string)
 		format, _ := data["format"].(string)
-		delete(data, "url")
-		unread, err := in.store.UnreadTotal(ctx, p.UserID)
-		if err != nil {
-			return nil, err
+		unread, ok := unreads[p.UserID]
+		if !ok {
+			if unread, err = in.store.UnreadTotal(ctx, p.UserID); err != nil {
+				return nil, err
+			}
+			unreads[p.UserID] = unread
 		}
 		payload := notifyPayload(ev, p, data, format, acts[p.UserID].Should(), unread+1)
 		b, err := json.Marshal(payload)
@@ -207,6 +206,17 @@ func (in *Inbox) pushJobs(ctx context.Context, ev *PushEvent, users []id.UserID,
 		jobs = append(jobs, storage.PushJob{UserID: p.UserID, AppID: p.AppID, PushKey: p.PushKey, URL: gw, Payload: b, NextAttemptTS: now})
 	}
 	return jobs, nil
+}
+
+// httpPusher returns an HTTP pusher's gateway URL and its data without the
+// URL (what the gateway is sent); ok is false for other kinds and bad data.
+func httpPusher(p storage.Pusher) (gw string, data map[string]any, ok bool) {
+	if p.Kind != "http" || json.Unmarshal(p.Data, &data) != nil {
+		return "", nil, false
+	}
+	gw, _ = data["url"].(string)
+	delete(data, "url")
+	return gw, data, true
 }
 
 // badgeUpdate sends a user's pushers the new unread count when a read
@@ -245,15 +255,10 @@ func (b *badgeUpdate) after(ctx context.Context) {
 	var jobs []storage.PushJob
 	now := time.Now().UnixMilli()
 	for _, p := range b.pushers {
-		if p.Kind != "http" {
+		gw, data, ok := httpPusher(p)
+		if !ok {
 			continue
 		}
-		var data map[string]any
-		if err := json.Unmarshal(p.Data, &data); err != nil {
-			continue
-		}
-		gw, _ := data["url"].(string)
-		delete(data, "url")
 		delete(data, "format")
 		device := map[string]any{"app_id": p.AppID, "pushkey": p.PushKey, "pushkey_ts": p.CreatedTS / 1000, "data": data}
 		payload, err := json.Marshal(map[string]any{"notification": map[string]any{

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -118,6 +119,20 @@ func (s *Server) Register(root *mux.Router) {
 // maxTimeout bounds a long-poll.
 const maxTimeout = 5 * time.Minute
 
+// longPollTimeout reads the timeout query parameter (milliseconds; none: 0),
+// capped at maxTimeout.
+func longPollTimeout(q url.Values) (time.Duration, error) {
+	v := q.Get("timeout")
+	if v == "" {
+		return 0, nil
+	}
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || ms < 0 {
+		return 0, httputil.InvalidParam("timeout must be a non-negative integer")
+	}
+	return min(time.Duration(ms)*time.Millisecond, maxTimeout), nil
+}
+
 // sync handles GET /sync.
 func (s *Server) sync(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
 	ctx := r.Context()
@@ -145,13 +160,9 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request, dev *authn.Device)
 	default:
 		return httputil.InvalidParam("full_state must be true or false")
 	}
-	var timeout time.Duration
-	if v := q.Get("timeout"); v != "" {
-		ms, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || ms < 0 {
-			return httputil.InvalidParam("timeout must be a non-negative integer")
-		}
-		timeout = min(time.Duration(ms)*time.Millisecond, maxTimeout)
+	timeout, err := longPollTimeout(q)
+	if err != nil {
+		return err
 	}
 	filter, err := s.loadFilter(ctx, dev.UserID, q.Get("filter"))
 	if err != nil {
