@@ -98,7 +98,8 @@ func (t *typingState) close() {
 }
 
 // snapshot returns the typing users of room if its typing set changed in
-// (from, to]; an initial sync gets them only when someone is typing. A
+// (from, to]; with initial set (a room new to a sliding-sync list) it returns
+// them whenever someone is typing, and nothing otherwise. A
 // position of 0 is a real position for an incremental sync (nobody had typed
 // yet when its token was issued), so a stop after it is still sent.
 func (t *typingState) snapshot(room id.RoomID, initial bool, from, to int64) ([]id.UserID, bool) {
@@ -179,7 +180,10 @@ func (s *typingStream) Fill(ctx context.Context, req *Request, from, to int64, r
 		if !roomAllowed(req.Filter, room) || !matchPart(part, "m.typing", "", room) {
 			continue
 		}
-		users, changed := s.in.typing.snapshot(room, req.Initial(), from, to)
+		// An initial sync (from 0) gets the room's typing set whenever it
+		// changed since the server started, even when it is now empty: a
+		// client that restarts from scratch learns that a typist stopped.
+		users, changed := s.in.typing.snapshot(room, false, from, to)
 		if !changed {
 			continue
 		}

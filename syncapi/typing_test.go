@@ -94,8 +94,14 @@ func TestTypingStopAfterTokenAtZero(t *testing.T) {
 	if users, ok := typingUsers(t, s1, room); !ok || len(users) != 0 {
 		t.Fatalf("stop since a position-0 token not delivered: %s", s1.raw)
 	}
-	// An initial sync still gets m.typing only while someone types.
-	if _, ok := typingUsers(t, inboxSync(t, bob, nil), room); ok {
-		t.Fatal("initial sync has an empty m.typing")
+	// An initial sync after the stop gets the (empty) typing set too; a room
+	// where nobody ever typed gets none.
+	quiet := newRoom(t, alice, bob)
+	s2 := inboxSync(t, bob, nil)
+	if users, ok := typingUsers(t, s2, room); !ok || len(users) != 0 {
+		t.Fatalf("initial sync lacks the empty m.typing: %s", s2.raw)
+	}
+	if _, ok := typingUsers(t, s2, quiet); ok {
+		t.Fatalf("initial sync has m.typing for a room nobody typed in: %s", s2.raw)
 	}
 }
