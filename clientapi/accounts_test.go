@@ -42,4 +42,16 @@ func TestRegisterLoginWhoami(t *testing.T) {
 	if res.Status != http.StatusNotFound || res.ErrCode != "M_UNRECOGNIZED" {
 		t.Fatalf("unknown endpoint: %d %s", res.Status, res.Body)
 	}
+	// A known endpoint under a method it does not serve: 405, whichever
+	// component's router holds it.
+	for _, p := range []string{"/_matrix/client/v3/login", "/_matrix/client/v3/sync", "/_matrix/federation/v1/version", "/_matrix/media/v3/upload"} {
+		res = srv.Anon().Do(t, http.MethodPatch, p, nil)
+		if res.Status != http.StatusMethodNotAllowed || res.ErrCode != "M_UNRECOGNIZED" {
+			t.Fatalf("PATCH %s: %d %s", p, res.Status, res.Body)
+		}
+	}
+	res = srv.Anon().Do(t, http.MethodPut, "/_matrix/client/v3/login", map[string]any{})
+	if res.Status != http.StatusMethodNotAllowed || res.ErrCode != "M_UNRECOGNIZED" {
+		t.Fatalf("PUT login: %d %s", res.Status, res.Body)
+	}
 }

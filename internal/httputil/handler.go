@@ -94,13 +94,38 @@ func PathVar(r *http.Request, name string) string {
 // paths with 404 M_UNRECOGNIZED and wrong methods with 405 M_UNRECOGNIZED.
 func NewRouter() *mux.Router {
 	r := mux.NewRouter().SkipClean(true).UseEncodedPath()
-	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	methodNotAllowed := func(w http.ResponseWriter) {
+		_ = WriteJSON(w, http.StatusMethodNotAllowed, Errorf(http.StatusMethodNotAllowed, CodeUnrecognized, "Unrecognized request method"))
+	}
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		// Several components add subrouters under the same prefix, and a
+		// later one's miss hides an earlier one's method mismatch from mux:
+		// ask whether the path is known under another method.
+		if knownPath(r, req) {
+			methodNotAllowed(w)
+			return
+		}
 		_ = WriteJSON(w, http.StatusNotFound, Unrecognized())
 	})
-	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		_ = WriteJSON(w, http.StatusMethodNotAllowed, Errorf(http.StatusMethodNotAllowed, CodeUnrecognized, "Unrecognized request method"))
-	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { methodNotAllowed(w) })
 	return r
+}
+
+// knownPath reports whether some route of r serves req's path with another
+// method.
+func knownPath(r *mux.Router, req *http.Request) bool {
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+		if m == req.Method {
+			continue
+		}
+		other := req.Clone(req.Context())
+		other.Method = m
+		var match mux.RouteMatch
+		if r.Match(other, &match) && match.MatchErr == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // CORS answers preflight requests and adds the headers the client-server API
