@@ -211,3 +211,43 @@ func TestRemoteInviteShowsRoomState(t *testing.T) {
 		t.Fatalf("room name in invite_state: %v", types["m.room.name"])
 	}
 }
+
+// TestCreateRoomInvitesRemoteUser: createRoom's invite list with a user of
+// another server (how clients start a DM) sends that server the invite, which
+// it countersigns; a user who does not exist does not undo the room.
+func TestCreateRoomInvitesRemoteUser(t *testing.T) {
+	hs1, hs2 := pair(t)
+	alice := hs1.Register(t, "alice")
+	bob := hs2.Register(t, "bob")
+	carol := hs1.Register(t, "carol")
+	room := createRoom(t, alice, map[string]any{
+		"preset": "trusted_private_chat", "is_direct": true,
+		"invite": []any{bob.UserID, carol.UserID, "@nobody:hs2.test"},
+	})
+	if m := membership(t, alice, room, bob.UserID); m != "invite" {
+		t.Fatalf("bob's membership on hs1: %q", m)
+	}
+	if m := membership(t, alice, room, carol.UserID); m != "invite" {
+		t.Fatalf("carol's membership: %q", m)
+	}
+	if m := membership(t, alice, room, "@nobody:hs2.test"); m != "" {
+		t.Fatalf("an unknown remote user was invited: %q", m)
+	}
+	res := bob.MustDo(t, http.MethodGet, "sync", nil)
+	inv, _ := res.JSON["rooms"].(map[string]any)["invite"].(map[string]any)[string(room)].(map[string]any)
+	if inv == nil {
+		t.Fatalf("bob's /sync on hs2 lacks the invite: %s", res.Body)
+	}
+	direct := false
+	for _, e := range inv["invite_state"].(map[string]any)["events"].([]any) {
+		ev := e.(map[string]any)
+		if ev["type"] == "m.room.member" && ev["state_key"] == string(bob.UserID) {
+			direct, _ = ev["content"].(map[string]any)["is_direct"].(bool)
+		}
+	}
+	if !direct {
+		t.Fatalf("bob's invite is not marked is_direct: %s", res.Body)
+	}
+	bob.MustDo(t, http.MethodPost, "join/"+url.PathEscape(string(room)), map[string]any{})
+	eventually(t, "bob joined on hs1", func() bool { return membership(t, alice, room, bob.UserID) == "join" })
+}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"go.uber.org/zap"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
@@ -57,6 +58,21 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (id.Room
 		}
 	}
 	s.publishWorking(w)
+	// Remote invitees' servers must countersign their invites, so those go
+	// out one by one once the room exists. A server that cannot be reached
+	// does not undo the room: the inviter sees who is missing and can retry.
+	for _, u := range req.Invite {
+		if u.Homeserver() == s.serverName {
+			continue
+		}
+		var extra map[string]any
+		if req.IsDirect {
+			extra = map[string]any{"is_direct": true}
+		}
+		if _, err := s.Invite(ctx, MembershipRequest{RoomID: w.roomID, Sender: req.Creator, Target: u, Extra: extra}); err != nil {
+			s.log.Warn("createRoom: invite of a remote user failed", zap.Stringer("room_id", w.roomID), zap.Stringer("user_id", u), zap.Error(err))
+		}
+	}
 	return w.roomID, alias, nil
 }
 
@@ -237,8 +253,11 @@ func (s *Server) buildRoom(ctx context.Context, req CreateRoomRequest) (*working
 			return nil, nil, "", err
 		}
 	}
-	// 8. invites
+	// 8. invites of local users (CreateRoom invites remote users afterwards)
 	for _, u := range req.Invite {
+		if u.Homeserver() != s.serverName {
+			continue
+		}
 		c := map[string]any{"membership": "invite"}
 		s.addProfile(ctx, u, c)
 		if req.IsDirect {
