@@ -1,10 +1,15 @@
 package federation_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -250,4 +255,43 @@ func TestCreateRoomInvitesRemoteUser(t *testing.T) {
 	}
 	bob.MustDo(t, http.MethodPost, "join/"+url.PathEscape(string(room)), map[string]any{})
 	eventually(t, "bob joined on hs1", func() bool { return membership(t, alice, room, bob.UserID) == "join" })
+}
+
+// TestRemoteJoinNotResent: a join made through send_join reached the
+// resident server already (which relays it to the room's other servers), so
+// the joining server does not send it again in a transaction; the joiner's
+// next message is the first PDU the resident server receives from it.
+func TestRemoteJoinNotResent(t *testing.T) {
+	f := joinedPair(t)
+	var mu sync.Mutex
+	var got []string // event types of the PDUs hs2 receives in transactions
+	interceptHS2(t, f, func(w http.ResponseWriter, req *http.Request) bool {
+		if !strings.HasPrefix(req.URL.Path, "/_matrix/federation/v1/send/") {
+			return false
+		}
+		body, _ := io.ReadAll(req.Body)
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		var txn struct {
+			PDUs []struct {
+				Type string `json:"type"`
+			} `json:"pdus"`
+		}
+		_ = json.Unmarshal(body, &txn)
+		mu.Lock()
+		for _, p := range txn.PDUs {
+			got = append(got, p.Type)
+		}
+		mu.Unlock()
+		return false
+	})
+	room := createRoom(t, f.bob, map[string]any{"preset": "public_chat"})
+	carol := f.hs1.Register(t, "carol")
+	carol.MustDo(t, http.MethodPost, "join/"+url.PathEscape(string(room))+"?server_name=hs2.test", map[string]any{})
+	send(t, carol, room, "hello from hs1")
+	eventually(t, "carol's message on hs2", func() bool { return hasBody(timelineBodies(t, f.bob, room), "hello from hs1") })
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(got, []string{"m.room.message"}) {
+		t.Fatalf("PDUs hs2 received in transactions: %v, want only the message", got)
+	}
 }

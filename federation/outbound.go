@@ -98,9 +98,10 @@ func (o *Outbound) Close() {
 	}
 }
 
-// OnEvent queues a committed event sent by a local user to the other servers in its room.
+// OnEvent queues a committed event sent by a local user to the other servers
+// in its room, unless the resident server that accepted it relays it.
 func (o *Outbound) OnEvent(out roomserver.OutputEvent) {
-	if out.Event.Sender.Homeserver() != o.serverName || o.ctx == nil {
+	if out.Event.Sender.Homeserver() != o.serverName || out.Relayed || o.ctx == nil {
 		return
 	}
 	o.enqueue(outJob{roomID: out.Event.RoomID, ev: out.Event})

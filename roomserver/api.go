@@ -45,6 +45,10 @@ type OutputEvent struct {
 	// rules and Notifications (EventPos set) were stored with the event.
 	PushEvaluated bool
 	Notifications []storage.Notification
+	// Relayed is set for a local user's membership that a resident server
+	// accepted through send_join, send_leave or send_knock: that server
+	// hands it to the room's other servers, so federation does not send it.
+	Relayed bool
 }
 
 // SendRequest asks the roomserver to build, sign, authorise and persist one local event.

@@ -322,6 +322,12 @@ func (s *Server) publish(evs []*storage.Event, v id.RoomVersion) {
 	}
 }
 
+// publishRelayed hands over a membership event that a resident server
+// accepted and relays to the room's other servers (OutputEvent.Relayed).
+func (s *Server) publishRelayed(ev *storage.Event, v id.RoomVersion) {
+	s.onEvent(OutputEvent{Event: ev, Version: v, Relayed: true})
+}
+
 // publishWorking hands w's committed events to the subscriber, with the
 // notifications stored alongside them.
 func (s *Server) publishWorking(w *working) {

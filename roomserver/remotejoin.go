@@ -367,7 +367,7 @@ func (s *Server) storeJoin(ctx context.Context, roomID id.RoomID, version id.Roo
 	last := stored[len(stored)-1]
 	out := joinEv.Event
 	out.StreamPos, out.StateBefore, out.StateAfter = last.StreamPos, last.StateBefore, last.StateAfter
-	s.publish([]*storage.Event{&out}, version)
+	s.publishRelayed(&out, version)
 	return s.store.UnforgetRoom(ctx, join.Sender, roomID)
 }
 
@@ -455,7 +455,7 @@ func (s *Server) ReceiveInvite(ctx context.Context, origin string, roomID id.Roo
 	if len(stripped) == 0 {
 		unsigned = nil
 	}
-	if err := s.storeOutlierMembership(ctx, roomID, version, p, signed, unsigned); err != nil {
+	if err := s.storeOutlierMembership(ctx, roomID, version, p, signed, unsigned, false); err != nil {
 		return nil, err
 	}
 	return signed, nil
@@ -565,7 +565,7 @@ func (s *Server) membershipRemote(ctx context.Context, req MembershipRequest, m 
 			err = s.remote.SendMembership(ctx, server, req.RoomID, p.InternalMeta.EventID, raw, m)
 		}
 		if err == nil {
-			return p.InternalMeta.EventID, s.storeOutlierMembership(ctx, req.RoomID, version, p, raw, nil)
+			return p.InternalMeta.EventID, s.storeOutlierMembership(ctx, req.RoomID, version, p, raw, nil, true)
 		}
 		s.log.Info("remote membership failed", logging.RoomID(req.RoomID), zap.String("membership", string(m)), zap.String("destination", server), zap.Error(err))
 		errs = append(errs, err)
@@ -633,7 +633,7 @@ func (s *Server) localOutOfBandLeave(ctx context.Context, req MembershipRequest)
 			return "", err
 		}
 	}
-	if err := s.storeOutlierMembership(ctx, req.RoomID, info.Version, p, raw, nil); err != nil {
+	if err := s.storeOutlierMembership(ctx, req.RoomID, info.Version, p, raw, nil, false); err != nil {
 		return "", err
 	}
 	return p.InternalMeta.EventID, nil
@@ -652,7 +652,8 @@ func (s *Server) federationVersions() []id.RoomVersion {
 // storeOutlierMembership records a local user's membership in a room whose
 // state this server does not have (invites received, knocks, rejected
 // invites): the event is stored as an outlier and is the room's only state.
-func (s *Server) storeOutlierMembership(ctx context.Context, roomID id.RoomID, version id.RoomVersion, p *pdu.PDU, raw, unsigned []byte) error {
+// relayed: a resident server accepted it and relays it (OutputEvent.Relayed).
+func (s *Server) storeOutlierMembership(ctx context.Context, roomID id.RoomID, version id.RoomVersion, p *pdu.PDU, raw, unsigned []byte, relayed bool) error {
 	var newRoom *storage.Room
 	if info, err := s.store.GetRoom(ctx, roomID); errors.Is(err, storage.ErrNotFound) {
 		newRoom = &storage.Room{RoomID: roomID, Version: version, Creator: p.Sender, CreatedTS: nowMS()}
@@ -677,6 +678,10 @@ func (s *Server) storeOutlierMembership(ctx context.Context, roomID id.RoomID, v
 	}
 	out := ne.Event
 	out.StreamPos = stored[0].StreamPos
-	s.publish([]*storage.Event{&out}, version)
+	if relayed {
+		s.publishRelayed(&out, version)
+	} else {
+		s.publish([]*storage.Event{&out}, version)
+	}
 	return nil
 }
