@@ -26,12 +26,28 @@ type ToDevice interface {
 	RemoteDeviceListUpdate(ctx context.Context, origin string, user id.UserID) error
 }
 
+// ACL applies rooms' server ACLs (m.room.server_acl) to origin servers.
+type ACL interface {
+	ServerAllowed(ctx context.Context, roomID id.RoomID, server string) (bool, error)
+}
+
 // EDUs handles the EDUs of inbound transactions: m.typing, m.receipt and m.presence go
 // to the inbox, m.direct_to_device to the key server; other types are
-// ignored. Users must belong to the origin server.
+// ignored. Users must belong to the origin server, and a room's typing and
+// receipts are dropped when its server ACL denies the origin.
 type EDUs struct {
 	Sink     Ephemeral
 	ToDevice ToDevice
+	// ACL, when set, is checked for room EDUs (typing, receipts).
+	ACL ACL
+}
+
+// allowed reports whether origin may send EDUs about room.
+func (e *EDUs) allowed(ctx context.Context, room id.RoomID, origin string) (bool, error) {
+	if e.ACL == nil {
+		return true, nil
+	}
+	return e.ACL.ServerAllowed(ctx, room, origin)
 }
 
 var _ EDUHandler = (*EDUs)(nil)
@@ -52,6 +68,9 @@ func (e *EDUs) HandleEDU(r *http.Request, origin, eduType string, content json.R
 		}
 		if c.UserID.Homeserver() != origin {
 			return fmt.Errorf("typing user %s is not from %s", c.UserID, origin)
+		}
+		if ok, err := e.allowed(ctx, c.RoomID, origin); err != nil || !ok {
+			return err
 		}
 		return e.Sink.SetRemoteTyping(ctx, c.RoomID, c.UserID, c.Typing, time.Duration(c.Timeout)*time.Millisecond)
 	case "m.direct_to_device":
@@ -90,6 +109,11 @@ func (e *EDUs) HandleEDU(r *http.Request, origin, eduType string, content json.R
 			return err
 		}
 		for room, types := range c {
+			if ok, err := e.allowed(ctx, room, origin); err != nil {
+				return err
+			} else if !ok {
+				continue
+			}
 			for user, rc := range types["m.read"] {
 				if user.Homeserver() != origin || len(rc.EventIDs) == 0 {
 					continue

@@ -329,6 +329,43 @@ func TestServerACLAndDenyList(t *testing.T) {
 	if f.stored(evID) {
 		t.Fatal("event from an ACL-denied server stored")
 	}
+	// Typing and receipts of the denied server in that room are dropped;
+	// the same EDUs for a room without an ACL still arrive.
+	open := createRoom(t, f.alice, map[string]any{"preset": "public_chat"})
+	f.bob.MustDo(t, http.MethodPost, "join/"+url.PathEscape(string(open))+"?server_name=hs1.test", map[string]any{})
+	eventually(t, "bob joined the open room", func() bool { return membership(t, f.alice, open, f.bob.UserID) == "join" })
+	last := send(t, f.alice, f.room, "read me")
+	lastOpen := send(t, f.alice, open, "read me too")
+	edus := txn("hs2.test")
+	var list []map[string]any
+	for _, r := range []struct {
+		room id.RoomID
+		ev   id.EventID
+	}{{f.room, last}, {open, lastOpen}} {
+		list = append(list,
+			map[string]any{"edu_type": "m.typing", "content": map[string]any{"room_id": r.room, "user_id": f.bob.UserID, "typing": true, "timeout": 30000}},
+			map[string]any{"edu_type": "m.receipt", "content": map[string]any{string(r.room): map[string]any{"m.read": map[string]any{
+				string(f.bob.UserID): map[string]any{"event_ids": []id.EventID{r.ev}, "data": map[string]any{"ts": 1}}}}}})
+	}
+	edus["edus"] = list
+	if status, body := f.sendRaw(t, "acl-edus", edus); status != 200 {
+		t.Fatalf("send EDUs: %d %v", status, body)
+	}
+	ephemeral := func(res *testserver.Response, room id.RoomID) []any {
+		r, _ := res.JSON["rooms"].(map[string]any)["join"].(map[string]any)[string(room)].(map[string]any)
+		if r == nil {
+			return nil
+		}
+		evs, _ := r["ephemeral"].(map[string]any)["events"].([]any)
+		return evs
+	}
+	res := f.alice.MustDo(t, http.MethodGet, "sync", nil)
+	if evs := ephemeral(res, open); len(evs) != 2 {
+		t.Fatalf("typing and receipt in the room without an ACL: %v", evs)
+	}
+	if evs := ephemeral(res, f.room); len(evs) != 0 {
+		t.Fatalf("EDUs of an ACL-denied server reached the room: %v", evs)
+	}
 	uri := "/_matrix/federation/v1/make_join/" + room + "/" + url.PathEscape("@carol:hs2.test") + "?ver=11"
 	if st, b := rawFed(t, f.hs1, "GET", uri, xMatrix(t, f.hs2.HS.SigningKey, "GET", uri, "hs2.test", "hs1.test", nil), nil); st != 403 || b["errcode"] != "M_FORBIDDEN" {
 		t.Fatalf("make_join from an ACL-denied server: %d %v", st, b)
