@@ -15,6 +15,7 @@ func (a *API) registerRoomRoutes(v3, v1 *mux.Router) {
 	}
 	a.authed(v1, "/rooms/{roomID}/threads", "threads", a.threads, http.MethodGet)
 	a.authed(v1, "/rooms/{roomID}/hierarchy", "hierarchy", a.hierarchy, http.MethodGet)
+	a.handle(v1, "/room_summary/{roomIDOrAlias}", "room_summary", a.roomSummary, http.MethodGet)
 	a.authed(v1, "/rooms/{roomID}/timestamp_to_event", "timestamp_to_event", a.timestampToEvent, http.MethodGet)
 
 	a.authedNoGuest(v3, "/createRoom", "create_room", a.createRoom, http.MethodPost)

@@ -44,7 +44,7 @@ const (
 // JSON is the room in the spec's SpaceHierarchyRoomsChunk shape (a room
 // summary with children_state, room_version, encryption, allowed_room_ids).
 func (hr *HierarchyRoom) JSON() map[string]any {
-	room := hr.RoomSummary.JSON()
+	room := hr.RoomSummary.FullJSON()
 	children := make([]map[string]any, 0, len(hr.Children))
 	for _, c := range hr.Children {
 		children = append(children, map[string]any{
@@ -53,15 +53,6 @@ func (hr *HierarchyRoom) JSON() map[string]any {
 		})
 	}
 	room["children_state"] = children
-	if hr.Version != "" {
-		room["room_version"] = hr.Version
-	}
-	if hr.Encryption != "" {
-		room["encryption"] = hr.Encryption
-	}
-	if len(hr.AllowedRoomIDs) > 0 {
-		room["allowed_room_ids"] = hr.AllowedRoomIDs
-	}
 	return room
 }
 

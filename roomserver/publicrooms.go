@@ -123,3 +123,19 @@ func (r *RoomSummary) JSON() map[string]any {
 	}
 	return out
 }
+
+// FullJSON is JSON with the fields of the spec's RoomSummary (room hierarchy
+// and room_summary): room_version, encryption and allowed_room_ids.
+func (r *RoomSummary) FullJSON() map[string]any {
+	out := r.JSON()
+	if r.Version != "" {
+		out["room_version"] = r.Version
+	}
+	if r.Encryption != "" {
+		out["encryption"] = r.Encryption
+	}
+	if len(r.AllowedRoomIDs) > 0 {
+		out["allowed_room_ids"] = r.AllowedRoomIDs
+	}
+	return out
+}
