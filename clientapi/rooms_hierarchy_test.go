@@ -22,6 +22,8 @@ func TestSpaceHierarchy(t *testing.T) {
 	sub := createRoom(t, alice, map[string]any{"preset": "public_chat", "name": "Sub", "creation_content": spaceType})
 	e := createRoom(t, alice, map[string]any{"preset": "public_chat", "name": "E"})
 	noVia := createRoom(t, alice, map[string]any{"preset": "public_chat", "name": "NoVia"})
+	f := createRoom(t, alice, map[string]any{"preset": "public_chat", "name": "F"})
+	g := createRoom(t, alice, map[string]any{"preset": "public_chat", "name": "G"})
 	child := func(parent, room string, content map[string]any) {
 		t.Helper()
 		alice.MustDo(t, http.MethodPut, testserver.Sprintf("rooms/%s/state/m.space.child/%s", parent, room), content)
@@ -33,8 +35,10 @@ func TestSpaceHierarchy(t *testing.T) {
 	child(space, d, map[string]any{"via": via, "order": "a"})
 	child(space, sub, map[string]any{"via": via})
 	child(space, noVia, map[string]any{"via": []string{}})
+	child(space, f, map[string]any{"via": via})
 	child(sub, e, map[string]any{"via": via})
-	child(e, space, map[string]any{"via": via}) // a loop
+	child(sub, space, map[string]any{"via": via}) // a loop
+	child(d, g, map[string]any{"via": via})       // d is not a space: not followed
 
 	get := func(c *testserver.Client, query string) *testserver.Response {
 		t.Helper()
@@ -48,8 +52,12 @@ func TestSpaceHierarchy(t *testing.T) {
 		return out
 	}
 	res := get(bob, "")
-	if got := ids(res); !slices.Equal(got, []string{space, d, a, sub, e}) {
-		t.Fatalf("hierarchy for bob: got %v want %v", got, []string{space, d, a, sub, e})
+	// Depth first: Sub's subtree comes before F, Sub's later sibling.
+	if got := ids(res); !slices.Equal(got, []string{space, d, a, sub, e, f}) {
+		t.Fatalf("hierarchy for bob: got %v want %v", got, []string{space, d, a, sub, e, f})
+	}
+	if cs := res.JSON["rooms"].([]any)[1].(map[string]any)["children_state"].([]any); len(cs) != 0 {
+		t.Fatalf("children_state of a room that is not a space: %v", cs)
 	}
 	root := res.JSON["rooms"].([]any)[0].(map[string]any)
 	if root["room_type"] != "m.space" || root["name"] != "Space" || root["num_joined_members"] != float64(1) || root["join_rule"] != "public" ||
@@ -64,14 +72,14 @@ func TestSpaceHierarchy(t *testing.T) {
 		}
 		kids = append(kids, ev["state_key"].(string))
 	}
-	if !slices.Equal(kids, []string{d, a, b, sub}) {
-		t.Fatalf("children_state: %v want %v", kids, []string{d, a, b, sub})
+	if !slices.Equal(kids, []string{d, a, b, sub, f}) {
+		t.Fatalf("children_state: %v want %v", kids, []string{d, a, b, sub, f})
 	}
 	// alice may see the private room B.
-	if got := ids(get(alice, "")); !slices.Equal(got, []string{space, d, a, b, sub, e}) {
+	if got := ids(get(alice, "")); !slices.Equal(got, []string{space, d, a, b, sub, e, f}) {
 		t.Fatalf("hierarchy for alice: %v", got)
 	}
-	if got := ids(get(bob, "?max_depth=1")); !slices.Equal(got, []string{space, d, a, sub}) {
+	if got := ids(get(bob, "?max_depth=1")); !slices.Equal(got, []string{space, d, a, sub, f}) {
 		t.Fatalf("max_depth=1: %v", got)
 	}
 	if got := ids(get(bob, "?max_depth=0")); !slices.Equal(got, []string{space}) {
@@ -96,7 +104,7 @@ func TestSpaceHierarchy(t *testing.T) {
 		}
 		from = next
 	}
-	if !slices.Equal(all, []string{space, d, a, sub, e}) {
+	if !slices.Equal(all, []string{space, d, a, sub, e, f}) {
 		t.Fatalf("paginated: %v", all)
 	}
 	tok := get(bob, "?limit=1").JSON["next_batch"].(string)
@@ -118,7 +126,7 @@ func TestSpaceHierarchy(t *testing.T) {
 	}
 	member(t, bob, space, "join", nil)
 	res = get(bob, "")
-	if got := ids(res); !slices.Equal(got, []string{space, d, a, restricted, sub, e}) {
+	if got := ids(res); !slices.Equal(got, []string{space, d, a, restricted, sub, e, f}) {
 		t.Fatalf("after joining the space: %v", got)
 	}
 	r := res.JSON["rooms"].([]any)[3].(map[string]any)

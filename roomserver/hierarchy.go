@@ -30,7 +30,7 @@ type HierarchyRequest struct {
 	SuggestedOnly bool
 }
 
-// Hierarchy walks a space breadth first from req.RoomID and returns the rooms
+// Hierarchy walks a space depth first from req.RoomID and returns the rooms
 // user may see (joined or invited, world_readable, public or knockable join
 // rules, or restricted to a room they are in). Rooms below the root that this
 // server is not in are described by the servers in the m.space.child via list
@@ -42,13 +42,15 @@ func (s *Server) Hierarchy(ctx context.Context, req HierarchyRequest) ([]*Hierar
 		depth int
 		via   []string
 	}
-	queue := []item{{req.RoomID, 0, nil}}
+	// A stack: a space's children are visited, in order, before the rest of
+	// its siblings' subtrees, as the spec's depth-first pagination expects.
+	stack := []item{{req.RoomID, 0, nil}}
 	seen := map[id.RoomID]bool{req.RoomID: true}
 	remote := s.newRemoteHierarchy()
 	var out []*HierarchyRoom
-	for len(queue) > 0 {
-		it := queue[0]
-		queue = queue[1:]
+	for len(stack) > 0 {
+		it := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
 		hr, err := s.hierarchyRoom(ctx, req, remote, it.room, it.depth, it.via)
 		if err != nil {
 			return nil, err
@@ -59,20 +61,31 @@ func (s *Server) Hierarchy(ctx context.Context, req HierarchyRequest) ([]*Hierar
 			}
 			continue
 		}
+		if hr.RoomType != spaceRoomType {
+			// Only spaces have children: m.space.child events in other
+			// rooms are neither listed nor followed.
+			hr.Children = nil
+		}
 		out = append(out, hr)
 		if req.MaxDepth >= 0 && it.depth >= req.MaxDepth {
 			continue
 		}
+		var next []item
 		for _, c := range hr.Children {
 			child := id.RoomID(*c.StateKey)
 			if !seen[child] {
 				seen[child] = true
-				queue = append(queue, item{child, it.depth + 1, viaServers(c)})
+				next = append(next, item{child, it.depth + 1, viaServers(c)})
 			}
 		}
+		slices.Reverse(next)
+		stack = append(stack, next...)
 	}
 	return out, nil
 }
+
+// spaceRoomType is the m.room.create type of a space.
+const spaceRoomType = "m.space"
 
 // hierarchyRoom returns one room of a hierarchy walk, or nil when the user
 // may not see it or nothing is known about it. Rooms this server is not in
