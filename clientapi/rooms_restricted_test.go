@@ -37,6 +37,15 @@ func TestRestrictedJoin(t *testing.T) {
 			if res.JSON["membership"] != "join" || res.JSON["join_authorised_via_users_server"] != string(alice.UserID) {
 				t.Fatalf("bob's join: %s", res.Body)
 			}
+			// A new displayname as a join -> join state event: a stray
+			// join_authorised_via_users_server in it is dropped, not refused.
+			bob.MustDo(t, http.MethodPut, testserver.Sprintf("rooms/%s/state/m.room.member/%s", room, bob.UserID), map[string]any{
+				"membership": "join", "displayname": "Bobby", "join_authorised_via_users_server": "unused",
+			})
+			res = bob.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/state/m.room.member/%s", room, bob.UserID), nil)
+			if _, ok := res.JSON["join_authorised_via_users_server"]; ok || res.JSON["displayname"] != "Bobby" {
+				t.Fatalf("bob's displayname change: %s", res.Body)
+			}
 		})
 	}
 }

@@ -53,12 +53,18 @@ func (s *Server) Join(ctx context.Context, req MembershipRequest) (id.EventID, e
 	if err != nil {
 		return "", err
 	}
-	if authoriser != "" {
+	// Which user vouches for a restricted join is this server's choice: a
+	// client's own join_authorised_via_users_server (on a displayname change,
+	// say) is dropped, as it would fail the auth rule's signature check.
+	if _, stray := req.Extra["join_authorised_via_users_server"]; stray || authoriser != "" {
 		extra := make(map[string]any, len(req.Extra)+1)
 		for k, v := range req.Extra {
 			extra[k] = v
 		}
-		extra["join_authorised_via_users_server"] = authoriser
+		delete(extra, "join_authorised_via_users_server")
+		if authoriser != "" {
+			extra["join_authorised_via_users_server"] = authoriser
+		}
 		req.Extra = extra
 	}
 	evID, err := s.member(ctx, req, event.MembershipJoin, func(w *working, content []byte) (bool, error) {
@@ -253,3 +259,4 @@ func (s *Server) addProfile(ctx context.Context, user id.UserID, content map[str
 		}
 	}
 }
+
