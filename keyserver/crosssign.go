@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"maunium.net/go/mautrix/crypto/canonicaljson"
@@ -157,6 +158,7 @@ func (s *Server) uploadCrossSigning(w http.ResponseWriter, r *http.Request, dev 
 	if _, err := s.store.SetCrossSigningKeys(ctx, dev.UserID, keys); err != nil {
 		return fmt.Errorf("store cross-signing keys: %w", err)
 	}
+	s.sendSigningKeyUpdate(ctx, dev.UserID, keys)
 	if _, private := keys["user_signing"]; private && len(keys) == 1 && s.notifier != nil {
 		s.notifier.WakeUsers(dev.UserID)
 	} else {
@@ -286,7 +288,11 @@ func (s *Server) uploadSignatures(w http.ResponseWriter, r *http.Request, dev *a
 			return fmt.Errorf("store signatures: %w", err)
 		}
 		seen := map[id.UserID]bool{}
+		var signed []id.DeviceID // the requester's own keys with new signatures
 		for _, ks := range toStore {
+			if ks.SignerUser == ks.TargetUser && !slices.Contains(signed, id.DeviceID(ks.TargetKey)) {
+				signed = append(signed, id.DeviceID(ks.TargetKey))
+			}
 			switch {
 			case ks.SignerUser != ks.TargetUser:
 				if s.notifier != nil {
@@ -297,6 +303,9 @@ func (s *Server) uploadSignatures(w http.ResponseWriter, r *http.Request, dev *a
 				s.wakeDeviceListWatchers(ctx, ks.TargetUser)
 			}
 		}
+		// Other servers learn of the newly signed devices (a signed master
+		// key is not a device and is skipped).
+		s.DevicesChanged(ctx, dev.UserID, signed, false)
 	}
 	return httputil.WriteJSON(w, http.StatusOK, map[string]any{"failures": failures})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 
 	"go.uber.org/zap"
@@ -30,6 +31,8 @@ type Federation interface {
 	SendToDevice(server string, sender id.UserID, evType, messageID string, messages map[id.UserID]map[string]json.RawMessage)
 	// SendDeviceListUpdate sends an m.device_list_update EDU to the servers.
 	SendDeviceListUpdate(servers []string, content map[string]any)
+	// SendSigningKeyUpdate sends an m.signing_key_update EDU to the servers.
+	SendSigningKeyUpdate(servers []string, content map[string]any)
 }
 
 // SetFederation connects the key server to other servers; call it before serving.
@@ -88,17 +91,16 @@ func remoteByServer[T any](s *Server, q map[id.UserID]T) map[string]map[id.UserI
 	return out
 }
 
-// sendDeviceListUpdate tells the other servers sharing a room with user
-// that one of its devices changed (m.device_list_update). prev_id is the
-// user's previous change: a receiver that has not seen it resyncs.
-func (s *Server) sendDeviceListUpdate(ctx context.Context, user id.UserID, device id.DeviceID, pos int64, keys json.RawMessage) {
+// remoteServers returns the other servers that share a room with user:
+// those that track its devices.
+func (s *Server) remoteServers(ctx context.Context, user id.UserID) []string {
 	if s.fed == nil {
-		return
+		return nil
 	}
 	shared, err := s.rooms.SharedRoomUsers(ctx, user)
 	if err != nil {
 		s.log.Warn("device list update: shared rooms", zap.Error(err))
-		return
+		return nil
 	}
 	var servers []string
 	for u := range shared {
@@ -106,20 +108,95 @@ func (s *Server) sendDeviceListUpdate(ctx context.Context, user id.UserID, devic
 			servers = append(servers, srv)
 		}
 	}
+	return servers
+}
+
+// sendDeviceListUpdate tells the other servers sharing a room with user
+// that one of its devices changed (m.device_list_update). prev_id is the
+// user's previous change: a receiver that has not seen it resyncs.
+func (s *Server) sendDeviceListUpdate(ctx context.Context, user id.UserID, device id.DeviceID, pos int64, keys json.RawMessage) {
+	servers := s.remoteServers(ctx, user)
 	if len(servers) == 0 {
 		return
 	}
+	content := s.deviceListUpdate(ctx, user, device, pos)
+	if len(keys) > 0 {
+		content["keys"] = keys
+	}
+	s.fed.SendDeviceListUpdate(servers, content)
+}
+
+// deviceListUpdate is the m.device_list_update content for a change of
+// user's device at pos, without keys.
+func (s *Server) deviceListUpdate(ctx context.Context, user id.UserID, device id.DeviceID, pos int64) map[string]any {
 	prev := []int64{}
 	if last, err := s.store.LastDeviceListChange(ctx, user, pos); err != nil {
 		s.log.Warn("device list update: previous change", zap.Error(err))
 	} else if last > 0 {
 		prev = append(prev, last)
 	}
-	content := map[string]any{"user_id": user, "device_id": device, "stream_id": pos, "prev_id": prev, "deleted": false}
-	if len(keys) > 0 {
-		content["keys"] = keys
+	return map[string]any{"user_id": user, "device_id": device, "stream_id": pos, "prev_id": prev, "deleted": false}
+}
+
+// DevicesChanged tells the other servers sharing a room with user that its
+// devices were created, renamed or re-signed (with their current keys and
+// names) or deleted. The change itself is the user's newest device-list
+// change, already recorded by the store.
+func (s *Server) DevicesChanged(ctx context.Context, user id.UserID, devices []id.DeviceID, deleted bool) {
+	servers := s.remoteServers(ctx, user)
+	if len(servers) == 0 || len(devices) == 0 {
+		return
 	}
-	s.fed.SendDeviceListUpdate(servers, content)
+	pos, err := s.store.LastDeviceListChange(ctx, user, math.MaxInt64)
+	if err != nil || pos == 0 {
+		s.log.Warn("device list update: position", zap.Error(err))
+		return
+	}
+	var keys map[id.DeviceID]storage.DeviceKey
+	if !deleted {
+		all, err := s.store.DeviceKeys(ctx, map[id.UserID][]id.DeviceID{user: devices})
+		if err != nil {
+			s.log.Warn("device list update: keys", zap.Error(err))
+			return
+		}
+		keys = all[user]
+	}
+	for _, d := range devices {
+		content := s.deviceListUpdate(ctx, user, d, pos)
+		content["deleted"] = deleted
+		if k, ok := keys[d]; ok {
+			content["keys"] = k.JSON
+			if k.DisplayName != "" {
+				content["device_display_name"] = k.DisplayName
+			}
+		} else if !deleted {
+			dev, err := s.store.GetDevice(ctx, user, d)
+			if err != nil {
+				continue // not a device (a cross-signing key), or gone already
+			}
+			if dev.DisplayName != "" {
+				content["device_display_name"] = dev.DisplayName
+			}
+		}
+		s.fed.SendDeviceListUpdate(servers, content)
+	}
+}
+
+// sendSigningKeyUpdate tells the other servers sharing a room with user
+// that its master or self-signing key changed (m.signing_key_update).
+func (s *Server) sendSigningKeyUpdate(ctx context.Context, user id.UserID, keys map[string]json.RawMessage) {
+	content := map[string]any{"user_id": user}
+	for typ, field := range map[string]string{"master": "master_key", "self_signing": "self_signing_key"} {
+		if k, ok := keys[typ]; ok {
+			content[field] = k
+		}
+	}
+	if len(content) == 1 {
+		return // only the user-signing key, which other servers never see
+	}
+	if servers := s.remoteServers(ctx, user); len(servers) > 0 {
+		s.fed.SendSigningKeyUpdate(servers, content)
+	}
 }
 
 // RemoteDeviceListUpdate records that a remote user's devices changed (an

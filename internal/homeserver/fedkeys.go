@@ -41,3 +41,8 @@ func (f fedKeys) SendToDevice(server string, sender id.UserID, evType, messageID
 func (f fedKeys) SendDeviceListUpdate(servers []string, content map[string]any) {
 	f.out.SendEDU(servers, "m.device_list_update", content)
 }
+
+// SendSigningKeyUpdate implements keyserver.Federation.
+func (f fedKeys) SendSigningKeyUpdate(servers []string, content map[string]any) {
+	f.out.SendEDU(servers, "m.signing_key_update", content)
+}

@@ -114,9 +114,10 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 
 	auditor := adminapi.NewAuditor(store, log)
 	limits := ratelimit.NewLimits(cfg.RateLimits)
+	devices := keyserver.WakeOnDeviceChanges(store, notifier, log)
 	client := clientapi.New(clientapi.Deps{
 		Audit:  auditor.Record,
-		Config: &hs.Config, Store: keyserver.WakeOnDeviceChanges(store, notifier, log), Log: log, Rooms: rooms,
+		Config: &hs.Config, Store: devices, Log: log, Rooms: rooms,
 		Limits:       limits,
 		Profiles:     rooms,
 		RoomVersions: rooms.RoomVersions,
@@ -129,6 +130,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		Rooms: store, ServerName: cfg.ServerName, Log: log,
 	})
 	keys.SetFederation(fedKeys{remote: federation.NewRemote(fedClient), out: hs.Outbound})
+	devices.AnnounceTo(keys.DevicesChanged)
 	keys.Register(router)
 	// Committed events go to the inbox, which evaluates push rules and then
 	// hands each event to the PDU stream (a /sync woken by an event also sees
@@ -170,7 +172,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		Streams: streams, Positions: store, Filters: hs.Inbox, Observer: hs.Inbox.Observer()})
 	sync.Register(router)
 	hs.Retention = retention.New(&hs.Config, store, log)
-	admin := adminapi.New(adminapi.Deps{Config: &hs.Config, Store: store, Rooms: rooms, Auth: client.Authenticator(), Log: log, Version: Version,
+	admin := adminapi.New(adminapi.Deps{Config: &hs.Config, Store: devices, Rooms: rooms, Auth: client.Authenticator(), Log: log, Version: Version,
 		Purger: hs.Retention, Limits: limits})
 	if err := admin.LoadRestrictions(ctx); err != nil {
 		store.Close()
