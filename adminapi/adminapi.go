@@ -120,6 +120,7 @@ func (a *API) Register(root *mux.Router) {
 	a.admin(root, "/_parley/admin/v1/holds/{kind}/{target}", "admin_delete_hold", a.deleteHold, http.MethodDelete)
 
 	v3 := root.PathPrefix("/_matrix/client/{apiversion:(?:r0|v3)}").Subrouter()
+	a.authed(v3, "/admin/whois/{userID}", "whois", a.clientWhois, http.MethodGet)
 	a.authed(v3, "/rooms/{roomID}/report/{eventID}", "report_event", a.reportEvent, http.MethodPost)
 	a.authed(v3, "/rooms/{roomID}/report", "report_room", a.reportRoom, http.MethodPost)
 	a.authed(v3, "/users/{userID}/report", "report_user", a.reportUser, http.MethodPost)

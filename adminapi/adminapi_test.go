@@ -77,6 +77,11 @@ func TestAdminEndpointsNeedAdmin(t *testing.T) {
 				t.Errorf("devices: %s", res.Body)
 			}
 		}},
+		{"GET", "/_matrix/client/v3/admin/whois/" + u, nil, 200, func(t *testing.T, res *testserver.Response) {
+			if _, ok := res.JSON["devices"].(map[string]any)[string(target.DeviceID)]; !ok || res.JSON["user_id"] != string(target.UserID) {
+				t.Errorf("client-server whois: %s", res.Body)
+			}
+		}},
 		{"GET", "/_synapse/admin/v1/whois/" + u, nil, 200, func(t *testing.T, res *testserver.Response) {
 			if _, ok := res.JSON["devices"].(map[string]any)[string(target.DeviceID)]; !ok {
 				t.Errorf("whois: %s", res.Body)
@@ -284,5 +289,19 @@ func TestReports(t *testing.T) {
 	reps := res.JSON["event_reports"].([]any)
 	if len(reps) != 3 || !strings.Contains(string(res.Body), `"kind":"user"`) {
 		t.Fatalf("reports: %s", res.Body)
+	}
+}
+
+// TestWhoisSelf: the client-server API's whois lets a user look up
+// themselves, with their devices' last connection.
+func TestWhoisSelf(t *testing.T) {
+	srv := testserver.New(t)
+	alice := srv.Register(t, "alice")
+	alice.MustDo(t, http.MethodGet, "account/whoami", nil) // a request that records the connection
+	res := alice.MustDo(t, http.MethodGet, "/_matrix/client/v3/admin/whois/"+url.PathEscape(string(alice.UserID)), nil)
+	d, _ := res.JSON["devices"].(map[string]any)[string(alice.DeviceID)].(map[string]any)
+	sessions, _ := d["sessions"].([]any)
+	if res.JSON["user_id"] != string(alice.UserID) || len(sessions) != 1 {
+		t.Fatalf("whois self: %s", res.Body)
 	}
 }

@@ -410,6 +410,20 @@ func (a *API) whois(w http.ResponseWriter, r *http.Request, dev *authn.Device) e
 	return httputil.WriteJSON(w, http.StatusOK, map[string]any{"user_id": user, "devices": out})
 }
 
+// clientWhois handles the client-server API's GET /admin/whois/{userId}:
+// server admins may look up anyone (audited as an admin API call), other
+// users only themselves.
+func (a *API) clientWhois(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
+	if id.UserID(httputil.PathVar(r, "userID")) == dev.UserID {
+		return a.whois(w, r, dev)
+	}
+	if !dev.IsAdmin {
+		return httputil.Forbidden("You may only look up yourself")
+	}
+	a.Audit(r.Context(), "admin_api", dev, r.URL.Path, map[string]any{"method": r.Method, "endpoint": "whois"})
+	return a.whois(w, r, dev)
+}
+
 // userDevices handles GET /_synapse/admin/v2/users/{userID}/devices.
 func (a *API) userDevices(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
 	user, err := a.existingLocalUser(r)

@@ -275,6 +275,8 @@ func (a *API) registerGuest(w http.ResponseWriter, r *http.Request, req *registe
 	localpart := fmt.Sprintf("%d", n.Int64()+1e15)
 	reg := storage.Registration{
 		Account: storage.Account{UserID: id.NewUserID(localpart, a.cfg.ServerName), IsGuest: true, CreatedTS: time.Now().UnixMilli()},
+		// Like registered users, guests start with their localpart as name.
+		DisplayName: localpart,
 	}
 	req.InhibitLogin = false
 	return a.finishRegistration(w, r, reg, req)

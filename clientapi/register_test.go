@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"maunium.net/go/mautrix/id"
+
 	"parley/internal/config"
 	"parley/internal/testserver"
 	"parley/storage"
@@ -233,6 +235,11 @@ func TestGuestRegistration(t *testing.T) {
 		if res.Status != 403 || res.ErrCode != "M_GUEST_ACCESS_FORBIDDEN" {
 			t.Fatalf("%s: %d %s", p, res.Status, res.Body)
 		}
+	}
+	// A guest starts with its localpart as display name, and may change it.
+	uid := id.UserID(res.JSON["user_id"].(string))
+	if name := guest.MustDo(t, http.MethodGet, testserver.Sprintf("profile/%s/displayname", uid), nil).JSON["displayname"]; name != uid.Localpart() {
+		t.Fatalf("guest's initial display name: %v", name)
 	}
 	guest.MustDo(t, http.MethodPut, testserver.Sprintf("profile/%s/displayname", res.JSON["user_id"]), map[string]any{"displayname": "Visitor"})
 	if res := guest.Do(t, http.MethodPut, testserver.Sprintf("profile/%s/avatar_url", res.JSON["user_id"]), map[string]any{"avatar_url": "mxc://a/b"}); res.ErrCode != "M_GUEST_ACCESS_FORBIDDEN" {
