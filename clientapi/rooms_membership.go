@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
+	"go.uber.org/zap"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
@@ -99,7 +100,32 @@ func (a *API) join(w http.ResponseWriter, r *http.Request, dev *authn.Device) er
 	if _, err := a.rooms.Join(r.Context(), roomserver.MembershipRequest{RoomID: roomID, Sender: dev.UserID, Reason: body.Reason, Guest: dev.IsGuest, Extra: body.extra, Via: via}); err != nil {
 		return roomError(err)
 	}
+	a.copyTagsFromPredecessor(r.Context(), dev.UserID, roomID)
 	return httputil.WriteJSON(w, http.StatusOK, map[string]id.RoomID{"room_id": roomID})
+}
+
+// copyTagsFromPredecessor gives a user who joins an upgraded room the tags
+// they had on the room it replaced (m.room.create's predecessor), unless
+// they tagged the new room already.
+func (a *API) copyTagsFromPredecessor(ctx context.Context, user id.UserID, roomID id.RoomID) {
+	create, err := a.store.CurrentStateEvent(ctx, roomID, event.StateCreate.Type, "")
+	if err != nil {
+		return
+	}
+	pred := id.RoomID(gjson.GetBytes(create.JSON, "content.predecessor.room_id").Str)
+	if pred == "" {
+		return
+	}
+	if _, err := a.store.GetAccountData(ctx, user, roomID, event.AccountDataRoomTags.Type); err == nil {
+		return
+	}
+	tags, err := a.store.GetAccountData(ctx, user, pred, event.AccountDataRoomTags.Type)
+	if err != nil {
+		return
+	}
+	if _, err := a.store.PutAccountData(ctx, user, roomID, event.AccountDataRoomTags.Type, tags); err != nil {
+		a.log.Warn("copy tags to the upgraded room", zap.Error(err))
+	}
 }
 
 // knock handles POST /knock/{roomIDOrAlias}.

@@ -22,6 +22,7 @@ func TestRoomUpgrade(t *testing.T) {
 		"name": "Old name", "topic": "Old topic", "room_alias_name": "upgrade-me",
 		"initial_state": []any{map[string]any{"type": "m.room.encryption", "state_key": "", "content": map[string]any{"algorithm": "m.megolm.v1.aes-sha2"}}}})
 	member(t, bob, old, "join", nil)
+	bob.MustDo(t, http.MethodPut, testserver.Sprintf("user/%s/rooms/%s/tags/u.work", bob.UserID, old), map[string]any{"order": 0.5})
 	alice.MustDo(t, http.MethodPut, testserver.Sprintf("rooms/%s/state/m.room.history_visibility/", old), map[string]any{"history_visibility": "world_readable"})
 
 	// Errors first.
@@ -93,6 +94,11 @@ func TestRoomUpgrade(t *testing.T) {
 	// bob can join the new room.
 	if res := member(t, bob, newRoom, "join", nil); res.Status != http.StatusOK {
 		t.Fatalf("join new room: %d %s", res.Status, res.Body)
+	}
+	// ... and finds his tags of the old room on it.
+	tags := bob.MustDo(t, http.MethodGet, testserver.Sprintf("user/%s/rooms/%s/tags", bob.UserID, newRoom), nil)
+	if tag, _ := tags.JSON["tags"].(map[string]any)["u.work"].(map[string]any); tag["order"] != 0.5 {
+		t.Fatalf("tags on the new room: %s", tags.Body)
 	}
 	// Upgrading again to v12 (creators are privileged and may not be in users).
 	res = alice.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/upgrade", newRoom), map[string]any{"new_version": "12"})
