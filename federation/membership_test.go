@@ -184,10 +184,26 @@ func TestRejectInviteEmptyRoomOrUnreachable(t *testing.T) {
 	gone := createRoom(t, alice, map[string]any{"preset": "private_chat"})
 	alice.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(gone))+"/invite", map[string]any{"user_id": bob.UserID})
 	eventually(t, "second invite on hs2", func() bool { return invitedTo(t, bob, gone) })
+	since := bob.MustDo(t, http.MethodGet, "sync", nil).JSON["next_batch"].(string)
 	hs1.StopFederation()
 	bob.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(gone))+"/leave", map[string]any{})
 	if invitedTo(t, bob, gone) {
 		t.Fatal("invite rejected while its server is unreachable still in bob's /sync")
+	}
+	// The rejection (an outlier, like the invite) is the timeline of the
+	// room's rooms.leave entry.
+	res := bob.MustDo(t, http.MethodGet, "sync?since="+url.QueryEscape(since), nil)
+	left, _ := res.JSON["rooms"].(map[string]any)["leave"].(map[string]any)[string(gone)].(map[string]any)
+	if left == nil {
+		t.Fatalf("rejected invite not in rooms.leave: %s", res.Body)
+	}
+	evs, _ := left["timeline"].(map[string]any)["events"].([]any)
+	if len(evs) != 1 {
+		t.Fatalf("rooms.leave timeline: %s", res.Body)
+	}
+	if ev := evs[0].(map[string]any); ev["type"] != "m.room.member" || ev["state_key"] != string(bob.UserID) || ev["sender"] != string(bob.UserID) ||
+		ev["content"].(map[string]any)["membership"] != "leave" {
+		t.Fatalf("rooms.leave timeline event: %v", ev)
 	}
 }
 

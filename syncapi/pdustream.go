@@ -539,6 +539,25 @@ func (f *filler) joined(ctx context.Context, m storage.Membership, from, to int6
 	return true, nil
 }
 
+// withOutlierLeave appends the user's leave to a left room's timeline when
+// it is an outlier, which timelines never hold: the rejection of a remote
+// invite, or the withdrawal of a knock, in a room this server is not in.
+func (f *filler) withOutlierLeave(ctx context.Context, m storage.Membership, tl []*storage.Event) ([]*storage.Event, error) {
+	if slices.ContainsFunc(tl, func(ev *storage.Event) bool { return ev.EventID == m.EventID }) {
+		return tl, nil
+	}
+	ev, err := f.p.store.GetEvent(ctx, m.EventID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return tl, nil
+	} else if err != nil {
+		return nil, err
+	}
+	if !ev.Outlier || ev.Rejected {
+		return tl, nil
+	}
+	return append(tl, ev), nil
+}
+
 func hasMember(evs []*storage.Event) bool {
 	return slices.ContainsFunc(evs, func(ev *storage.Event) bool { return ev.Type == event.StateMember.Type })
 }
@@ -551,6 +570,9 @@ func (f *filler) left(ctx context.Context, m storage.Membership, from int64, ful
 	}
 	tl, limited, err := f.timeline(ctx, m.RoomID, lo, m.StreamPos, m.StreamPos)
 	if err != nil {
+		return err
+	}
+	if tl, err = f.withOutlierLeave(ctx, m, tl); err != nil {
 		return err
 	}
 	if !full {
