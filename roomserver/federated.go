@@ -355,6 +355,20 @@ func (s *Server) inputLocked(ctx context.Context, r *room, origin string, ev *re
 	w := newWorking(r)
 	w.events = []*storage.NewEvent{ne}
 	w.depth = max(r.depth, p.Depth)
+	if !ne.Rejected && !ne.SoftFailed && p.Type == event.EventRedaction.Type {
+		target, ok, err := s.remoteRedactionTarget(ctx, w, p)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			ne.SoftFailed = true
+			s.log.Info("redaction of an event of another room soft-failed", logging.EventID(ev.id))
+		} else if target != nil {
+			if err := applyRedaction(w, ne, target); err != nil {
+				return err
+			}
+		}
+	}
 	accepted := !ne.Rejected && !ne.SoftFailed
 	if accepted {
 		ext := slices.DeleteFunc(slices.Clone(r.extremities), func(e id.EventID) bool { return slices.Contains(p.PrevEvents, e) })

@@ -1,0 +1,101 @@
+package federation_test
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/json/jsontext"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"maunium.net/go/mautrix/federation/pdu"
+	"maunium.net/go/mautrix/id"
+)
+
+// buildEvent makes a non-state event by sender (of hs2) on hs1's current
+// forward extremities of f.room, signed as hs2.test.
+func (f *roomFixture) buildEvent(t *testing.T, sender id.UserID, evType string, content map[string]any) (*pdu.PDU, id.EventID) {
+	t.Helper()
+	ctx := context.Background()
+	var auth []id.EventID
+	for _, k := range [][2]string{{"m.room.create", ""}, {"m.room.power_levels", ""}, {"m.room.member", string(sender)}} {
+		if ev, err := f.hs1.HS.Store.CurrentStateEvent(ctx, f.room, k[0], k[1]); err == nil {
+			auth = append(auth, ev.EventID)
+		}
+	}
+	prev, err := f.hs1.HS.Store.ForwardExtremities(ctx, f.room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var depth int64
+	evs, _ := f.hs1.HS.Store.GetEvents(ctx, prev)
+	for _, e := range evs {
+		depth = max(depth, e.Depth+1)
+	}
+	c, _ := json.Marshal(content)
+	p := &pdu.PDU{RoomID: f.room, Sender: sender, Type: evType, Content: jsontext.Value(c),
+		OriginServerTS: time.Now().UnixMilli(), PrevEvents: prev, AuthEvents: auth, Depth: depth}
+	key := f.hs2.HS.SigningKey
+	if err := p.Sign("11", "hs2.test", key.ID, key.Priv); err != nil {
+		t.Fatal(err)
+	}
+	evID, err := p.GetEventID("11")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, evID
+}
+
+// TestRedactionsOverFederation: a redaction from another server is applied
+// when its sender may redact the event (their own server's event, or the
+// redact power level), left unapplied otherwise, and soft-fails when it
+// names an event of another room.
+func TestRedactionsOverFederation(t *testing.T) {
+	f := joinedPair(t)
+	ctx := context.Background()
+	getEvent := func(room id.RoomID, ev id.EventID) map[string]any {
+		return f.alice.MustDo(t, http.MethodGet, "rooms/"+url.PathEscape(string(room))+"/event/"+url.PathEscape(string(ev)), nil).JSON
+	}
+	body := func(e map[string]any) any { return e["content"].(map[string]any)["body"] }
+
+	// bob redacts his own message on hs2: hs1 stores it redacted.
+	msg := send(t, f.bob, f.room, "oops")
+	eventually(t, "bob's message on hs1", func() bool { _, err := f.hs1.HS.Store.GetEvent(ctx, msg); return err == nil })
+	f.bob.MustDo(t, http.MethodPut, "rooms/"+url.PathEscape(string(f.room))+"/redact/"+url.PathEscape(string(msg))+"/r1", map[string]any{"reason": "typo"})
+	eventually(t, "redaction applied on hs1", func() bool {
+		e := getEvent(f.room, msg)
+		unsigned, _ := e["unsigned"].(map[string]any)
+		return body(e) == nil && unsigned["redacted_because"] != nil
+	})
+
+	// bob may not redact alice's message (other server, no redact power):
+	// the redaction is accepted but alice's message stays as it was.
+	mine := send(t, f.alice, f.room, "mine")
+	red, redID := f.buildEvent(t, f.bob.UserID, "m.room.redaction", map[string]any{"redacts": mine})
+	if status, b := f.sendRaw(t, "red1", txn("hs2.test", raw(t, red))); status != 200 {
+		t.Fatalf("send: %d %v", status, b)
+	}
+	if ev, err := f.hs1.HS.Store.GetEvent(ctx, redID); err != nil || ev.Rejected {
+		t.Fatalf("redaction not stored as accepted: %+v %v", ev, err)
+	}
+	if body(getEvent(f.room, mine)) != "mine" {
+		t.Fatal("a redaction without the power to redact was applied")
+	}
+
+	// A redaction naming bob's message in another room soft-fails.
+	other := createRoom(t, f.alice, map[string]any{"preset": "public_chat"})
+	f.bob.MustDo(t, http.MethodPost, "join/"+url.PathEscape(string(other))+"?server_name=hs1.test", map[string]any{})
+	elsewhere := send(t, f.bob, other, "elsewhere")
+	eventually(t, "bob's message in the other room on hs1", func() bool { _, err := f.hs1.HS.Store.GetEvent(ctx, elsewhere); return err == nil })
+	cross, crossID := f.buildEvent(t, f.bob.UserID, "m.room.redaction", map[string]any{"redacts": elsewhere})
+	if status, b := f.sendRaw(t, "red2", txn("hs2.test", raw(t, cross))); status != 200 {
+		t.Fatalf("send: %d %v", status, b)
+	}
+	if ev, err := f.hs1.HS.Store.GetEvent(ctx, crossID); err != nil || !ev.SoftFailed {
+		t.Fatalf("cross-room redaction not soft-failed: %+v %v", ev, err)
+	}
+	if body(getEvent(other, elsewhere)) != "elsewhere" {
+		t.Fatal("a redaction from another room was applied")
+	}
+}
