@@ -45,7 +45,7 @@ func (r *Remote) MakeJoin(ctx context.Context, server string, roomID id.RoomID, 
 }
 
 // SendJoin implements roomserver.Remote.
-func (r *Remote) SendJoin(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID, ev jsontext.Value) ([]jsontext.Value, []jsontext.Value, error) {
+func (r *Remote) SendJoin(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID, ev jsontext.Value) ([]jsontext.Value, []jsontext.Value, jsontext.Value, error) {
 	resp, err := r.c.SendJoin(ctx, &federation.ReqSendJoin{RoomID: roomID, EventID: eventID, Event: json.RawMessage(ev), Via: server})
 	if unrecognized(err) {
 		// A server without v2 send_join: the v1 API answers [200, response].
@@ -54,9 +54,9 @@ func (r *Remote) SendJoin(ctx context.Context, server string, roomID id.RoomID, 
 		resp = &v1
 	}
 	if err != nil {
-		return nil, nil, remoteErr(err)
+		return nil, nil, nil, remoteErr(err)
 	}
-	return values(resp.State), values(resp.AuthChain), nil
+	return values(resp.State), values(resp.AuthChain), jsontext.Value(resp.Event), nil
 }
 
 // unrecognized reports whether err says the remote server lacks the endpoint

@@ -169,7 +169,7 @@ func (a *API) sendMembershipResp(r *http.Request, m event.Membership) (any, erro
 	if err := httputil.DecodeJSONObject(r, &raw); err != nil {
 		return nil, err
 	}
-	state, chain, _, err := a.d.Rooms.SendMembership(r.Context(), origin(r), roomID, eventID, raw, m)
+	state, chain, signed, err := a.d.Rooms.SendMembership(r.Context(), origin(r), roomID, eventID, raw, m)
 	if err != nil {
 		return nil, roomErr(err)
 	}
@@ -190,9 +190,11 @@ func (a *API) sendMembershipResp(r *http.Request, m event.Membership) (any, erro
 	if err != nil {
 		return nil, err
 	}
+	// event: the join as stored here, countersigned when one of our members
+	// authorised a restricted join.
 	return map[string]any{
 		"origin": a.serverName, "state": rawList(state), "auth_chain": rawList(chain),
-		"members_omitted": false, "servers_in_room": servers,
+		"members_omitted": false, "servers_in_room": servers, "event": json.RawMessage(signed),
 	}, nil
 }
 

@@ -43,7 +43,9 @@ type Remote interface {
 	// MakeJoin asks server for a join event template; it returns the template and the room version.
 	MakeJoin(ctx context.Context, server string, roomID id.RoomID, userID id.UserID, versions []id.RoomVersion) (jsontext.Value, id.RoomVersion, error)
 	// SendJoin submits a signed join; it returns the room state before the join and its auth chain.
-	SendJoin(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID, ev jsontext.Value) (state, authChain []jsontext.Value, err error)
+	// SendJoin also returns the join as the resident server stored it
+	// (countersigned for a restricted join), or nothing.
+	SendJoin(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID, ev jsontext.Value) (state, authChain []jsontext.Value, joined jsontext.Value, err error)
 	// Invite sends an invite to the invitee's server and returns the event signed by it.
 	Invite(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID, version id.RoomVersion, ev jsontext.Value, strippedState []jsontext.Value) (jsontext.Value, error)
 	// MissingEvents fetches events between earliest and latest (exclusive) from server.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
@@ -44,9 +45,21 @@ func (s *Server) MakeMembership(ctx context.Context, roomID id.RoomID, userID id
 		return nil, r.version, ErrIncompatibleVersion
 	}
 	sk := string(userID)
+	content := jsontext.Value(`{"membership":"` + string(m) + `"}`)
+	if m == event.MembershipJoin {
+		// A restricted room: one of our members vouches for the joiner (and
+		// this server countersigns the join in send_join).
+		authoriser, err := s.restrictedJoinAuthoriser(ctx, roomID, userID)
+		if err != nil {
+			return nil, r.version, err
+		}
+		if authoriser != "" {
+			content = jsontext.Value(`{"membership":"join","join_authorised_via_users_server":` + strconv.Quote(string(authoriser)) + `}`)
+		}
+	}
 	p := &pdu.PDU{
 		RoomID: roomID, Sender: userID, Type: event.StateMember.Type, StateKey: &sk,
-		Content: jsontext.Value(`{"membership":"` + string(m) + `"}`), OriginServerTS: nowMS(),
+		Content: content, OriginServerTS: nowMS(),
 		PrevEvents: slices.Clone(r.extremities), Depth: r.depth + 1, AuthEvents: []id.EventID{},
 	}
 	for _, k := range p.AuthEventSelection(r.version) {
@@ -54,7 +67,17 @@ func (s *Server) MakeMembership(ctx context.Context, roomID id.RoomID, userID id
 			p.AuthEvents = append(p.AuthEvents, e.id)
 		}
 	}
-	if err := s.authorizeAgainst(r.version, p, r.lookup); err != nil {
+	check := p
+	if gjson.GetBytes(p.Content, "join_authorised_via_users_server").Exists() {
+		// The auth rules want this server's signature on a join it
+		// authorises; the joiner's server signs first, send_join adds ours.
+		signed := *p
+		if err := signed.Sign(r.version, s.serverName, s.key.ID, s.key.Priv); err != nil {
+			return nil, r.version, err
+		}
+		check = &signed
+	}
+	if err := s.authorizeAgainst(r.version, check, r.lookup); err != nil {
 		return nil, r.version, fmt.Errorf("%w: %v", ErrForbidden, err)
 	}
 	if isV1(r.version) {
@@ -116,6 +139,16 @@ func (s *Server) SendMembership(ctx context.Context, origin string, roomID id.Ro
 		return nil, nil, nil, fmt.Errorf("%w: membership is not %s", ErrBadRequest, m)
 	case p.Sender.Homeserver() != origin:
 		return nil, nil, nil, fmt.Errorf("%w: sender is not from %s", ErrForbidden, origin)
+	}
+	if authoriser := id.UserID(gjson.GetBytes(p.Content, "join_authorised_via_users_server").Str); m == event.MembershipJoin && authoriser != "" && authoriser.Homeserver() == s.serverName {
+		// Our member vouched for this restricted join (make_join): the auth
+		// rules want the join signed by this server too.
+		if err := p.Sign(info.Version, s.serverName, s.key.ID, s.key.Priv); err != nil {
+			return nil, nil, nil, err
+		}
+		if re.json, err = json.Marshal(p); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	r, err := s.lockRoom(ctx, roomID)
 	if err != nil {
@@ -251,9 +284,16 @@ func (s *Server) joinRemoteVia(ctx context.Context, req MembershipRequest, serve
 		return "", err
 	}
 	evID := p.InternalMeta.EventID
-	stateRaw, chainRaw, err := s.remote.SendJoin(ctx, server, req.RoomID, evID, raw)
+	stateRaw, chainRaw, joined, err := s.remote.SendJoin(ctx, server, req.RoomID, evID, raw)
 	if err != nil {
 		return "", err
+	}
+	if len(joined) > 0 && !isV1(version) {
+		// The resident server's copy carries its signature (a restricted
+		// join it authorised): keep it if it is the same event.
+		if e, err := s.parseRemote(version, joined); err == nil && e.id == evID {
+			p, raw = e.p, e.json
+		}
 	}
 	// Check the state and auth chain: signatures, hashes, auth rules.
 	byID := map[id.EventID]*remoteEvent{}
