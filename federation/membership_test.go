@@ -311,3 +311,24 @@ func TestRemoteJoinNotResent(t *testing.T) {
 		t.Fatalf("PDUs hs2 received in transactions: %v, want only the message", got)
 	}
 }
+
+// TestRescindedRemoteInvite: the inviter kicks an invitee of another
+// server that is not in the room; that server takes the leave (signed by
+// the inviter's server) as it took the invite, and the invitee's /sync
+// moves the room from rooms.invite to rooms.leave.
+func TestRescindedRemoteInvite(t *testing.T) {
+	hs1, hs2 := pair(t)
+	alice := hs1.Register(t, "alice")
+	bob := hs2.Register(t, "bob")
+	room := createRoom(t, alice, map[string]any{"preset": "private_chat", "invite": []any{bob.UserID}})
+	eventually(t, "invite on hs2", func() bool { return invitedTo(t, bob, room) })
+	since := bob.MustDo(t, http.MethodGet, "sync", nil).JSON["next_batch"].(string)
+	alice.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(room))+"/kick", map[string]any{"user_id": bob.UserID, "reason": "wrong person"})
+	eventually(t, "rescinded invite on hs2", func() bool { return !invitedTo(t, bob, room) })
+	res := bob.MustDo(t, http.MethodGet, "sync?since="+url.QueryEscape(since), nil)
+	left, _ := res.JSON["rooms"].(map[string]any)["leave"].(map[string]any)[string(room)].(map[string]any)
+	evs, _ := left["timeline"].(map[string]any)["events"].([]any)
+	if len(evs) != 1 || evs[0].(map[string]any)["sender"] != string(alice.UserID) {
+		t.Fatalf("rescinded invite in rooms.leave: %s", res.Body)
+	}
+}

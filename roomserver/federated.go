@@ -192,6 +192,35 @@ func checkCanonical(v id.RoomVersion, raw []byte) error {
 	return nil
 }
 
+// outOfBandMembership takes a remote server's leave or ban of a local user
+// whose only tie to a room this server is not in is a pending invite or
+// knock (an invite rescinded, a knock refused): without the room's state it
+// is checked against its sender's signature only and stored as an outlier,
+// like the invite. handled is false for every other event.
+func (s *Server) outOfBandMembership(ctx context.Context, origin string, info *storage.Room, ev *remoteEvent) (handled bool, err error) {
+	p := ev.p
+	if isV1(info.Version) || p.Type != event.StateMember.Type || p.StateKey == nil || id.UserID(*p.StateKey).Homeserver() != s.serverName {
+		return false, nil
+	}
+	if m := gjson.GetBytes(p.Content, "membership").Str; m != string(event.MembershipLeave) && m != string(event.MembershipBan) {
+		return false, nil
+	}
+	if s.resident(ctx, info.RoomID) {
+		return false, nil
+	}
+	cur, err := s.store.CurrentStateEvent(ctx, info.RoomID, event.StateMember.Type, *p.StateKey)
+	if err != nil || (cur.Membership != string(event.MembershipInvite) && cur.Membership != string(event.MembershipKnock)) {
+		return false, nil
+	}
+	if p.Sender.Homeserver() != origin {
+		return true, fmt.Errorf("%w: sender is not from %s", ErrForbidden, origin)
+	}
+	if err := p.VerifySignature(info.Version, origin, s.getKey); err != nil {
+		return true, fmt.Errorf("%w: membership not signed by %s: %v", ErrForbidden, origin, err)
+	}
+	return true, s.storeOutlierMembership(ctx, info.RoomID, info.Version, p, ev.json, nil, false)
+}
+
 // RemoteResult is the outcome of one PDU of an inbound transaction.
 type RemoteResult struct {
 	EventID id.EventID
@@ -223,6 +252,10 @@ func (s *Server) InputRemoteEvents(ctx context.Context, origin string, raws []js
 			if err == nil {
 				err = fmt.Errorf("%w: server %s is denied by the room's server ACL", ErrForbidden, origin)
 			}
+			out = append(out, RemoteResult{EventID: ev.id, Err: err})
+			continue
+		}
+		if handled, err := s.outOfBandMembership(ctx, origin, info, ev); handled {
 			out = append(out, RemoteResult{EventID: ev.id, Err: err})
 			continue
 		}
