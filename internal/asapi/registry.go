@@ -1,9 +1,9 @@
-// Package appservice holds the application services a homeserver is
+// Package asapi holds the application services a homeserver is
 // configured with (application service API): their namespaces, the tokens
 // that identify them, and the HTTP client the homeserver calls them with.
 // It has no state beyond the configuration; the persisted transaction queue
 // is the appservice component's.
-package appservice
+package asapi
 
 import (
 	"crypto/sha256"

@@ -1,4 +1,4 @@
-package appservice
+package asapi
 
 import (
 	"bytes"
