@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"maunium.net/go/mautrix/id"
@@ -52,6 +53,8 @@ func IsTimeout(err error) bool {
 // /_matrix/app/v1 endpoints), authenticated with their hs_token.
 type Client struct {
 	http *http.Client
+	// queryTimeout bounds the calls other than transactions.
+	queryTimeout atomic.Int64
 }
 
 // NewClient returns a Client sending requests with hc (http.DefaultClient if nil).
@@ -59,8 +62,16 @@ func NewClient(hc *http.Client) *Client {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
-	return &Client{http: hc}
+	c := &Client{http: hc}
+	c.queryTimeout.Store(int64(QueryTimeout))
+	return c
 }
+
+// SetQueryTimeout changes the time limit of the calls other than
+// transactions (QueryTimeout); tests shorten it.
+func (c *Client) SetQueryTimeout(d time.Duration) { c.queryTimeout.Store(int64(d)) }
+
+func (c *Client) query() time.Duration { return time.Duration(c.queryTimeout.Load()) }
 
 // endpoint is the URL of path (already escaped) under the service's /_matrix/app/v1.
 func endpoint(s *Service, path string, query url.Values) string {
@@ -121,21 +132,21 @@ func (c *Client) Ping(ctx context.Context, s *Service, txnID string) (time.Durat
 		body, _ = json.Marshal(map[string]string{"transaction_id": txnID})
 	}
 	start := time.Now()
-	_, err := c.do(ctx, s, http.MethodPost, "/ping", nil, body, QueryTimeout)
+	_, err := c.do(ctx, s, http.MethodPost, "/ping", nil, body, c.query())
 	return time.Since(start), err
 }
 
 // QueryUser asks the service whether user exists (GET /users/{userId}): true
 // on 200, false on 404 or any failure.
 func (c *Client) QueryUser(ctx context.Context, s *Service, user id.UserID) bool {
-	_, err := c.do(ctx, s, http.MethodGet, "/users/"+url.PathEscape(string(user)), nil, nil, QueryTimeout)
+	_, err := c.do(ctx, s, http.MethodGet, "/users/"+url.PathEscape(string(user)), nil, nil, c.query())
 	return err == nil
 }
 
 // QueryAlias asks the service whether alias exists (GET /rooms/{roomAlias}):
 // true on 200 (the service created the room and alias), false otherwise.
 func (c *Client) QueryAlias(ctx context.Context, s *Service, alias id.RoomAlias) bool {
-	_, err := c.do(ctx, s, http.MethodGet, "/rooms/"+url.PathEscape(string(alias)), nil, nil, QueryTimeout)
+	_, err := c.do(ctx, s, http.MethodGet, "/rooms/"+url.PathEscape(string(alias)), nil, nil, c.query())
 	return err == nil
 }
 
@@ -146,7 +157,7 @@ func (c *Client) ThirdParty(ctx context.Context, s *Service, kind, protocol stri
 	if protocol != "" {
 		path += "/" + url.PathEscape(protocol)
 	}
-	b, err := c.do(ctx, s, http.MethodGet, path, query, nil, QueryTimeout)
+	b, err := c.do(ctx, s, http.MethodGet, path, query, nil, c.query())
 	if err != nil {
 		return nil, err
 	}

@@ -63,8 +63,10 @@ type Homeserver struct {
 
 	// Retention is the retention purge job.
 	Retention *retention.Job
-	// AppServices pushes events to the application services.
-	AppServices *appservice.Sender
+	// AppServices pushes events to the application services, and
+	// AppServiceClient makes every call to them.
+	AppServices      *appservice.Sender
+	AppServiceClient *asapi.Client
 
 	handler       http.Handler
 	stopRetention context.CancelFunc
@@ -140,6 +142,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		asHTTP.Transport = &http.Transport{TLSClientConfig: pushTLS, Proxy: http.ProxyFromEnvironment}
 	}
 	asClient := asapi.NewClient(asHTTP)
+	hs.AppServiceClient = asClient
 	hs.AppServices = appservice.New(appservice.Deps{ServerName: cfg.ServerName, Registry: apps, Client: asClient, Store: store, Log: log})
 
 	auditor := adminapi.NewAuditor(store, log)
