@@ -3,6 +3,7 @@ package appservice
 import (
 	"context"
 	"encoding/json"
+	"math"
 
 	"go.uber.org/zap"
 	"maunium.net/go/mautrix/id"
@@ -107,7 +108,7 @@ func (s *Sender) wantsEphemeralItem(ctx context.Context, as *asapi.Service, it e
 			}
 			continue
 		}
-		if s.interestedInRoom(as, room, f) {
+		if s.interestedInRoom(as, room, f, math.MaxInt64) {
 			return true
 		}
 	}

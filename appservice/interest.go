@@ -13,9 +13,9 @@ import (
 )
 
 // roomFacts is what decides whether a service is interested in a room: its
-// joined members and its local aliases.
+// joined members (with the stream position of their join) and its local aliases.
 type roomFacts struct {
-	joined  []id.UserID
+	joined  []storage.Membership
 	aliases []id.RoomAlias
 }
 
@@ -29,7 +29,7 @@ func (s *Sender) loadRoomFacts(ctx context.Context, room id.RoomID) (*roomFacts,
 	f := &roomFacts{}
 	for _, m := range ms {
 		if m.Membership == string(event.MembershipJoin) {
-			f.joined = append(f.joined, m.UserID)
+			f.joined = append(f.joined, m)
 		}
 	}
 	if s.aliasNamespaces {
@@ -47,9 +47,11 @@ func (s *Sender) interestedInUser(as *asapi.Service, user id.UserID) bool {
 	return user == as.Sender || user.Homeserver() == s.serverName && as.InUserNamespace(user)
 }
 
-// interestedInRoom says whether as wants every event of room: the room ID or
-// one of its aliases is in its namespaces, or one of its users is joined.
-func (s *Sender) interestedInRoom(as *asapi.Service, room id.RoomID, f *roomFacts) bool {
+// interestedInRoom says whether as wants the events of room at stream
+// position pos: the room ID or one of its aliases is in its namespaces, or
+// one of its users had joined by then. (Memberships are the current ones: a
+// user who joined, left and joined again counts from the last join.)
+func (s *Sender) interestedInRoom(as *asapi.Service, room id.RoomID, f *roomFacts, pos int64) bool {
 	if as.InRoomNamespace(room) {
 		return true
 	}
@@ -58,8 +60,8 @@ func (s *Sender) interestedInRoom(as *asapi.Service, room id.RoomID, f *roomFact
 			return true
 		}
 	}
-	for _, u := range f.joined {
-		if s.interestedInUser(as, u) {
+	for _, m := range f.joined {
+		if m.StreamPos <= pos && s.interestedInUser(as, m.UserID) {
 			return true
 		}
 	}
@@ -76,7 +78,7 @@ func (s *Sender) interestedInEvent(as *asapi.Service, ev *storage.Event, f *room
 	if ev.Type == event.StateMember.Type && ev.StateKey != nil && s.interestedInUser(as, id.UserID(*ev.StateKey)) {
 		return true
 	}
-	return s.interestedInRoom(as, ev.RoomID, f)
+	return s.interestedInRoom(as, ev.RoomID, f, ev.StreamPos)
 }
 
 // factsCacheTTL bounds how stale the room facts used for ephemeral events

@@ -200,8 +200,12 @@ func (w *worker) kick() {
 	}
 }
 
+// run ingests new room events whenever woken, and sends transactions,
+// backing off after failures; ingesting goes on during a backoff, so that
+// interest is judged on the rooms' memberships of the moment.
 func (w *worker) run(ctx context.Context) {
 	backoff := time.Duration(0)
+	var retryAt time.Time // when sending may be tried again after a failure
 	for ctx.Err() == nil {
 		if !w.holdLease(ctx) {
 			// Another process sends this service's transactions (or the
@@ -209,7 +213,18 @@ func (w *worker) run(ctx context.Context) {
 			sleep(ctx, leaseRetry)
 			continue
 		}
-		busy, err := w.step(ctx)
+		more, err := w.ingest(ctx)
+		sent := false
+		if err == nil && !time.Now().Before(retryAt) {
+			if sent, err = w.sendOne(ctx); err != nil && !errors.Is(err, storage.ErrLeaseLost) && ctx.Err() == nil {
+				backoff = min(max(2*backoff, minBackoff), maxBackoff)
+				retryAt = time.Now().Add(backoff)
+				w.log.Info("application service transaction failed, backing off", zap.Duration("backoff", backoff), zap.Error(err))
+				err = nil
+			} else if err == nil {
+				backoff, retryAt = 0, time.Time{}
+			}
+		}
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -217,16 +232,17 @@ func (w *worker) run(ctx context.Context) {
 			w.leaseUntil = time.Time{}
 			continue
 		case err != nil:
-			backoff = min(max(2*backoff, minBackoff), maxBackoff)
-			w.log.Info("application service transaction failed, backing off", zap.Duration("backoff", backoff), zap.Error(err))
-			sleep(ctx, backoff)
+			w.log.Warn("application service queue", zap.Error(err))
+			sleep(ctx, minBackoff)
+			continue
+		case more || sent:
 			continue
 		}
-		backoff = 0
-		if busy {
-			continue
+		wait := time.Until(w.leaseUntil) - leaseTTL/2
+		if !retryAt.IsZero() {
+			wait = min(wait, time.Until(retryAt))
 		}
-		t := time.NewTimer(time.Until(w.leaseUntil) - leaseTTL/2)
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 		case <-w.wake:

@@ -43,6 +43,8 @@ type ASRequest struct {
 	Query         url.Values
 	Authorization string
 	Body          []byte
+	// Status is the answer the service gave.
+	Status int
 }
 
 // ASTxn is a transaction the homeserver sent.
@@ -52,6 +54,8 @@ type ASTxn struct {
 	Ephemeral []map[string]any
 	// Authorization is the request's Authorization header.
 	Authorization string
+	// Status is the service's answer: 200 for a delivered transaction.
+	Status int
 }
 
 // NewAppService starts a fake application service id whose registration
@@ -94,18 +98,44 @@ func (as *AppService) Handle(h func(w http.ResponseWriter, req ASRequest) bool) 
 	as.mu.Unlock()
 }
 
+// statusWriter records the status of an answer.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
 func (as *AppService) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	req := ASRequest{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Authorization: r.Header.Get("Authorization"), Body: body}
 	as.mu.Lock()
-	as.requests = append(as.requests, req)
 	h := as.handle
 	as.mu.Unlock()
-	if h != nil && h(w, req) {
-		return
+	sw := &statusWriter{ResponseWriter: w}
+	if h == nil || !h(sw, req) {
+		sw.Header().Set("Content-Type", "application/json")
+		_, _ = sw.Write([]byte(`{}`))
 	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write([]byte(`{}`))
+	req.Status = sw.status
+	if req.Status == 0 {
+		req.Status = http.StatusOK
+	}
+	as.mu.Lock()
+	as.requests = append(as.requests, req)
+	as.mu.Unlock()
 }
 
 // Requests returns the requests received so far whose path starts with prefix.
@@ -135,18 +165,31 @@ func (as *AppService) Transactions(t testing.TB) []ASTxn {
 			t.Fatalf("bad transaction %s %s: %s", r.Method, r.Path, r.Body)
 		}
 		out = append(out, ASTxn{ID: strings.TrimPrefix(r.Path, "/_matrix/app/v1/transactions/"), Events: body.Events,
-			Ephemeral: body.Ephemeral, Authorization: r.Authorization})
+			Ephemeral: body.Ephemeral, Authorization: r.Authorization, Status: r.Status})
 	}
 	return out
 }
 
-// AwaitEvent waits up to 10 s for a transaction carrying an event for which
-// match is true, and returns the event and its transaction.
+// Delivered returns the transactions the service accepted, in order.
+func (as *AppService) Delivered(t testing.TB) []ASTxn {
+	t.Helper()
+	var out []ASTxn
+	for _, txn := range as.Transactions(t) {
+		if txn.Status == http.StatusOK {
+			out = append(out, txn)
+		}
+	}
+	return out
+}
+
+// AwaitEvent waits up to 10 s for a delivered transaction carrying an event
+// (room or ephemeral) for which match is true, and returns the event and its
+// transaction.
 func (as *AppService) AwaitEvent(t testing.TB, what string, match func(ev map[string]any) bool) (map[string]any, ASTxn) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		for _, txn := range as.Transactions(t) {
+		for _, txn := range as.Delivered(t) {
 			for _, ev := range append(txn.Events, txn.Ephemeral...) {
 				if match(ev) {
 					return ev, txn
