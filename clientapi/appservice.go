@@ -157,10 +157,10 @@ func (a *API) EnsureAppServiceUser(ctx context.Context, user id.UserID) {
 	}
 }
 
-// resolveAliasFromAppServices asks the services whose aliases namespace
-// holds an unknown local alias (GET /_matrix/app/v1/rooms/{roomAlias}) and,
-// when one answers that it created it, looks it up again.
-func (a *API) resolveAliasFromAppServices(ctx context.Context, alias id.RoomAlias) (id.RoomID, bool) {
+// ResolveAppServiceAlias asks the services whose aliases namespace holds an
+// unknown local alias (GET /_matrix/app/v1/rooms/{roomAlias}) and, when one
+// answers that it created it, looks it up again.
+func (a *API) ResolveAppServiceAlias(ctx context.Context, alias id.RoomAlias) (id.RoomID, bool) {
 	for _, as := range a.apps.AliasQueryTargets(alias) {
 		if !a.asClient.QueryAlias(ctx, as, alias) {
 			continue
@@ -256,8 +256,11 @@ func whoamiJSON(dev *authn.Device) map[string]any {
 // sets an event's origin_server_ts ("Timestamp massaging"); 0 when absent,
 // and for other requesters, whose ts is ignored (as Synapse does).
 func massagedTS(r *http.Request, dev *authn.Device) (int64, error) {
+	if dev.AppService == "" || r.URL.RawQuery == "" {
+		return 0, nil
+	}
 	v := r.URL.Query().Get("ts")
-	if v == "" || dev.AppService == "" {
+	if v == "" {
 		return 0, nil
 	}
 	ts, err := strconv.ParseInt(v, 10, 64)

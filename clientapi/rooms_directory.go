@@ -40,7 +40,7 @@ func (a *API) getAlias(w http.ResponseWriter, r *http.Request) error {
 	roomID, _, err := a.store.ResolveAlias(r.Context(), alias)
 	if errors.Is(err, storage.ErrNotFound) {
 		var ok bool
-		if roomID, ok = a.resolveAliasFromAppServices(r.Context(), alias); !ok {
+		if roomID, ok = a.ResolveAppServiceAlias(r.Context(), alias); !ok {
 			return httputil.NotFound("Room alias %s not found", alias)
 		}
 	} else if err != nil {

@@ -134,7 +134,7 @@ func (a *API) copyTagsFromPredecessor(ctx context.Context, user id.UserID, roomI
 func (a *API) resolveRoom(ctx context.Context, roomIDOrAlias string) (id.RoomID, error) {
 	roomID, err := a.rooms.ResolveRoom(ctx, roomIDOrAlias)
 	if errors.Is(err, roomserver.ErrRoomNotFound) && strings.HasPrefix(roomIDOrAlias, "#") {
-		if rid, ok := a.resolveAliasFromAppServices(ctx, id.RoomAlias(roomIDOrAlias)); ok {
+		if rid, ok := a.ResolveAppServiceAlias(ctx, id.RoomAlias(roomIDOrAlias)); ok {
 			return rid, nil
 		}
 	}

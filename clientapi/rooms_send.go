@@ -87,6 +87,7 @@ func (a *API) putMemberState(r *http.Request, dev *authn.Device, roomID id.RoomI
 	case m == "join" && stateKey == string(dev.UserID):
 		return a.rooms.Join(ctx, req)
 	case m == "invite":
+		a.EnsureAppServiceUser(ctx, req.Target)
 		return a.rooms.Invite(ctx, req)
 	case m == "leave" && stateKey == string(dev.UserID):
 		return a.rooms.Leave(ctx, req)

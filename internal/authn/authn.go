@@ -101,6 +101,9 @@ func NoGuests(h Handler) Handler {
 // service asserts it acts for (the user_id and device_id query parameters).
 func RequestContext(r *http.Request) context.Context {
 	ctx := WithClientIP(r.Context(), remoteIP(r))
+	if r.URL.RawQuery == "" {
+		return ctx
+	}
 	q := r.URL.Query()
 	as := Assertion{UserID: id.UserID(q.Get("user_id")), DeviceID: id.DeviceID(q.Get("device_id"))}
 	if as.DeviceID == "" {
