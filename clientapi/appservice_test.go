@@ -256,7 +256,10 @@ func TestAppServiceTimestampMassaging(t *testing.T) {
 		map[string]any{"msgtype": "m.text", "body": "old"}).JSON["event_id"].(string)
 	st := bot.MustDo(t, http.MethodPut, testserver.Sprintf("rooms/%s/state/m.room.topic/", room)+"?ts=1234567890123",
 		map[string]any{"topic": "old topic"}).JSON["event_id"].(string)
-	for _, e := range []string{ev, st} {
+	tokenOf(t, bot, "bridge_ts")
+	member := bot.MustDo(t, http.MethodPut, testserver.Sprintf("rooms/%s/state/m.room.member/%s", room, "@bridge_ts:hs1.test")+
+		"?ts=1234567890123&user_id="+testserver.PathEscape("@bridge_ts:hs1.test"), map[string]any{"membership": "join"}).JSON["event_id"].(string)
+	for _, e := range []string{ev, st, member} {
 		got := alice.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/event/%s", room, e), nil)
 		if got.JSON["origin_server_ts"] != float64(ts) {
 			t.Fatalf("origin_server_ts of %s: %v", e, got.JSON["origin_server_ts"])
