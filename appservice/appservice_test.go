@@ -152,14 +152,27 @@ func deliveredOnce(t *testing.T, as *testserver.AppService, want []string) []tes
 	return delivered
 }
 
-func TestAppServiceTransactionRetry(t *testing.T) {
-	bridge := testserver.NewAppService(t, "bridge", `[]`, `[]`, `[{exclusive: false, regex: '!.*'}]`)
-	var failing atomic.Bool
+// watchingBridge is a service interested in every room.
+func watchingBridge(t *testing.T) *testserver.AppService {
+	return testserver.NewAppService(t, "bridge", `[]`, `[]`, `[{exclusive: false, regex: '!.*'}]`)
+}
+
+// downBridge starts a server whose service refuses transactions while the
+// returned flag is set (it starts set), with alice in a new room.
+func downBridge(t *testing.T) (bridge *testserver.AppService, failing *atomic.Bool, srv *testserver.Server, alice *testserver.Client, room string) {
+	t.Helper()
+	bridge = watchingBridge(t)
+	failing = new(atomic.Bool)
 	failing.Store(true)
-	failingTransactions(bridge, &failing)
-	srv := testserver.New(t, testserver.AppServices(bridge))
-	alice := srv.Register(t, "alice")
-	room := alice.MustDo(t, http.MethodPost, "createRoom", map[string]any{}).JSON["room_id"].(string)
+	failingTransactions(bridge, failing)
+	srv = testserver.New(t, testserver.AppServices(bridge))
+	alice = srv.Register(t, "alice")
+	room = alice.MustDo(t, http.MethodPost, "createRoom", map[string]any{}).JSON["room_id"].(string)
+	return bridge, failing, srv, alice, room
+}
+
+func TestAppServiceTransactionRetry(t *testing.T) {
+	bridge, failing, _, alice, room := downBridge(t)
 	awaitAttempts(t, bridge, 2) // the room's creation, refused twice
 	first := bridge.Transactions(t)[0]
 	var sent []string
@@ -194,13 +207,7 @@ func mustAtoi(t *testing.T, s string) int {
 }
 
 func TestAppServiceQueueSurvivesRestart(t *testing.T) {
-	bridge := testserver.NewAppService(t, "bridge", `[]`, `[]`, `[{exclusive: false, regex: '!.*'}]`)
-	var failing atomic.Bool
-	failing.Store(true)
-	failingTransactions(bridge, &failing)
-	srv := testserver.New(t, testserver.AppServices(bridge))
-	alice := srv.Register(t, "alice")
-	room := alice.MustDo(t, http.MethodPost, "createRoom", map[string]any{}).JSON["room_id"].(string)
+	bridge, failing, srv, alice, room := downBridge(t)
 	var sent []string
 	for i := range 3 {
 		sent = append(sent, send(t, alice, room, "m"+strconv.Itoa(i), "before restart "+strconv.Itoa(i)))
@@ -233,7 +240,7 @@ func TestAppServiceQueueSurvivesRestart(t *testing.T) {
 // TestAppServiceOneSenderPerTransaction runs two processes on one
 // PostgreSQL database: every transaction is sent by one of them only.
 func TestAppServiceOneSenderPerTransaction(t *testing.T) {
-	bridge := testserver.NewAppService(t, "bridge", `[]`, `[]`, `[{exclusive: false, regex: '!.*'}]`)
+	bridge := watchingBridge(t)
 	srv1 := testserver.New(t, testserver.AppServices(bridge), func(c *config.Config) { c.Database.URL = testserver.PostgresDatabase(t) })
 	srv2 := testserver.Start(t, srv1.Cfg)
 	alice := srv1.Register(t, "alice")

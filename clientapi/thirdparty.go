@@ -130,12 +130,7 @@ func (a *API) thirdPartyLookup(kind string) authn.Handler {
 		protocol := httputil.PathVar(r, "protocol")
 		services := a.apps.ProtocolServices(protocol)
 		if protocol == "" {
-			services = nil
-			for _, as := range a.apps.Services() {
-				if as.HasURL() && len(as.Protocols) > 0 {
-					services = append(services, as)
-				}
-			}
+			services = a.apps.ProtocolProviders()
 		} else if len(services) == 0 {
 			return httputil.NotFound("Unknown protocol %q", protocol)
 		}

@@ -150,38 +150,36 @@ func (r *Registry) ExclusiveAlias(alias id.RoomAlias) *Service {
 	return nil
 }
 
-// UserQueryTargets lists the services with a URL whose users namespace holds user:
-// the ones to ask whether it exists.
-func (r *Registry) UserQueryTargets(user id.UserID) []*Service {
+// withURL lists the services with a URL for which keep is true.
+func (r *Registry) withURL(keep func(*Service) bool) []*Service {
 	var out []*Service
 	for _, s := range r.Services() {
-		if s.HasURL() && s.InUserNamespace(user) {
+		if s.HasURL() && keep(s) {
 			out = append(out, s)
 		}
 	}
 	return out
+}
+
+// UserQueryTargets lists the services with a URL whose users namespace holds user:
+// the ones to ask whether it exists.
+func (r *Registry) UserQueryTargets(user id.UserID) []*Service {
+	return r.withURL(func(s *Service) bool { return s.InUserNamespace(user) })
 }
 
 // AliasQueryTargets lists the services with a URL whose aliases namespace holds alias.
 func (r *Registry) AliasQueryTargets(alias id.RoomAlias) []*Service {
-	var out []*Service
-	for _, s := range r.Services() {
-		if s.HasURL() && s.InAliasNamespace(alias) {
-			out = append(out, s)
-		}
-	}
-	return out
+	return r.withURL(func(s *Service) bool { return s.InAliasNamespace(alias) })
 }
 
 // ProtocolServices lists the services with a URL that declared protocol.
 func (r *Registry) ProtocolServices(protocol string) []*Service {
-	var out []*Service
-	for _, s := range r.Services() {
-		if s.HasURL() && slices.Contains(s.Protocols, protocol) {
-			out = append(out, s)
-		}
-	}
-	return out
+	return r.withURL(func(s *Service) bool { return slices.Contains(s.Protocols, protocol) })
+}
+
+// ProtocolProviders lists the services with a URL that declared a protocol.
+func (r *Registry) ProtocolProviders() []*Service {
+	return r.withURL(func(s *Service) bool { return len(s.Protocols) > 0 })
 }
 
 // Protocols lists every protocol a service with a URL declared, each once, in order.
