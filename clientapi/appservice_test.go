@@ -177,6 +177,10 @@ func TestAppServiceMasquerade(t *testing.T) {
 	if res := anon.MustDo(t, http.MethodGet, "account/whoami?access_token="+testserver.PathEscape(as.ASToken), nil); res.JSON["user_id"] != "@bridgebot:hs1.test" {
 		t.Fatalf("query token: %s", res.Body)
 	}
+	// Without a device there are no device keys to upload.
+	if res := ghost.Do(t, http.MethodPost, q("keys/upload", "@bridge_ghost:hs1.test"), map[string]any{}); res.Status != 400 {
+		t.Fatalf("keys upload without a device: %d %s", res.Status, res.Body)
+	}
 	// A ghost can sync without a device of its own.
 	if res := ghost.MustDo(t, http.MethodGet, q("sync", "@bridge_ghost:hs1.test")+"&timeout=0", nil); !strings.Contains(string(res.Body), room) {
 		t.Fatalf("sync as ghost: %s", res.Body)

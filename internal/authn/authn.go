@@ -101,8 +101,8 @@ func NoGuests(h Handler) Handler {
 // service asserts it acts for (the user_id and device_id query parameters).
 func RequestContext(r *http.Request) context.Context {
 	ctx := WithClientIP(r.Context(), remoteIP(r))
-	if r.URL.RawQuery == "" {
-		return ctx
+	if !strings.Contains(r.URL.RawQuery, "user_id=") && !strings.Contains(r.URL.RawQuery, "device_id=") {
+		return ctx // the common case: no assertion, no query to parse
 	}
 	q := r.URL.Query()
 	as := Assertion{UserID: id.UserID(q.Get("user_id")), DeviceID: id.DeviceID(q.Get("device_id"))}
