@@ -87,12 +87,13 @@ func (s *Server) QueryPublicRooms(ctx context.Context, q PublicRoomsQuery) (*Pub
 }
 
 // directoryRooms returns the summaries of the directory q asks for: the main
-// one, an application service network's, or both kinds together.
+// one, an application service network's, or both kinds together. An
+// instance ID that names no network has no rooms.
 func (s *Server) directoryRooms(ctx context.Context, q PublicRoomsQuery) ([]*RoomSummary, error) {
 	if q.ThirdPartyInstanceID != "" {
 		asID, network, ok := strings.Cut(q.ThirdPartyInstanceID, "|")
 		if !ok || asID == "" || network == "" {
-			return nil, fmt.Errorf("%w: third_party_instance_id must be <application service>|<network>", ErrInvalidParam)
+			return []*RoomSummary{}, nil // no such network: no rooms
 		}
 		ids, err := s.store.AppServicePublicRooms(ctx, asID, network)
 		if err != nil {
