@@ -255,6 +255,12 @@ func TestAppServiceOneSenderPerTransaction(t *testing.T) {
 		sent = append(sent, send(t, c, room, "p"+strconv.Itoa(i), "message "+strconv.Itoa(i)))
 	}
 	bridge.AwaitEvent(t, "the last message", isMessage("message 19"))
+	// One message through each process alone: the one without the lease
+	// wakes the other through the database.
+	sent = append(sent, send(t, alice, room, "q1", "through the first"))
+	bridge.AwaitEvent(t, "a message through the first process", isMessage("through the first"))
+	sent = append(sent, send(t, alice2, room, "q2", "through the second"))
+	bridge.AwaitEvent(t, "a message through the second process", isMessage("through the second"))
 	delivered := deliveredOnce(t, bridge, sent)
 	seen := map[string]bool{}
 	for _, txn := range bridge.Transactions(t) {
