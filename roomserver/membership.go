@@ -259,4 +259,3 @@ func (s *Server) addProfile(ctx context.Context, user id.UserID, content map[str
 		}
 	}
 }
-
