@@ -318,7 +318,7 @@ func (a *API) Restrict(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		dev, err := a.auth.Authenticate(r.Context(), tok)
+		dev, err := a.auth.Authenticate(authn.RequestContext(r), tok)
 		if err != nil {
 			next.ServeHTTP(w, r) // the handler answers the bad token
 			return

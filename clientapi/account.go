@@ -61,8 +61,12 @@ func (a *API) deactivate(w http.ResponseWriter, r *http.Request, dev *authn.Devi
 	if err := decodeOptionalObject(r, &req); err != nil {
 		return err
 	}
-	if _, err := a.checkUIA(r.Context(), req.Auth, uiaSpec{op: "deactivate", user: dev.UserID, flows: sensitiveFlows}); err != nil {
-		return err
+	// Application services deactivate their users without user-interactive
+	// auth (they have no password), as in Synapse.
+	if dev.AppService == "" {
+		if _, err := a.checkUIA(r.Context(), req.Auth, uiaSpec{op: "deactivate", user: dev.UserID, flows: sensitiveFlows}); err != nil {
+			return err
+		}
 	}
 	// The session is deleted with the user's other UIA sessions by DeactivateAccount.
 	if err := a.store.DeactivateAccount(r.Context(), dev.UserID, req.Erase); err != nil {

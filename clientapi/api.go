@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 	"maunium.net/go/mautrix/id"
 
+	"parley/internal/asapi"
 	"parley/internal/authn"
 	"parley/internal/config"
 	"parley/internal/httputil"
@@ -48,6 +49,10 @@ type Deps struct {
 	Audit AuditFunc
 	// Remote answers profile and alias lookups for other servers; nil: 404.
 	Remote RemoteQuerier
+	// AppServices are the configured application services (nil: none), and
+	// AppServiceClient calls them (user and alias queries, ping, third-party lookups).
+	AppServices      *asapi.Registry
+	AppServiceClient *asapi.Client
 }
 
 // AuditFunc appends an action by user (on device, from ip) to the audit log.
@@ -66,14 +71,24 @@ type API struct {
 	auditFn      AuditFunc
 	remote       RemoteQuerier
 	ids          *identity.Client
+	apps         *asapi.Registry
+	asClient     *asapi.Client
+	// protocols caches the application services' third-party protocols.
+	protocols protocolCache
 }
 
 // New builds the client API.
 func New(d Deps) *API {
+	auth := NewAuthenticator(d.Store, d.Log)
+	auth.apps = d.AppServices
+	asClient := d.AppServiceClient
+	if asClient == nil {
+		asClient = asapi.NewClient(nil)
+	}
 	return &API{
-		cfg: d.Config, store: d.Store, log: d.Log, auth: NewAuthenticator(d.Store, d.Log), rooms: d.Rooms,
+		cfg: d.Config, store: d.Store, log: d.Log, auth: auth, rooms: d.Rooms,
 		limits: d.Limits, profiles: d.Profiles, roomVersions: d.RoomVersions, auditFn: d.Audit, remote: d.Remote,
-		ids: identity.NewClient(d.Config, d.Log),
+		ids: identity.NewClient(d.Config, d.Log), apps: d.AppServices, asClient: asClient,
 	}
 }
 
@@ -121,4 +136,18 @@ func (a *API) Register(root *mux.Router) {
 	a.registerAccountRoutes(v3, v1)
 	a.registerAdminRoutes(root)
 	a.registerRoomRoutes(v3, v1)
+	a.registerAppServiceRoutes(v3, v1)
+}
+
+// registerAppServiceRoutes attaches the application service endpoints of
+// the client-server API and the third-party lookups they answer.
+func (a *API) registerAppServiceRoutes(v3, v1 *mux.Router) {
+	a.authed(v1, "/appservice/{appserviceId}/ping", "appservice_ping", a.pingAppService, http.MethodPost)
+	a.authed(v3, "/directory/list/appservice/{networkId}/{roomID}", "appservice_room_visibility", a.putAppServiceRoomVisibility, http.MethodPut, http.MethodDelete)
+	a.authed(v3, "/thirdparty/protocols", "thirdparty_protocols", a.thirdPartyProtocols, http.MethodGet)
+	a.authed(v3, "/thirdparty/protocol/{protocol}", "thirdparty_protocol", a.thirdPartyProtocol, http.MethodGet)
+	for _, kind := range []string{"location", "user"} {
+		a.authed(v3, "/thirdparty/"+kind, "thirdparty_"+kind, a.thirdPartyLookup(kind), http.MethodGet)
+		a.authed(v3, "/thirdparty/"+kind+"/{protocol}", "thirdparty_"+kind, a.thirdPartyLookup(kind), http.MethodGet)
+	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"parley/internal/asapi"
 	"parley/internal/authn"
 	"parley/internal/httputil"
 	"parley/internal/logging"
@@ -27,6 +28,8 @@ const lastSeenInterval = time.Minute
 type Authenticator struct {
 	store storage.AccountStore
 	log   *zap.Logger
+	// apps are the application services, whose as_tokens authenticate too.
+	apps *asapi.Registry
 
 	mu sync.Mutex // guards seen
 	// seen is when this process last wrote last_seen for a token (by session ID).
@@ -53,6 +56,9 @@ func NewToken(prefix string) string {
 
 // Authenticate implements authn.Authenticator.
 func (a *Authenticator) Authenticate(ctx context.Context, token string) (*authn.Device, error) {
+	if as := a.apps.ByToken(token); as != nil {
+		return a.appServiceDevice(ctx, as)
+	}
 	dev, expired, err := a.store.DeviceByAccessToken(ctx, HashToken(token))
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, httputil.Errorf(http.StatusUnauthorized, httputil.CodeUnknownToken, "Unknown access token").With("soft_logout", false)
@@ -93,4 +99,34 @@ func (a *Authenticator) touch(ctx context.Context, dev *storage.Device) {
 	if err := a.store.UpdateDeviceLastSeen(ctx, dev.UserID, dev.DeviceID, now, ip); err != nil {
 		logging.From(ctx, a.log).Warn("update device last seen", logging.UserID(dev.UserID), logging.DeviceID(dev.DeviceID), zap.Error(err))
 	}
+}
+
+// appServiceDevice authenticates a request made with an application
+// service's as_token (application service API, "Identity assertion"): it
+// acts for its sender, or for the user_id it asserts, which must be in its
+// users namespace and registered (403 M_FORBIDDEN otherwise). An asserted
+// device_id must be one of that user's devices.
+func (a *Authenticator) appServiceDevice(ctx context.Context, as *asapi.Service) (*authn.Device, error) {
+	assert := authn.AssertionFrom(ctx)
+	dev := &authn.Device{UserID: as.Sender, AppService: as.ID, NoRateLimit: true}
+	if assert.UserID != "" && assert.UserID != as.Sender {
+		if !as.InUserNamespace(assert.UserID) || assert.UserID.Homeserver() != as.Sender.Homeserver() {
+			return nil, httputil.Forbidden("Application service cannot masquerade as %s", assert.UserID)
+		}
+		if _, err := a.store.GetAccount(ctx, assert.UserID); errors.Is(err, storage.ErrNotFound) {
+			return nil, httputil.Forbidden("Application service has not registered %s", assert.UserID)
+		} else if err != nil {
+			return nil, err
+		}
+		dev.UserID, dev.NoRateLimit = assert.UserID, !as.IsRateLimited()
+	}
+	if assert.DeviceID != "" {
+		if _, err := a.store.GetDevice(ctx, dev.UserID, assert.DeviceID); errors.Is(err, storage.ErrNotFound) {
+			return nil, httputil.Errorf(http.StatusBadRequest, httputil.CodeUnknownDevice, "Unknown device %s of %s", assert.DeviceID, dev.UserID)
+		} else if err != nil {
+			return nil, err
+		}
+		dev.DeviceID = assert.DeviceID
+	}
+	return dev, nil
 }

@@ -48,20 +48,25 @@ type loginResponse struct {
 
 // loginFlows handles GET /login.
 func (a *API) loginFlows(w http.ResponseWriter, r *http.Request) error {
-	return httputil.WriteJSON(w, http.StatusOK, map[string]any{
-		"flows": []map[string]any{
-			{"type": "m.login.password"},
-			{"type": "m.login.token", "get_login_token": true},
-		},
-	})
+	flows := []map[string]any{
+		{"type": "m.login.password"},
+		{"type": "m.login.token", "get_login_token": true},
+	}
+	if !a.apps.Empty() {
+		flows = append(flows, map[string]any{"type": loginTypeAppService})
+	}
+	return httputil.WriteJSON(w, http.StatusOK, map[string]any{"flows": flows})
 }
 
 var errBadLogin = httputil.Forbidden("Invalid username or password")
 
 // login handles POST /login.
 func (a *API) login(w http.ResponseWriter, r *http.Request) error {
-	if err := a.limits.CheckRequest(ratelimit.Login, r); err != nil {
-		return err
+	tok, _ := authn.Token(r)
+	if as := a.apps.ByToken(tok); as == nil || as.IsRateLimited() {
+		if err := a.limits.CheckRequest(ratelimit.Login, r); err != nil {
+			return err
+		}
 	}
 	var req loginRequest
 	if err := httputil.DecodeJSONObject(r, &req); err != nil {
@@ -84,6 +89,12 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 		if errors.Is(err, storage.ErrNotFound) {
 			return httputil.Forbidden("Invalid or expired login token")
 		} else if err != nil {
+			return err
+		}
+		userID = uid
+	case loginTypeAppService:
+		uid, err := a.loginAppService(r, &req)
+		if err != nil {
 			return err
 		}
 		userID = uid
@@ -321,7 +332,5 @@ func (a *API) logoutAll(w http.ResponseWriter, r *http.Request, dev *authn.Devic
 
 // whoami handles GET /account/whoami.
 func (a *API) whoami(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
-	return httputil.WriteJSON(w, http.StatusOK, map[string]any{
-		"user_id": dev.UserID, "device_id": dev.DeviceID, "is_guest": dev.IsGuest,
-	})
+	return httputil.WriteJSON(w, http.StatusOK, whoamiJSON(dev))
 }

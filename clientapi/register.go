@@ -25,6 +25,8 @@ import (
 const maxPasswordLength = 72
 
 type registerRequest struct {
+	// Type is m.login.application_service for registrations by application services.
+	Type                     string      `json:"type"`
 	Username                 string      `json:"username"`
 	Password                 *string     `json:"password"`
 	DeviceID                 id.DeviceID `json:"device_id"`
@@ -118,6 +120,9 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return httputil.InvalidParam("kind must be user or guest")
 	}
+	if req.Type == loginTypeAppService || req.Auth != nil && req.Auth.Type == loginTypeAppService {
+		return a.registerAppService(w, r, &req)
+	}
 	if !a.cfg.Registration.Enabled {
 		return httputil.Forbidden("Registration is disabled")
 	}
@@ -138,6 +143,9 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) error {
 	}
 	if req.Username != "" {
 		if err := a.validateLocalpart(req.Username); err != nil {
+			return err
+		}
+		if err := a.checkNotReservedUser(id.NewUserID(req.Username, a.cfg.ServerName), nil); err != nil {
 			return err
 		}
 		if _, err := a.store.GetAccount(ctx, id.NewUserID(req.Username, a.cfg.ServerName)); err == nil {
@@ -194,7 +202,7 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) error {
 	}
 	return a.finishRegistration(w, r, reg, &registerRequest{
 		DeviceID: p.DeviceID, InitialDeviceDisplayName: p.DisplayName, InhibitLogin: p.InhibitLogin, RefreshToken: p.RefreshToken,
-	})
+	}, false)
 }
 
 // registerAgain answers a repeated request of a completed registration
@@ -221,16 +229,17 @@ func (a *API) registerAgain(w http.ResponseWriter, r *http.Request, req *registe
 	return httputil.WriteJSON(w, http.StatusOK, resp)
 }
 
-// finishRegistration stores the account (with its first device unless
-// inhibit_login) and writes the response.
 // errAwaitingApproval answers registration and login of accounts an admin
 // has not approved yet (moderation.registration_requires_approval).
 var errAwaitingApproval = httputil.Errorf(http.StatusForbidden, "M_USER_AWAITING_APPROVAL", "This account is pending approval by a server administrator.").
 	With("approval_notice_medium", "org.matrix.msc3866.admin_console")
 
-func (a *API) finishRegistration(w http.ResponseWriter, r *http.Request, reg storage.Registration, req *registerRequest) error {
+// finishRegistration stores the account (with its first device unless
+// inhibit_login) and writes the response. Users that application services
+// register (byAppService) need no approval.
+func (a *API) finishRegistration(w http.ResponseWriter, r *http.Request, reg storage.Registration, req *registerRequest, byAppService bool) error {
 	var resp *loginResponse
-	approval := a.cfg.Moderation.RegistrationRequiresApproval && !reg.Account.IsGuest
+	approval := a.cfg.Moderation.RegistrationRequiresApproval && !reg.Account.IsGuest && !byAppService
 	if !req.InhibitLogin && !approval {
 		d, lr := a.newDevice(sessionRequest{
 			userID: reg.Account.UserID, deviceID: req.DeviceID, displayName: req.InitialDeviceDisplayName,
@@ -279,7 +288,7 @@ func (a *API) registerGuest(w http.ResponseWriter, r *http.Request, req *registe
 		DisplayName: localpart,
 	}
 	req.InhibitLogin = false
-	return a.finishRegistration(w, r, reg, req)
+	return a.finishRegistration(w, r, reg, req, false)
 }
 
 // registerAvailable handles GET /register/available.
@@ -292,6 +301,9 @@ func (a *API) registerAvailable(w http.ResponseWriter, r *http.Request) error {
 		return httputil.MissingParam("username is required")
 	}
 	if err := a.validateLocalpart(localpart); err != nil {
+		return err
+	}
+	if err := a.checkNotReservedUser(id.NewUserID(localpart, a.cfg.ServerName), nil); err != nil {
 		return err
 	}
 	_, err := a.store.GetAccount(r.Context(), id.NewUserID(localpart, a.cfg.ServerName))

@@ -37,6 +37,14 @@ func (a *API) createRoom(w http.ResponseWriter, r *http.Request, dev *authn.Devi
 			return httputil.BadJSON("initial_state content must be an object")
 		}
 	}
+	if req.RoomAliasName != "" {
+		if err := a.checkNotReservedAlias(id.NewRoomAlias(req.RoomAliasName, a.cfg.ServerName), dev); err != nil {
+			return err
+		}
+	}
+	for _, u := range req.Invite {
+		a.EnsureAppServiceUser(r.Context(), u)
+	}
 	create := roomserver.CreateRoomRequest{
 		Creator: dev.UserID, Visibility: req.Visibility, RoomAliasName: req.RoomAliasName, Name: req.Name, Topic: req.Topic,
 		Invite: req.Invite, CreationContent: req.CreationContent, InitialState: req.InitialState, Preset: req.Preset,

@@ -39,7 +39,10 @@ func (a *API) getAlias(w http.ResponseWriter, r *http.Request) error {
 	}
 	roomID, _, err := a.store.ResolveAlias(r.Context(), alias)
 	if errors.Is(err, storage.ErrNotFound) {
-		return httputil.NotFound("Room alias %s not found", alias)
+		var ok bool
+		if roomID, ok = a.ResolveAppServiceAlias(r.Context(), alias); !ok {
+			return httputil.NotFound("Room alias %s not found", alias)
+		}
 	} else if err != nil {
 		return err
 	}
@@ -57,6 +60,9 @@ func (a *API) putAlias(w http.ResponseWriter, r *http.Request, dev *authn.Device
 	}
 	if a.cfg.Moderation.AliasDenied(string(alias)) {
 		return httputil.Forbidden("The alias %s is not allowed on this server", alias)
+	}
+	if err := a.checkNotReservedAlias(alias, dev); err != nil {
+		return err
 	}
 	var body struct {
 		RoomID id.RoomID `json:"room_id"`

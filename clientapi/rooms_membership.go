@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -85,7 +86,7 @@ func (a *API) join(w http.ResponseWriter, r *http.Request, dev *authn.Device) er
 			return httputil.NotFound("Room alias %s not found", target)
 		}
 		roomID, via = rid, append(via, servers...)
-	} else if roomID, err = a.rooms.ResolveRoom(r.Context(), target); err != nil {
+	} else if roomID, err = a.resolveRoom(r.Context(), target); err != nil {
 		return roomError(err)
 	}
 	if len(body.ThirdPartySigned) > 0 && string(body.ThirdPartySigned) != "null" {
@@ -128,13 +129,25 @@ func (a *API) copyTagsFromPredecessor(ctx context.Context, user id.UserID, roomI
 	}
 }
 
+// resolveRoom is the roomserver's ResolveRoom, which asks the application
+// services about a local alias it does not know.
+func (a *API) resolveRoom(ctx context.Context, roomIDOrAlias string) (id.RoomID, error) {
+	roomID, err := a.rooms.ResolveRoom(ctx, roomIDOrAlias)
+	if errors.Is(err, roomserver.ErrRoomNotFound) && strings.HasPrefix(roomIDOrAlias, "#") {
+		if rid, ok := a.ResolveAppServiceAlias(ctx, id.RoomAlias(roomIDOrAlias)); ok {
+			return rid, nil
+		}
+	}
+	return roomID, err
+}
+
 // knock handles POST /knock/{roomIDOrAlias}.
 func (a *API) knock(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
 	body, err := decodeMembershipBody(r, false)
 	if err != nil {
 		return err
 	}
-	roomID, err := a.rooms.ResolveRoom(r.Context(), httputil.PathVar(r, "roomIDOrAlias"))
+	roomID, err := a.resolveRoom(r.Context(), httputil.PathVar(r, "roomIDOrAlias"))
 	if err != nil {
 		return roomError(err)
 	}
@@ -175,6 +188,7 @@ func (a *API) membershipAction(action string) authn.Handler {
 		ctx := r.Context()
 		switch action {
 		case "invite":
+			a.EnsureAppServiceUser(ctx, body.UserID)
 			_, err = a.rooms.Invite(ctx, req)
 		case "leave":
 			if err := a.checkNoticeInviteReject(ctx, dev.UserID, roomID); err != nil {

@@ -113,7 +113,10 @@ func (a *API) postPublicRooms(w http.ResponseWriter, r *http.Request, _ *authn.D
 // federation when server names another server.
 func (a *API) publicRooms(w http.ResponseWriter, r *http.Request, server string, req *publicRoomsRequest) error {
 	q := roomserver.PublicRoomsQuery{Since: req.Since, SearchTerm: req.Filter.GenericSearchTerm, RoomTypes: req.Filter.RoomTypes,
-		ThirdPartyInstanceID: req.ThirdPartyInstanceID}
+		ThirdPartyInstanceID: req.ThirdPartyInstanceID, IncludeAllNetworks: req.IncludeAllNetworks}
+	if req.IncludeAllNetworks {
+		q.ThirdPartyInstanceID = ""
+	}
 	if req.Limit != nil {
 		q.Limit = *req.Limit
 	}

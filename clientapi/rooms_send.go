@@ -26,9 +26,13 @@ func (a *API) sendEvent(w http.ResponseWriter, r *http.Request, dev *authn.Devic
 	if evType == "" {
 		return httputil.InvalidParam("missing event type")
 	}
+	ts, err := massagedTS(r, dev)
+	if err != nil {
+		return err
+	}
 	evID, err := a.rooms.Send(r.Context(), roomserver.SendRequest{
 		RoomID: roomID, Sender: dev.UserID, DeviceID: dev.DeviceID, TxnID: httputil.PathVar(r, "txnID"),
-		Type: evType, Content: content,
+		Type: evType, Content: content, OriginTS: ts,
 	})
 	if err != nil {
 		return roomError(err)
@@ -48,13 +52,17 @@ func (a *API) putState(w http.ResponseWriter, r *http.Request, dev *authn.Device
 	}
 	evType := httputil.PathVar(r, "eventType")
 	stateKey := httputil.PathVar(r, "stateKey")
+	ts, err := massagedTS(r, dev)
+	if err != nil {
+		return err
+	}
 	var evID id.EventID
 	switch evType {
 	case event.StateMember.Type:
-		evID, err = a.putMemberState(r, dev, roomID, stateKey, content)
+		evID, err = a.putMemberState(r, dev, roomID, stateKey, content, ts)
 	default:
 		evID, err = a.rooms.Send(r.Context(), roomserver.SendRequest{
-			RoomID: roomID, Sender: dev.UserID, DeviceID: dev.DeviceID, Type: evType, StateKey: &stateKey, Content: content,
+			RoomID: roomID, Sender: dev.UserID, DeviceID: dev.DeviceID, Type: evType, StateKey: &stateKey, Content: content, OriginTS: ts,
 		})
 	}
 	if err != nil {
@@ -64,7 +72,7 @@ func (a *API) putState(w http.ResponseWriter, r *http.Request, dev *authn.Device
 }
 
 // putMemberState maps a PUT of m.room.member state to the membership operations.
-func (a *API) putMemberState(r *http.Request, dev *authn.Device, roomID id.RoomID, stateKey string, content json.RawMessage) (id.EventID, error) {
+func (a *API) putMemberState(r *http.Request, dev *authn.Device, roomID id.RoomID, stateKey string, content json.RawMessage, ts int64) (id.EventID, error) {
 	var c map[string]any
 	if err := json.Unmarshal(content, &c); err != nil {
 		return "", httputil.BadJSON("invalid member content")
@@ -73,12 +81,13 @@ func (a *API) putMemberState(r *http.Request, dev *authn.Device, roomID id.RoomI
 	reason, _ := c["reason"].(string)
 	delete(c, "membership")
 	delete(c, "reason")
-	req := roomserver.MembershipRequest{RoomID: roomID, Sender: dev.UserID, Target: id.UserID(stateKey), Reason: reason, Extra: c}
+	req := roomserver.MembershipRequest{RoomID: roomID, Sender: dev.UserID, Target: id.UserID(stateKey), Reason: reason, Extra: c, OriginTS: ts}
 	ctx := r.Context()
 	switch {
 	case m == "join" && stateKey == string(dev.UserID):
 		return a.rooms.Join(ctx, req)
 	case m == "invite":
+		a.EnsureAppServiceUser(ctx, req.Target)
 		return a.rooms.Invite(ctx, req)
 	case m == "leave" && stateKey == string(dev.UserID):
 		return a.rooms.Leave(ctx, req)

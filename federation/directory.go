@@ -60,7 +60,7 @@ func (a *API) getPublicRooms(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if !all {
+	if req.IncludeAllNetworks = all; !all {
 		req.ThirdPartyInstanceID = q.Get("third_party_instance_id")
 	}
 	return a.publicRooms(w, r, req)
@@ -91,7 +91,7 @@ func (a *API) postPublicRooms(w http.ResponseWriter, r *http.Request) error {
 	if body.Filter != nil {
 		req.SearchTerm, req.RoomTypes = body.Filter.GenericSearchTerm, body.Filter.RoomTypes
 	}
-	if !body.IncludeAllNetworks {
+	if req.IncludeAllNetworks = body.IncludeAllNetworks; !req.IncludeAllNetworks {
 		req.ThirdPartyInstanceID = body.ThirdPartyInstanceID
 	}
 	return a.publicRooms(w, r, req)

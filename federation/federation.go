@@ -46,6 +46,19 @@ type Deps struct {
 	EDUs EDUHandler
 	// Media serves local media to other servers (nil: 404).
 	Media LocalMedia
+	// AppServices asks application services about local users and aliases
+	// of their namespaces that do not exist yet (nil: nobody is asked).
+	AppServices AppServiceQuerier
+}
+
+// AppServiceQuerier asks the application services about a local user or
+// alias of their namespaces this server does not know (the client API
+// implements it; application service API, "Querying").
+type AppServiceQuerier interface {
+	// EnsureAppServiceUser creates user when a service says it exists.
+	EnsureAppServiceUser(ctx context.Context, user id.UserID)
+	// ResolveAppServiceAlias returns the room of alias when a service created it on request.
+	ResolveAppServiceAlias(ctx context.Context, alias id.RoomAlias) (id.RoomID, bool)
 }
 
 // API is the server-server API.

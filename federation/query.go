@@ -27,6 +27,10 @@ func (a *API) queryProfile(w http.ResponseWriter, r *http.Request) error {
 	}
 	field := q.Get("field")
 	prof, err := a.d.Store.GetProfile(r.Context(), userID)
+	if errors.Is(err, storage.ErrNotFound) && a.d.AppServices != nil {
+		a.d.AppServices.EnsureAppServiceUser(r.Context(), userID)
+		prof, err = a.d.Store.GetProfile(r.Context(), userID)
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		return httputil.NotFound("user not found")
 	} else if err != nil {
@@ -54,6 +58,11 @@ func (a *API) queryDirectory(w http.ResponseWriter, r *http.Request) error {
 		return httputil.InvalidParam("invalid room alias")
 	}
 	roomID, _, err := a.d.Store.ResolveAlias(r.Context(), alias)
+	if errors.Is(err, storage.ErrNotFound) && a.d.AppServices != nil {
+		if rid, ok := a.d.AppServices.ResolveAppServiceAlias(r.Context(), alias); ok {
+			roomID, err = rid, nil
+		}
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		return httputil.NotFound("room alias %s not found", alias)
 	} else if err != nil {

@@ -271,6 +271,10 @@ func (a *API) receiveInvite(r *http.Request, version id.RoomVersion, ev json.Raw
 		return nil, httputil.Errorf(http.StatusBadRequest, "M_INCOMPATIBLE_ROOM_VERSION", "room version %s is not supported", version).
 			With("room_version", version)
 	}
+	if a.d.AppServices != nil {
+		// The invitee may be a user of an application service not created yet.
+		a.d.AppServices.EnsureAppServiceUser(r.Context(), id.UserID(gjson.GetBytes(ev, "state_key").Str))
+	}
 	signed, err := a.d.Rooms.ReceiveInvite(r.Context(), origin(r), id.RoomID(httputil.PathVar(r, "roomID")),
 		id.EventID(httputil.PathVar(r, "eventID")), version, ev, rawValues(stripped))
 	if err != nil {

@@ -105,6 +105,10 @@ func countsWithDefault(c map[string]int) map[string]int {
 
 // uploadKeys handles POST /keys/upload.
 func (s *Server) uploadKeys(w http.ResponseWriter, r *http.Request, dev *authn.Device) error {
+	if dev.DeviceID == "" {
+		// An application service acting without asserting a device_id.
+		return httputil.MissingParam("uploading keys needs a device: assert one with device_id")
+	}
 	var req uploadKeysRequest
 	if err := httputil.DecodeJSONObject(r, &req); err != nil {
 		return err

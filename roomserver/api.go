@@ -64,6 +64,9 @@ type SendRequest struct {
 	Content  json.RawMessage
 	// Redacts is the target of an m.room.redaction.
 	Redacts id.EventID
+	// OriginTS, when set, is the event's origin_server_ts instead of now
+	// (application services' timestamp massaging).
+	OriginTS int64
 }
 
 // txnScope names the endpoint a transaction ID belongs to, as the request
@@ -91,6 +94,8 @@ type MembershipRequest struct {
 	Guest bool
 	// Via are servers to join through when this server is not in the room.
 	Via []string
+	// OriginTS, when set, is the member event's origin_server_ts (as SendRequest's).
+	OriginTS int64
 }
 
 // CreateRoomRequest is POST /createRoom, decoded.

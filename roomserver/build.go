@@ -2,6 +2,7 @@ package roomserver
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json/jsontext"
 	"encoding/json/v2"
@@ -99,6 +100,8 @@ type eventSpec struct {
 	TxnID    string
 	TxnScope string
 	DeviceID id.DeviceID
+	// OriginTS overrides origin_server_ts when set.
+	OriginTS int64
 }
 
 // ownKey answers key lookups for this server's key, and defers to Deps.Keys for others.
@@ -129,7 +132,7 @@ func (s *Server) add(w *working, spec eventSpec) (*storage.NewEvent, error) {
 		Type:           spec.Type,
 		StateKey:       spec.StateKey,
 		Content:        jsontext.Value(content),
-		OriginServerTS: nowMS(),
+		OriginServerTS: cmp.Or(spec.OriginTS, nowMS()),
 		PrevEvents:     append([]id.EventID{}, w.extremities...),
 		Depth:          w.depth + 1,
 		AuthEvents:     []id.EventID{},
@@ -364,7 +367,7 @@ func (s *Server) Drain() {
 func (s *Server) Send(ctx context.Context, req SendRequest) (id.EventID, error) {
 	scope := req.txnScope()
 	evID, err := s.inRoom(ctx, req.RoomID, func(w *working) (id.EventID, error) {
-		spec := eventSpec{Sender: req.Sender, Type: req.Type, StateKey: req.StateKey, Content: req.Content, Redacts: req.Redacts, TxnID: req.TxnID, TxnScope: scope, DeviceID: req.DeviceID}
+		spec := eventSpec{Sender: req.Sender, Type: req.Type, StateKey: req.StateKey, Content: req.Content, Redacts: req.Redacts, TxnID: req.TxnID, TxnScope: scope, DeviceID: req.DeviceID, OriginTS: req.OriginTS}
 		if req.Type == event.EventRedaction.Type && req.Redacts != "" {
 			return s.redact(ctx, w, spec)
 		}

@@ -118,6 +118,12 @@ func (s *Server) PublicRooms(ctx context.Context) ([]*RoomSummary, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.summaries(ctx, ids)
+}
+
+// summaries returns the directory summaries of rooms, most joined members
+// first (then by room ID); rooms this server does not know are left out.
+func (s *Server) summaries(ctx context.Context, ids []id.RoomID) ([]*RoomSummary, error) {
 	out := make([]*RoomSummary, 0, len(ids))
 	for _, roomID := range ids {
 		sum, err := s.Summary(ctx, roomID)

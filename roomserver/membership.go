@@ -185,7 +185,7 @@ func (s *Server) member(ctx context.Context, req MembershipRequest, m event.Memb
 				return e.id, nil
 			}
 		}
-		ne, err := s.add(w, eventSpec{Sender: req.Sender, Type: event.StateMember.Type, StateKey: strPtr(string(req.Target)), Content: b, TxnID: req.TxnID, TxnScope: scope, DeviceID: req.DeviceID})
+		ne, err := s.add(w, eventSpec{Sender: req.Sender, Type: event.StateMember.Type, StateKey: strPtr(string(req.Target)), Content: b, TxnID: req.TxnID, TxnScope: scope, DeviceID: req.DeviceID, OriginTS: req.OriginTS})
 		if err != nil {
 			return "", err
 		}

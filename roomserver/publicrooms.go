@@ -3,6 +3,7 @@ package roomserver
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -19,9 +20,12 @@ type PublicRoomsQuery struct {
 	// RoomTypes (filter.room_types), when set, keeps only rooms of these
 	// types; a nil entry stands for rooms without a type.
 	RoomTypes *[]*string
-	// ThirdPartyInstanceID names an application service network; none is
-	// bridged here, so any value gives an empty page.
+	// ThirdPartyInstanceID names an application service network's directory,
+	// "<service id>|<network id>" (the instance_id of GET /thirdparty/protocols).
 	ThirdPartyInstanceID string
+	// IncludeAllNetworks adds every application service network's rooms to
+	// the main directory.
+	IncludeAllNetworks bool
 }
 
 // PublicRoomsPage is one page of the room directory.
@@ -49,10 +53,7 @@ func (s *Server) QueryPublicRooms(ctx context.Context, q PublicRoomsQuery) (*Pub
 		offset = n
 	}
 	page := &PublicRoomsPage{Chunk: []*RoomSummary{}}
-	if q.ThirdPartyInstanceID != "" {
-		return page, nil
-	}
-	all, err := s.PublicRooms(ctx)
+	all, err := s.directoryRooms(ctx, q)
 	if err != nil {
 		return nil, err
 	}
@@ -83,6 +84,39 @@ func (s *Server) QueryPublicRooms(ctx context.Context, q PublicRoomsQuery) (*Pub
 		page.PrevBatch = "p" + strconv.Itoa(max(start-limit, 0))
 	}
 	return page, nil
+}
+
+// directoryRooms returns the summaries of the directory q asks for: the main
+// one, an application service network's, or both kinds together. An
+// instance ID that names no network has no rooms.
+func (s *Server) directoryRooms(ctx context.Context, q PublicRoomsQuery) ([]*RoomSummary, error) {
+	if q.ThirdPartyInstanceID != "" {
+		asID, network, ok := strings.Cut(q.ThirdPartyInstanceID, "|")
+		if !ok || asID == "" || network == "" {
+			return []*RoomSummary{}, nil // no such network: no rooms
+		}
+		ids, err := s.store.AppServicePublicRooms(ctx, asID, network)
+		if err != nil {
+			return nil, err
+		}
+		return s.summaries(ctx, ids)
+	}
+	ids, err := s.store.PublicRoomIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if q.IncludeAllNetworks {
+		bridged, err := s.store.AppServicePublicRooms(ctx, "", "")
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range bridged {
+			if !slices.Contains(ids, r) {
+				ids = append(ids, r)
+			}
+		}
+	}
+	return s.summaries(ctx, ids)
 }
 
 func roomTypeIn(t string, types []*string) bool {

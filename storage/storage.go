@@ -29,6 +29,7 @@ type Store interface {
 	SlidingSyncStore
 	KeyStore
 	OpenIDStore
+	AppServiceStore
 	// Close releases the database connections.
 	Close() error
 	// Ping checks that the database answers.

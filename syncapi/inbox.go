@@ -101,9 +101,11 @@ type Inbox struct {
 	// typingLink shares typing changes with other processes (LinkTyping).
 	typingLink atomic.Pointer[typingLink]
 	// eduSink sends local typing and receipts to other servers (SetEDUSink).
-	eduSink  EDUSink
-	presence *presenceState
-	pusher   *pushSender
+	eduSink EDUSink
+	// ephemeralSink passes ephemeral events to application services (SetEphemeralSink).
+	ephemeralSink EphemeralSink
+	presence      *presenceState
+	pusher        *pushSender
 
 	// wg tracks background goroutines; stop ends them.
 	wg   sync.WaitGroup

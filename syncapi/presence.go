@@ -164,6 +164,7 @@ func (p *presenceState) wake(user id.UserID) {
 	if err != nil {
 		return
 	}
+	p.presenceToAppServices(user, rooms)
 	local := user.Homeserver() == p.in.cfg.ServerName
 	servers := map[string]bool{}
 	for _, r := range rooms {

@@ -133,6 +133,7 @@ func (in *Inbox) setReceipt(ctx context.Context, user id.UserID, room id.RoomID,
 	}
 	in.wakeRoomMembers(ctx, room, user)
 	in.sendReceiptEDU(rc)
+	in.receiptToAppServices(rc)
 	return nil
 }
 

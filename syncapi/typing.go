@@ -83,6 +83,7 @@ func (t *typingState) expire(room id.RoomID, user id.UserID) {
 	t.roomPos[room] = t.pos
 	t.mu.Unlock()
 	t.in.wakeRoomMembers(context.Background(), room)
+	t.in.typingToAppServices(room)
 }
 
 // close stops every timer.

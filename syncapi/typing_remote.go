@@ -73,6 +73,7 @@ func (in *Inbox) LinkTyping(ctx context.Context, feed storage.ChangeFeed) {
 // with the other processes.
 func (in *Inbox) setTyping(room id.RoomID, user id.UserID, typing bool, timeout time.Duration) {
 	in.typing.set(room, user, typing, timeout)
+	in.typingToAppServices(room)
 	l := in.typingLink.Load()
 	if l == nil {
 		return

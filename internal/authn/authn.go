@@ -21,6 +21,14 @@ type Device struct {
 	IsAdmin  bool
 	// SessionID identifies the access token used, for logout.
 	SessionID int64
+	// AppService is the ID of the application service whose as_token
+	// authenticated the request (acting as its sender or as a user it
+	// asserted with ?user_id=), else "". DeviceID is then empty unless the
+	// service asserted a device too.
+	AppService string
+	// NoRateLimit exempts the requester from rate limits: an application
+	// service's sender, and its users when it is not rate_limited.
+	NoRateLimit bool
 }
 
 // Authenticator resolves an access token to its device. It returns a
@@ -69,7 +77,7 @@ func Required(a Authenticator, h Handler) httputil.HandlerFunc {
 		if !ok {
 			return httputil.Errorf(http.StatusUnauthorized, httputil.CodeMissingToken, "Missing access token")
 		}
-		ctx := WithClientIP(r.Context(), remoteIP(r))
+		ctx := RequestContext(r)
 		dev, err := a.Authenticate(ctx, tok)
 		if err != nil {
 			return err
@@ -86,6 +94,40 @@ func NoGuests(h Handler) Handler {
 		}
 		return h(w, r, dev)
 	}
+}
+
+// RequestContext is r's context carrying what Authenticate may need besides
+// the token: the client's IP, and the user (and device) an application
+// service asserts it acts for (the user_id and device_id query parameters).
+func RequestContext(r *http.Request) context.Context {
+	ctx := WithClientIP(r.Context(), remoteIP(r))
+	if !strings.Contains(r.URL.RawQuery, "user_id=") && !strings.Contains(r.URL.RawQuery, "device_id=") {
+		return ctx // the common case: no assertion, no query to parse
+	}
+	q := r.URL.Query()
+	as := Assertion{UserID: id.UserID(q.Get("user_id")), DeviceID: id.DeviceID(q.Get("device_id"))}
+	if as.DeviceID == "" {
+		as.DeviceID = id.DeviceID(q.Get("org.matrix.msc3202.device_id"))
+	}
+	if as != (Assertion{}) {
+		ctx = context.WithValue(ctx, assertionKey{}, as)
+	}
+	return ctx
+}
+
+// Assertion is the identity an application service asserts for a request
+// (application service API, "Identity assertion").
+type Assertion struct {
+	UserID   id.UserID
+	DeviceID id.DeviceID
+}
+
+type assertionKey struct{}
+
+// AssertionFrom returns the assertion RequestContext put in ctx, if any.
+func AssertionFrom(ctx context.Context) Assertion {
+	as, _ := ctx.Value(assertionKey{}).(Assertion)
+	return as
 }
 
 type ipKey struct{}

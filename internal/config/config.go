@@ -42,6 +42,9 @@ type Config struct {
 	// IdentityServers configures calls to the identity servers clients name
 	// (third-party invites).
 	IdentityServers IdentityServers `yaml:"identity_servers"`
+	// AppServiceConfigFiles are the registration files of the application
+	// services (bridges, bots) this server talks to; see AppService.
+	AppServiceConfigFiles []string `yaml:"app_service_config_files"`
 }
 
 // IdentityServers configures the homeserver's identity server client. It
@@ -353,6 +356,8 @@ func Defaults() Config {
 		ServerNotices: ServerNotices{SystemLocalpart: "server", RoomName: "Server Notices"},
 		Log:           Log{Level: "info"},
 		E2EE:          E2EE{VerifyDeviceKeySignatures: true},
+
+		AppServiceConfigFiles: []string{},
 	}
 }
 
@@ -552,6 +557,30 @@ func (c *Config) Validate() error {
 	}
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		return fmt.Errorf("log.level: %w", err)
+	}
+	if err := c.validateAppServices(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// validateAppServices loads the registration files and checks that no two
+// services claim the same sender user, and that no sender is also a server
+// notices account.
+func (c *Config) validateAppServices() error {
+	services, err := LoadAppServices(c)
+	if err != nil {
+		return err
+	}
+	senders := map[string]string{}
+	for _, as := range services {
+		if other, dup := senders[as.SenderLocalpart]; dup {
+			return fmt.Errorf("app_service_config_files: %s and %s have the same sender_localpart %q", other, as.ID, as.SenderLocalpart)
+		}
+		senders[as.SenderLocalpart] = as.ID
+		if as.SenderLocalpart == c.ServerNotices.SystemLocalpart {
+			return fmt.Errorf("app_service_config_files: %s: sender_localpart %q is server_notices.system_localpart", as.ID, as.SenderLocalpart)
+		}
 	}
 	return nil
 }

@@ -16,8 +16,10 @@ import (
 	mfed "maunium.net/go/mautrix/federation"
 
 	"parley/adminapi"
+	"parley/appservice"
 	"parley/clientapi"
 	"parley/federation"
+	"parley/internal/asapi"
 	"parley/internal/config"
 	"parley/internal/httputil"
 	"parley/internal/logging"
@@ -61,6 +63,10 @@ type Homeserver struct {
 
 	// Retention is the retention purge job.
 	Retention *retention.Job
+	// AppServices pushes events to the application services, and
+	// AppServiceClient makes every call to them.
+	AppServices      *appservice.Sender
+	AppServiceClient *asapi.Client
 
 	handler       http.Handler
 	stopRetention context.CancelFunc
@@ -83,9 +89,21 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	if created {
 		log.Info("generated signing key", zap.String("path", cfg.SigningKeyPath), zap.String("key_id", string(key.ID)))
 	}
+	services, err := config.LoadAppServices(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	apps, err := asapi.NewRegistry(services, cfg.ServerName)
+	if err != nil {
+		return nil, err
+	}
 	store, err := sqlstore.New(ctx, cfg.Database.URL, cfg.Database.MaxOpenConns)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
+	}
+	if err := createAppServiceSenders(ctx, store, apps, log); err != nil {
+		store.Close()
+		return nil, err
 	}
 	hs := &Homeserver{Config: cfg, Store: store, SigningKey: key, Log: log}
 
@@ -112,6 +130,21 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		return nil, err
 	}
 
+	// Push gateways and application services are reached with the same TLS
+	// trust as federation (test networks use a private CA).
+	pushTLS, err := cfg.Federation.ClientTLSConfig()
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	asHTTP := &http.Client{}
+	if pushTLS != nil {
+		asHTTP.Transport = &http.Transport{TLSClientConfig: pushTLS, Proxy: http.ProxyFromEnvironment}
+	}
+	asClient := asapi.NewClient(asHTTP)
+	hs.AppServiceClient = asClient
+	hs.AppServices = appservice.New(appservice.Deps{ServerName: cfg.ServerName, Registry: apps, Client: asClient, Store: store, Log: log})
+
 	auditor := adminapi.NewAuditor(store, log)
 	limits := ratelimit.NewLimits(cfg.RateLimits)
 	devices := keyserver.WakeOnDeviceChanges(store, notifier, log)
@@ -122,6 +155,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 		Profiles:     rooms,
 		RoomVersions: rooms.RoomVersions,
 		Remote:       federation.NewRemote(fedClient),
+		AppServices:  apps, AppServiceClient: asClient,
 	})
 	client.Register(router)
 
@@ -136,13 +170,6 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	// hands each event to the PDU stream (a /sync woken by an event also sees
 	// the notification counts it caused) and to the key server (membership
 	// changes start or stop device-list tracking).
-	// Push gateways are reached with the same TLS trust as federation (test
-	// networks use a private CA).
-	pushTLS, err := cfg.Federation.ClientTLSConfig()
-	if err != nil {
-		store.Close()
-		return nil, err
-	}
 	pushClient := &http.Client{Timeout: 30 * time.Second}
 	if pushTLS != nil {
 		pushClient.Transport = &http.Transport{TLSClientConfig: pushTLS, Proxy: http.ProxyFromEnvironment}
@@ -157,12 +184,24 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	// Push rules of local messages are evaluated before the commit, so that
 	// their notifications are written in the event's own transaction.
 	rooms.SetNotifications(hs.Inbox.EventNotifications)
-	rooms.SetOnEvent(func(ev roomserver.OutputEvent) {
+	onEvent := func(ev roomserver.OutputEvent) {
 		hs.Inbox.OnRoomEvent(ev)
 		hs.Outbound.OnEvent(ev)
 		auditor.OnRoomEvent(ev)
-	})
+	}
+	if hs.AppServices.Active() {
+		// Only with application services does a committed event wake their workers.
+		base := onEvent
+		onEvent = func(ev roomserver.OutputEvent) {
+			base(ev)
+			hs.AppServices.OnEvent(ev)
+		}
+	}
+	rooms.SetOnEvent(onEvent)
 	hs.Inbox.SetEDUSink(hs.Outbound)
+	if hs.AppServices.WantsEphemeral() {
+		hs.Inbox.SetEphemeralSink(hs.AppServices)
+	}
 	hs.Inbox.Register(router)
 	hs.Inbox.Start(context.WithoutCancel(ctx))
 	// /sync and sliding sync share the streams: sliding sync's to_device and
@@ -204,7 +243,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 
 	fed := federation.New(federation.Deps{Config: &hs.Config, Key: key, Version: Version, Log: log, Store: store,
 		Keys: hs.Keys, Client: fedClient, Rooms: rooms, Outbound: hs.Outbound,
-		EDUs: &federation.EDUs{Sink: hs.Inbox, ToDevice: keys, ACL: rooms}, Media: fedLocalMedia{media}})
+		EDUs: &federation.EDUs{Sink: hs.Inbox, ToDevice: keys, ACL: rooms}, Media: fedLocalMedia{media}, AppServices: client})
 	fed.Register(router)
 
 	hs.handler = httputil.CORS(httputil.RealIP(proxies, hs.requestLog(httputil.LimitBody(cfg.Listen.MaxRequestBytes, isMediaUpload, admin.Restrict(router)))))
@@ -217,6 +256,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	notifier.LinkProcesses(retCtx, store, pduStream.LocalRoomUsers, log)
 	hs.Inbox.LinkTyping(retCtx, store)
 	go indexForSearch(retCtx, store, log)
+	hs.AppServices.Start(context.WithoutCancel(ctx))
 	return hs, nil
 }
 
@@ -237,6 +277,7 @@ func (hs *Homeserver) Close() error {
 	hs.Rooms.Drain() // committed events reach their subscribers before those stop
 	hs.Inbox.Close()
 	hs.Outbound.Close()
+	hs.AppServices.Close()
 	return hs.Store.Close()
 }
 

@@ -15,8 +15,9 @@ func TestImportDirection(t *testing.T) {
 		"syncapi":    {"clientapi", "federation"},
 		"federation": {"clientapi", "syncapi"},
 		"mediaapi":   {"clientapi", "syncapi", "federation", "roomserver"},
-		"storage":    {"roomserver", "clientapi", "syncapi", "federation", "internal/homeserver"},
-		"internal":   {"clientapi", "syncapi", "federation", "roomserver", "storage", "mediaapi"},
+		"appservice": {"clientapi", "syncapi", "federation"},
+		"storage":    {"roomserver", "clientapi", "syncapi", "federation", "internal/homeserver", "appservice"},
+		"internal":   {"clientapi", "syncapi", "federation", "roomserver", "storage", "mediaapi", "appservice"},
 	}
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "parley/...").Output()
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 var roomTables = []string{
 	"rooms", "current_state", "forward_extremities", "room_aliases", "forgotten_rooms",
 	"receipts", "push_notified", "push_counts", "push_changes", "push_read_upto", "relations",
-	"account_data", "backup_keys", "event_reports", "server_notice_rooms",
+	"account_data", "backup_keys", "event_reports", "server_notice_rooms", "appservice_room_directory",
 }
 
 // purgeBatch is how many events or state groups one purge transaction deletes.

@@ -28,6 +28,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 	runKeys(t, open)
 	runSyncData(t, open)
 	runRooms(t, open)
+	runAppServices(t, open)
 }
 
 func must(t *testing.T, err error) {

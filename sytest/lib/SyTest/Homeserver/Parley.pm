@@ -143,6 +143,10 @@ sub start
       rooms => { default_version => "10" },
       media => { path => "$hs_dir/media" },
       log   => { level => $ENV{PARLEY_LOG_LEVEL} // "debug" },
+      # SyTest's application services (tests/60app-services), which it
+      # configures on the first homeserver only; their URLs are on SyTest's
+      # HTTPS test server, trusted through federation.trusted_ca_file.
+      app_service_config_files => $self->{app_service_config_files} // [],
    };
    my $config_path = $self->write_yaml_file( "parley.yaml" => $config );
 
