@@ -49,25 +49,7 @@ func interceptHS2(t *testing.T, f *roomFixture, fake func(w http.ResponseWriter,
 // buildState makes a state event by sender on hs1's current room state, signed as hs2.test.
 func (f *roomFixture) buildState(t *testing.T, sender id.UserID, evType, stateKey string, content map[string]any, prev []id.EventID, depth int64) (*pdu.PDU, id.EventID) {
 	t.Helper()
-	ctx := context.Background()
-	var auth []id.EventID
-	for _, k := range [][2]string{{"m.room.create", ""}, {"m.room.power_levels", ""}, {"m.room.member", string(sender)}, {"m.room.join_rules", ""}} {
-		if ev, err := f.hs1.HS.Store.CurrentStateEvent(ctx, f.room, k[0], k[1]); err == nil {
-			auth = append(auth, ev.EventID)
-		}
-	}
-	c, _ := json.Marshal(content)
-	p := &pdu.PDU{RoomID: f.room, Sender: sender, Type: evType, StateKey: &stateKey, Content: jsontext.Value(c),
-		OriginServerTS: time.Now().UnixMilli(), PrevEvents: prev, AuthEvents: auth, Depth: depth}
-	key := f.hs2.HS.SigningKey
-	if err := p.Sign("11", "hs2.test", key.ID, key.Priv); err != nil {
-		t.Fatal(err)
-	}
-	evID, err := p.GetEventID("11")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p, evID
+	return f.buildPDU(t, nil, sender, evType, &stateKey, content, prev, depth)
 }
 
 // An event whose prev_events get_missing_events cannot fully provide: the

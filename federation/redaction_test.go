@@ -2,12 +2,9 @@ package federation_test
 
 import (
 	"context"
-	"encoding/json"
-	"encoding/json/jsontext"
 	"net/http"
 	"net/url"
 	"testing"
-	"time"
 
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
@@ -17,34 +14,7 @@ import (
 // forward extremities of f.room, signed as hs2.test.
 func (f *roomFixture) buildEvent(t *testing.T, sender id.UserID, evType string, content map[string]any) (*pdu.PDU, id.EventID) {
 	t.Helper()
-	ctx := context.Background()
-	var auth []id.EventID
-	for _, k := range [][2]string{{"m.room.create", ""}, {"m.room.power_levels", ""}, {"m.room.member", string(sender)}} {
-		if ev, err := f.hs1.HS.Store.CurrentStateEvent(ctx, f.room, k[0], k[1]); err == nil {
-			auth = append(auth, ev.EventID)
-		}
-	}
-	prev, err := f.hs1.HS.Store.ForwardExtremities(ctx, f.room)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var depth int64
-	evs, _ := f.hs1.HS.Store.GetEvents(ctx, prev)
-	for _, e := range evs {
-		depth = max(depth, e.Depth+1)
-	}
-	c, _ := json.Marshal(content)
-	p := &pdu.PDU{RoomID: f.room, Sender: sender, Type: evType, Content: jsontext.Value(c),
-		OriginServerTS: time.Now().UnixMilli(), PrevEvents: prev, AuthEvents: auth, Depth: depth}
-	key := f.hs2.HS.SigningKey
-	if err := p.Sign("11", "hs2.test", key.ID, key.Priv); err != nil {
-		t.Fatal(err)
-	}
-	evID, err := p.GetEventID("11")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p, evID
+	return f.buildPDU(t, nil, sender, evType, nil, content, nil, 0)
 }
 
 // TestRedactionsOverFederation: a redaction from another server is applied

@@ -56,12 +56,18 @@ func joinedPair(t testing.TB) *roomFixture {
 // signed with key as server hs2.test.
 func (f *roomFixture) build(t testing.TB, sender id.UserID, key *mfed.SigningKey, body string, prev []id.EventID, depth int64) (*pdu.PDU, id.EventID) {
 	t.Helper()
+	return f.buildPDU(t, key, sender, "m.room.message", nil, map[string]any{"msgtype": "m.text", "body": body}, prev, depth)
+}
+
+// buildPDU makes an event by sender (stateKey nil: not a state event) with
+// the auth events its type needs from hs1's current state of f.room, signed
+// as hs2.test with key (hs2's own when nil). With prev nil it goes on hs1's
+// forward extremities, one deeper than the deepest of them.
+func (f *roomFixture) buildPDU(t testing.TB, key *mfed.SigningKey, sender id.UserID, evType string, stateKey *string, content any, prev []id.EventID, depth int64) (*pdu.PDU, id.EventID) {
+	t.Helper()
 	ctx := context.Background()
-	var auth []id.EventID
-	for _, k := range [][2]string{{"m.room.create", ""}, {"m.room.power_levels", ""}, {"m.room.member", string(sender)}} {
-		if ev, err := f.hs1.HS.Store.CurrentStateEvent(ctx, f.room, k[0], k[1]); err == nil {
-			auth = append(auth, ev.EventID)
-		}
+	if key == nil {
+		key = f.hs2.HS.SigningKey
 	}
 	if prev == nil {
 		var err error
@@ -73,9 +79,17 @@ func (f *roomFixture) build(t testing.TB, sender id.UserID, key *mfed.SigningKey
 			depth = max(depth, e.Depth+1)
 		}
 	}
-	content, _ := json.Marshal(map[string]any{"msgtype": "m.text", "body": body})
-	p := &pdu.PDU{RoomID: f.room, Sender: sender, Type: "m.room.message", Content: jsontext.Value(content),
-		OriginServerTS: time.Now().UnixMilli(), PrevEvents: prev, AuthEvents: auth, Depth: depth}
+	c, err := json.Marshal(content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pdu.PDU{RoomID: f.room, Sender: sender, Type: evType, StateKey: stateKey, Content: jsontext.Value(c),
+		OriginServerTS: time.Now().UnixMilli(), PrevEvents: prev, AuthEvents: []id.EventID{}, Depth: depth}
+	for _, k := range p.AuthEventSelection("11") {
+		if ev, err := f.hs1.HS.Store.CurrentStateEvent(ctx, f.room, k.Type, k.StateKey); err == nil {
+			p.AuthEvents = append(p.AuthEvents, ev.EventID)
+		}
+	}
 	if err := p.Sign("11", "hs2.test", key.ID, key.Priv); err != nil {
 		t.Fatal(err)
 	}
