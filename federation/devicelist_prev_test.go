@@ -1,11 +1,7 @@
 package federation_test
 
 import (
-	"bytes"
-	"encoding/json"
-	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 )
@@ -17,27 +13,14 @@ func TestDeviceListUpdatePrevID(t *testing.T) {
 	f.hs1.HS.Config.E2EE.VerifyDeviceKeySignatures = false
 	var mu sync.Mutex
 	var updates []map[string]any
-	interceptHS2(t, f, func(w http.ResponseWriter, req *http.Request) bool {
-		if !strings.HasPrefix(req.URL.Path, "/_matrix/federation/v1/send/") {
-			return false
-		}
-		body, _ := io.ReadAll(req.Body)
-		req.Body = io.NopCloser(bytes.NewReader(body))
-		var txn struct {
-			EDUs []struct {
-				Type    string         `json:"edu_type"`
-				Content map[string]any `json:"content"`
-			} `json:"edus"`
-		}
-		_ = json.Unmarshal(body, &txn)
+	watchHS2Transactions(t, f, func(txn sentTxn) {
 		mu.Lock()
+		defer mu.Unlock()
 		for _, e := range txn.EDUs {
 			if e.Type == "m.device_list_update" && e.Content["user_id"] == string(f.alice.UserID) {
 				updates = append(updates, e.Content)
 			}
 		}
-		mu.Unlock()
-		return false // the real hs2 handles it too
 	})
 	upload := func(key string) {
 		f.alice.MustDo(t, http.MethodPost, "keys/upload", map[string]any{"device_keys": map[string]any{

@@ -1,16 +1,12 @@
 package federation_test
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 )
@@ -23,20 +19,12 @@ func TestDeviceChangesReachOtherServers(t *testing.T) {
 	f := joinedPair(t)
 	var mu sync.Mutex
 	var edus []map[string]any
-	interceptHS2(t, f, func(w http.ResponseWriter, req *http.Request) bool {
-		if !strings.HasPrefix(req.URL.Path, "/_matrix/federation/v1/send/") {
-			return false
-		}
-		body, _ := io.ReadAll(req.Body)
-		req.Body = io.NopCloser(bytes.NewReader(body))
-		var txn struct {
-			EDUs []map[string]any `json:"edus"`
-		}
-		_ = json.Unmarshal(body, &txn)
+	watchHS2Transactions(t, f, func(txn sentTxn) {
 		mu.Lock()
-		edus = append(edus, txn.EDUs...)
-		mu.Unlock()
-		return false
+		defer mu.Unlock()
+		for _, e := range txn.EDUs {
+			edus = append(edus, map[string]any{"edu_type": e.Type, "content": e.Content})
+		}
 	})
 	edu := func(eduType string, match func(c map[string]any) bool) map[string]any {
 		mu.Lock()

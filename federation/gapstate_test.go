@@ -1,14 +1,17 @@
 package federation_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"encoding/json/jsontext"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -44,6 +47,37 @@ func interceptHS2(t *testing.T, f *roomFixture, fake func(w http.ResponseWriter,
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{f.hs2.CA.Issue(t, "hs2.test")}, MinVersion: tls.VersionTLS12}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
+}
+
+// sentTxn is what watchHS2Transactions sees of an inbound transaction.
+type sentTxn struct {
+	PDUs []struct {
+		Type string `json:"type"`
+	} `json:"pdus"`
+	EDUs []struct {
+		Type    string         `json:"edu_type"`
+		Content map[string]any `json:"content"`
+	} `json:"edus"`
+}
+
+// watchHS2Transactions calls seen (one call at a time) with every
+// transaction hs2 receives, which the real hs2 then handles as usual.
+func watchHS2Transactions(t *testing.T, f *roomFixture, seen func(txn sentTxn)) {
+	t.Helper()
+	var mu sync.Mutex
+	interceptHS2(t, f, func(w http.ResponseWriter, req *http.Request) bool {
+		if !strings.HasPrefix(req.URL.Path, "/_matrix/federation/v1/send/") {
+			return false
+		}
+		body, _ := io.ReadAll(req.Body)
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		var txn sentTxn
+		_ = json.Unmarshal(body, &txn)
+		mu.Lock()
+		seen(txn)
+		mu.Unlock()
+		return false
+	})
 }
 
 // buildState makes a state event by sender on hs1's current room state, signed as hs2.test.

@@ -1,14 +1,10 @@
 package federation_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -281,24 +277,12 @@ func TestRemoteJoinNotResent(t *testing.T) {
 	f := joinedPair(t)
 	var mu sync.Mutex
 	var got []string // event types of the PDUs hs2 receives in transactions
-	interceptHS2(t, f, func(w http.ResponseWriter, req *http.Request) bool {
-		if !strings.HasPrefix(req.URL.Path, "/_matrix/federation/v1/send/") {
-			return false
-		}
-		body, _ := io.ReadAll(req.Body)
-		req.Body = io.NopCloser(bytes.NewReader(body))
-		var txn struct {
-			PDUs []struct {
-				Type string `json:"type"`
-			} `json:"pdus"`
-		}
-		_ = json.Unmarshal(body, &txn)
+	watchHS2Transactions(t, f, func(txn sentTxn) {
 		mu.Lock()
+		defer mu.Unlock()
 		for _, p := range txn.PDUs {
 			got = append(got, p.Type)
 		}
-		mu.Unlock()
-		return false
 	})
 	room := createRoom(t, f.bob, map[string]any{"preset": "public_chat"})
 	carol := f.hs1.Register(t, "carol")
