@@ -42,6 +42,12 @@ func TestRoomCompat(t *testing.T) {
 
 	// Redacting an event of another room is 400.
 	wantErr(t, alice.Do(t, http.MethodPut, testserver.Sprintf("rooms/%s/redact/%s/x1", other, msg), map[string]any{}), 400, "M_BAD_JSON")
+	// Legacy POST /redact without a transaction ID (SyTest's and older clients').
+	junk := sendMsg(t, bob, room, "junk")
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("rooms/%s/redact/%s", room, junk), map[string]any{"reason": "legacy"})
+	if ev := bob.MustDo(t, http.MethodGet, testserver.Sprintf("rooms/%s/event/%s", room, junk), nil); ev.JSON["content"].(map[string]any)["body"] != nil {
+		t.Fatalf("legacy redaction not applied: %s", ev.Body)
+	}
 
 	// /context is 403 for users who may not read the room, and lazy-loads members.
 	priv := createRoom(t, alice, map[string]any{"preset": "private_chat"})

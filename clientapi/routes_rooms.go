@@ -25,6 +25,7 @@ func (a *API) registerRoomRoutes(v3, v1 *mux.Router) {
 	a.authed(v3, "/rooms/{roomID}/state/{eventType}", "put_state", a.putState, http.MethodPut)
 	a.authed(v3, "/rooms/{roomID}/state/{eventType}/{stateKey:.*}", "put_state", a.putState, http.MethodPut)
 	a.authedNoGuest(v3, "/rooms/{roomID}/redact/{eventID}/{txnID}", "redact", a.redactEvent, http.MethodPut)
+	a.authedNoGuest(v3, "/rooms/{roomID}/redact/{eventID}", "redact_legacy", a.redactEvent, http.MethodPost)
 
 	a.authed(v3, "/rooms/{roomID}/state", "get_state", a.getState, http.MethodGet)
 	a.authed(v3, "/rooms/{roomID}/state/{eventType}", "get_state_event", a.getStateEvent, http.MethodGet)
