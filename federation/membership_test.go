@@ -315,4 +315,22 @@ func TestRescindedRemoteInvite(t *testing.T) {
 	if len(evs) != 1 || evs[0].(map[string]any)["sender"] != string(alice.UserID) {
 		t.Fatalf("rescinded invite in rooms.leave: %s", res.Body)
 	}
+
+	// Someone else than the inviter kicking the invitee: hs2, without the
+	// room's state, cannot tell whether they may, and keeps the invite.
+	carol := hs1.Register(t, "carol")
+	room2 := createRoom(t, alice, map[string]any{"preset": "private_chat", "invite": []any{carol.UserID},
+		"power_level_content_override": map[string]any{"users": map[string]any{string(alice.UserID): 100, string(carol.UserID): 100}}})
+	carol.MustDo(t, http.MethodPost, "join/"+url.PathEscape(string(room2)), map[string]any{})
+	carol.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(room2))+"/invite", map[string]any{"user_id": bob.UserID})
+	eventually(t, "carol's invite on hs2", func() bool { return invitedTo(t, bob, room2) })
+	shared := createRoom(t, alice, map[string]any{"preset": "public_chat"})
+	bob.MustDo(t, http.MethodPost, "join/"+url.PathEscape(string(shared))+"?server_name=hs1.test", map[string]any{})
+	alice.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(room2))+"/kick", map[string]any{"user_id": bob.UserID})
+	// A message queued for hs2 after the kick: once it is there, so is the kick.
+	send(t, alice, shared, "after the kick")
+	eventually(t, "the message after the kick on hs2", func() bool { return hasBody(timelineBodies(t, bob, shared), "after the kick") })
+	if !invitedTo(t, bob, room2) {
+		t.Fatal("a kick by someone else than the inviter rescinded the invite on hs2")
+	}
 }

@@ -194,9 +194,9 @@ func checkCanonical(v id.RoomVersion, raw []byte) error {
 
 // outOfBandMembership takes a remote server's leave or ban of a local user
 // whose only tie to a room this server is not in is a pending invite or
-// knock (an invite rescinded, a knock refused): without the room's state it
-// is checked against its sender's signature only and stored as an outlier,
-// like the invite. handled is false for every other event.
+// knock (an invite rescinded by its sender, a knock refused): without the
+// room's state it is checked against its sender's signature only and stored
+// as an outlier, like the invite. handled is false for every other event.
 func (s *Server) outOfBandMembership(ctx context.Context, origin string, info *storage.Room, ev *remoteEvent) (handled bool, err error) {
 	p := ev.p
 	if isV1(info.Version) || p.Type != event.StateMember.Type || p.StateKey == nil || id.UserID(*p.StateKey).Homeserver() != s.serverName {
@@ -214,6 +214,11 @@ func (s *Server) outOfBandMembership(ctx context.Context, origin string, info *s
 	}
 	if p.Sender.Homeserver() != origin {
 		return true, fmt.Errorf("%w: sender is not from %s", ErrForbidden, origin)
+	}
+	if cur.Membership == string(event.MembershipInvite) && p.Sender != cur.Sender {
+		// Without the room's state nothing says whether anyone else may
+		// rescind the invite: only its sender may.
+		return true, fmt.Errorf("%w: only the inviter can rescind an invite here", ErrForbidden)
 	}
 	if err := p.VerifySignature(info.Version, origin, s.getKey); err != nil {
 		return true, fmt.Errorf("%w: membership not signed by %s: %v", ErrForbidden, origin, err)
