@@ -46,3 +46,32 @@ func TestRestrictedRoomRemoteJoin(t *testing.T) {
 		t.Fatalf("bob's join on hs2 lacks hs1's signature: %v %s", err, stored.JSON)
 	}
 }
+
+// TestRestrictedRoomJoinThroughAnotherServer: a restricted room this server
+// is in but none of whose members here may invite: a local user allowed in
+// joins through a server whose member can vouch (make_join/send_join).
+func TestRestrictedRoomJoinThroughAnotherServer(t *testing.T) {
+	hs1, hs2 := pair(t)
+	charlie := hs2.Register(t, "charlie")
+	alice := hs1.Register(t, "alice")
+	bob := hs1.Register(t, "bob")
+	allowed := createRoom(t, charlie, map[string]any{"preset": "public_chat", "name": "Space"})
+	room := createRoom(t, charlie, map[string]any{"preset": "public_chat", "room_version": "10", "initial_state": []any{map[string]any{
+		"type": "m.room.join_rules", "state_key": "", "content": map[string]any{"join_rule": "restricted",
+			"allow": []any{map[string]any{"type": "m.room_membership", "room_id": allowed, "via": []string{"hs2.test"}}}}}}})
+	charlie.MustDo(t, http.MethodPost, "rooms/"+url.PathEscape(string(room))+"/invite", map[string]any{"user_id": alice.UserID})
+	eventually(t, "alice's invite", func() bool { return invitedTo(t, alice, room) })
+	alice.MustDo(t, http.MethodPost, "join/"+url.PathEscape(string(room))+"?server_name=hs2.test", map[string]any{})
+	bob.MustDo(t, http.MethodPost, "join/"+url.PathEscape(string(allowed))+"?server_name=hs2.test", map[string]any{})
+	eventually(t, "bob in the allowed room on hs2", func() bool { return membership(t, charlie, allowed, bob.UserID) == "join" })
+	// hs1 is in the room (alice), but alice may not invite: hs2 vouches.
+	bob.MustDo(t, http.MethodPost, "join/"+url.PathEscape(string(room)), map[string]any{})
+	eventually(t, "bob's join on hs2", func() bool { return membership(t, charlie, room, bob.UserID) == "join" })
+	ev := charlie.MustDo(t, http.MethodGet, "rooms/"+url.PathEscape(string(room))+"/state/m.room.member/"+url.PathEscape(string(bob.UserID)), nil)
+	if ev.JSON["join_authorised_via_users_server"] != string(charlie.UserID) {
+		t.Fatalf("bob's join: %s", ev.Body)
+	}
+	if m := membership(t, alice, room, bob.UserID); m != "join" {
+		t.Fatalf("bob's membership on hs1: %q", m)
+	}
+}

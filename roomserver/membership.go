@@ -50,6 +50,17 @@ func (s *Server) Join(ctx context.Context, req MembershipRequest) (id.EventID, e
 		}
 	}
 	authoriser, err := s.restrictedJoinAuthoriser(ctx, req.RoomID, req.Sender)
+	if errors.Is(err, errNoLocalAuthoriser) && s.remote != nil {
+		// A restricted room none of our members may invite into: join
+		// through a server in the room whose members can vouch.
+		if servers, jerr := s.JoinedServers(ctx, req.RoomID); jerr == nil {
+			others := slices.DeleteFunc(slices.Clone(servers), func(srv string) bool { return srv == s.serverName })
+			if len(others) > 0 {
+				req.Via = append(slices.Clone(req.Via), others...)
+				return s.joinRemote(ctx, req)
+			}
+		}
+	}
 	if err != nil {
 		return "", err
 	}

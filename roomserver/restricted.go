@@ -54,6 +54,10 @@ func (s *Server) restrictedJoinAuthoriser(ctx context.Context, roomID id.RoomID,
 	return s.joinAuthoriser(ctx, roomID)
 }
 
+// errNoLocalAuthoriser: no member of this server may invite, so it cannot
+// vouch for a restricted join (another server in the room may).
+var errNoLocalAuthoriser = fmt.Errorf("%w: no member of this server can authorise joining the room", ErrForbidden)
+
 // joinAuthoriser picks a local joined member with the power to invite, the
 // most powerful first (room v12 creators have unlimited power).
 func (s *Server) joinAuthoriser(ctx context.Context, roomID id.RoomID) (id.UserID, error) {
@@ -94,7 +98,7 @@ func (s *Server) joinAuthoriser(ctx context.Context, roomID id.RoomID) (id.UserI
 		}
 	}
 	if best == "" {
-		return "", fmt.Errorf("%w: no member of this server can authorise joining the room", ErrForbidden)
+		return "", errNoLocalAuthoriser
 	}
 	return best, nil
 }
