@@ -136,14 +136,49 @@ func (s *Server) OnEvent(ev *storage.Event) {
 }
 
 // MemberEvent is told about every committed m.room.member event: a join or
-// a departure (leave, ban) of target changes who tracks whose devices.
-// Other memberships (invite, knock) change nothing.
+// a departure (leave, ban) of target changes who tracks whose devices. An
+// invite shows the invitee in the room's local members' device_lists.changed
+// (their clients may share room keys with invited users); a knock changes
+// nothing.
 func (s *Server) MemberEvent(ctx context.Context, room id.RoomID, target id.UserID, membership string) {
 	switch membership {
 	case "join":
 		s.MembershipChanged(ctx, room, target, true)
 	case "leave", "ban":
 		s.MembershipChanged(ctx, room, target, false)
+	case "invite":
+		s.invited(ctx, room, target)
+	}
+}
+
+// invited records target's devices as changed for the room's joined local
+// members.
+func (s *Server) invited(ctx context.Context, room id.RoomID, target id.UserID) {
+	if s.rooms == nil {
+		return
+	}
+	members, err := s.rooms.RoomJoinedUsers(ctx, room)
+	if err != nil {
+		s.log.Warn("device list invite", zap.String("room_id", string(room)), zap.Error(err))
+		return
+	}
+	var changes []storage.DeviceListChange
+	var wake []id.UserID
+	for _, m := range members {
+		if m != target && s.isLocal(m) {
+			changes = append(changes, storage.DeviceListChange{UserID: target, Observer: m})
+			wake = append(wake, m)
+		}
+	}
+	if len(changes) == 0 {
+		return
+	}
+	if _, err := s.store.AddDeviceListChanges(ctx, changes); err != nil {
+		s.log.Warn("record device list invite", zap.String("room_id", string(room)), zap.Error(err))
+		return
+	}
+	if s.notifier != nil {
+		s.notifier.WakeUsers(wake...)
 	}
 }
 

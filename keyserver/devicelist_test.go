@@ -153,6 +153,12 @@ func TestDeviceListChangedLeft(t *testing.T) {
 	check(alice, p4, []id.UserID{}, []id.UserID{})
 	// Over the whole range, the last word wins: Bob is left, not changed.
 	check(alice, p0, []id.UserID{}, []id.UserID{bob})
+	// An invite: the room's members see the invitee as changed; the
+	// invitee sees nothing until they join.
+	p5 := pos()
+	s.MemberEvent(ctx, room, carol, "invite")
+	check(alice, p5, []id.UserID{carol}, []id.UserID{})
+	check(carol, p5, []id.UserID{}, []id.UserID{})
 	// Initial syncs carry no device lists.
 	resp := syncapi.NewResponse()
 	if found, err := stream.Fill(ctx, &syncapi.Request{Device: &authn.Device{UserID: alice}}, 0, pos(), resp); err != nil || found || len(resp.DeviceLists.Left) != 0 {
