@@ -124,8 +124,13 @@ func (r *Remote) Invite(ctx context.Context, server string, roomID id.RoomID, ev
 
 // MissingEvents implements roomserver.Remote.
 func (r *Remote) MissingEvents(ctx context.Context, server string, roomID id.RoomID, earliest, latest []id.EventID, limit int) ([]jsontext.Value, error) {
-	resp, err := r.c.GetMissingEvents(ctx, &federation.ReqGetMissingEvents{ServerName: server, RoomID: roomID,
-		EarliestEvents: earliest, LatestEvents: latest, Limit: limit})
+	req := &federation.ReqGetMissingEvents{ServerName: server, RoomID: roomID, EarliestEvents: earliest, LatestEvents: latest, Limit: limit}
+	resp, err := r.c.GetMissingEvents(ctx, req)
+	if noResponse(err) && ctx.Err() == nil {
+		// A POST is not replayed by net/http when a kept-alive connection
+		// turns out to be closed; this query changes nothing, so ask again.
+		resp, err = r.c.GetMissingEvents(ctx, req)
+	}
 	if err != nil {
 		return nil, remoteErr(err)
 	}
@@ -183,6 +188,13 @@ func values(in []federation.PDU) []jsontext.Value {
 }
 
 // remoteErr marks a remote failure; a 403 from the remote stays a forbidden error.
+// noResponse reports whether err is a failure to get any answer (a
+// connection error) rather than the remote server's error response.
+func noResponse(err error) bool {
+	var herr mautrix.HTTPError
+	return err != nil && !(errors.As(err, &herr) && herr.Response != nil)
+}
+
 func remoteErr(err error) error {
 	return fmt.Errorf("%w: %w", roomserver.ErrRemote, err)
 }
