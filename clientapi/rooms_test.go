@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"maunium.net/go/mautrix/id"
 
@@ -350,6 +351,20 @@ func TestGuestAccess(t *testing.T) {
 	guest.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", open), map[string]any{})
 	if m := membershipOf(t, alice, open, string(guest.UserID)); m != "join" {
 		t.Fatalf("guest membership %q", m)
+	}
+	// Closing the room to guests makes the guest leave; bob (no guest) stays.
+	bob := srv.Register(t, "bob")
+	bob.MustDo(t, http.MethodPost, testserver.Sprintf("join/%s", open), map[string]any{})
+	alice.MustDo(t, http.MethodPut, testserver.Sprintf("rooms/%s/state/m.room.guest_access/", open), map[string]any{"guest_access": "forbidden"})
+	deadline := time.Now().Add(5 * time.Second)
+	for membershipOf(t, alice, open, string(guest.UserID)) != "leave" {
+		if time.Now().After(deadline) {
+			t.Fatalf("guest still %q after guest_access forbidden", membershipOf(t, alice, open, string(guest.UserID)))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if m := membershipOf(t, alice, open, string(bob.UserID)); m != "join" {
+		t.Fatalf("bob's membership after closing to guests: %q", m)
 	}
 }
 

@@ -321,14 +321,14 @@ func (s *Server) commit(ctx context.Context, w *working, newRoom *storage.Room) 
 // publish hands committed events to the subscriber.
 func (s *Server) publish(evs []*storage.Event, v id.RoomVersion) {
 	for _, ev := range evs {
-		s.onEvent(OutputEvent{Event: ev, Version: v})
+		s.emit(OutputEvent{Event: ev, Version: v})
 	}
 }
 
 // publishRelayed hands over a membership event that a resident server
 // accepted and relays to the room's other servers (OutputEvent.Relayed).
 func (s *Server) publishRelayed(ev *storage.Event, v id.RoomVersion) {
-	s.onEvent(OutputEvent{Event: ev, Version: v, Relayed: true})
+	s.emit(OutputEvent{Event: ev, Version: v, Relayed: true})
 }
 
 // publishWorking hands w's committed events to the subscriber, with the
@@ -339,7 +339,7 @@ func (s *Server) publishWorking(w *working) {
 		if i < len(w.evaluated) && w.evaluated[i] {
 			out.PushEvaluated, out.Notifications = true, w.notes[i]
 		}
-		s.onEvent(out)
+		s.emit(out)
 	}
 }
 
