@@ -242,6 +242,13 @@ func TestUserDirectory(t *testing.T) {
 	if got := find(carol, "dave"); len(got) != 0 {
 		t.Fatalf("dave found without search_all_users: %v", got)
 	}
+	// Users find themselves only through a public room.
+	if got := find(alice, "wonder"); len(got) != 0 {
+		t.Fatalf("alice finds herself through a private room: %v", got)
+	}
+	if got := find(carol, "carol"); len(got) != 1 {
+		t.Fatalf("carol does not find herself through her public room: %v", got)
+	}
 	res := alice.MustDo(t, http.MethodPost, "user_directory/search", map[string]any{"search_term": "", "limit": 1})
 	if res.JSON["limited"] != true || len(res.JSON["results"].([]any)) != 1 {
 		t.Fatalf("limit: %s", res.Body)

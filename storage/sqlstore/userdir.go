@@ -28,7 +28,10 @@ func (s *Store) SearchUserDirectory(ctx context.Context, requester id.UserID, te
 	matches := func(u storage.DirectoryUser) bool {
 		return term == "" || strings.Contains(strings.ToLower(string(u.UserID)), term) || strings.Contains(strings.ToLower(u.DisplayName), term)
 	}
-	// Rooms whose members the requester may find: rooms they are joined to and public rooms.
+	// Rooms whose members the requester may find: rooms they are joined to
+	// and public rooms (true). The requester finds themselves only through
+	// a public room, as Synapse: sharing a private room with oneself is not
+	// sharing it.
 	rooms := map[string]bool{}
 	rows, err := s.db.r.QueryContext(ctx, `SELECT cs.room_id, cs.type, e.pdu FROM current_state cs JOIN events e ON e.event_id = cs.event_id
 		WHERE (cs.type = 'm.room.member' AND cs.state_key = $1 AND cs.membership = 'join') OR (cs.type = 'm.room.join_rules' AND cs.state_key = '')`, requester)
@@ -41,8 +44,10 @@ func (s *Store) SearchUserDirectory(ctx context.Context, requester id.UserID, te
 			rows.Close()
 			return nil, false, err
 		}
-		if typ == "m.room.member" || gjson.Get(pdu, "content.join_rule").Str == "public" {
+		if gjson.Get(pdu, "content.join_rule").Str == "public" {
 			rooms[room] = true
+		} else if _, ok := rooms[room]; !ok && typ == "m.room.member" {
+			rooms[room] = false
 		}
 	}
 	rows.Close()
@@ -61,17 +66,20 @@ func (s *Store) SearchUserDirectory(ctx context.Context, requester id.UserID, te
 		for _, r := range chunk {
 			args = append(args, r)
 		}
-		rows, err := s.db.r.QueryContext(ctx, `SELECT cs.state_key, e.pdu FROM current_state cs JOIN events e ON e.event_id = cs.event_id
+		rows, err := s.db.r.QueryContext(ctx, `SELECT cs.room_id, cs.state_key, e.pdu FROM current_state cs JOIN events e ON e.event_id = cs.event_id
 			WHERE (LOWER(cs.state_key) LIKE $1 ESCAPE '\' OR LOWER(e.pdu) LIKE $1 ESCAPE '\')
 			AND cs.type = 'm.room.member' AND cs.membership = 'join' AND cs.room_id IN `+In(2, len(chunk)), args...)
 		if err != nil {
 			return nil, false, fmt.Errorf("directory members: %w", err)
 		}
 		for rows.Next() {
-			var user, pdu string
-			if err := rows.Scan(&user, &pdu); err != nil {
+			var room, user, pdu string
+			if err := rows.Scan(&room, &user, &pdu); err != nil {
 				rows.Close()
 				return nil, false, err
+			}
+			if id.UserID(user) == requester && !rooms[room] {
+				continue
 			}
 			c := gjson.GetMany(pdu, "content.displayname", "content.avatar_url")
 			u := storage.DirectoryUser{UserID: id.UserID(user), DisplayName: c[0].Str, AvatarURL: c[1].Str}
