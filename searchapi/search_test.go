@@ -249,6 +249,11 @@ func TestUserDirectory(t *testing.T) {
 	if got := find(carol, "carol"); len(got) != 1 {
 		t.Fatalf("carol does not find herself through her public room: %v", got)
 	}
+	// A private room with world-readable history counts as public.
+	alice.MustDo(t, http.MethodPut, testserver.Sprintf("rooms/%s/state/m.room.history_visibility/", priv), map[string]any{"history_visibility": "world_readable"})
+	if got := find(dave, "wonder"); got[string(alice.UserID)] != "Alice Wonder" {
+		t.Fatalf("alice in a world-readable room, searched by dave: %v", got)
+	}
 	res := alice.MustDo(t, http.MethodPost, "user_directory/search", map[string]any{"search_term": "", "limit": 1})
 	if res.JSON["limited"] != true || len(res.JSON["results"].([]any)) != 1 {
 		t.Fatalf("limit: %s", res.Body)

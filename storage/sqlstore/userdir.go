@@ -29,12 +29,13 @@ func (s *Store) SearchUserDirectory(ctx context.Context, requester id.UserID, te
 		return term == "" || strings.Contains(strings.ToLower(string(u.UserID)), term) || strings.Contains(strings.ToLower(u.DisplayName), term)
 	}
 	// Rooms whose members the requester may find: rooms they are joined to
-	// and public rooms (true). The requester finds themselves only through
+	// and public rooms (true): a public join rule or world-readable history. The requester finds themselves only through
 	// a public room, as Synapse: sharing a private room with oneself is not
 	// sharing it.
 	rooms := map[string]bool{}
 	rows, err := s.db.r.QueryContext(ctx, `SELECT cs.room_id, cs.type, e.pdu FROM current_state cs JOIN events e ON e.event_id = cs.event_id
-		WHERE (cs.type = 'm.room.member' AND cs.state_key = $1 AND cs.membership = 'join') OR (cs.type = 'm.room.join_rules' AND cs.state_key = '')`, requester)
+		WHERE (cs.type = 'm.room.member' AND cs.state_key = $1 AND cs.membership = 'join')
+		OR (cs.type IN ('m.room.join_rules', 'm.room.history_visibility') AND cs.state_key = '')`, requester)
 	if err != nil {
 		return nil, false, fmt.Errorf("directory rooms: %w", err)
 	}
@@ -44,7 +45,7 @@ func (s *Store) SearchUserDirectory(ctx context.Context, requester id.UserID, te
 			rows.Close()
 			return nil, false, err
 		}
-		if gjson.Get(pdu, "content.join_rule").Str == "public" {
+		if gjson.Get(pdu, "content.join_rule").Str == "public" || gjson.Get(pdu, "content.history_visibility").Str == "world_readable" {
 			rooms[room] = true
 		} else if _, ok := rooms[room]; !ok && typ == "m.room.member" {
 			rooms[room] = false
