@@ -78,16 +78,9 @@ func (a *API) join(w http.ResponseWriter, r *http.Request, dev *authn.Device) er
 		return err
 	}
 	q := r.URL.Query()
-	via := append(q["server_name"], q["via"]...)
-	var roomID id.RoomID
-	if _, _, server := id.ParseCommonIdentifier(target); len(target) > 0 && target[0] == '#' && server != a.cfg.ServerName && a.remote != nil {
-		rid, servers, err := a.remote.QueryDirectory(r.Context(), id.RoomAlias(target))
-		if err != nil {
-			return httputil.NotFound("Room alias %s not found", target)
-		}
-		roomID, via = rid, append(via, servers...)
-	} else if roomID, err = a.resolveRoom(r.Context(), target); err != nil {
-		return roomError(err)
+	roomID, via, err := a.resolveTarget(r.Context(), target, append(q["server_name"], q["via"]...))
+	if err != nil {
+		return err
 	}
 	if len(body.ThirdPartySigned) > 0 && string(body.ThirdPartySigned) != "null" {
 		sender, err := a.exchangeThirdPartySigned(r.Context(), dev, roomID, body.ThirdPartySigned)
@@ -131,6 +124,24 @@ func (a *API) copyTagsFromPredecessor(ctx context.Context, user id.UserID, roomI
 
 // resolveRoom is the roomserver's ResolveRoom, which asks the application
 // services about a local alias it does not know.
+// resolveTarget turns the room ID or alias of a join or a room summary
+// into a room ID, adding the servers an alias of another server names to
+// via. Errors are Matrix errors.
+func (a *API) resolveTarget(ctx context.Context, target string, via []string) (id.RoomID, []string, error) {
+	if _, _, server := id.ParseCommonIdentifier(target); len(target) > 0 && target[0] == '#' && server != a.cfg.ServerName && a.remote != nil {
+		rid, servers, err := a.remote.QueryDirectory(ctx, id.RoomAlias(target))
+		if err != nil {
+			return "", nil, httputil.NotFound("Room alias %s not found", target)
+		}
+		return rid, append(via, servers...), nil
+	}
+	roomID, err := a.resolveRoom(ctx, target)
+	if err != nil {
+		return "", nil, roomError(err)
+	}
+	return roomID, via, nil
+}
+
 func (a *API) resolveRoom(ctx context.Context, roomIDOrAlias string) (id.RoomID, error) {
 	roomID, err := a.rooms.ResolveRoom(ctx, roomIDOrAlias)
 	if errors.Is(err, roomserver.ErrRoomNotFound) && strings.HasPrefix(roomIDOrAlias, "#") {

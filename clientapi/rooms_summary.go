@@ -27,23 +27,13 @@ func (a *API) roomSummary(w http.ResponseWriter, r *http.Request) error {
 		user = dev.UserID
 	}
 	target := httputil.PathVar(r, "roomIDOrAlias")
-	via := r.URL.Query()["via"]
-	var roomID id.RoomID
-	if _, _, server := id.ParseCommonIdentifier(target); len(target) > 0 && target[0] == '#' && server != a.cfg.ServerName {
-		if user == "" || a.remote == nil {
-			return httputil.NotFound("Room not found")
-		}
-		rid, servers, err := a.remote.QueryDirectory(r.Context(), id.RoomAlias(target))
-		if err != nil {
-			return httputil.NotFound("Room alias %s not found", target)
-		}
-		roomID, via = rid, append(via, servers...)
-	} else {
-		rid, err := a.rooms.ResolveRoom(r.Context(), target)
-		if err != nil {
-			return roomError(err)
-		}
-		roomID = rid
+	if _, _, server := id.ParseCommonIdentifier(target); user == "" && len(target) > 0 && target[0] == '#' && server != a.cfg.ServerName {
+		// Anonymous callers never cost this server a federation request.
+		return httputil.NotFound("Room not found")
+	}
+	roomID, via, err := a.resolveTarget(r.Context(), target, r.URL.Query()["via"])
+	if err != nil {
+		return err
 	}
 	if _, _, server := id.ParseCommonIdentifier(string(roomID)); server != "" && server != a.cfg.ServerName {
 		via = append(via, server)

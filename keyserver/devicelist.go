@@ -170,11 +170,17 @@ func (s *Server) invited(ctx context.Context, room id.RoomID, target id.UserID) 
 			wake = append(wake, m)
 		}
 	}
+	s.recordChanges(ctx, room, changes, wake)
+}
+
+// recordChanges stores device-list changes caused by a membership change in
+// room and wakes the users who see them.
+func (s *Server) recordChanges(ctx context.Context, room id.RoomID, changes []storage.DeviceListChange, wake []id.UserID) {
 	if len(changes) == 0 {
 		return
 	}
 	if _, err := s.store.AddDeviceListChanges(ctx, changes); err != nil {
-		s.log.Warn("record device list invite", zap.String("room_id", string(room)), zap.Error(err))
+		s.log.Warn("record device list membership change", zap.String("room_id", string(room)), zap.Error(err))
 		return
 	}
 	if s.notifier != nil {
@@ -223,17 +229,8 @@ func (s *Server) MembershipChanged(ctx context.Context, room id.RoomID, user id.
 			changes = append(changes, storage.DeviceListChange{UserID: m, Observer: user, Left: !joined})
 		}
 	}
-	if len(changes) == 0 {
-		return
-	}
 	if userLocal {
 		wake = append(wake, user)
 	}
-	if _, err := s.store.AddDeviceListChanges(ctx, changes); err != nil {
-		s.log.Warn("record device list membership change", zap.String("room_id", string(room)), zap.Error(err))
-		return
-	}
-	if s.notifier != nil {
-		s.notifier.WakeUsers(wake...)
-	}
+	s.recordChanges(ctx, room, changes, wake)
 }

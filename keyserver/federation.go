@@ -119,22 +119,28 @@ func (s *Server) sendDeviceListUpdate(ctx context.Context, user id.UserID, devic
 	if len(servers) == 0 {
 		return
 	}
-	content := s.deviceListUpdate(ctx, user, device, pos)
+	content := deviceListUpdate(user, device, pos, s.prevDeviceListChange(ctx, user, pos))
 	if len(keys) > 0 {
 		content["keys"] = keys
 	}
 	s.fed.SendDeviceListUpdate(servers, content)
 }
 
-// deviceListUpdate is the m.device_list_update content for a change of
-// user's device at pos, without keys.
-func (s *Server) deviceListUpdate(ctx context.Context, user id.UserID, device id.DeviceID, pos int64) map[string]any {
+// prevDeviceListChange is the prev_id of user's device-list change at pos:
+// their change before it, if any.
+func (s *Server) prevDeviceListChange(ctx context.Context, user id.UserID, pos int64) []int64 {
 	prev := []int64{}
 	if last, err := s.store.LastDeviceListChange(ctx, user, pos); err != nil {
 		s.log.Warn("device list update: previous change", zap.Error(err))
 	} else if last > 0 {
 		prev = append(prev, last)
 	}
+	return prev
+}
+
+// deviceListUpdate is the m.device_list_update content for a change of
+// user's device at pos, without keys.
+func deviceListUpdate(user id.UserID, device id.DeviceID, pos int64, prev []int64) map[string]any {
 	return map[string]any{"user_id": user, "device_id": device, "stream_id": pos, "prev_id": prev, "deleted": false}
 }
 
@@ -161,8 +167,9 @@ func (s *Server) DevicesChanged(ctx context.Context, user id.UserID, devices []i
 		}
 		keys = all[user]
 	}
+	prev := s.prevDeviceListChange(ctx, user, pos)
 	for _, d := range devices {
-		content := s.deviceListUpdate(ctx, user, d, pos)
+		content := deviceListUpdate(user, d, pos, prev)
 		content["deleted"] = deleted
 		if k, ok := keys[d]; ok {
 			content["keys"] = k.JSON

@@ -262,7 +262,7 @@ func (s *Server) mayPeekRemote(ctx context.Context, user id.UserID, hr *Hierarch
 		return false, err
 	}
 	switch {
-	case hr.WorldReadable, hr.JoinRule == "public", hr.JoinRule == "knock", hr.JoinRule == "knock_restricted":
+	case publiclyVisible(hr.RoomSummary):
 		return true, nil
 	case hr.JoinRule != "restricted":
 		return false, nil
