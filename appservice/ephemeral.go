@@ -93,7 +93,7 @@ func (s *Sender) queueEphemeral(ctx context.Context) {
 // interested in the room or the user; presence to those interested in the
 // user or in one of their rooms.
 func (s *Sender) wantsEphemeralItem(ctx context.Context, as *asapi.Service, it ephemeralItem) bool {
-	if it.user != "" && s.interestedInUser(as, it.user) {
+	if it.user != "" && as.IsInterestedInUser(it.user) {
 		return true
 	}
 	rooms := it.userRooms

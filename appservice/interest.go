@@ -40,13 +40,6 @@ func (s *Sender) loadRoomFacts(ctx context.Context, room id.RoomID) (*roomFacts,
 	return f, nil
 }
 
-// interestedInUser: the service's sender, or a local user of its namespace
-// (application service API, "Registration": a user namespace covers "local
-// users matching one of the namespaces").
-func (s *Sender) interestedInUser(as *asapi.Service, user id.UserID) bool {
-	return user == as.Sender || user.Homeserver() == s.serverName && as.InUserNamespace(user)
-}
-
 // interestedInRoom says whether as wants the events of room at stream
 // position pos: the room ID or one of its aliases is in its namespaces, or
 // one of its users had joined by then. (Memberships are the current ones: a
@@ -61,7 +54,7 @@ func (s *Sender) interestedInRoom(as *asapi.Service, room id.RoomID, f *roomFact
 		}
 	}
 	for _, m := range f.joined {
-		if m.StreamPos <= pos && s.interestedInUser(as, m.UserID) {
+		if m.StreamPos <= pos && as.IsInterestedInUser(m.UserID) {
 			return true
 		}
 	}
@@ -70,15 +63,20 @@ func (s *Sender) interestedInRoom(as *asapi.Service, room id.RoomID, f *roomFact
 
 // interestedInEvent says whether as gets ev: its sender, or the target of a
 // membership change, is one of the service's users, or the service is
-// interested in the room.
-func (s *Sender) interestedInEvent(as *asapi.Service, ev *storage.Event, f *roomFacts) bool {
-	if s.interestedInUser(as, ev.Sender) {
-		return true
+// interested in the room. The room's facts (members, aliases) are loaded
+// only when the cheaper checks say no.
+func (s *Sender) interestedInEvent(as *asapi.Service, ev *storage.Event, facts func() (*roomFacts, error)) (bool, error) {
+	if as.IsInterestedInUser(ev.Sender) || as.InRoomNamespace(ev.RoomID) {
+		return true, nil
 	}
-	if ev.Type == event.StateMember.Type && ev.StateKey != nil && s.interestedInUser(as, id.UserID(*ev.StateKey)) {
-		return true
+	if ev.Type == event.StateMember.Type && ev.StateKey != nil && as.IsInterestedInUser(id.UserID(*ev.StateKey)) {
+		return true, nil
 	}
-	return s.interestedInRoom(as, ev.RoomID, f, ev.StreamPos)
+	f, err := facts()
+	if err != nil {
+		return false, err
+	}
+	return s.interestedInRoom(as, ev.RoomID, f, ev.StreamPos), nil
 }
 
 // factsCacheTTL bounds how stale the room facts used for ephemeral events

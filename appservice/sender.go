@@ -70,19 +70,17 @@ const (
 
 // Deps is what New needs.
 type Deps struct {
-	ServerName string
-	Registry   *asapi.Registry
-	Client     *asapi.Client
-	Store      Store
-	Log        *zap.Logger
+	Registry *asapi.Registry
+	Client   *asapi.Client
+	Store    Store
+	Log      *zap.Logger
 }
 
 // Sender delivers events to the application services with a URL.
 type Sender struct {
-	serverName string
-	store      Store
-	client     *asapi.Client
-	log        *zap.Logger
+	store  Store
+	client *asapi.Client
+	log    *zap.Logger
 	// owner names this process in the leases it holds.
 	owner string
 	// aliasNamespaces is set when a service has an aliases namespace, so
@@ -100,7 +98,7 @@ type Sender struct {
 func New(d Deps) *Sender {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
-	s := &Sender{serverName: d.ServerName, store: d.Store, client: d.Client, log: d.Log, owner: hex.EncodeToString(b),
+	s := &Sender{store: d.Store, client: d.Client, log: d.Log, owner: hex.EncodeToString(b),
 		ephemeral: make(chan ephemeralItem, 1024)}
 	for _, as := range d.Registry.Services() {
 		if !as.HasURL() {
@@ -295,34 +293,30 @@ func (w *worker) holdLease(ctx context.Context) bool {
 	return true
 }
 
-// step queues new room events and sends one transaction; busy says that
-// there may be more to do at once.
-func (w *worker) step(ctx context.Context) (busy bool, err error) {
-	more, err := w.ingest(ctx)
-	if err != nil {
-		return false, err
-	}
-	sent, err := w.sendOne(ctx)
-	return more || sent, err
-}
-
 // ingest queues the interesting events after the cursor and moves it on.
 func (w *worker) ingest(ctx context.Context) (more bool, err error) {
 	evs, err := w.s.store.TimelineEventsAfter(ctx, w.cursor, ingestBatch)
 	if err != nil || len(evs) == 0 {
 		return false, err
 	}
-	facts := map[id.RoomID]*roomFacts{}
+	facts := map[id.RoomID]*roomFacts{} // loaded once per room of the batch, when needed
 	var queue []id.EventID
 	for _, ev := range evs {
-		f, ok := facts[ev.RoomID]
-		if !ok {
-			if f, err = w.s.loadRoomFacts(ctx, ev.RoomID); err != nil {
-				return false, err
+		load := func() (*roomFacts, error) {
+			if f, ok := facts[ev.RoomID]; ok {
+				return f, nil
 			}
-			facts[ev.RoomID] = f
+			f, err := w.s.loadRoomFacts(ctx, ev.RoomID)
+			if err == nil {
+				facts[ev.RoomID] = f
+			}
+			return f, err
 		}
-		if w.s.interestedInEvent(w.as, ev, f) {
+		interested, err := w.s.interestedInEvent(w.as, ev, load)
+		if err != nil {
+			return false, err
+		}
+		if interested {
 			queue = append(queue, ev.EventID)
 		}
 	}

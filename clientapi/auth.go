@@ -110,7 +110,7 @@ func (a *Authenticator) appServiceDevice(ctx context.Context, as *asapi.Service)
 	assert := authn.AssertionFrom(ctx)
 	dev := &authn.Device{UserID: as.Sender, AppService: as.ID, NoRateLimit: true}
 	if assert.UserID != "" && assert.UserID != as.Sender {
-		if !as.InUserNamespace(assert.UserID) || assert.UserID.Homeserver() != as.Sender.Homeserver() {
+		if !as.InUserNamespace(assert.UserID) {
 			return nil, httputil.Forbidden("Application service cannot masquerade as %s", assert.UserID)
 		}
 		if _, err := a.store.GetAccount(ctx, assert.UserID); errors.Is(err, storage.ErrNotFound) {

@@ -52,8 +52,12 @@ func match(nss []namespace, s string, exclusiveOnly bool) bool {
 // HasURL says whether the service takes traffic (its url is not null).
 func (s *Service) HasURL() bool { return s.URL != "" }
 
-// InUserNamespace reports whether user is in the service's users namespace.
-func (s *Service) InUserNamespace(user id.UserID) bool { return match(s.users, string(user), false) }
+// InUserNamespace reports whether user is in the service's users namespace:
+// a user of this server (application service API, "Registration": the
+// namespace covers local users) matching one of its regexes.
+func (s *Service) InUserNamespace(user id.UserID) bool {
+	return user.Homeserver() == s.Sender.Homeserver() && match(s.users, string(user), false)
+}
 
 // IsInterestedInUser reports whether user is the service's sender or in its users namespace.
 func (s *Service) IsInterestedInUser(user id.UserID) bool {

@@ -143,7 +143,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 	}
 	asClient := asapi.NewClient(asHTTP)
 	hs.AppServiceClient = asClient
-	hs.AppServices = appservice.New(appservice.Deps{ServerName: cfg.ServerName, Registry: apps, Client: asClient, Store: store, Log: log})
+	hs.AppServices = appservice.New(appservice.Deps{Registry: apps, Client: asClient, Store: store, Log: log})
 
 	auditor := adminapi.NewAuditor(store, log)
 	limits := ratelimit.NewLimits(cfg.RateLimits)

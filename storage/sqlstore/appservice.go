@@ -103,6 +103,15 @@ func (s *Store) QueueAppServiceEphemeral(ctx context.Context, items map[string][
 
 // NextAppServiceTxn implements storage.AppServiceStore.
 func (s *Store) NextAppServiceTxn(ctx context.Context, asID, owner string, limit int) (*storage.AppServiceTxn, error) {
+	// Workers look after every committed event: an empty queue must not
+	// cost a write transaction.
+	var queued bool
+	if err := s.db.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM appservice_queue WHERE as_id = $1)`, asID).Scan(&queued); err != nil {
+		return nil, err
+	}
+	if !queued {
+		return nil, nil
+	}
 	var txn *storage.AppServiceTxn
 	err := s.db.Write(ctx, func(tx *sql.Tx) error {
 		last, err := holdsLease(ctx, tx, asID, owner)
