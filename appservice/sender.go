@@ -129,7 +129,7 @@ func (s *Sender) Start(ctx context.Context) {
 		go func() {
 			defer s.wg.Done()
 			err := s.store.ListenChanges(ctx, func(topic string) {
-				if topic == "" || topic == "appservice" || strings.HasPrefix(topic, "wake ") {
+				if topic == "" || topic == storage.AppServiceTopic || strings.HasPrefix(topic, "wake ") {
 					s.wakeAll()
 				}
 			})

@@ -86,13 +86,10 @@ func (a *API) registerAppService(w http.ResponseWriter, r *http.Request, req *re
 		}
 		localpart = l
 	}
-	if id.ValidateUserLocalpart(localpart) != nil {
-		return httputil.Errorf(http.StatusBadRequest, httputil.CodeInvalidUsername, "User ID can only contain characters a-z, 0-9, or '=_-./+'")
+	if err := a.checkLocalpartGrammar(localpart); err != nil {
+		return err
 	}
 	userID := id.NewUserID(localpart, a.cfg.ServerName)
-	if len(userID) > 255 {
-		return httputil.Errorf(http.StatusBadRequest, httputil.CodeInvalidUsername, "User ID is too long")
-	}
 	if !as.IsInterestedInUser(userID) {
 		return httputil.Errorf(http.StatusBadRequest, httputil.CodeExclusive, "%s is not in the application service's users namespace", userID)
 	}
@@ -132,17 +129,18 @@ func (a *API) loginAppService(r *http.Request, req *loginRequest) (id.UserID, er
 // users namespace exists before it is used (invited, or its profile read):
 // when it does not, the services are asked (GET /_matrix/app/v1/users/{userId}),
 // and the user is created when one answers that it exists (the service
-// should have registered it itself by then).
-func (a *API) EnsureAppServiceUser(ctx context.Context, user id.UserID) {
+// should have registered it itself by then). It reports whether it created
+// the user.
+func (a *API) EnsureAppServiceUser(ctx context.Context, user id.UserID) bool {
 	if a.apps.Empty() || user.Homeserver() != a.cfg.ServerName {
-		return
+		return false
 	}
 	targets := a.apps.UserQueryTargets(user)
 	if len(targets) == 0 {
-		return
+		return false
 	}
 	if _, err := a.store.GetAccount(ctx, user); !errors.Is(err, storage.ErrNotFound) {
-		return
+		return false
 	}
 	for _, as := range targets {
 		if !a.asClient.QueryUser(ctx, as, user) {
@@ -152,9 +150,11 @@ func (a *API) EnsureAppServiceUser(ctx context.Context, user id.UserID) {
 		_, err := a.store.Register(ctx, storage.Registration{Account: storage.Account{UserID: user, CreatedTS: time.Now().UnixMilli()}, DisplayName: localpart})
 		if err != nil && !errors.Is(err, storage.ErrConflict) {
 			a.log.Warn("create application service user", zap.String("appservice", as.ID), logging.UserID(user), zap.Error(err))
+			return false
 		}
-		return
+		return true
 	}
+	return false
 }
 
 // ResolveAppServiceAlias asks the services whose aliases namespace holds an
@@ -214,19 +214,8 @@ func (a *API) putAppServiceRoomVisibility(w http.ResponseWriter, r *http.Request
 	}
 	public := false
 	if r.Method == http.MethodPut {
-		var body struct {
-			Visibility *string `json:"visibility"`
-		}
-		if err := httputil.DecodeJSONObject(r, &body); err != nil {
+		if public, err = decodeVisibility(r, true); err != nil {
 			return err
-		}
-		switch {
-		case body.Visibility == nil:
-			return httputil.MissingParam("visibility is required")
-		case *body.Visibility == "public":
-			public = true
-		case *body.Visibility != "private":
-			return httputil.InvalidParam("visibility must be 'public' or 'private'")
 		}
 	}
 	network := httputil.PathVar(r, "networkId")

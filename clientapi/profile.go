@@ -47,9 +47,8 @@ func (a *API) loadProfile(r *http.Request, userID id.UserID) (map[string]json.Ra
 		return p, nil
 	}
 	p, err := a.store.GetProfile(r.Context(), userID)
-	if errors.Is(err, storage.ErrNotFound) && a.apps.UserQueryTargets(userID) != nil {
+	if errors.Is(err, storage.ErrNotFound) && a.EnsureAppServiceUser(r.Context(), userID) {
 		// A user of an application service may exist without being registered yet.
-		a.EnsureAppServiceUser(r.Context(), userID)
 		p, err = a.store.GetProfile(r.Context(), userID)
 	}
 	if errors.Is(err, storage.ErrNotFound) {

@@ -44,6 +44,19 @@ func (a *API) registerFlows() [][]string {
 	return [][]string{{stageDummy}}
 }
 
+// checkLocalpartGrammar checks what every new local user ID must meet,
+// application services' users included: the localpart grammar (so no upper
+// case) and at most 255 characters in all (M_INVALID_USERNAME).
+func (a *API) checkLocalpartGrammar(localpart string) error {
+	if err := id.ValidateUserLocalpart(localpart); err != nil {
+		return httputil.Errorf(http.StatusBadRequest, httputil.CodeInvalidUsername, "User ID can only contain characters a-z, 0-9, or '=_-./+'")
+	}
+	if len(id.NewUserID(localpart, a.cfg.ServerName)) > 255 {
+		return httputil.Errorf(http.StatusBadRequest, httputil.CodeInvalidUsername, "User ID is too long")
+	}
+	return nil
+}
+
 // validateLocalpart checks a requested username (client-server API, POST /register:
 // M_INVALID_USERNAME): the localpart grammar (so no upper case), numeric
 // localparts are kept for guests and a leading _ for application services.
@@ -51,17 +64,14 @@ func (a *API) validateLocalpart(localpart string) error {
 	invalid := func(msg string) error {
 		return httputil.Errorf(http.StatusBadRequest, httputil.CodeInvalidUsername, "%s", msg)
 	}
-	if err := id.ValidateUserLocalpart(localpart); err != nil {
-		return invalid("User ID can only contain characters a-z, 0-9, or '=_-./+'")
+	if err := a.checkLocalpartGrammar(localpart); err != nil {
+		return err
 	}
 	if strings.HasPrefix(localpart, "_") {
 		return invalid("User ID may not begin with _")
 	}
 	if strings.Trim(localpart, "0123456789") == "" {
 		return invalid("Numeric user IDs are reserved for guest users")
-	}
-	if len(id.NewUserID(localpart, a.cfg.ServerName)) > 255 {
-		return invalid("User ID is too long")
 	}
 	if a.cfg.Moderation.LocalpartDenied(localpart) {
 		return invalid("This user ID is not allowed on this server")

@@ -122,8 +122,6 @@ func (a *API) copyTagsFromPredecessor(ctx context.Context, user id.UserID, roomI
 	}
 }
 
-// resolveRoom is the roomserver's ResolveRoom, which asks the application
-// services about a local alias it does not know.
 // resolveTarget turns the room ID or alias of a join or a room summary
 // into a room ID, adding the servers an alias of another server names to
 // via. Errors are Matrix errors.
@@ -142,6 +140,8 @@ func (a *API) resolveTarget(ctx context.Context, target string, via []string) (i
 	return roomID, via, nil
 }
 
+// resolveRoom is the roomserver's ResolveRoom, which asks the application
+// services about a local alias it does not know.
 func (a *API) resolveRoom(ctx context.Context, roomIDOrAlias string) (id.RoomID, error) {
 	roomID, err := a.rooms.ResolveRoom(ctx, roomIDOrAlias)
 	if errors.Is(err, roomserver.ErrRoomNotFound) && strings.HasPrefix(roomIDOrAlias, "#") {

@@ -35,24 +35,35 @@ func (a *API) putRoomVisibility(w http.ResponseWriter, r *http.Request, dev *aut
 	if err != nil {
 		return err
 	}
-	var body struct {
-		Visibility *string `json:"visibility"`
-	}
-	if err := httputil.DecodeJSONObject(r, &body); err != nil {
+	public, err := decodeVisibility(r, false)
+	if err != nil {
 		return err
-	}
-	public := true // the spec's default
-	switch {
-	case body.Visibility == nil || *body.Visibility == "public":
-	case *body.Visibility == "private":
-		public = false
-	default:
-		return httputil.InvalidParam("visibility must be 'public' or 'private'")
 	}
 	if err := a.rooms.SetRoomVisibility(r.Context(), dev.UserID, dev.IsAdmin, roomID, public); err != nil {
 		return roomError(err)
 	}
 	return httputil.WriteJSON(w, http.StatusOK, map[string]any{})
+}
+
+// decodeVisibility reads a directory visibility body ({"visibility":
+// "public"|"private"}); a missing visibility is public, or 400
+// M_MISSING_PARAM when required.
+func decodeVisibility(r *http.Request, required bool) (public bool, err error) {
+	var body struct {
+		Visibility *string `json:"visibility"`
+	}
+	if err := httputil.DecodeJSONObject(r, &body); err != nil {
+		return false, err
+	}
+	switch {
+	case body.Visibility == nil && required:
+		return false, httputil.MissingParam("visibility is required")
+	case body.Visibility == nil || *body.Visibility == "public":
+		return true, nil
+	case *body.Visibility == "private":
+		return false, nil
+	}
+	return false, httputil.InvalidParam("visibility must be 'public' or 'private'")
 }
 
 // publicRoomsRequest is the body of POST /publicRooms (and the query of GET).

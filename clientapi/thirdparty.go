@@ -128,10 +128,10 @@ func (a *API) thirdPartyProtocol(w http.ResponseWriter, r *http.Request, _ *auth
 func (a *API) thirdPartyLookup(kind string) authn.Handler {
 	return func(w http.ResponseWriter, r *http.Request, _ *authn.Device) error {
 		protocol := httputil.PathVar(r, "protocol")
-		services := a.apps.ProtocolServices(protocol)
+		var services []*asapi.Service
 		if protocol == "" {
 			services = a.apps.ProtocolProviders()
-		} else if len(services) == 0 {
+		} else if services = a.apps.ProtocolServices(protocol); len(services) == 0 {
 			return httputil.NotFound("Unknown protocol %q", protocol)
 		}
 		q := url.Values{}

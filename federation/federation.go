@@ -55,8 +55,9 @@ type Deps struct {
 // alias of their namespaces this server does not know (the client API
 // implements it; application service API, "Querying").
 type AppServiceQuerier interface {
-	// EnsureAppServiceUser creates user when a service says it exists.
-	EnsureAppServiceUser(ctx context.Context, user id.UserID)
+	// EnsureAppServiceUser creates user when a service says it exists, and
+	// reports whether it did.
+	EnsureAppServiceUser(ctx context.Context, user id.UserID) bool
 	// ResolveAppServiceAlias returns the room of alias when a service created it on request.
 	ResolveAppServiceAlias(ctx context.Context, alias id.RoomAlias) (id.RoomID, bool)
 }

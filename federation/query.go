@@ -27,8 +27,7 @@ func (a *API) queryProfile(w http.ResponseWriter, r *http.Request) error {
 	}
 	field := q.Get("field")
 	prof, err := a.d.Store.GetProfile(r.Context(), userID)
-	if errors.Is(err, storage.ErrNotFound) && a.d.AppServices != nil {
-		a.d.AppServices.EnsureAppServiceUser(r.Context(), userID)
+	if errors.Is(err, storage.ErrNotFound) && a.d.AppServices != nil && a.d.AppServices.EnsureAppServiceUser(r.Context(), userID) {
 		prof, err = a.d.Store.GetProfile(r.Context(), userID)
 	}
 	if errors.Is(err, storage.ErrNotFound) {

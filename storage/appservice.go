@@ -11,6 +11,10 @@ import (
 // service's sender lease (another process took it over).
 var ErrLeaseLost = errors.New("application service lease held by another process")
 
+// AppServiceTopic is the change-feed topic announcing new application
+// service queue items (and the cursor moving) to the other processes.
+const AppServiceTopic = "appservice"
+
 // Kinds of AppServiceItem.
 const (
 	AppServiceItemEvent     = "event"

@@ -36,8 +36,11 @@ func newTypingState(in *Inbox) *typingState {
 	return &typingState{in: in, rooms: map[id.RoomID]map[id.UserID]*time.Timer{}, roomPos: map[id.RoomID]int64{}}
 }
 
-// set starts (typing) or stops a user's typing in room.
-func (t *typingState) set(room id.RoomID, user id.UserID, typing bool, timeout time.Duration) {
+// set starts (typing) or stops a user's typing in room and reports whether
+// the room's typing set changed. notify: this process received the change
+// (not another process through LinkTyping), so it, and only it, tells the
+// application services, also when the typing times out.
+func (t *typingState) set(room id.RoomID, user id.UserID, typing bool, timeout time.Duration, notify bool) bool {
 	t.mu.Lock()
 	users := t.rooms[room]
 	old, was := users[user]
@@ -50,7 +53,7 @@ func (t *typingState) set(room id.RoomID, user id.UserID, typing bool, timeout t
 			users = map[id.UserID]*time.Timer{}
 			t.rooms[room] = users
 		}
-		users[user] = time.AfterFunc(timeout, func() { t.expire(room, user) })
+		users[user] = time.AfterFunc(timeout, func() { t.expire(room, user, notify) })
 	} else if was {
 		delete(users, user)
 		if len(users) == 0 {
@@ -65,10 +68,11 @@ func (t *typingState) set(room id.RoomID, user id.UserID, typing bool, timeout t
 	if changed {
 		t.in.wakeRoomMembers(context.Background(), room)
 	}
+	return changed
 }
 
-// expire ends a typing notification whose timeout passed.
-func (t *typingState) expire(room id.RoomID, user id.UserID) {
+// expire ends a typing notification whose timeout passed (notify: as set's).
+func (t *typingState) expire(room id.RoomID, user id.UserID, notify bool) {
 	t.mu.Lock()
 	users := t.rooms[room]
 	if _, ok := users[user]; !ok {
@@ -83,7 +87,9 @@ func (t *typingState) expire(room id.RoomID, user id.UserID) {
 	t.roomPos[room] = t.pos
 	t.mu.Unlock()
 	t.in.wakeRoomMembers(context.Background(), room)
-	t.in.typingToAppServices(room)
+	if notify {
+		t.in.typingToAppServices(room)
+	}
 }
 
 // close stops every timer.

@@ -61,7 +61,7 @@ func (in *Inbox) LinkTyping(ctx context.Context, feed storage.ChangeFeed) {
 			if err != nil {
 				return
 			}
-			in.typing.set(id.RoomID(f[1]), id.UserID(f[2]), f[3] == "1", time.Duration(ms)*time.Millisecond)
+			in.typing.set(id.RoomID(f[1]), id.UserID(f[2]), f[3] == "1", time.Duration(ms)*time.Millisecond, false)
 		})
 		if err != nil && ctx.Err() == nil {
 			in.log.Warn("typing change feed", zap.Error(err))
@@ -72,8 +72,9 @@ func (in *Inbox) LinkTyping(ctx context.Context, feed storage.ChangeFeed) {
 // setTyping records a typing change this process received and shares it
 // with the other processes.
 func (in *Inbox) setTyping(room id.RoomID, user id.UserID, typing bool, timeout time.Duration) {
-	in.typing.set(room, user, typing, timeout)
-	in.typingToAppServices(room)
+	if in.typing.set(room, user, typing, timeout, true) {
+		in.typingToAppServices(room)
+	}
 	l := in.typingLink.Load()
 	if l == nil {
 		return

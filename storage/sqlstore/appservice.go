@@ -10,10 +10,6 @@ import (
 	"parley/storage"
 )
 
-// appServiceTopic is the change-feed topic announcing new application
-// service queue items to the process holding a service's lease.
-const appServiceTopic = "appservice"
-
 // ClaimAppService implements storage.AppServiceStore.
 func (s *Store) ClaimAppService(ctx context.Context, asID, owner string, now, until, cursor int64) (bool, error) {
 	var ok bool
@@ -97,7 +93,7 @@ func (s *Store) QueueAppServiceEphemeral(ctx context.Context, items map[string][
 				}
 			}
 		}
-		return s.announce(ctx, tx, appServiceTopic)
+		return s.announce(ctx, tx, storage.AppServiceTopic)
 	})
 }
 
