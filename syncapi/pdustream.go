@@ -552,8 +552,11 @@ func (f *filler) withOutlierLeave(ctx context.Context, m storage.Membership, tl 
 	} else if err != nil {
 		return nil, err
 	}
-	if !ev.Outlier || ev.Rejected {
+	if !ev.Outlier || ev.Rejected || f.rf.limit == 0 || !partAllows(f.rf.timeline, ev) {
 		return tl, nil
+	}
+	if len(tl) >= f.rf.limit {
+		tl = tl[len(tl)-f.rf.limit+1:] // the leave is the newest event
 	}
 	return append(tl, ev), nil
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
+	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
 	"parley/storage"
@@ -53,20 +54,23 @@ func (r *recentEvents) add(ev *storage.Event) {
 	if ev.StreamPos <= 0 {
 		return // backfilled history is not in the live stream
 	}
-	now := time.Now()
+	re := recentEvent{ev: ev, at: time.Now()}
+	if rel := gjson.GetBytes(ev.JSON, `content.m\.relates_to.event_id`); rel.Type == gjson.String {
+		re.relatesTo = id.EventID(rel.Str)
+	}
+	now := re.at
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	gen := r.mutation.EventsMutated()
 	if gen == r.gen && ev.StreamPos <= r.hi {
 		return // published after a newer event: the window has moved past it
 	}
-	if gen != r.gen || ev.StreamPos != r.hi+1 {
+	// A redaction starts the window over too: its target may have reached
+	// the window, unredacted, after the redaction's write counted as a
+	// mutation (events are published after their room lock is let go).
+	if gen != r.gen || ev.StreamPos != r.hi+1 || ev.Type == event.EventRedaction.Type {
 		clear(r.evs)
 		r.evs, r.lo, r.gen = r.evs[:0], ev.StreamPos-1, gen
-	}
-	re := recentEvent{ev: ev, at: now}
-	if rel := gjson.GetBytes(ev.JSON, `content.m\.relates_to.event_id`); rel.Type == gjson.String {
-		re.relatesTo = id.EventID(rel.Str)
 	}
 	r.evs = append(r.evs, re)
 	r.hi = ev.StreamPos

@@ -82,6 +82,19 @@ func TestRecentEventsWindow(t *testing.T) {
 	if _, ok := r.roomEvents("!r", 12, 14, 10); ok {
 		t.Fatal("kept events from before the mutation")
 	}
+	// An event published after the write that redacted it counted as a
+	// mutation: the redaction, published next, starts the window over.
+	mut.n++
+	r.add(ev(15, "!r"))
+	red := ev(16, "!r")
+	red.Type = "m.room.redaction"
+	r.add(red)
+	if _, ok := r.roomEvents("!r", 14, 16, 10); ok {
+		t.Fatal("kept an event published before its redaction, unredacted")
+	}
+	if got, ok := r.roomEvents("!r", 15, 16, 10); !ok || !slices.Equal(positions(got), []int64{16}) {
+		t.Fatalf("(15,16] after a redaction = %v %v", positions(got), ok)
+	}
 }
 
 // TestRecentEventsUnrelated: bundled relations are skipped only for local

@@ -19,6 +19,11 @@ import (
 // room bob is not in and a burst longer than the timeline limit, both answer
 // /sync from every earlier token, with and without a filter.
 func TestRecentTimelinesMatchStorage(t *testing.T) {
+	if os.Getenv("PARLEY_TEST_DB") == "postgres" {
+		// A database shared with other processes turns the window off:
+		// both sides would read storage.
+		t.Skip("the recent-events window is off on PostgreSQL")
+	}
 	srv := testserver.New(t)
 	alice := srv.Register(t, "alice")
 	bob := srv.Register(t, "bob")
@@ -86,7 +91,7 @@ func TestRecentTimelinesMatchStorage(t *testing.T) {
 		}
 	}
 	mark()
-	if os.Getenv("PARLEY_TEST_DB") != "postgres" && srv.HS.PDU.RecentReads() == 0 {
+	if srv.HS.PDU.RecentReads() == 0 {
 		t.Fatal("no timeline was read from the recent events")
 	}
 	if srv2.HS.PDU.RecentReads() != 0 {

@@ -102,14 +102,15 @@ func (s *Store) NextAppServiceTxn(ctx context.Context, asID, owner string, limit
 	// Workers look after every committed event: an empty queue must not
 	// cost a write transaction.
 	var queued bool
-	if err := s.db.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM appservice_queue WHERE as_id = $1)`, asID).Scan(&queued); err != nil {
+	err := s.db.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM appservice_queue WHERE as_id = $1) FROM appservice_state
+		WHERE as_id = $1 AND lease_owner = $2`, asID, owner).Scan(&queued)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, storage.ErrLeaseLost
+	} else if err != nil || !queued {
 		return nil, err
 	}
-	if !queued {
-		return nil, nil
-	}
 	var txn *storage.AppServiceTxn
-	err := s.db.Write(ctx, func(tx *sql.Tx) error {
+	err = s.db.Write(ctx, func(tx *sql.Tx) error {
 		last, err := holdsLease(ctx, tx, asID, owner)
 		if err != nil {
 			return err

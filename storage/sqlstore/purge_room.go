@@ -59,7 +59,6 @@ func (s *Store) PurgeRoom(ctx context.Context, roomID id.RoomID) (int, error) {
 // except its events and state groups.
 func (s *Store) purgeRoomRows(ctx context.Context, roomID id.RoomID) error {
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
-		s.eventsMutated.Add(1)
 		if s.fts5 {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM search_fts WHERE rowid IN (SELECT stream_pos FROM search_docs WHERE room_id = $1)`, roomID); err != nil {
 				return fmt.Errorf("purge search index: %w", err)
@@ -144,7 +143,6 @@ func (s *Store) purgeRoomEvents(ctx context.Context, roomID id.RoomID) (int, err
 func (s *Store) purgeRoomStateGroups(ctx context.Context, roomID id.RoomID) (int, error) {
 	n := 0
 	err := s.db.Write(ctx, func(tx *sql.Tx) error {
-		s.eventsMutated.Add(1)
 		rows, err := tx.QueryContext(ctx, `SELECT group_id FROM state_groups WHERE room_id = $1 LIMIT $2`, roomID, purgeBatch)
 		if err != nil {
 			return err

@@ -14,7 +14,6 @@ import (
 func (s *Store) PurgeEvents(ctx context.Context, roomID id.RoomID, before, selfDestructBefore int64) (int, error) {
 	n := 0
 	err := s.db.Write(ctx, func(tx *sql.Tx) error {
-		s.eventsMutated.Add(1)
 		// Candidates: non-state events that are not forward extremities. Events
 		// carrying a self-destruct time are read too when one is asked for.
 		q := `SELECT e.event_id, e.origin_ts, e.pdu FROM events e WHERE e.room_id = $1 AND e.state_key IS NULL
@@ -53,6 +52,9 @@ func (s *Store) PurgeEvents(ctx context.Context, roomID id.RoomID, before, selfD
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
+		}
+		if len(ids) > 0 {
+			s.eventsMutated.Add(1)
 		}
 		now := time.Now().UnixMilli()
 		for start := 0; start < len(ids); start += 500 {
