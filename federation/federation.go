@@ -49,6 +49,16 @@ type Deps struct {
 	// AppServices asks application services about local users and aliases
 	// of their namespaces that do not exist yet (nil: nobody is asked).
 	AppServices AppServiceQuerier
+	// UserKeys gives local users' keys as other servers see them, with the
+	// signatures their owners uploaded (nil: the stored keys as they are).
+	UserKeys UserKeys
+}
+
+// UserKeys reads local users' device keys (all of a user's for an empty
+// list) and cross-signing keys by type, signatures merged (the key server
+// implements it).
+type UserKeys interface {
+	PublishedKeys(ctx context.Context, query map[id.UserID][]id.DeviceID) (map[id.UserID]map[id.DeviceID]json.RawMessage, map[id.UserID]map[string]json.RawMessage, error)
 }
 
 // AppServiceQuerier asks the application services about a local user or

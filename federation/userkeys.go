@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 
@@ -15,6 +16,34 @@ func (a *API) localUser(userID id.UserID) bool {
 	return err == nil && server == a.serverName
 }
 
+// userKeys reads local users' keys as other servers see them: through
+// Deps.UserKeys (signatures merged), else as stored.
+func (a *API) userKeys(ctx context.Context, query map[id.UserID][]id.DeviceID) (map[id.UserID]map[id.DeviceID]json.RawMessage, map[id.UserID]map[string]json.RawMessage, error) {
+	if a.d.UserKeys != nil {
+		return a.d.UserKeys.PublishedKeys(ctx, query)
+	}
+	keys, err := a.d.Store.DeviceKeys(ctx, query)
+	if err != nil {
+		return nil, nil, err
+	}
+	users := make([]id.UserID, 0, len(query))
+	for u := range query {
+		users = append(users, u)
+	}
+	cs, err := a.d.Store.CrossSigningKeys(ctx, users)
+	if err != nil {
+		return nil, nil, err
+	}
+	devices := map[id.UserID]map[id.DeviceID]json.RawMessage{}
+	for u := range query {
+		devices[u] = map[id.DeviceID]json.RawMessage{}
+		for d, k := range keys[u] {
+			devices[u][d] = k.JSON
+		}
+	}
+	return devices, cs, nil
+}
+
 // userDevices handles GET /_matrix/federation/v1/user/devices/{userID}.
 func (a *API) userDevices(w http.ResponseWriter, r *http.Request) error {
 	userID := id.UserID(httputil.PathVar(r, "userID"))
@@ -22,7 +51,7 @@ func (a *API) userDevices(w http.ResponseWriter, r *http.Request) error {
 		return httputil.NotFound("user %s is not local to this server", userID)
 	}
 	ctx := r.Context()
-	keys, err := a.d.Store.DeviceKeys(ctx, map[id.UserID][]id.DeviceID{userID: {}})
+	keys, cs, err := a.userKeys(ctx, map[id.UserID][]id.DeviceID{userID: {}})
 	if err != nil {
 		return err
 	}
@@ -41,15 +70,11 @@ func (a *API) userDevices(w http.ResponseWriter, r *http.Request) error {
 			entry["device_display_name"] = d.DisplayName
 		}
 		if k, ok := keys[userID][d.DeviceID]; ok {
-			entry["keys"] = k.JSON
+			entry["keys"] = k
 		}
 		list = append(list, entry)
 	}
 	resp := map[string]any{"user_id": userID, "stream_id": pos, "devices": list}
-	cs, err := a.d.Store.CrossSigningKeys(ctx, []id.UserID{userID})
-	if err != nil {
-		return err
-	}
 	if k, ok := cs[userID]["master"]; ok {
 		resp["master_key"] = k
 	}
@@ -71,31 +96,18 @@ func (a *API) userKeysQuery(w http.ResponseWriter, r *http.Request) error {
 		return httputil.MissingParam("device_keys is required")
 	}
 	query := map[id.UserID][]id.DeviceID{}
-	var users []id.UserID
 	for u, devs := range req.DeviceKeys {
 		if a.localUser(u) {
 			query[u] = devs
-			users = append(users, u)
 		}
 	}
-	ctx := r.Context()
-	keys, err := a.d.Store.DeviceKeys(ctx, query)
+	deviceKeys, cs, err := a.userKeys(r.Context(), query)
 	if err != nil {
 		return err
 	}
-	cs, err := a.d.Store.CrossSigningKeys(ctx, users)
-	if err != nil {
-		return err
-	}
-	deviceKeys := map[id.UserID]map[id.DeviceID]json.RawMessage{}
 	master := map[id.UserID]json.RawMessage{}
 	selfSigning := map[id.UserID]json.RawMessage{}
-	for _, u := range users {
-		out := map[id.DeviceID]json.RawMessage{}
-		for d, k := range keys[u] {
-			out[d] = k.JSON
-		}
-		deviceKeys[u] = out
+	for u := range query {
 		if k, ok := cs[u]["master"]; ok {
 			master[u] = k
 		}

@@ -149,8 +149,11 @@ func deviceListUpdate(user id.UserID, device id.DeviceID, pos int64, prev []int6
 // names) or deleted. The change itself is the user's newest device-list
 // change, already recorded by the store.
 func (s *Server) DevicesChanged(ctx context.Context, user id.UserID, devices []id.DeviceID, deleted bool) {
+	if len(devices) == 0 {
+		return
+	}
 	servers := s.remoteServers(ctx, user)
-	if len(servers) == 0 || len(devices) == 0 {
+	if len(servers) == 0 {
 		return
 	}
 	pos, err := s.store.LastDeviceListChange(ctx, user, math.MaxInt64)
@@ -158,31 +161,30 @@ func (s *Server) DevicesChanged(ctx context.Context, user id.UserID, devices []i
 		s.log.Warn("device list update: position", zap.Error(err))
 		return
 	}
-	var keys map[id.DeviceID]storage.DeviceKey
+	var keys map[id.DeviceID]json.RawMessage
 	if !deleted {
-		all, err := s.store.DeviceKeys(ctx, map[id.UserID][]id.DeviceID{user: devices})
+		// As other servers see them: with the signatures the user uploaded.
+		lk, err := s.LocalKeys(ctx, map[id.UserID][]id.DeviceID{user: devices}, "")
 		if err != nil {
 			s.log.Warn("device list update: keys", zap.Error(err))
 			return
 		}
-		keys = all[user]
+		keys = lk.Devices[user]
 	}
 	prev := s.prevDeviceListChange(ctx, user, pos)
 	for _, d := range devices {
 		content := deviceListUpdate(user, d, pos, prev)
 		content["deleted"] = deleted
-		if k, ok := keys[d]; ok {
-			content["keys"] = k.JSON
-			if k.DisplayName != "" {
-				content["device_display_name"] = k.DisplayName
-			}
-		} else if !deleted {
+		if !deleted {
 			dev, err := s.store.GetDevice(ctx, user, d)
 			if err != nil {
 				continue // not a device (a cross-signing key), or gone already
 			}
 			if dev.DisplayName != "" {
 				content["device_display_name"] = dev.DisplayName
+			}
+			if k, ok := keys[d]; ok {
+				content["keys"] = k
 			}
 		}
 		s.fed.SendDeviceListUpdate(servers, content)

@@ -1,6 +1,7 @@
 package keyserver
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -163,7 +164,6 @@ func (s *Server) queryKeys(w http.ResponseWriter, r *http.Request, dev *authn.De
 	selfSigning := map[id.UserID]json.RawMessage{}
 	userSigning := map[id.UserID]json.RawMessage{}
 	local := map[id.UserID][]id.DeviceID{}
-	var localUsers []id.UserID
 	for user, devices := range req.DeviceKeys {
 		if _, _, err := user.Parse(); err != nil {
 			continue
@@ -175,7 +175,6 @@ func (s *Server) queryKeys(w http.ResponseWriter, r *http.Request, dev *authn.De
 			continue
 		}
 		local[user] = devices
-		localUsers = append(localUsers, user)
 	}
 	if s.fed != nil {
 		for server, q := range remoteByServer(s, req.DeviceKeys) {
@@ -201,48 +200,22 @@ func (s *Server) queryKeys(w http.ResponseWriter, r *http.Request, dev *authn.De
 			}
 		}
 	}
-	keys, err := s.store.DeviceKeys(ctx, local)
+	lk, err := s.LocalKeys(ctx, local, dev.UserID)
 	if err != nil {
-		return fmt.Errorf("query device keys: %w", err)
+		return err
 	}
-	sigs, err := s.store.KeySignatures(ctx, localUsers)
-	if err != nil {
-		return fmt.Errorf("query signatures: %w", err)
+	for user, devs := range lk.Devices {
+		deviceKeys[user] = devs
 	}
-	csKeys, err := s.store.CrossSigningKeys(ctx, localUsers)
-	if err != nil {
-		return fmt.Errorf("query cross-signing keys: %w", err)
-	}
-	byTarget := map[sigTarget][]storage.KeySignature{}
-	for _, ks := range sigs {
-		t := sigTarget{ks.TargetUser, ks.TargetKey}
-		byTarget[t] = append(byTarget[t], ks)
-	}
-	for _, user := range localUsers {
-		out := map[id.DeviceID]json.RawMessage{}
-		for device, dk := range keys[user] {
-			merged, err := decorateKey(dk.JSON, visibleSignatures(byTarget[sigTarget{user, string(device)}], user, dev.UserID), true, dk.DisplayName)
-			if err != nil {
-				return fmt.Errorf("device keys of %s %s: %w", user, device, err)
-			}
-			out[device] = merged
-		}
-		deviceKeys[user] = out
-		for typ, raw := range csKeys[user] {
-			if typ == "user_signing" && user != dev.UserID {
-				continue
-			}
-			merged, err := decorateKey(raw, visibleSignatures(byTarget[sigTarget{user, firstPublicKey(raw)}], user, dev.UserID), false, "")
-			if err != nil {
-				return fmt.Errorf("cross-signing key of %s: %w", user, err)
-			}
+	for user, cs := range lk.CrossSigning {
+		for typ, k := range cs {
 			switch typ {
 			case "master":
-				masterKeys[user] = merged
+				masterKeys[user] = k
 			case "self_signing":
-				selfSigning[user] = merged
+				selfSigning[user] = k
 			case "user_signing":
-				userSigning[user] = merged
+				userSigning[user] = k
 			}
 		}
 	}
@@ -252,6 +225,81 @@ func (s *Server) queryKeys(w http.ResponseWriter, r *http.Request, dev *authn.De
 	resp["self_signing_keys"] = selfSigning
 	resp["user_signing_keys"] = userSigning
 	return httputil.WriteJSON(w, http.StatusOK, resp)
+}
+
+// Keys are local users' published keys, with the signatures a requester
+// may see merged in (LocalKeys).
+type Keys struct {
+	// Devices are device keys, with unsigned.device_display_name.
+	Devices map[id.UserID]map[id.DeviceID]json.RawMessage
+	// CrossSigning are cross-signing keys by type (master, self_signing, and
+	// user_signing for the requester's own user only).
+	CrossSigning map[id.UserID]map[string]json.RawMessage
+}
+
+// LocalKeys returns the device keys (all of a user's for an empty device
+// list) and cross-signing keys of local users, with the signatures uploaded
+// by their owners and those requester made (requester "": another server,
+// which sees the owners' signatures only).
+func (s *Server) LocalKeys(ctx context.Context, query map[id.UserID][]id.DeviceID, requester id.UserID) (*Keys, error) {
+	users := make([]id.UserID, 0, len(query))
+	for u := range query {
+		users = append(users, u)
+	}
+	keys, err := s.store.DeviceKeys(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("query device keys: %w", err)
+	}
+	sigs, err := s.store.KeySignatures(ctx, users)
+	if err != nil {
+		return nil, fmt.Errorf("query signatures: %w", err)
+	}
+	csKeys, err := s.store.CrossSigningKeys(ctx, users)
+	if err != nil {
+		return nil, fmt.Errorf("query cross-signing keys: %w", err)
+	}
+	byTarget := map[sigTarget][]storage.KeySignature{}
+	for _, ks := range sigs {
+		t := sigTarget{ks.TargetUser, ks.TargetKey}
+		byTarget[t] = append(byTarget[t], ks)
+	}
+	out := &Keys{Devices: map[id.UserID]map[id.DeviceID]json.RawMessage{}, CrossSigning: map[id.UserID]map[string]json.RawMessage{}}
+	for _, user := range users {
+		devs := map[id.DeviceID]json.RawMessage{}
+		for device, dk := range keys[user] {
+			merged, err := decorateKey(dk.JSON, visibleSignatures(byTarget[sigTarget{user, string(device)}], user, requester), true, dk.DisplayName)
+			if err != nil {
+				return nil, fmt.Errorf("device keys of %s %s: %w", user, device, err)
+			}
+			devs[device] = merged
+		}
+		out.Devices[user] = devs
+		cs := map[string]json.RawMessage{}
+		for typ, raw := range csKeys[user] {
+			if typ == "user_signing" && user != requester {
+				continue
+			}
+			merged, err := decorateKey(raw, visibleSignatures(byTarget[sigTarget{user, firstPublicKey(raw)}], user, requester), false, "")
+			if err != nil {
+				return nil, fmt.Errorf("cross-signing key of %s: %w", user, err)
+			}
+			cs[typ] = merged
+		}
+		if len(cs) > 0 {
+			out.CrossSigning[user] = cs
+		}
+	}
+	return out, nil
+}
+
+// PublishedKeys is LocalKeys as other servers see them (federation user
+// keys queries and device lists).
+func (s *Server) PublishedKeys(ctx context.Context, query map[id.UserID][]id.DeviceID) (map[id.UserID]map[id.DeviceID]json.RawMessage, map[id.UserID]map[string]json.RawMessage, error) {
+	lk, err := s.LocalKeys(ctx, query, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	return lk.Devices, lk.CrossSigning, nil
 }
 
 // sigTarget is a signed key: its owner and key ID.

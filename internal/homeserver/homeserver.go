@@ -243,7 +243,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Homeserver, 
 
 	fed := federation.New(federation.Deps{Config: &hs.Config, Key: key, Version: Version, Log: log, Store: store,
 		Keys: hs.Keys, Client: fedClient, Rooms: rooms, Outbound: hs.Outbound,
-		EDUs: &federation.EDUs{Sink: hs.Inbox, ToDevice: keys, ACL: rooms}, Media: fedLocalMedia{media}, AppServices: client})
+		EDUs: &federation.EDUs{Sink: hs.Inbox, ToDevice: keys, ACL: rooms}, Media: fedLocalMedia{media}, AppServices: client, UserKeys: keys})
 	fed.Register(router)
 
 	hs.handler = httputil.CORS(httputil.RealIP(proxies, hs.requestLog(httputil.LimitBody(cfg.Listen.MaxRequestBytes, isMediaUpload, admin.Restrict(router)))))
