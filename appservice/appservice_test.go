@@ -81,7 +81,7 @@ func TestAppServiceTransactions(t *testing.T) {
 		t.Fatalf("receipt %v", receipt)
 	}
 
-	// Transaction IDs increase, and only delivered ones are retried.
+	// Transaction IDs increase from one delivered transaction to the next.
 	var last int
 	for _, txn := range bridge.Delivered(t) {
 		n, err := strconv.Atoi(txn.ID)

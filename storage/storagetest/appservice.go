@@ -109,6 +109,17 @@ func testAppServiceQueue(t *testing.T, s storage.Store) {
 	if len(evs) != 1 || evs[0].EventID != "$e3" {
 		t.Fatalf("second page %v", evs)
 	}
+	// Rejected and soft-failed events are not part of the timeline.
+	rejected, softFailed := ev(4, "m.room.message", nil, alice, "$e3"), ev(5, "m.room.message", nil, alice, "$e3")
+	rejected.Rejected, softFailed.SoftFailed = true, true
+	_, err = s.StoreEvents(ctx, storage.StoreEventsRequest{RoomID: room,
+		Events: []*storage.NewEvent{rejected, softFailed, ev(6, "m.room.message", nil, alice, "$e3")}})
+	must(t, err)
+	evs, err = s.TimelineEventsAfter(ctx, evs[0].StreamPos, 10)
+	must(t, err)
+	if len(evs) != 1 || evs[0].EventID != "$e6" {
+		t.Fatalf("after rejected and soft-failed events: %v", evs)
+	}
 }
 
 func testAppServiceDirectory(t *testing.T, s storage.Store) {
